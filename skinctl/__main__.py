@@ -1,0 +1,3 @@
+from skinctl.cli import app
+
+app(prog_name="skinctl")

@@ -1,0 +1,289 @@
+"""SQLAlchemy 2 typed models. They mirror the Alembic migrations exactly (`skinctl db check`).
+
+The plan's four tables keep their names, columns, types and index names; later migrations
+only add to them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LABEL_SOURCES = ("dataset", "human", "model")
+LABEL_STATUSES = ("pending", "verified", "rejected")
+LABEL_TASKS = ("condition", "skin_type")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --- migration 0001: the plan's four tables -------------------------------------------------
+
+
+class TrainingImage(Base):
+    __tablename__ = "ml_training_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_url: Mapped[str] = mapped_column(String(500), nullable=False)
+    local_path: Mapped[str | None] = mapped_column(String(255))
+    image_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dataset_source: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime | None] = mapped_column(
+        DateTime, server_default=func.current_timestamp()
+    )
+    # migration 0002
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    byte_size: Mapped[int | None] = mapped_column(BigInteger)
+    phash: Mapped[int | None] = mapped_column(BigInteger)
+    phash_method: Mapped[str | None] = mapped_column(String(32))
+    quality_flags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(32)), nullable=False, server_default=text("'{}'::varchar[]")
+    )
+    split: Mapped[str | None] = mapped_column(String(16))
+    group_key: Mapped[str | None] = mapped_column(String(255))
+    ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+
+    labels: Mapped[list[ConditionLabel]] = relationship(back_populates="image")
+    sources: Mapped[list[ImageSource]] = relationship(back_populates="image")
+
+    __table_args__ = (
+        Index("idx_training_images_source", "dataset_source"),
+        Index("ix_ml_training_images_phash", "phash"),
+        Index("ix_ml_training_images_group_key", "group_key"),
+        Index("ix_ml_training_images_quality_flags", "quality_flags", postgresql_using="gin"),
+    )
+
+
+class ConditionLabel(Base):
+    __tablename__ = "skin_condition_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("ml_training_images.id"))
+    condition_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    confidence_score: Mapped[float | None] = mapped_column(Float)
+    severity_level: Mapped[str | None] = mapped_column(String(50))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    verified: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime | None] = mapped_column(
+        DateTime, server_default=func.current_timestamp()
+    )
+    # migration 0002
+    task: Mapped[str] = mapped_column(
+        String(20), nullable=False, server_default=text("'condition'")
+    )
+    source: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'dataset'"))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'pending'"))
+    verified_by: Mapped[str | None] = mapped_column(String(100))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    image_source_id: Mapped[int | None] = mapped_column(ForeignKey("image_sources.id"))
+
+    image: Mapped[TrainingImage | None] = relationship(back_populates="labels")
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("idx_condition_labels_type", "condition_type"),
+        Index("ix_skin_condition_labels_image_id", "image_id"),
+        Index("ix_skin_condition_labels_status", "status"),
+        UniqueConstraint(
+            "image_source_id", "task", "condition_type", name="uq_skin_condition_labels_origin"
+        ),
+        CheckConstraint(f"source IN {LABEL_SOURCES!r}", name="source"),
+        CheckConstraint(f"status IN {LABEL_STATUSES!r}", name="status"),
+        CheckConstraint(f"task IN {LABEL_TASKS!r}", name="task"),
+    )
+
+
+class SubjectMetadata(Base):
+    __tablename__ = "subject_metadata"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("ml_training_images.id"))
+    gender: Mapped[str | None] = mapped_column(String(20))
+    age_range: Mapped[str | None] = mapped_column(String(20))
+    ethnicity: Mapped[str | None] = mapped_column(String(50))
+    skin_type: Mapped[str | None] = mapped_column(String(50))
+    fitzpatrick_scale: Mapped[int | None] = mapped_column(Integer)
+    additional_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # migration 0002
+    subject_id: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (
+        CheckConstraint("fitzpatrick_scale BETWEEN 1 AND 6", name="fitzpatrick_scale"),
+        Index("idx_metadata_skin_type", "skin_type"),
+        UniqueConstraint("image_id", name="uq_subject_metadata_image_id"),
+    )
+
+
+class TrainingMetrics(Base):
+    __tablename__ = "model_training_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    version: Mapped[str | None] = mapped_column(String(50))
+    training_date: Mapped[datetime | None] = mapped_column(
+        DateTime, server_default=func.current_timestamp()
+    )
+    dataset_size: Mapped[int | None] = mapped_column(Integer)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    precision_score: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    f1_score: Mapped[float | None] = mapped_column(Float)
+    training_duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("idx_training_metrics_date", "training_date"),)
+
+
+# --- migration 0002: ingest runs, provenance, duplicates, label history ----------------------
+
+
+class IngestRun(Base):
+    """One `skinctl ingest images` invocation: options, counts, timing."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_source: Mapped[str] = mapped_column(String(100), nullable=False)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'running'"))
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_by: Mapped[str | None] = mapped_column(String(100))
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'finished', 'interrupted', 'failed')", name="status"
+        ),
+    )
+
+
+class ImageSource(Base):
+    """Every file path an image was read from: the first one and each exact duplicate."""
+
+    __tablename__ = "image_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("ml_training_images.id"), nullable=False)
+    dataset_source: Mapped[str] = mapped_column(String(100), nullable=False)
+    local_path: Mapped[str] = mapped_column(Text, nullable=False)
+    split: Mapped[str | None] = mapped_column(String(16))
+    ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    image: Mapped[TrainingImage] = relationship(back_populates="sources")
+
+    __table_args__ = (
+        UniqueConstraint("dataset_source", "local_path", name="uq_image_sources_dataset_path"),
+        Index("ix_image_sources_image_id", "image_id"),
+    )
+
+
+class IngestRejection(Base):
+    """A file an ingest run could not accept, and why."""
+
+    __tablename__ = "ingest_rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ingest_run_id: Mapped[int] = mapped_column(ForeignKey("ingest_runs.id"), nullable=False)
+    dataset_source: Mapped[str] = mapped_column(String(100), nullable=False)
+    local_path: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(String(40), nullable=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (Index("ix_ingest_rejections_ingest_run_id", "ingest_run_id"),)
+
+
+class ImageDuplicate(Base):
+    """A near-duplicate pair (image_id_a < image_id_b) and how far apart they are."""
+
+    __tablename__ = "image_duplicates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id_a: Mapped[int] = mapped_column(ForeignKey("ml_training_images.id"), nullable=False)
+    image_id_b: Mapped[int] = mapped_column(ForeignKey("ml_training_images.id"), nullable=False)
+    distance: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    method: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("image_id_a", "image_id_b", name="uq_image_duplicates_pair"),
+        CheckConstraint("image_id_a < image_id_b", name="ordered"),
+        Index("ix_image_duplicates_image_id_b", "image_id_b"),
+    )
+
+
+class LabelHistory(Base):
+    """Append-only: every change to a label, who made it, when, before and after.
+    A trigger (migration 0002) refuses UPDATE and DELETE on this table."""
+
+    __tablename__ = "label_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("skin_condition_labels.id"), nullable=False)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("ml_training_images.id"))
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    changed_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_label_history_label_id", "label_id"),
+        Index("ix_label_history_image_id", "image_id"),
+    )
+
+
+PLAN_TABLES = (
+    "ml_training_images",
+    "skin_condition_labels",
+    "subject_metadata",
+    "model_training_metrics",
+)

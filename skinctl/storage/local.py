@@ -1,0 +1,74 @@
+"""A local folder as the image store."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from skinctl.errors import StorageError
+
+
+def _path_from_url(url: str) -> Path:
+    if url.startswith("file://"):
+        return Path(unquote(urlparse(url).path))
+    return Path(url).expanduser()
+
+
+class LocalStorage:
+    """Objects are files under `root`; writes go to a temporary file and are renamed into place,
+    so a crash never leaves a half-written object under its final name."""
+
+    def __init__(self, url: str) -> None:
+        self.root = _path_from_url(url).resolve()
+        self.base_url = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in Path(key).parts:
+            raise StorageError(f"Refusing storage key {key!r}: it leaves the store.")
+        return self.root / key
+
+    def url_for(self, key: str) -> str:
+        return f"{self.base_url}/{key}"
+
+    def key_for(self, url: str) -> str:
+        prefix = self.base_url + "/"
+        if not url.startswith(prefix):
+            raise ValueError(f"{url} is not in {self.base_url}")
+        return url[len(prefix) :]
+
+    def put(self, key: str, data: bytes, *, md5_hex: str | None = None) -> bool:
+        path = self._path(key)
+        if path.exists() and path.stat().st_size == len(data):
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return True
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"Stored object {self.url_for(key)} is missing.") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def iter_keys(self) -> Iterator[str]:
+        if not self.root.exists():
+            return
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield path.relative_to(self.root).as_posix()
