@@ -1,0 +1,176 @@
+"""Per-image work that every ingest must do, on ONE decode path.
+
+Hashes computed from a full decode and from a reduced decode of the same image differ by a
+few bits, so every place that computes a perceptual hash (ingest, dedup queries, predict)
+calls `analyse_bytes` / `perceptual_hash` here, and rows record `PHASH_METHOD`.
+
+The decode is reduced where the format allows it (JPEG `draft`: the decoder scales by up to
+1/8 and still reads the whole stream, so a truncated file raises), converted to 8-bit
+grayscale, and turned upright by the EXIF orientation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import imagehash
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PHASH_METHOD = "phash64-draftL64-v1"
+DRAFT_SIZE = (64, 64)
+DEFAULT_MAX_PIXELS = 80_000_000  # refuse decompression bombs before decoding
+SUPPORTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif"}
+SUPPORTED_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA"}
+
+# Quality thresholds on the reduced grayscale image (0..255).
+DARK_MEAN = 40.0
+BRIGHT_MEAN = 215.0
+NEAR_CONSTANT_STD = 6.0
+BLURRY_LAPLACIAN_VAR = 30.0
+ODD_ASPECT = 3.0
+SMALL_SIDE = 64
+
+# Pillow warns (and at 2x raises) on huge images; we check the size ourselves, first.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageRejected(Exception):
+    """The bytes cannot be ingested. `reason` is a stable code; `detail` says why for people."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    sha256: str
+    byte_size: int
+    format: str  # Pillow's name: JPEG, PNG, ...
+    ext: str  # the extension the stored object gets, from the real format
+    width: int  # upright (after EXIF orientation)
+    height: int
+    mode: str
+    phash: int  # signed 64-bit, fits BIGINT
+    quality_flags: list[str] = field(default_factory=list)
+
+
+def to_signed64(value: int) -> int:
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def to_unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def hamming(a: int, b: int) -> int:
+    return (to_unsigned64(a) ^ to_unsigned64(b)).bit_count()
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageRejected("not_an_image", "not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageRejected("corrupt", f"unreadable image header ({error})") from None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    format: str
+    mode: str  # the stored pixel mode, before the grayscale conversion
+    width: int  # upright
+    height: int
+    gray: Image.Image  # upright, reduced, 8-bit grayscale
+
+
+def decode_reduced(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """Validate and decode on the one reduced path; ImageRejected says why not."""
+    image = _open(data)
+    if image.format not in SUPPORTED_FORMATS:
+        raise ImageRejected("unsupported_format", f"{image.format} images are not supported")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageRejected("corrupt", f"impossible size {width}x{height}")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "too_many_pixels",
+            f"{width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,}",
+        )
+    mode = image.mode
+    if mode not in SUPPORTED_MODES:
+        raise ImageRejected(
+            "unsupported_mode",
+            f"pixel mode {mode} (e.g. CMYK or 16-bit) is not supported; convert it to 8-bit RGB",
+        )
+    orientation = image.getexif().get(0x0112, 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if image.format == "JPEG":
+                image.draft("L", DRAFT_SIZE)
+            image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        text = str(error)
+        reason = "truncated" if "truncated" in text else "corrupt"
+        raise ImageRejected(reason, f"decoding failed: {text}") from None
+    upright = ImageOps.exif_transpose(image)
+    gray = upright if upright.mode == "L" else upright.convert("L")
+    if orientation in (5, 6, 7, 8):  # these orientations swap the sides
+        width, height = height, width
+    return Decoded(image.format, mode, width, height, gray)
+
+
+def perceptual_hash(gray: Image.Image) -> int:
+    """64-bit DCT hash of the reduced grayscale image, as a signed BIGINT."""
+    return to_signed64(int(str(imagehash.phash(gray, hash_size=8)), 16))
+
+
+def quality_flags(gray: Image.Image, width: int, height: int) -> list[str]:
+    pixels = np.asarray(gray, dtype=np.float32)
+    flags = []
+    mean = float(pixels.mean())
+    std = float(pixels.std())
+    if std < NEAR_CONSTANT_STD:
+        flags.append("near_constant")
+    if mean < DARK_MEAN:
+        flags.append("dark")
+    elif mean > BRIGHT_MEAN:
+        flags.append("bright")
+    if pixels.shape[0] >= 3 and pixels.shape[1] >= 3 and std >= NEAR_CONSTANT_STD:
+        laplacian = (
+            pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:]
+            - 4 * pixels[1:-1, 1:-1]
+        )
+        if float(laplacian.var()) < BLURRY_LAPLACIAN_VAR:
+            flags.append("blurry")
+    if max(width, height) / max(1, min(width, height)) > ODD_ASPECT:
+        flags.append("odd_aspect")
+    if min(width, height) < SMALL_SIDE:
+        flags.append("small")
+    return flags
+
+
+def analyse_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFacts:
+    """Validate, hash and measure one image's bytes; ImageRejected says why not."""
+    if not data:
+        raise ImageRejected("empty", "zero-byte file")
+    sha256 = hashlib.sha256(data).hexdigest()
+    decoded = decode_reduced(data, max_pixels)
+    return ImageFacts(
+        sha256=sha256,
+        byte_size=len(data),
+        format=decoded.format,
+        ext=SUPPORTED_FORMATS[decoded.format],
+        width=decoded.width,
+        height=decoded.height,
+        mode=decoded.mode,
+        phash=perceptual_hash(decoded.gray),
+        quality_flags=quality_flags(decoded.gray, decoded.width, decoded.height),
+    )
