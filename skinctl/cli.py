@@ -6,7 +6,6 @@ command modules import heavy libraries (TensorFlow, Textual, kagglehub, GCS) ins
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ def render_error(error: SkinctlError, verbose: bool) -> None:
     from skinctl.console import stderr
 
     if verbose and error.__cause__ is not None:
+        import traceback
+
         stderr.print("".join(traceback.format_exception(error.__cause__)), highlight=False, markup=False)
     stderr.print(f"[bold red]error:[/] {error.message}", highlight=False)
     if error.hint:

@@ -153,3 +153,19 @@ def cli(database_url: str, home: Path, engine: Engine, tmp_path: Path) -> Cli:
             "DATABASE_URL": "",
         }
     )
+
+
+@pytest.fixture
+def scratch_database_url(server_url: str) -> Iterator[str]:
+    """An empty database (no schema) of its own, dropped after the test."""
+    name = f"skinctl_scratch_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+        )
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from skinctl.config import LoadedSettings, Settings, load_settings
 from skinctl.errors import UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from skinctl.config import LoadedSettings, Settings
     from skinctl.storage import Storage
 
 
@@ -27,6 +27,8 @@ class AppState:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
+            from skinctl.config import load_settings  # pydantic model building: only when used
+
             self._loaded = load_settings(self.flags)
         return self._loaded
 

@@ -64,6 +64,35 @@ def _server_version(bin_dir: Path) -> str | None:
     return words[-1] if out.returncode == 0 and words else None
 
 
+def _exists(pid: int) -> bool:
+    """True while the process exists, zombies included (PostgreSQL's own lock check sees those)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # cannot tell (zombie or no /proc): assume it is, and wait for it
+
+
+def _alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie waiting to be reaped."""
+    if not _exists(pid):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     running: bool
@@ -162,13 +191,7 @@ class EmbeddedPostgres:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid, port
+        return (pid, port) if _alive(pid) else None
 
     def _accepting(self, port: int) -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -215,12 +238,29 @@ class EmbeddedPostgres:
         with self._locked():
             if not self.initialised:
                 self._initdb(announce)
+            self._wait_for_stale_postmaster()
             found = self._postmaster()
             if not (found and self._accepting(found[1])):
                 port = self._start()
                 self._create_database(port)
                 return self.url(port)
             return self.url(found[1])
+
+    def _wait_for_stale_postmaster(self, timeout: float = 30.0) -> None:
+        """A server that crashed (or is shutting down) leaves its process, or its zombie, for a
+        moment; PostgreSQL refuses to start until it is gone, so wait rather than fail."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return
+        if _exists(pid) and not _is_postgres(pid):
+            # After a reboot the pid may belong to an unrelated process: the file is stale.
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _exists(pid) and not self._accepting(port):
+            time.sleep(0.1)
 
     def _initdb(self, announce) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
