@@ -22,7 +22,7 @@ from skinctl.errors import FetchError, NotFound
 if TYPE_CHECKING:
     import requests
 
-CHUNK_SIZE = 1024 * 1024
+CHUNK_SIZE = 64 * 1024  # small enough that a cut loses little of what already arrived
 ATTEMPTS = 4
 RETRY_BASE_DELAY = 0.5  # seconds; doubles after each failed attempt
 TIMEOUT = (10, 60)  # connect, read (seconds between bytes)

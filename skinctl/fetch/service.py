@@ -236,8 +236,9 @@ def _fetch_kaggle(entry: DatasetEntry, settings: Settings, request: FetchRequest
         if request.force and part.exists():
             part.unlink()
         with dl.ByteProgress(f"{entry.slug} {version}", enabled=request.progress) as progress:
-            kaggle.download_archive(client, reference, number, part, progress)
-    # Kaggle signs its archives with an MD5 header, already checked while downloading.
+            _part, md5_b64 = kaggle.download_archive(client, reference, number, part, progress)
+    # Kaggle's archive host announces an MD5 (x-goog-hash); a mismatch deletes the download.
+    dl.verify(part, md5_b64=md5_b64, label=f"Kaggle dataset {reference} {version}")
     return _extract_and_finish(entry, settings, request, folder, version, part, "kaggle", reference,
                                name_hint="data", extra={"kaggle_version": number})
 
