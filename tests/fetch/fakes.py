@@ -53,6 +53,7 @@ class FakeServer:
     require_auth: set[str] = field(default_factory=set)  # accepted Authorization header values
     log: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     port: int = 0
+    ignore_range: bool = False  # answer Range requests with the whole file (200)
     wrong_md5: bool = False  # announce an MD5 that does not match the archive
 
     @property
@@ -137,7 +138,7 @@ def make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             start = 0
             status = 200
             range_header = self.headers.get("Range")
-            if range_header and range_header.startswith("bytes="):
+            if range_header and range_header.startswith("bytes=") and not server.ignore_range:
                 start = int(range_header[6:].split("-", 1)[0])
                 if start >= len(data):
                     self.send_response(416)
