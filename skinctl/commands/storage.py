@@ -69,7 +69,7 @@ def check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify that every image_url exists and its bytes hash to image_hash (exit 3 if not)."""
-    from skinctl.console import print_json, stdout, table
+    from skinctl.console import print_json, stdout
     from skinctl.storage.maintenance import check_images
 
     engine = state(ctx).engine()
@@ -83,11 +83,10 @@ def check(
             f"{len(report.corrupt):,} corrupt",
             highlight=False,
         )
-        if report.problems:
-            stdout.print(
-                table("Problems", ["id", "problem", "dataset", "image_url", "detail"],
-                      [(p.id, p.problem, p.dataset_source, p.image_url, p.detail) for p in report.problems])
-            )
+        # One line per problem: URLs stay whole, so they can be copied or grepped.
+        for problem in report.problems:
+            stdout.print(f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
+                         highlight=False, markup=False)
     if report.problems:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -101,7 +100,7 @@ def migrate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Copy every stored image to another store, verify it, then repoint image_url (resumable)."""
-    from skinctl.console import info, print_json, stdout, table
+    from skinctl.console import info, print_json, stdout
     from skinctl.storage import open_storage
     from skinctl.storage.maintenance import migrate_images
 
@@ -119,9 +118,9 @@ def migrate(
             f"{report.already_there:,} were there before)",
             highlight=False,
         )
-        if report.failed:
-            stdout.print(table("Not migrated", ["id", "problem", "image_url", "detail"],
-                               [(p.id, p.problem, p.image_url, p.detail) for p in report.failed]))
+        for problem in report.failed:
+            stdout.print(f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
+                         f"({problem.detail})", highlight=False, markup=False)
     if report.moved and app_state.settings.storage.rstrip("/") != target.base_url and not as_json:
         info(f"hint: set storage_url = \"{target.base_url}\" so new images go there too.")
     if report.failed:

@@ -154,8 +154,10 @@ def download(
         try:
             with open_response(headers) as response:
                 if response.status_code == 416 and have:
-                    # Our part is as long as (or longer than) the file: start over to be sure.
-                    part.unlink()
+                    total = response.headers.get("Content-Range", "").rsplit("/", 1)[-1]
+                    if total.isdigit() and int(total) == have:
+                        return part, md5_b64  # finished earlier; the checksum step decides
+                    part.unlink()  # longer than the file: it cannot be trusted, start over
                     raise RetryableError("the server refused the resume range")
                 if response.status_code >= 500:
                     raise RetryableError(f"the server answered {response.status_code}")

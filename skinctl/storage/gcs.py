@@ -96,9 +96,10 @@ class GCSStorage:
                                             credentials=AnonymousCredentials())
                 else:
                     client = storage.Client(project=self.project)
-            except DefaultCredentialsError:
+            except DefaultCredentialsError as error:
+                reason = str(error).splitlines()[0][:200]
                 raise StorageError(
-                    f"No Google Cloud credentials found for {self.base_url}.",
+                    f"No usable Google Cloud credentials for {self.base_url}: {reason}",
                     hint="Set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run "
                     "`gcloud auth application-default login`.",
                 ) from None

@@ -248,3 +248,18 @@ def test_commercial_set_without_source_explains_how(fetch_cli):
     result = fetch_cli("fetch", "get", "facial-skin-condition")
     assert result.exit_code == 2
     assert "--from" in result.stderr and "--url" in result.stderr
+
+
+def test_download_that_finished_before_a_crash_is_not_fetched_again(fake_server, fetch_settings):
+    """The .part is complete but the run died before extracting: Range past the end (416)."""
+    data = build_zip({"COSING_Ingredients.csv": b"INCI name\nAQUA\n"})
+    fake_server.plain["inv.zip"] = data
+    url = f"{fake_server.base}/plain/inv.zip"
+    part = fetch_settings.home / "datasets/cosing/.downloads" / f"url-{hashlib.sha256(url.encode()).hexdigest()[:16]}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data)
+    result = fetch_dataset(get_entry("cosing", fetch_settings), fetch_settings,
+                           FetchRequest(url=url, sha256=hashlib.sha256(data).hexdigest(), progress=False))
+    assert _tree(result.path) == {"COSING_Ingredients.csv": b"INCI name\nAQUA\n"}
+    (_method, _path, headers), = fake_server.requests_to("/plain/")
+    assert headers["Range"] == f"bytes={len(data)}-"
