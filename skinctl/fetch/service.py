@@ -340,6 +340,14 @@ def fetch_dataset(entry: DatasetEntry, settings: Settings, request: FetchRequest
     if request.url and not request.url.startswith(("http://", "https://")):
         raise UsageError(f"--url {dl.safe_url(request.url)!r} must start with http:// or https://.")
     folder = datasets_dir(settings) / entry.slug
+    output_dir = request.output_dir.absolute() if request.output_dir else None
+    if (output_dir and output_dir.is_dir() and any(output_dir.iterdir()) and not request.force
+            and output_dir not in _recorded_path(folder)):
+        # Said before downloading anything; _Publisher.prepare checks again before writing.
+        raise UsageError(
+            f"--output-dir {output_dir} is not empty.",
+            hint="Choose an empty or new folder, or add --force to replace its contents.",
+        )
     with _locked(folder, entry.slug):
         if request.from_path:
             return _fetch_local(entry, settings, request, folder, request.from_path)

@@ -186,10 +186,12 @@ def test_output_dir_and_progress_bar(kaggle, skin_types, fetch_settings, tmp_pat
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("user data")
+    kaggle.log.clear()
     with pytest.raises(UsageError, match="is not empty"):
         fetch_dataset(get_entry("skin-types", fetch_settings), fetch_settings,
                       FetchRequest(output_dir=occupied, progress=False))
     assert (occupied / "keep.txt").read_text() == "user data"
+    assert kaggle.log == []  # refused before asking Kaggle for anything
 
 
 def test_md5_mismatch_from_kaggle_is_refused(kaggle, skin_types, fetch_settings):
