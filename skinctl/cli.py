@@ -15,6 +15,8 @@ from typer.core import TyperGroup
 from skinctl import __version__
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
+from skinctl.commands import fetch as fetch_commands
+from skinctl.commands import storage as storage_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
 
@@ -95,5 +97,7 @@ def main(
 
 app.add_typer(config_commands.app, name="config")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(fetch_commands.app, name="fetch")
+app.add_typer(storage_commands.app, name="storage")
 
 __all__ = ["app", "EXIT_FAILURE"]

@@ -1,0 +1,1 @@
+"""The dataset catalog and the readers of on-disk layouts."""

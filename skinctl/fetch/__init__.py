@@ -1,0 +1,1 @@
+"""Bringing datasets in: Kaggle, http(s) and local sources, safe extraction, the download cache."""

@@ -1,0 +1,308 @@
+"""Keeping `ml_training_images.image_url` and the stored bytes in agreement: check, migrate, gc.
+
+A row's URL names its backend: `file:///.../ab/abcd....jpg` or `gs://bucket/prefix/ab/abcd....jpg`.
+The backend base is the URL without its content key (the last two path segments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, bindparam, func, select, update
+
+from skinctl.db.models import IngestRun, TrainingImage
+from skinctl.errors import SkinctlError, StorageError, UsageError
+from skinctl.storage.base import Storage, open_storage
+
+DEFAULT_WORKERS = 8
+CONTENT_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}(\.[A-Za-z0-9]+)?$")
+
+
+class StoreCache:
+    """Opened backends by base URL, shared by worker threads."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, Storage] = {}
+        self._lock = threading.Lock()
+
+    def add(self, storage: Storage) -> Storage:
+        with self._lock:
+            return self._stores.setdefault(storage.base_url, storage)
+
+    def locate(self, url: str) -> tuple[Storage, str]:
+        """The backend holding `url`, and the object's key in it."""
+        parts = url.rsplit("/", 2)
+        if len(parts) == 3 and CONTENT_KEY.match(f"{parts[1]}/{parts[2]}"):
+            base, key = parts[0], f"{parts[1]}/{parts[2]}"
+        else:
+            base, _, key = url.rpartition("/")
+        with self._lock:
+            for store in self._stores.values():
+                if url.startswith(store.base_url + "/"):
+                    return store, store.key_for(url)
+        store = open_storage(base)
+        with self._lock:
+            store = self._stores.setdefault(store.base_url, store)
+        return store, store.key_for(url) if url.startswith(store.base_url + "/") else key
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: int
+    image_url: str
+    dataset_source: str
+    problem: str  # missing | corrupt | unreadable
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "image_url": self.image_url, "dataset_source": self.dataset_source,
+                "problem": self.problem, "detail": self.detail}
+
+
+@dataclass
+class CheckReport:
+    checked: int = 0
+    ok: int = 0
+    missing: list[Problem] = field(default_factory=list)
+    corrupt: list[Problem] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return sorted(self.missing + self.corrupt, key=lambda p: p.id)
+
+    def to_dict(self) -> dict:
+        return {
+            "checked": self.checked,
+            "ok": self.ok,
+            "missing": [p.to_dict() for p in self.missing],
+            "corrupt": [p.to_dict() for p in self.corrupt],
+        }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _image_rows(engine: Engine, dataset: str | None) -> list[tuple[int, str, str | None, str]]:
+    query = select(TrainingImage.id, TrainingImage.image_url, TrainingImage.image_hash,
+                   TrainingImage.dataset_source).order_by(TrainingImage.id)
+    if dataset:
+        query = query.where(TrainingImage.dataset_source == dataset)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def _read_verified(stores: StoreCache, row_id: int, url: str, image_hash: str | None,
+                   dataset: str) -> tuple[bytes | None, Problem | None]:
+    try:
+        store, key = stores.locate(url)
+        data = store.get(key)
+    except StorageError as error:
+        return None, Problem(row_id, url, dataset, "missing", error.message)
+    except (SkinctlError, ValueError, OSError) as error:
+        return None, Problem(row_id, url, dataset, "missing", f"cannot read: {error}")
+    if image_hash and _sha256(data) != image_hash:
+        return None, Problem(row_id, url, dataset, "corrupt",
+                             f"bytes hash to {_sha256(data)[:16]}..., expected {image_hash[:16]}...")
+    return data, None
+
+
+def check_images(
+    engine: Engine,
+    *,
+    dataset: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    on_row: Callable[[], None] | None = None,
+    stores: StoreCache | None = None,
+) -> CheckReport:
+    """Every row's image exists and its bytes hash to image_hash."""
+    stores = stores or StoreCache()
+    rows = _image_rows(engine, dataset)
+    report = CheckReport()
+
+    def check(row: tuple[int, str, str | None, str]) -> Problem | None:
+        row_id, url, image_hash, source = row
+        return _read_verified(stores, row_id, url, image_hash, source)[1]
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for problem in pool.map(check, rows):
+            report.checked += 1
+            if problem is None:
+                report.ok += 1
+            elif problem.problem == "corrupt":
+                report.corrupt.append(problem)
+            else:
+                report.missing.append(problem)
+            if on_row:
+                on_row()
+    return report
+
+
+@dataclass
+class MigrateReport:
+    target: str
+    to_move: int = 0  # rows not yet in the target when the run started
+    moved: int = 0  # rows whose image_url now points at the target
+    uploaded: int = 0  # objects actually written (the rest were already there)
+    already_there: int = 0  # rows that pointed at the target before this run
+    failed: list[Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "to_move": self.to_move,
+            "moved": self.moved,
+            "uploaded": self.uploaded,
+            "already_there": self.already_there,
+            "failed": [p.to_dict() for p in self.failed],
+        }
+
+
+def migrate_images(
+    engine: Engine,
+    target: Storage,
+    *,
+    batch_size: int = 500,
+    workers: int = DEFAULT_WORKERS,
+    on_row: Callable[[], None] | None = None,
+    stores: StoreCache | None = None,
+) -> MigrateReport:
+    """Copy every row's image into `target`, verify the copy, then point the rows at it.
+
+    Per batch: copy + read back + hash in a thread pool, then one transaction rewrites the URLs
+    of the rows whose copies verified (and only if the URL did not change meanwhile). An
+    interrupted run leaves every row pointing at an object that exists; the next run skips rows
+    already in the target and finds the copies of the interrupted batch already stored."""
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1.")
+    stores = stores or StoreCache()
+    target = stores.add(target)
+    prefix = target.base_url + "/"
+    report = MigrateReport(target=target.base_url)
+    in_target = TrainingImage.image_url.startswith(prefix, autoescape=True)
+    with engine.connect() as connection:
+        report.already_there = connection.scalar(select(func.count()).where(in_target)) or 0
+        report.to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
+
+    def copy(row: tuple[int, str, str | None, str]) -> tuple[int, str, str | None, Problem | None, bool]:
+        row_id, url, image_hash, source = row
+        data, problem = _read_verified(stores, row_id, url, image_hash, source)
+        if problem is not None:
+            return row_id, url, None, problem, False
+        try:
+            _source_store, key = stores.locate(url)
+            if not CONTENT_KEY.match(key) and image_hash:
+                key = f"{image_hash[:2]}/{image_hash}" + _suffix(url)
+            uploaded = target.put(key, data)
+            if _sha256(target.get(key)) != _sha256(data):
+                raise StorageError(f"the copy at {target.url_for(key)} does not read back identical")
+        except SkinctlError as error:
+            return row_id, url, None, Problem(row_id, url, source, "copy-failed", error.message), False
+        return row_id, url, target.url_for(key), None, uploaded
+
+    last_id = 0
+    statement = (
+        update(TrainingImage.__table__)
+        .where(TrainingImage.__table__.c.id == bindparam("row_id"))
+        .where(TrainingImage.__table__.c.image_url == bindparam("old_url"))
+        .values(image_url=bindparam("new_url"))
+    )
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while True:
+            query = (
+                select(TrainingImage.id, TrainingImage.image_url, TrainingImage.image_hash,
+                       TrainingImage.dataset_source)
+                .where(~in_target, TrainingImage.id > last_id)
+                .order_by(TrainingImage.id)
+                .limit(batch_size)
+            )
+            with engine.connect() as connection:
+                batch = [tuple(row) for row in connection.execute(query)]
+            if not batch:
+                break
+            last_id = batch[-1][0]
+            verified: list[dict] = []
+            for row_id, old_url, new_url, problem, uploaded in pool.map(copy, batch):
+                if problem is not None:
+                    report.failed.append(problem)
+                else:
+                    verified.append({"row_id": row_id, "old_url": old_url, "new_url": new_url})
+                    report.uploaded += int(uploaded)
+                if on_row:
+                    on_row()
+            if verified:
+                with engine.begin() as connection:  # one transaction per batch
+                    connection.execute(statement, verified)
+                report.moved += len(verified)
+    return report
+
+
+def _suffix(url: str) -> str:
+    name = url.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+@dataclass
+class GcReport:
+    store: str
+    scanned: int = 0
+    referenced: int = 0
+    orphans: list[str] = field(default_factory=list)
+    deleted: int = 0
+    dry_run: bool = True
+
+    def to_dict(self) -> dict:
+        return {"store": self.store, "scanned": self.scanned, "referenced": self.referenced,
+                "orphans": [f"{self.store}/{key}" for key in self.orphans],
+                "deleted": self.deleted, "dry_run": self.dry_run}
+
+
+def running_ingests(engine: Engine) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.scalars(select(IngestRun.id).where(IngestRun.status == "running")))
+
+
+def collect_garbage(
+    engine: Engine,
+    storage: Storage,
+    *,
+    dry_run: bool = True,
+    force: bool = False,
+    on_delete: Callable[[str], None] | None = None,
+) -> GcReport:
+    """Objects in `storage` that no ml_training_images row points at; deleted unless dry_run.
+
+    Refuses (unless `force`) while an ingest run is marked running: its objects are stored before
+    its rows are committed, so they would look unreferenced."""
+    if not dry_run and not force:
+        running = running_ingests(engine)
+        if running:
+            raise UsageError(
+                f"Ingest run(s) {', '.join(map(str, running))} are still marked running; their new "
+                "objects would look unreferenced.",
+                hint="Wait for them to finish (or, if they crashed, use --force).",
+            )
+    prefix = storage.base_url + "/"
+    with engine.connect() as connection:
+        urls: Iterable[str] = connection.scalars(
+            select(TrainingImage.image_url).where(TrainingImage.image_url.startswith(prefix, autoescape=True))
+        )
+        referenced = {url[len(prefix):] for url in urls}
+    report = GcReport(store=storage.base_url, referenced=len(referenced), dry_run=dry_run)
+    for key in storage.iter_keys():
+        report.scanned += 1
+        if key not in referenced:
+            report.orphans.append(key)
+    report.orphans.sort()
+    if not dry_run:
+        for key in report.orphans:
+            storage.delete(key)
+            report.deleted += 1
+            if on_delete:
+                on_delete(key)
+    return report
