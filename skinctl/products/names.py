@@ -1,0 +1,124 @@
+"""Ingredient names: normalisation to a lookup key, splitting ingredient lists as written on
+products, and the candidate spellings one written name stands for.
+
+Keys are lower case with punctuation and whitespace made uniform, so "Peg-100  Stearate",
+"PEG 100 stearate" and "peg-100 stearate" share a key; `compact_key` also drops every
+non-alphanumeric character for a second, looser exact lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+                         "\u2019": "'", "\u2018": "'", "\u00a0": " ", "\u00b4": "'"})
+_SPACES = re.compile(r"\s+")
+_AROUND_PUNCT = re.compile(r"\s*([-/,])\s*")
+_TRAILING_MARKS = re.compile(r"[\s*†‡¹²³^.;:,]+$")
+_LEADING_MARKS = re.compile(r"^[\s*†‡•·.;:,\-]+")
+_MAY_CONTAIN = re.compile(
+    r"^\s*(?:\[?\+/-\]?|\(\+/-\))?\s*(?:may contain|peut contenir)\s*(?:\[?\(?\+/-\)?\]?)?\s*:?\s*",
+    re.IGNORECASE,
+)
+_PLUS_MINUS = re.compile(r"^\s*\[?\(?\+/-\)?\]?\s*:?\s*")
+_PARENS = re.compile(r"\([^()]*\)")
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_DIGITS = re.compile(r"\d+")
+
+
+def name_key(name: str) -> str:
+    """The normalised lookup key of an ingredient name ('' for a blank name)."""
+    text = unicodedata.normalize("NFKC", name).translate(_DASHES).lower()
+    text = _SPACES.sub(" ", text).strip()
+    text = _AROUND_PUNCT.sub(r"\1", text)
+    text = _TRAILING_MARKS.sub("", text)
+    text = _LEADING_MARKS.sub("", text)
+    return text.strip()
+
+
+def compact_key(key: str) -> str:
+    return _NON_ALNUM.sub("", key)
+
+
+def digits_of(key: str) -> tuple[str, ...]:
+    """Numbers in a name: PEG-10 and PEG-100 must never fuzzy-match each other."""
+    return tuple(_DIGITS.findall(key))
+
+
+def clean_written(name: str) -> str:
+    """A name as written, without list debris: 'May Contain (+/-):', footnote stars, a final dot."""
+    text = _SPACES.sub(" ", name.replace("\u00a0", " ")).strip()
+    text = _MAY_CONTAIN.sub("", text)
+    text = _PLUS_MINUS.sub("", text)
+    text = _TRAILING_MARKS.sub("", text)
+    text = _LEADING_MARKS.sub("", text)
+    return text.strip()
+
+
+def split_top_level(text: str, separators: str = ",;") -> list[str]:
+    """Split at separators outside parentheses/brackets: 'Iron Oxides (CI 77491, CI 77492)'
+    stays one item."""
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}" and depth:
+            depth -= 1
+        if char in separators and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+# ". May Contain ..." starts a new list inside the same string.
+_SENTENCE_BEFORE_MAY_CONTAIN = re.compile(r"\.\s+(?=(?:may contain|\[?\(?\+/-))", re.IGNORECASE)
+
+
+def split_ingredient_text(text: str) -> list[str]:
+    """An ingredient list written as one string ('Water, Glycerin, ...') into names."""
+    text = _SENTENCE_BEFORE_MAY_CONTAIN.sub(", ", text)
+    names = []
+    for part in split_top_level(text):
+        name = clean_written(part)
+        if name:
+            names.append(name)
+    return names
+
+
+def looks_like_ingredient(name: str) -> bool:
+    """False for prose that ended up in an ingredient list (marketing sentences, headings)."""
+    return 0 < len(name) <= 160 and len(name.split()) <= 14
+
+
+def candidate_keys(name: str) -> list[str]:
+    """The keys a written name may stand for, most literal first:
+    'Aqua/Water/Eau' -> the whole, then 'aqua', 'water', 'eau';
+    'Butyrospermum Parkii (Shea) Butter' -> the whole, then without the parenthesis
+    ('butyrospermum parkii butter'), then the parenthesis itself ('shea')."""
+    whole = name_key(name)
+    keys: list[str] = [whole] if whole else []
+
+    def add(value: str) -> None:
+        key = name_key(value)
+        if key and key not in keys:
+            keys.append(key)
+
+    without_parens = _PARENS.sub(" ", name)
+    add(without_parens)
+    for inner in re.findall(r"\(([^()]*)\)", name):
+        for piece in split_top_level(inner):
+            add(piece)
+    # Alternatives separated by slashes, only when every side is short (CosIng names such as
+    # ACRYLATES/C10-30 ALKYL ACRYLATE CROSSPOLYMER contain slashes too; the whole is tried first).
+    for base in (name, without_parens):
+        sides = [s for s in base.split("/") if s.strip()]
+        if len(sides) > 1 and all(len(s.split()) <= 3 for s in sides):
+            for side in sides:
+                add(side)
+    return keys
