@@ -12,7 +12,8 @@ import re
 import unicodedata
 
 _DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-                         "\u2019": "'", "\u2018": "'", "\u00a0": " ", "\u00b4": "'"})
+                         "\u2019": "'", "\u2018": "'", "\u00a0": " ", "\u00b4": "'",
+                         "\\": "/"})
 _SPACES = re.compile(r"\s+")
 _AROUND_PUNCT = re.compile(r"\s*([-/,])\s*")
 _TRAILING_MARKS = re.compile(r"[\s*†‡¹²³^.;:,]+$")
@@ -46,9 +47,17 @@ def digits_of(key: str) -> tuple[str, ...]:
     return tuple(_DIGITS.findall(key))
 
 
+_PERCENT = re.compile(r"\s*\(?\s*\d+(?:[.,]\d+)?\s*%\s*\)?")
+_QUALIFIERS = re.compile(r"^(?:and|organic|certified organic|natural)\s+", re.IGNORECASE)
+_COLOUR_INDEX = re.compile(r"\bci ?\d{5}\b", re.IGNORECASE)
+
+
 def clean_written(name: str) -> str:
-    """A name as written, without list debris: 'May Contain (+/-):', footnote stars, a final dot."""
+    """A name as written, without list debris: 'May Contain (+/-):', footnote stars, a final
+    dot, a concentration ('Octisalate 5%'), an 'organic' qualifier."""
     text = _SPACES.sub(" ", name.replace("\u00a0", " ")).strip()
+    text = _PERCENT.sub("", text)
+    text = _QUALIFIERS.sub("", text)
     text = _MAY_CONTAIN.sub("", text)
     text = _PLUS_MINUS.sub("", text)
     text = _TRAILING_MARKS.sub("", text)
@@ -62,12 +71,17 @@ def split_top_level(text: str, separators: str = ",;") -> list[str]:
     parts: list[str] = []
     depth = 0
     current: list[str] = []
-    for char in text:
+    for index, char in enumerate(text):
         if char in "([{":
             depth += 1
         elif char in ")]}" and depth:
             depth -= 1
-        if char in separators and depth == 0:
+        # '1,2-Hexanediol': a comma between digits belongs to the chemical name.
+        in_number = (
+            char == "," and 0 < index < len(text) - 1
+            and text[index - 1].isdigit() and text[index + 1].isdigit()
+        )
+        if char in separators and depth == 0 and not in_number:
             parts.append("".join(current))
             current = []
         else:
@@ -96,29 +110,39 @@ def looks_like_ingredient(name: str) -> bool:
     return 0 < len(name) <= 160 and len(name.split()) <= 14
 
 
-def candidate_keys(name: str) -> list[str]:
-    """The keys a written name may stand for, most literal first:
-    'Aqua/Water/Eau' -> the whole, then 'aqua', 'water', 'eau';
-    'Butyrospermum Parkii (Shea) Butter' -> the whole, then without the parenthesis
-    ('butyrospermum parkii butter'), then the parenthesis itself ('shea')."""
+def candidate_keys(name: str) -> tuple[list[str], list[str]]:
+    """The keys a written name may stand for, most literal first, in two groups.
+
+    Primary: the whole; without parentheses ('Butyrospermum Parkii (Shea) Butter' ->
+    'butyrospermum parkii butter'); the parenthesised names ('Parfum (Fragrance)' ->
+    'fragrance'); a colour index on its own ('Titanium Dioxide CI 77891' -> 'ci 77891').
+    Alternatives: the sides of a slash ('Aqua/Water/Eau', 'Water\\Aqua\\Eau'). CosIng names such
+    as ACRYLATES/C10-30 ALKYL ACRYLATE CROSSPOLYMER contain slashes too, so alternatives are
+    tried only after the whole name failed exactly and fuzzily.
+
+    Computed from the name key alone, so names that share a key share their match."""
     whole = name_key(name)
-    keys: list[str] = [whole] if whole else []
+    primary: list[str] = [whole] if whole else []
+    alternatives: list[str] = []
 
-    def add(value: str) -> None:
+    def add(value: str, into: list[str]) -> None:
         key = name_key(value)
-        if key and key not in keys:
-            keys.append(key)
+        if key and key not in primary and key not in alternatives:
+            into.append(key)
 
-    without_parens = _PARENS.sub(" ", name)
-    add(without_parens)
-    for inner in re.findall(r"\(([^()]*)\)", name):
+    without_parens = _PARENS.sub(" ", whole)
+    add(without_parens, primary)
+    colour_indexes = _COLOUR_INDEX.findall(whole)
+    if colour_indexes:
+        add(_COLOUR_INDEX.sub(" ", without_parens), primary)
+        for ci in colour_indexes:
+            add("ci " + ci[-5:], primary)
+    for inner in re.findall(r"\(([^()]*)\)", whole):
         for piece in split_top_level(inner):
-            add(piece)
-    # Alternatives separated by slashes, only when every side is short (CosIng names such as
-    # ACRYLATES/C10-30 ALKYL ACRYLATE CROSSPOLYMER contain slashes too; the whole is tried first).
-    for base in (name, without_parens):
-        sides = [s for s in base.split("/") if s.strip()]
-        if len(sides) > 1 and all(len(s.split()) <= 3 for s in sides):
+            add(piece, primary)
+    for base in (whole, without_parens):
+        sides = [side for side in base.split("/") if side.strip()]
+        if len(sides) > 1:
             for side in sides:
-                add(side)
-    return keys
+                add(side, alternatives)
+    return primary, alternatives
