@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("annex", sa.String(8), nullable=False),
         sa.Column("reference_number", sa.String(20), nullable=False),
+        sa.Column("entry_no", sa.SmallInteger(), nullable=False, server_default=sa.text("1")),
         sa.Column("chemical_name", sa.Text()),
         sa.Column("glossary_name", sa.Text()),
         sa.Column("cas_no", sa.Text()),
@@ -69,7 +70,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False, server_default=NOW),
         sa.Column("updated_at", sa.DateTime()),
         sa.PrimaryKeyConstraint("id", name="pk_annex_entries"),
-        sa.UniqueConstraint("annex", "reference_number", name="uq_annex_entries_annex_reference"),
+        sa.UniqueConstraint(
+            "annex", "reference_number", "entry_no", name="uq_annex_entries_annex_reference"
+        ),
         sa.CheckConstraint("annex IN ('II', 'III')", name="ck_annex_entries_annex"),
     )
 

@@ -336,6 +336,8 @@ class AnnexEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     annex: Mapped[str] = mapped_column(String(8), nullable=False)
     reference_number: Mapped[str] = mapped_column(String(20), nullable=False)
+    # Some reference numbers cover several rows (Annex II 38: three coal-tar substances).
+    entry_no: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
     chemical_name: Mapped[str | None] = mapped_column(Text)
     glossary_name: Mapped[str | None] = mapped_column(Text)
     cas_no: Mapped[str | None] = mapped_column(Text)
@@ -356,7 +358,9 @@ class AnnexEntry(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
-        UniqueConstraint("annex", "reference_number", name="uq_annex_entries_annex_reference"),
+        UniqueConstraint(
+            "annex", "reference_number", "entry_no", name="uq_annex_entries_annex_reference"
+        ),
         CheckConstraint("annex IN ('II', 'III')", name="annex"),
     )
 

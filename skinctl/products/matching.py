@@ -220,7 +220,9 @@ class IngredientIndex:
         if len(compact) < MIN_FUZZY_LENGTH:
             return NO_MATCH
         candidates: set[str] = set()
-        blocks = sorted((self.blocks.get(b, []) for b in block_keys(key)), key=len)
+        # Sorted so that the same name always meets the same candidates (sets and hashing
+        # would otherwise make ties, and so re-runs, differ).
+        blocks = sorted((self.blocks.get(b, []) for b in sorted(block_keys(key))), key=len)
         for block in blocks:
             if candidates and len(candidates) + len(block) > MAX_CANDIDATES:
                 break
@@ -228,7 +230,7 @@ class IngredientIndex:
         if not candidates:
             return NO_MATCH
         found = process.extractOne(
-            key, list(candidates), scorer=fuzz.ratio, score_cutoff=self.threshold
+            key, sorted(candidates), scorer=fuzz.ratio, score_cutoff=self.threshold
         )
         if found is None:
             return NO_MATCH

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
                          "\u2019": "'", "\u2018": "'", "\u00a0": " ", "\u00b4": "'",
@@ -28,6 +29,7 @@ _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _DIGITS = re.compile(r"\d+")
 
 
+@lru_cache(maxsize=262_144)
 def name_key(name: str) -> str:
     """The normalised lookup key of an ingredient name ('' for a blank name)."""
     text = unicodedata.normalize("NFKC", name).translate(_DASHES).lower()
@@ -52,6 +54,7 @@ _QUALIFIERS = re.compile(r"^(?:and|organic|certified organic|natural)\s+", re.IG
 _COLOUR_INDEX = re.compile(r"\bci ?\d{5}\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=262_144)
 def clean_written(name: str) -> str:
     """A name as written, without list debris: 'May Contain (+/-):', footnote stars, a final
     dot, a concentration ('Octisalate 5%'), an 'organic' qualifier."""
@@ -65,28 +68,31 @@ def clean_written(name: str) -> str:
     return text.strip()
 
 
+_STRUCTURE = re.compile(r"[()\[\]{},;]")
+
+
 def split_top_level(text: str, separators: str = ",;") -> list[str]:
     """Split at separators outside parentheses/brackets: 'Iron Oxides (CI 77491, CI 77492)'
-    stays one item."""
+    stays one item, and so does '1,2-Hexanediol' (a comma between digits)."""
     parts: list[str] = []
     depth = 0
-    current: list[str] = []
-    for index, char in enumerate(text):
+    start = 0
+    for found in _STRUCTURE.finditer(text):
+        char = found.group()
+        index = found.start()
         if char in "([{":
             depth += 1
-        elif char in ")]}" and depth:
-            depth -= 1
-        # '1,2-Hexanediol': a comma between digits belongs to the chemical name.
-        in_number = (
-            char == "," and 0 < index < len(text) - 1
-            and text[index - 1].isdigit() and text[index + 1].isdigit()
-        )
-        if char in separators and depth == 0 and not in_number:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char in separators and depth == 0:
+            if (
+                char == "," and 0 < index < len(text) - 1
+                and text[index - 1].isdigit() and text[index + 1].isdigit()
+            ):
+                continue
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
     return parts
 
 

@@ -438,11 +438,21 @@ def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
 
 
 def read_annex(path: Path, annex: str) -> Iterator[ReadRow | RowProblem]:
+    """Annex rows; `entry_no` numbers the rows that share a reference number, in file order."""
     if annex == "II":
-        return _rows(path, ("Reference Number", "Chemical name / INN", "CAS Number"), _annex_ii)
-    return _rows(
-        path, ("Reference Number", "Chemical name / INN", "Name of Common Ingredients Glossary"), _annex_iii
-    )
+        rows = _rows(path, ("Reference Number", "Chemical name / INN", "CAS Number"), _annex_ii)
+    else:
+        rows = _rows(
+            path, ("Reference Number", "Chemical name / INN", "Name of Common Ingredients Glossary"),
+            _annex_iii,
+        )
+    seen: dict[str, int] = {}
+    for item in rows:
+        if isinstance(item, ReadRow):
+            reference = item.record["reference_number"]
+            seen[reference] = seen.get(reference, 0) + 1
+            item.record["entry_no"] = seen[reference]
+        yield item
 
 
 __all__ = [
