@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 from skinctl.db.models import (
     AnnexEntry,
@@ -25,8 +26,6 @@ from skinctl.products.names import name_key, split_ingredient_text
 
 def find_product(connection: Connection, ref: str) -> Product:
     """A product by database id, or by external id (Sephora's P473671, a LookFantastic URL#name)."""
-    from sqlalchemy.orm import Session
-
     session = Session(bind=connection)
     product = None
     if ref.isdigit():
@@ -53,7 +52,7 @@ def product_summary(product: Product) -> dict[str, Any]:
 
 
 def annex_entries_for(connection: Connection, ingredient_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = connection.execute(
+    rows = Session(bind=connection).execute(
         select(AnnexEntryIngredient.ingredient_id, AnnexEntryIngredient.link_method, AnnexEntry)
         .join(AnnexEntry, AnnexEntry.id == AnnexEntryIngredient.annex_entry_id)
         .where(AnnexEntryIngredient.ingredient_id.in_(ingredient_ids))
@@ -95,14 +94,14 @@ def check_ingredients(engine: Engine, text: str | None = None, product_ref: str 
         product = None
         if product_ref is not None:
             product = find_product(connection, product_ref)
-            links = connection.execute(
+            links = Session(bind=connection).scalars(
                 select(ProductIngredient).where(ProductIngredient.product_id == product.id)
                 .order_by(ProductIngredient.position)
-            ).scalars().all()
+            ).all()
             inci = dict(connection.execute(
                 select(Ingredient.id, Ingredient.inci_name)
                 .where(Ingredient.id.in_([link.ingredient_id for link in links if link.ingredient_id]))
-            ).tuples().all())
+            ).all())
             items = [
                 (link.position, link.name_as_written,
                  Match(link.ingredient_id, inci.get(link.ingredient_id) if link.ingredient_id else None,
@@ -120,7 +119,7 @@ def check_ingredients(engine: Engine, text: str | None = None, product_ref: str 
         ids = [m.ingredient_id for _, _, m in items if m.ingredient_id]
         functions = dict(connection.execute(
             select(Ingredient.id, Ingredient.functions).where(Ingredient.id.in_(ids))
-        ).tuples().all())
+        ).all())
         annexes = annex_entries_for(connection, ids)
     rows = []
     for position, name, match in items:
@@ -154,7 +153,7 @@ def show_ingredient(engine: Engine, name: str, product_limit: int = 20) -> dict[
                 f"No CosIng ingredient matches {name!r}.",
                 hint=f"Closest names: {hint}." if hint else "Load CosIng with `skinctl ingest cosing`.",
             )
-        ingredient = connection.execute(select(Ingredient).where(Ingredient.id == match.ingredient_id)).scalars().one()
+        ingredient = Session(bind=connection).get_one(Ingredient, match.ingredient_id)
         count = connection.execute(
             select(func.count(func.distinct(ProductIngredient.product_id)))
             .where(ProductIngredient.ingredient_id == ingredient.id)
@@ -169,7 +168,7 @@ def show_ingredient(engine: Engine, name: str, product_limit: int = 20) -> dict[
             select(ProductIngredient.name_as_written, func.count())
             .where(ProductIngredient.ingredient_id == ingredient.id)
             .group_by(ProductIngredient.name_as_written).order_by(func.count().desc()).limit(10)
-        ).tuples().all()
+        ).all()
         annexes = annex_entries_for(connection, [ingredient.id]).get(ingredient.id, [])
     return {
         "query": name,
@@ -255,13 +254,13 @@ def product_stats(engine: Engine) -> dict[str, Any]:
     with engine.connect() as connection:
         by_source = connection.execute(
             select(Product.source, func.count()).group_by(Product.source).order_by(Product.source)
-        ).tuples().all()
+        ).all()
         with_lists = connection.execute(
             select(func.count(func.distinct(ProductIngredient.product_id)))
         ).scalar_one()
         methods = dict(connection.execute(
             select(ProductIngredient.match_method, func.count()).group_by(ProductIngredient.match_method)
-        ).tuples().all())
+        ).all())
         distinct_total, distinct_matched = connection.execute(
             select(func.count(func.distinct(ProductIngredient.name_key)),
                    func.count(func.distinct(ProductIngredient.name_key))
@@ -283,7 +282,7 @@ def product_stats(engine: Engine) -> dict[str, Any]:
         ingredients = connection.execute(select(func.count()).select_from(Ingredient)).scalar_one()
         annex = dict(connection.execute(
             select(AnnexEntry.annex, func.count()).group_by(AnnexEntry.annex)
-        ).tuples().all())
+        ).all())
         mappings = connection.execute(select(func.count()).select_from(IngredientSynonym)).scalar_one()
     links = sum(methods.values())
     matched = links - methods.get("none", 0)

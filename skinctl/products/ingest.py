@@ -253,7 +253,7 @@ def _replace_ingredient_lists(
     ids = dict(connection.execute(
         select(Product.external_id, Product.id)
         .where(Product.source == source, Product.external_id.in_(list(lists)))
-    ).tuples().all())
+    ).all())
     connection.execute(delete(ProductIngredient).where(ProductIngredient.product_id.in_(list(ids.values()))))
     rows = []
     for external_id, names in lists.items():
@@ -304,7 +304,7 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
         written = connection.execute(
             select(ProductIngredient.name_key, func.min(ProductIngredient.name_as_written))
             .group_by(ProductIngredient.name_key)
-        ).tuples().all()
+        ).all()
     results = [(key, index.match(name)) for key, name in written]
     with engine.begin() as connection:
         connection.execute(text(
@@ -423,12 +423,12 @@ def relink_annexes(connection: Connection) -> dict[str, int]:
     Idempotent: adds missing links, removes links no longer supported."""
     ingredients = connection.execute(
         select(Ingredient.id, Ingredient.name_key, Ingredient.restriction)
-    ).tuples().all()
+    ).all()
     by_key = {key: ingredient_id for ingredient_id, key, _ in ingredients}
     entries = connection.execute(
         select(AnnexEntry.id, AnnexEntry.annex, AnnexEntry.reference_number,
                AnnexEntry.identified_ingredients, AnnexEntry.glossary_name)
-    ).tuples().all()
+    ).all()
     by_reference: dict[tuple[str, str], list[int]] = {}
     for entry_id, annex, reference, _, _ in entries:
         by_reference.setdefault((annex, reference.lower()), []).append(entry_id)
@@ -449,7 +449,7 @@ def relink_annexes(connection: Connection) -> dict[str, int]:
         for entry_id, ingredient_id, method in connection.execute(
             select(AnnexEntryIngredient.annex_entry_id, AnnexEntryIngredient.ingredient_id,
                    AnnexEntryIngredient.link_method)
-        ).tuples()
+        )
     }
     stale = [pair for pair, method in existing.items() if wanted.get(pair) != method]
     for batch in _batches(stale, 1000):

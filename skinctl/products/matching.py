@@ -158,10 +158,10 @@ class IngredientIndex:
     def load(cls, connection: Connection, threshold: float = FUZZY_THRESHOLD) -> IngredientIndex:
         ingredients = connection.execute(
             select(Ingredient.id, Ingredient.inci_name, Ingredient.name_key)
-        ).tuples().all()
+        ).all()
         mappings = connection.execute(
             select(IngredientSynonym.name_key, IngredientSynonym.ingredient_id)
-        ).tuples().all()
+        ).all()
         return cls(ingredients, mappings, threshold)
 
     def __len__(self) -> int:

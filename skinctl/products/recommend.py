@@ -22,6 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.orm import Session
 
 from skinctl.db.models import Ingredient, Product, ProductIngredient, Review
 from skinctl.errors import NotFound, UsageError
@@ -68,7 +69,7 @@ def recommend(
     avoid = avoid or []
     type_terms = [_type_term(t) for t in types or [] if t.strip()]
     with engine.connect() as connection:
-        products = {p.id: p for p in connection.execute(select(Product)).scalars()}
+        products = {p.id: p for p in Session(bind=connection).scalars(select(Product))}
         # avoided ingredients: the CosIng entry a name matches, and any written name containing it
         avoided_ids: dict[int, str] = {}
         avoided_keys = []
@@ -89,7 +90,7 @@ def recommend(
                 conditions.append(ProductIngredient.name_key.contains(key, autoescape=True))
             for product_id, written in connection.execute(
                 select(ProductIngredient.product_id, ProductIngredient.name_as_written).where(or_(*conditions))
-            ).tuples():
+            ):
                 excluded.setdefault(product_id, written)
         reviews: dict[int, tuple[float, int]] = {}
         if skin_type:
@@ -100,7 +101,7 @@ def recommend(
                     .where(Review.skin_type == skin_type, Review.product_id.is_not(None),
                            Review.rating.is_not(None))
                     .group_by(Review.product_id)
-                ).tuples()
+                )
             }
         target = None
         vectors: dict[int, set[int]] = defaultdict(set)
@@ -111,7 +112,7 @@ def recommend(
             for product_id, ingredient_id in connection.execute(
                 select(ProductIngredient.product_id, ProductIngredient.ingredient_id)
                 .where(ProductIngredient.ingredient_id.is_not(None))
-            ).tuples():
+            ):
                 vectors[product_id].add(ingredient_id)
             if not vectors.get(target.id):
                 raise UsageError(
@@ -126,7 +127,7 @@ def recommend(
             idf = {i: math.log(n / d) for i, d in df.items()}
             inci = dict(connection.execute(
                 select(Ingredient.id, Ingredient.inci_name).where(Ingredient.id.in_(list(vectors[target.id])))
-            ).tuples().all())
+            ).all())
 
     def norm(ids: set[int]) -> float:
         return math.sqrt(sum(idf[i] ** 2 for i in ids)) or 1.0
@@ -214,7 +215,7 @@ def list_products(engine: Engine, *, search: str | None = None, source: str | No
             statement = statement.where(or_(Product.name.ilike(pattern), Product.brand.ilike(pattern)))
         if source:
             statement = statement.where(Product.source == source)
-        rows = connection.execute(statement).scalars().all()
+        rows = Session(bind=connection).scalars(statement).all()
     type_terms = [_type_term(t) for t in types or [] if t.strip()]
     if type_terms:
         rows = [p for p in rows if _matches_type(p.product_type, p.category_path, type_terms)]
