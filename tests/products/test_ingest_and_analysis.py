@@ -88,7 +88,12 @@ def test_check_text_and_product(loaded):
 
 
 def test_map_show_unmatched_and_stats(loaded):
-    from skinctl.products.analysis import map_ingredient, product_stats, show_ingredient, unmatched_names
+    from skinctl.products.analysis import (
+        map_ingredient,
+        product_stats,
+        show_ingredient,
+        unmatched_names,
+    )
 
     before = product_stats(loaded)
     assert before["products_total"] == 9 and before["reviews"] == 4
