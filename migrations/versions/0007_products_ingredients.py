@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("other_limitations", sa.Text()),
         sa.Column("conditions", sa.Text()),
         sa.Column("regulation", sa.Text()),
+        sa.Column("conditional", sa.Boolean(), nullable=False, server_default=sa.text("false")),
         sa.Column(
             "identified_ingredients", postgresql.ARRAY(sa.Text()), nullable=False,
             server_default=sa.text("'{}'::text[]"),

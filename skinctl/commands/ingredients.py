@@ -25,7 +25,8 @@ def check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Each ingredient with its CosIng match, functions, Annex II/III status. Exit 3 when an
-    Annex II (prohibited) substance is present."""
+    Annex II substance is present whose prohibition has no exception in its text (entries
+    limited to some uses, e.g. hair dyes, are reported as conditionally_prohibited)."""
     from skinctl.console import print_json, stdout, table
     from skinctl.products.analysis import check_ingredients
 
@@ -41,6 +42,7 @@ def check(
             m = item["match"]
             annex = "; ".join(
                 f"{a['annex']}/{a['reference']} {a['status']}"
+                + (f": {_short(a['substance'], 50)}" if a["annex"] == "II" else "")
                 + (f" max {_short(a['max_concentration'], 30)}" if a["max_concentration"] else "")
                 + (f" ({_short(a['product_type'], 30)})" if a["product_type"] else "")
                 for a in item["annex"]
@@ -52,6 +54,7 @@ def check(
         s = result["summary"]
         stdout.print(
             f"{s['matched']}/{s['count']} matched; prohibited: {', '.join(s['prohibited']) or 'none'}; "
+            f"conditionally prohibited: {', '.join(s['conditionally_prohibited']) or 'none'}; "
             f"restricted: {', '.join(s['restricted']) or 'none'}", highlight=False,
         )
     if result["summary"]["prohibited"]:

@@ -57,7 +57,8 @@ def recommend(
     like: str | None = typer.Option(None, "--like", help="A product id or external id to find similar products to."),
     avoid: list[str] = typer.Option([], "--avoid", help="An ingredient to avoid (repeatable)."),
     types: list[str] = typer.Option([], "--type", help="Product type, e.g. moisturiser (repeatable)."),
-    max_price: float | None = typer.Option(None, "--max-price", help="Highest price, in the product's currency."),
+    max_price: float | None = typer.Option(None, "--max-price", help="Highest price, in the product's own currency."),
+    currency: str | None = typer.Option(None, "--currency", help="Only products priced in this currency (USD, GBP)."),
     limit: int = typer.Option(10, "--limit"),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -66,7 +67,7 @@ def recommend(
     from skinctl.products.recommend import recommend as run
 
     result = run(state(ctx).engine(), like=like, skin_type=skin_type, avoid=avoid, types=types,
-                 max_price=max_price, limit=limit)
+                 max_price=max_price, currency=currency, limit=limit)
     if as_json:
         print_json(result)
         return

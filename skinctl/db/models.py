@@ -347,6 +347,9 @@ class AnnexEntry(Base):
     other_limitations: Mapped[str | None] = mapped_column(Text)
     conditions: Mapped[str | None] = mapped_column(Text)
     regulation: Mapped[str | None] = mapped_column(Text)
+    # Annex II only: the text limits the prohibition ("when used as a substance in hair dye
+    # products", "except if the full refining history is known").
+    conditional: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     identified_ingredients: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
     )

@@ -63,7 +63,7 @@ def annex_entries_for(connection: Connection, ingredient_ids: list[int]) -> dict
         result.setdefault(ingredient_id, []).append({
             "annex": entry.annex,
             "reference": entry.reference_number if entry.entry_no == 1 else f"{entry.reference_number} ({entry.entry_no})",
-            "status": "prohibited" if entry.annex == "II" else "restricted",
+            "status": _entry_status(entry),
             "substance": entry.chemical_name,
             "product_type": entry.product_type,
             "max_concentration": entry.max_concentration,
@@ -75,14 +75,27 @@ def annex_entries_for(connection: Connection, ingredient_ids: list[int]) -> dict
     return result
 
 
+def _entry_status(entry: AnnexEntry) -> str:
+    if entry.annex == "III":
+        return "restricted"
+    return "conditionally_prohibited" if entry.conditional else "prohibited"
+
+
+STATUS_ORDER = ("prohibited", "conditionally_prohibited", "restricted")
+
+
+def annex_status(annexes: list[dict[str, Any]]) -> str:
+    """The strictest status of an ingredient's annex entries: prohibited (Annex II, no
+    exception in its text), conditionally_prohibited (Annex II limited to some uses, such as
+    hair dyes, or with an exception), restricted (Annex III), or ok."""
+    statuses = {a["status"] for a in annexes}
+    return next((s for s in STATUS_ORDER if s in statuses), "ok")
+
+
 def _status(match: Match, annexes: list[dict[str, Any]]) -> str:
     if match.ingredient_id is None:
         return "unmatched"
-    if any(a["annex"] == "II" for a in annexes):
-        return "prohibited"
-    if annexes:
-        return "restricted"
-    return "ok"
+    return annex_status(annexes)
 
 
 def check_ingredients(engine: Engine, text: str | None = None, product_ref: str | None = None) -> dict[str, Any]:
@@ -136,6 +149,7 @@ def check_ingredients(engine: Engine, text: str | None = None, product_ref: str 
             "count": len(rows),
             "matched": sum(r["match"]["ingredient_id"] is not None for r in rows),
             "prohibited": [r["name"] for r in rows if r["status"] == "prohibited"],
+            "conditionally_prohibited": [r["name"] for r in rows if r["status"] == "conditionally_prohibited"],
             "restricted": [r["name"] for r in rows if r["status"] == "restricted"],
             "unmatched": [r["name"] for r in rows if r["status"] == "unmatched"],
         },
@@ -179,7 +193,7 @@ def show_ingredient(engine: Engine, name: str, product_limit: int = 20) -> dict[
             "functions": ingredient.functions, "restriction": ingredient.restriction,
             "description": ingredient.description, "update_date": ingredient.update_date,
         },
-        "status": "prohibited" if any(a["annex"] == "II" for a in annexes) else ("restricted" if annexes else "ok"),
+        "status": annex_status(annexes),
         "annex": annexes,
         "product_count": count,
         "products": [
@@ -272,12 +286,17 @@ def product_stats(engine: Engine) -> dict[str, Any]:
                 .having(func.bool_and(ProductIngredient.ingredient_id.is_not(None))).subquery()
             )
         ).scalar_one()
-        prohibited_products = connection.execute(
-            select(func.count(func.distinct(ProductIngredient.product_id)))
-            .join(AnnexEntryIngredient, AnnexEntryIngredient.ingredient_id == ProductIngredient.ingredient_id)
-            .join(AnnexEntry, AnnexEntry.id == AnnexEntryIngredient.annex_entry_id)
-            .where(AnnexEntry.annex == "II")
-        ).scalar_one()
+        def products_with(*conditions) -> int:  # noqa: ANN002
+            return connection.execute(
+                select(func.count(func.distinct(ProductIngredient.product_id)))
+                .join(AnnexEntryIngredient, AnnexEntryIngredient.ingredient_id == ProductIngredient.ingredient_id)
+                .join(AnnexEntry, AnnexEntry.id == AnnexEntryIngredient.annex_entry_id)
+                .where(*conditions)
+            ).scalar_one()
+
+        prohibited_products = products_with(AnnexEntry.annex == "II", AnnexEntry.conditional.is_(False))
+        conditional_products = products_with(AnnexEntry.annex == "II", AnnexEntry.conditional.is_(True))
+        restricted_products = products_with(AnnexEntry.annex == "III")
         reviews = connection.execute(select(func.count()).select_from(Review)).scalar_one()
         ingredients = connection.execute(select(func.count()).select_from(Ingredient)).scalar_one()
         annex = dict(connection.execute(
@@ -291,7 +310,9 @@ def product_stats(engine: Engine) -> dict[str, Any]:
         "products_total": sum(count for _, count in by_source),
         "products_with_ingredients": with_lists,
         "products_fully_matched": fully,
-        "products_with_annex_ii_ingredient": prohibited_products,
+        "products_with_prohibited_ingredient": prohibited_products,
+        "products_with_conditionally_prohibited_ingredient": conditional_products,
+        "products_with_restricted_ingredient": restricted_products,
         "ingredient_links": links,
         "ingredient_links_matched": matched,
         "match_rate": round(matched / links, 4) if links else None,

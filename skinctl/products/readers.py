@@ -415,10 +415,17 @@ def _annex_common(row: dict[str, str], annex: str) -> dict[str, Any]:
     }
 
 
+# Words with which an Annex II entry limits its prohibition to some uses or grades.
+_CONDITIONAL_PROHIBITION = re.compile(
+    r"\b(when used|except|unless|other than|with the exception|hair dye|shall be|if the)\b", re.IGNORECASE
+)
+
+
 def _annex_ii(row: dict[str, str]) -> dict[str, Any]:
     record = _annex_common(row, "II")
     record.update(glossary_name=None, product_type=None, max_concentration=None,
-                  other_limitations=None, conditions=None)
+                  other_limitations=None, conditions=None,
+                  conditional=bool(_CONDITIONAL_PROHIBITION.search(record["chemical_name"] or "")))
     return record
 
 
@@ -433,6 +440,7 @@ def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
         ),
         other_limitations=text_cell(row.get("Other"), dash_is_empty=True),
         conditions=text_cell(row.get("Wording of conditions of use and warnings"), dash_is_empty=True),
+        conditional=False,
     )
     return record
 

@@ -6,9 +6,10 @@ so sharing a rare active (retinol, bakuchiol) counts for more than sharing water
 term frequency is 1 (an ingredient is listed once).
 
 Rating: where reviews exist from reviewers of the requested skin type, their mean rating,
-shrunk towards the product's overall rating with a prior weight of PRIOR_REVIEWS reviews
-(a product with two 5-star reviews does not beat one with two hundred 4.8s); otherwise the
-product's overall rating.
+shrunk towards the product's overall rating with a prior weight of PRIOR_REVIEWS reviews;
+otherwise the product's overall rating shrunk towards the mean of all rated products with a
+prior weight of PRIOR_REVIEWS reviews (a product with two 5-star reviews does not beat one
+with two hundred 4.8s).
 
 Score: with --like, 0.8 x similarity + 0.2 x rating / 5; without --like, rating / 5.
 Filters (--type, --max-price, --avoid) remove products before ranking.
@@ -36,8 +37,8 @@ SIMILARITY_WEIGHT = 0.8
 METHOD = (
     "TF-IDF cosine similarity over matched CosIng ingredient ids (idf = ln(N/df)); "
     "score = 0.8 x similarity + 0.2 x rating/5 with --like, else rating/5; rating = mean review "
-    "rating from reviewers of the requested skin type shrunk towards the product rating "
-    f"(prior weight {PRIOR_REVIEWS:g} reviews), else the product rating"
+    "rating from reviewers of the requested skin type shrunk towards the product rating, else "
+    f"the product rating shrunk towards the mean of all products (prior weight {PRIOR_REVIEWS:g} reviews)"
 )
 
 
@@ -60,6 +61,7 @@ def recommend(
     avoid: list[str] | None = None,
     types: list[str] | None = None,
     max_price: float | None = None,
+    currency: str | None = None,
     limit: int = 10,
 ) -> dict[str, Any]:
     if skin_type is not None and skin_type not in SKIN_TYPES:
@@ -70,6 +72,8 @@ def recommend(
     type_terms = [_type_term(t) for t in types or [] if t.strip()]
     with engine.connect() as connection:
         products = {p.id: p for p in Session(bind=connection).scalars(select(Product))}
+        rated = [p.rating for p in products.values() if p.rating is not None]
+        overall_mean = sum(rated) / len(rated) if rated else 0.0
         # avoided ingredients: the CosIng entry a name matches, and any written name containing it
         avoided_ids: dict[int, str] = {}
         avoided_keys = []
@@ -145,6 +149,8 @@ def recommend(
             continue
         if max_price is not None and (product.price is None or float(product.price) > max_price):
             continue
+        if currency and (product.currency or "").upper() != currency.upper():
+            continue
         why: list[str] = []
         similarity = None
         shared: list[int] = []
@@ -171,6 +177,8 @@ def recommend(
         elif rating is not None:
             why.append(f"rated {rating:.2f} overall" + (f" ({product.review_count} reviews)" if product.review_count else "")
                        + (f"; no reviews from {skin_type} skin yet" if skin_type else ""))
+            count = product.review_count or 0
+            rating = (count * rating + PRIOR_REVIEWS * overall_mean) / (count + PRIOR_REVIEWS)
         else:
             why.append("no rating")
         rating_part = (rating / 5.0) if rating is not None else 0.5
@@ -200,7 +208,7 @@ def recommend(
         "method": METHOD,
         "like": product_summary(target) if target else None,
         "filters": {"skin_type": skin_type, "avoid": avoid, "avoided_inci": sorted(avoided_ids.values()),
-                    "type": types or [], "max_price": max_price, "limit": limit},
+                    "type": types or [], "max_price": max_price, "currency": currency, "limit": limit},
         "excluded_for_avoided_ingredients": len(excluded),
         "results": [{"rank": n, **r} for n, r in enumerate(results[:limit], start=1)],
     }

@@ -23,7 +23,8 @@ INVENTORY = (
     '9,"GLYCERIN","","","","","duplicate","","HUMECTANT",02/02/2012\r\n'
     '10," BUTYROSPERMUM PARKII BUTTER ","","","","","","","EMOLLIENT",08/08/2018\r\n'
     '11," NIACINAMIDE ","","","","","","","SKIN CONDITIONING",09/09/2019\r\n'
-    '12," RETINOL ","","","","","","","SKIN CONDITIONING",09/09/2019'
+    '12," RETINOL ","","","","","","","SKIN CONDITIONING",09/09/2019\r\n'
+    '13," PETROLATUM ","","","8009-03-8","","","II/904","EMOLLIENT",10/10/2020'
 )
 
 ANNEX_II = (
@@ -36,6 +37,8 @@ ANNEX_II = (
     '38,"Anthracene oil",120-12-7,-,"(EC) 2009/1223",,,,,,17/10/2010\n'
     '38,"Distillates (coal tar), pitch",101316-49-8,-,"(EC) 2009/1223",,,,,,17/10/2010\n'
     '39,"short row",1\n'
+    '904,"Petrolatum, except if the full refining history is known and it can be shown that the substance '
+    'from which it is produced is not a carcinogen",8009-03-8,232-373-2,"(EC) 2009/1223",,,,PETROLATUM,,15/10/2010\n'
 )
 
 ANNEX_III = (

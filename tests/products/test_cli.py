@@ -29,7 +29,9 @@ def test_cli_ingest_check_recommend_json(cli, files):
     assert human.exit_code == 0 and "Oil Control Gel" in human.stdout
 
     stats = cli("products", "stats", "--json").json()
-    assert stats["products_total"] == 5 and stats["annex_ii_entries"] == 3
+    assert stats["products_total"] == 5 and stats["annex_ii_entries"] == 4
+    conditional = cli("ingredients", "check", "Petrolatum, Aqua")
+    assert conditional.exit_code == 0 and "conditionally prohibited: Petrolatum" in conditional.stdout
 
     unmatched = cli("ingredients", "unmatched", "--json")
     assert unmatched.exit_code == 0

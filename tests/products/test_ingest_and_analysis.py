@@ -17,14 +17,43 @@ def test_schema_has_no_drift(engine):
     assert schema_drift(engine) == []
 
 
+def test_migration_0007_downgrades_and_upgrades(server_url):
+    """On a database of its own, so the session's database stays at head."""
+    import secrets
+
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.engine import make_url
+
+    from skinctl.db import migrate
+    from skinctl.db.engine import make_engine
+
+    name = f"skinctl_products_migration_{secrets.token_hex(3)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    try:
+        migrate.upgrade(engine)
+        assert {"products", "ingredients", "reviews"} <= set(inspect(engine).get_table_names())
+        migrate.downgrade(engine, "0002")
+        assert not {"products", "ingredients", "annex_entries", "reviews"} & set(inspect(engine).get_table_names())
+        migrate.upgrade(engine)
+        assert migrate.schema_drift(engine) == []
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
 def test_ingest_is_idempotent_and_accounts_for_every_row(engine, files):
     first = ingest_cosing(engine, files["inventory"], files["annex_ii"], files["annex_iii"])
     assert table_counts(first) == {
-        "ingredients": (12, 11, 0, 0, 1, 0), "annex_ii": (4, 3, 0, 0, 0, 1), "annex_iii": (1, 1, 0, 0, 0, 0),
+        "ingredients": (13, 12, 0, 0, 1, 0), "annex_ii": (5, 4, 0, 0, 0, 1), "annex_iii": (1, 1, 0, 0, 0, 0),
     }
     again = ingest_cosing(engine, files["inventory"], files["annex_ii"], files["annex_iii"])
     assert table_counts(again) == {
-        "ingredients": (12, 0, 0, 11, 1, 0), "annex_ii": (4, 0, 0, 3, 0, 1), "annex_iii": (1, 0, 0, 1, 0, 0),
+        "ingredients": (13, 0, 0, 12, 1, 0), "annex_ii": (5, 0, 0, 4, 0, 1), "annex_iii": (1, 0, 0, 1, 0, 0),
     }
     assert again.extra["annex_links"]["added"] == 0
 
@@ -71,9 +100,14 @@ def test_reviews_link_to_products_in_either_order(engine, files):
 def test_check_text_and_product(loaded):
     from skinctl.products.analysis import check_ingredients
 
-    result = check_ingredients(loaded, text="Aqua, Salicylic Acid, Vitamin E, Unicorn Tears")
+    result = check_ingredients(loaded, text="Aqua, Salicylic Acid, Vitamin E, Unicorn Tears, Petrolatum")
     statuses = {i["name"]: i["status"] for i in result["ingredients"]}
-    assert statuses == {"Aqua": "ok", "Salicylic Acid": "restricted", "Vitamin E": "ok", "Unicorn Tears": "unmatched"}
+    assert statuses == {"Aqua": "ok", "Salicylic Acid": "restricted", "Vitamin E": "ok",
+                        "Unicorn Tears": "unmatched", "Petrolatum": "conditionally_prohibited"}
+    petrolatum = result["ingredients"][4]["annex"]
+    # linked both by the annex's own ingredient list and by the inventory's II/904 reference
+    assert [(a["annex"], a["reference"], a["linked_by"]) for a in petrolatum] == [("II", "904", "identified_name")]
+    assert result["summary"]["conditionally_prohibited"] == ["Petrolatum"]
     salicylic = result["ingredients"][1]
     assert salicylic["annex"][0]["annex"] == "III" and "2,0 %" in salicylic["annex"][0]["max_concentration"]
     assert salicylic["functions"] == ["PRESERVATIVE"]

@@ -20,7 +20,7 @@ def split(items):
 def test_cosing_inventory_preamble_crlf_bom_quoted_newline_padding(files):
     rows, problems = split(read_cosing_inventory(files["inventory"]))
     assert problems == []
-    assert len(rows) == 12
+    assert len(rows) == 13
     aqua = rows[0]
     assert aqua.line == 8  # physical line after the 7-line preamble and header
     assert aqua.record["inci_name"] == "AQUA" and aqua.record["cas_no"] == "7732-18-5"
@@ -30,13 +30,14 @@ def test_cosing_inventory_preamble_crlf_bom_quoted_newline_padding(files):
     assert glycerin.record["update_date"].isoformat() == "2012-02-02"
     # the row after the quoted line break starts two physical lines later
     assert rows[3].line == glycerin.line + 2
-    assert rows[-1].record["inci_name"] == "RETINOL"  # no trailing newline
+    assert rows[-1].record["inci_name"] == "PETROLATUM"  # no trailing newline
 
 
 def test_annexes_dash_multiline_and_short_row_reported_with_line(files):
     rows, problems = split(read_annex(files["annex_ii"], "II"))
-    assert [r.record["reference_number"] for r in rows] == ["1666", "38", "38"]
-    assert [r.record["entry_no"] for r in rows] == [1, 1, 2]
+    assert [r.record["reference_number"] for r in rows] == ["1666", "38", "38", "904"]
+    assert [r.record["entry_no"] for r in rows] == [1, 1, 2, 1]
+    assert [r.record["conditional"] for r in rows] == [False, False, False, True]
     assert rows[1].record["ec_no"] is None  # '-' means empty
     assert rows[0].record["identified_ingredients"] == ["BUTYLPHENYL METHYLPROPIONAL"]
     assert len(problems) == 1
