@@ -48,6 +48,12 @@ from skinctl.products.names import name_key
 from skinctl.products.readers import ReadRow, RowProblem
 
 BATCH = 500
+# progress(label, rows done in this step, rows in this step): shown by the command on a TTY.
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_label: str, _done: int, _total: int) -> None:
+    return None
 PRODUCT_FORMATS = tuple(readers.PRODUCT_FORMATS)
 REVIEW_FORMATS = ("sephora",)
 
@@ -195,7 +201,7 @@ def _jsonable(row: dict[str, str]) -> dict[str, str]:
 
 
 def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = None,
-                    match: bool = True) -> IngestReport:
+                    match: bool = True, progress: Progress = _no_progress) -> IngestReport:
     """Load a product file; replace the ingredient list of every inserted or changed product,
     then match ingredient names to the inventory."""
     if fmt not in PRODUCT_FORMATS:
@@ -232,6 +238,7 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
+        progress("products", len(batch), len(rows))
     _record_problems(engine, run_id, f"products:{fmt}", report.problems + report.duplicates)
     with engine.begin() as connection:
         result.extra["reviews_linked"] = link_reviews(connection)
@@ -330,7 +337,8 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
 # --- reviews ----------------------------------------------------------------------------------
 
 
-def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: str | None = None) -> IngestReport:
+def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: str | None = None,
+                   progress: Progress = _no_progress) -> IngestReport:
     if fmt not in REVIEW_FORMATS:
         raise InputRejected(f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}.")
     path = _check_file(path)
@@ -351,6 +359,7 @@ def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: st
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
+        progress("reviews", len(batch), len(rows))
     _record_problems(engine, run_id, f"reviews:{fmt}", report.problems + report.duplicates)
     with engine.begin() as connection:
         result.extra["reviews_linked"] = link_reviews(connection)
@@ -374,6 +383,7 @@ def ingest_cosing(
     *,
     user: str | None = None,
     match: bool = True,
+    progress: Progress = _no_progress,
 ) -> IngestReport:
     """Load the inventory and the annexes, link annex entries to inventory ingredients, then
     re-match product ingredients (the dictionary may have changed)."""
@@ -389,14 +399,14 @@ def ingest_cosing(
     if inventory is not None:
         report = TableReport("ingredients", str(inventory))
         rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
-        _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report)
+        _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
         result.tables.append(report)
     for annex, path in (("II", annex_ii), ("III", annex_iii)):
         if path is None:
             continue
         report = TableReport(f"annex_{annex.lower()}", str(path))
         rows = _split(readers.read_annex(path, annex), report, lambda r: (r["annex"], r["reference_number"], r["entry_no"]))
-        _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"), report)
+        _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"), report, progress)
         result.tables.append(report)
     for report in result.tables:
         _record_problems(engine, run_id, f"cosing:{report.name}", report.problems + report.duplicates)
@@ -408,13 +418,15 @@ def ingest_cosing(
     return result
 
 
-def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[str, ...], report: TableReport) -> None:
+def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[str, ...],
+                 report: TableReport, progress: Progress) -> None:
     for batch in _batches(rows):
         with engine.begin() as connection:
             inserted, updated = _upsert(connection, table, [item.record for item in batch], keys)
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
+        progress(report.name, len(batch), len(rows))
 
 
 def relink_annexes(connection: Connection) -> dict[str, int]:

@@ -41,3 +41,20 @@ def test_cli_ingest_check_recommend_json(cli, files):
     assert missing.exit_code == 1 and "not an INCI name" in missing.stderr
     bad = cli("ingredients", "check", "x", "--product", "P1")
     assert bad.exit_code == 2
+
+
+def test_cli_human_output(cli, files):
+    assert cli("ingest", "cosing", "--inventory", str(files["inventory"]), "--annex-iii", str(files["annex_iii"])).exit_code == 0
+    first = cli("ingest", "products", str(files["skincare"]), "--format", "skincare-clean")
+    assert first.exit_code == 3
+    assert "bad_list" in first.stdout and "bad_price" in first.stdout and "skincare.csv" in first.stdout
+    listed = cli("products", "list", "--search", "gentle", "--json").json()
+    assert [p["name"] for p in listed] == ["Gentle Cream 50ml", "Gentle Cream 100ml"]
+    shown = cli("products", "show", str(listed[0]["id"]))
+    assert shown.exit_code == 0 and "DIMETHICONE" in shown.stdout and "fuzzy" in shown.stdout
+    show = cli("ingredients", "show", "Salicylic Acid")
+    assert show.exit_code == 0 and "Annex III / 98: restricted" in show.stdout
+    unknown = cli("ingredients", "show", "Dimethiconol Unicorn")
+    assert unknown.exit_code == 1 and "No CosIng ingredient matches" in unknown.stderr
+    stats = cli("products", "stats")
+    assert stats.exit_code == 0 and "match_rate" in stats.stdout
