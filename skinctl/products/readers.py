@@ -12,6 +12,7 @@ import ast
 import csv
 import io
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -209,7 +210,11 @@ def list_literal_cell(value: str | None, column: str) -> list[str]:
     if len(value) > MAX_LITERAL_CHARS:
         raise BadRow("bad_list", f"{column} is longer than {MAX_LITERAL_CHARS} characters")
     try:
-        parsed = ast.literal_eval(value)
+        # Cells such as 'C:\Aqua' hold invalid escapes, which Python parses with a warning
+        # (an error under -W error); the literal is still well defined.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+            parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
         raise BadRow("bad_list", f"{column} is not a list literal ({type(error).__name__}: {value[:60]!r})") from None
     if not isinstance(parsed, list | tuple) or not all(isinstance(v, str) for v in parsed):

@@ -82,6 +82,20 @@ def test_sephora_crlf_notes_sections_and_blank_cells(files):
     assert by_id["P4"]["rating"] is None
 
 
+def test_list_literal_with_invalid_escape_is_read_without_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "escape.csv"
+    path.write_text(
+        "product_name,product_url,product_type,clean_ingreds,price\n"
+        "Odd,https://example.test/odd,Serum,\"['aqua \\Aqua', 'glycerin']\",£1.00\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows, problems = split(read_products(path, "skincare-clean"))
+    assert problems == [] and rows[0].record["ingredients"] == ["aqua \\Aqua", "glycerin"]
+
+
 def test_reviews_index_column_quoted_newline_and_bad_rows(files):
     rows, problems = split(read_reviews(files["reviews"]))
     assert len(rows) == 4
