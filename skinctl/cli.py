@@ -16,6 +16,10 @@ from skinctl import __version__
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
 from skinctl.commands import fetch as fetch_commands
+from skinctl.commands import ingest as ingest_commands
+from skinctl.commands import ingest_tables
+from skinctl.commands import ingredients as ingredients_commands
+from skinctl.commands import products as products_commands
 from skinctl.commands import storage as storage_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
@@ -99,5 +103,9 @@ app.add_typer(config_commands.app, name="config")
 app.add_typer(db_commands.app, name="db")
 app.add_typer(fetch_commands.app, name="fetch")
 app.add_typer(storage_commands.app, name="storage")
+ingest_tables.register(ingest_commands.app)
+app.add_typer(ingest_commands.app, name="ingest")
+app.add_typer(ingredients_commands.app, name="ingredients")
+app.add_typer(products_commands.app, name="products")
 
 __all__ = ["app", "EXIT_FAILURE"]

@@ -6,19 +6,22 @@ only add to them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -287,3 +290,227 @@ PLAN_TABLES = (
     "subject_metadata",
     "model_training_metrics",
 )
+
+
+
+# --- migration 0007: products, reviews, CosIng ingredients and annexes -----------------------
+
+MATCH_METHODS = ("exact", "synonym", "mapped", "fuzzy", "none")
+
+
+class Ingredient(Base):
+    """One CosIng inventory entry. `name_key` is the normalised INCI name (the lookup key)."""
+
+    __tablename__ = "ingredients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inci_name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_key: Mapped[str] = mapped_column(Text, nullable=False)
+    cosing_ref_no: Mapped[str | None] = mapped_column(String(20))
+    inn_name: Mapped[str | None] = mapped_column(Text)
+    ph_eur_name: Mapped[str | None] = mapped_column(Text)
+    cas_no: Mapped[str | None] = mapped_column(Text)
+    ec_no: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    restriction: Mapped[str | None] = mapped_column(Text)
+    functions: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    update_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("name_key", name="uq_ingredients_name_key"),
+        Index("ix_ingredients_cosing_ref_no", "cosing_ref_no"),
+    )
+
+
+class AnnexEntry(Base):
+    """A CosIng Annex II (prohibited) or Annex III (restricted) entry."""
+
+    __tablename__ = "annex_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annex: Mapped[str] = mapped_column(String(8), nullable=False)
+    reference_number: Mapped[str] = mapped_column(String(20), nullable=False)
+    # Some reference numbers cover several rows (Annex II 38: three coal-tar substances).
+    entry_no: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
+    chemical_name: Mapped[str | None] = mapped_column(Text)
+    glossary_name: Mapped[str | None] = mapped_column(Text)
+    cas_no: Mapped[str | None] = mapped_column(Text)
+    ec_no: Mapped[str | None] = mapped_column(Text)
+    product_type: Mapped[str | None] = mapped_column(Text)
+    max_concentration: Mapped[str | None] = mapped_column(Text)
+    other_limitations: Mapped[str | None] = mapped_column(Text)
+    conditions: Mapped[str | None] = mapped_column(Text)
+    regulation: Mapped[str | None] = mapped_column(Text)
+    # Annex II only: the text limits the prohibition ("when used as a substance in hair dye
+    # products", "except if the full refining history is known").
+    conditional: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    identified_ingredients: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    update_date: Mapped[date | None] = mapped_column(Date)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "annex", "reference_number", "entry_no", name="uq_annex_entries_annex_reference"
+        ),
+        CheckConstraint("annex IN ('II', 'III')", name="annex"),
+    )
+
+
+class AnnexEntryIngredient(Base):
+    """Which inventory ingredients an annex entry covers, and how the link was found."""
+
+    __tablename__ = "annex_entry_ingredients"
+
+    annex_entry_id: Mapped[int] = mapped_column(
+        ForeignKey("annex_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    ingredient_id: Mapped[int] = mapped_column(
+        ForeignKey("ingredients.id", ondelete="CASCADE"), primary_key=True
+    )
+    link_method: Mapped[str] = mapped_column(String(20), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(
+            "link_method IN ('restriction_ref', 'identified_name', 'glossary_name')",
+            name="link_method",
+        ),
+        Index("ix_annex_entry_ingredients_ingredient_id", "ingredient_id"),
+    )
+
+
+class IngredientSynonym(Base):
+    """A name as written on products mapped by a person to an inventory ingredient."""
+
+    __tablename__ = "ingredient_synonyms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name_key: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    ingredient_id: Mapped[int] = mapped_column(
+        ForeignKey("ingredients.id", ondelete="CASCADE"), nullable=False
+    )
+    source: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'user'"))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("name_key", name="uq_ingredient_synonyms_name_key"),
+        CheckConstraint("source IN ('user', 'builtin')", name="source"),
+    )
+
+
+class Product(Base):
+    """A product from a retailer dataset; `raw` keeps the source row as read."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    external_id: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    brand: Mapped[str | None] = mapped_column(String(200))
+    product_type: Mapped[str | None] = mapped_column(String(100))
+    category_path: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    size: Mapped[str | None] = mapped_column(String(100))
+    rating: Mapped[float | None] = mapped_column(Float)
+    review_count: Mapped[int | None] = mapped_column(Integer)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_products_source_external_id"),
+        CheckConstraint("price IS NULL OR price >= 0", name="price"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 0 AND 5", name="rating"),
+        Index("ix_products_product_type", "product_type"),
+        Index("ix_products_brand", "brand"),
+    )
+
+
+class ProductIngredient(Base):
+    """One entry of a product's ingredient list, as written, and its match in the inventory."""
+
+    __tablename__ = "product_ingredients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    name_as_written: Mapped[str] = mapped_column(Text, nullable=False)
+    name_key: Mapped[str] = mapped_column(Text, nullable=False)
+    ingredient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ingredients.id", ondelete="SET NULL")
+    )
+    match_method: Mapped[str] = mapped_column(
+        String(10), nullable=False, server_default=text("'none'")
+    )
+    match_score: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("product_id", "position", name="uq_product_ingredients_product_position"),
+        CheckConstraint(
+            "match_method IN ('exact', 'synonym', 'mapped', 'fuzzy', 'none')", name="match_method"
+        ),
+        Index("ix_product_ingredients_ingredient_id", "ingredient_id"),
+        Index("ix_product_ingredients_name_key", "name_key"),
+    )
+
+
+class Review(Base):
+    """A product review; `external_id` makes re-ingesting the same file a no-op."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    external_id: Mapped[str] = mapped_column(Text, nullable=False)
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL")
+    )
+    product_external_id: Mapped[str] = mapped_column(Text, nullable=False)
+    author_id: Mapped[str | None] = mapped_column(String(64))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    is_recommended: Mapped[bool | None] = mapped_column(Boolean)
+    helpfulness: Mapped[float | None] = mapped_column(Float)
+    total_feedback_count: Mapped[int | None] = mapped_column(Integer)
+    skin_type: Mapped[str | None] = mapped_column(String(20))
+    skin_tone: Mapped[str | None] = mapped_column(String(30))
+    eye_color: Mapped[str | None] = mapped_column(String(30))
+    hair_color: Mapped[str | None] = mapped_column(String(30))
+    title: Mapped[str | None] = mapped_column(Text)
+    review_text: Mapped[str | None] = mapped_column(Text)
+    submitted_on: Mapped[date | None] = mapped_column(Date)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_reviews_source_external_id"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating"),
+        Index("ix_reviews_product_id_skin_type", "product_id", "skin_type"),
+        Index("ix_reviews_product_external_id", "product_external_id"),
+    )

@@ -1,0 +1,474 @@
+"""One reader per file format. Each yields `ReadRow` (a typed record and the physical line it
+starts on) or `RowProblem` (file, line, reason) and carries on with the next row.
+
+Quirks handled here, once: a byte-order mark, preamble lines before the header (CosIng starts
+with `sep=,` and a creation date), CRLF or LF, quoted cells with line breaks, Python-list
+literals in cells, prices such as `£5.20`, names padded with spaces, `-` for empty.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from skinctl.errors import InputRejected
+from skinctl.products.names import (
+    clean_written,
+    looks_like_ingredient,
+    name_key,
+    split_ingredient_text,
+    split_top_level,
+)
+
+# Sephora ingredient lists run to tens of kilobytes in one cell.
+csv.field_size_limit(16 * 1024 * 1024)
+MAX_LITERAL_CHARS = 1_000_000
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    file: str
+    line: int
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass
+class ReadRow:
+    line: int
+    record: dict[str, Any]
+    raw: dict[str, str] = field(default_factory=dict)
+
+
+class BadRow(Exception):
+    """Raised inside a row parser: the row is reported with this reason and skipped."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputRejected(f"Cannot read {path}: {error.strerror or error}.") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Exports saved from spreadsheet programs on Windows.
+        return data.decode("cp1252", errors="replace")
+
+
+def iter_csv_rows(
+    path: Path, required: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
+    """Rows of a CSV file as {header: cell}, with the line each row starts on.
+
+    The header is the first row holding every `required` column; anything before it is a
+    preamble. Blank lines are not rows."""
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    header: list[str] | None = None
+    previous_line = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            start = previous_line + 1
+            previous_line = reader.line_num
+            yield RowProblem(str(path), start, "unreadable_csv", str(error))
+            continue
+        start = previous_line + 1
+        previous_line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if header is None:
+            stripped = [cell.strip().lstrip("\ufeff") for cell in cells]
+            if all(column in stripped for column in required):
+                header = stripped
+            continue
+        if len(cells) != len(header):
+            yield RowProblem(
+                str(path), start, "column_count",
+                f"expected {len(header)} columns, found {len(cells)}",
+            )
+            continue
+        yield start, dict(zip(header, cells, strict=True))
+    if header is None:
+        raise InputRejected(
+            f"{path} has no header row with the columns {', '.join(required)}.",
+            hint="Check the file and the --format option.",
+        )
+
+
+def _rows(
+    path: Path, required: tuple[str, ...], parse: Callable[[dict[str, str]], dict[str, Any]]
+) -> Iterator[ReadRow | RowProblem]:
+    for item in iter_csv_rows(path, required):
+        if isinstance(item, RowProblem):
+            yield item
+            continue
+        line, row = item
+        try:
+            yield ReadRow(line, parse(row), row)
+        except BadRow as bad:
+            yield RowProblem(str(path), line, bad.reason, bad.detail)
+
+
+# --- cell parsers -----------------------------------------------------------------------------
+
+_SPACES = re.compile(r"\s+")
+CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR"}
+
+
+def text_cell(value: str | None, *, dash_is_empty: bool = False) -> str | None:
+    """A trimmed cell with inner whitespace runs kept; None when blank (or `-`)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or (dash_is_empty and value == "-"):
+        return None
+    return value
+
+
+def name_cell(value: str | None, *, dash_is_empty: bool = False) -> str | None:
+    """A padded name: trimmed and with whitespace runs (line breaks too) made one space."""
+    value = text_cell(value, dash_is_empty=dash_is_empty)
+    return _SPACES.sub(" ", value) if value else None
+
+
+def float_cell(value: str | None, column: str) -> float | None:
+    value = text_cell(value)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise BadRow("bad_number", f"{column}={value!r} is not a number") from None
+
+
+def int_cell(value: str | None, column: str) -> int | None:
+    number = float_cell(value, column)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise BadRow("bad_number", f"{column}={value!r} is not a whole number")
+    return int(number)
+
+
+def price_cell(value: str | None, column: str, default_currency: str) -> tuple[Decimal | None, str | None]:
+    """'£5.20' -> (Decimal('5.20'), 'GBP'); '35' -> (Decimal('35'), default_currency)."""
+    value = text_cell(value)
+    if value is None:
+        return None, None
+    currency = default_currency
+    if value[0] in CURRENCY_SYMBOLS:
+        currency = CURRENCY_SYMBOLS[value[0]]
+        value = value[1:].strip()
+    try:
+        price = Decimal(value.replace(",", ""))
+    except InvalidOperation:
+        raise BadRow("bad_price", f"{column}={value!r} is not a price") from None
+    if price < 0 or not price.is_finite():
+        raise BadRow("bad_price", f"{column}={value!r} is not a price")
+    return price.quantize(Decimal("0.01")), currency
+
+
+def date_cell(value: str | None, column: str, formats: tuple[str, ...]) -> date | None:
+    value = text_cell(value, dash_is_empty=True)
+    if value is None:
+        return None
+    for fmt in formats:
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise BadRow("bad_date", f"{column}={value!r} is not a date")
+
+
+def list_literal_cell(value: str | None, column: str) -> list[str]:
+    """A Python-list literal such as "['water', 'glycerin']", read with ast.literal_eval
+    (never eval): anything but a list of strings is a bad row."""
+    value = text_cell(value)
+    if value is None:
+        return []
+    if len(value) > MAX_LITERAL_CHARS:
+        raise BadRow("bad_list", f"{column} is longer than {MAX_LITERAL_CHARS} characters")
+    try:
+        # Cells such as 'C:\Aqua' hold invalid escapes, which Python parses with a warning
+        # (an error under -W error); the literal is still well defined.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+            parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
+        raise BadRow("bad_list", f"{column} is not a list literal ({type(error).__name__}: {value[:60]!r})") from None
+    if not isinstance(parsed, list | tuple) or not all(isinstance(v, str) for v in parsed):
+        raise BadRow("bad_list", f"{column} is not a list of strings")
+    return list(parsed)
+
+
+def split_names(value: str | None, *, dash_is_empty: bool = True) -> list[str]:
+    value = text_cell(value, dash_is_empty=dash_is_empty)
+    if value is None:
+        return []
+    return [n for n in (name_cell(p) for p in value.split(",")) if n and n != "-"]
+
+
+def dedupe_ingredients(names: list[str]) -> list[str]:
+    """Keep the first occurrence of each name (gift sets repeat whole lists)."""
+    seen: set[str] = set()
+    result = []
+    for name in names:
+        key = name_key(name)
+        if key and key not in seen and looks_like_ingredient(name):
+            seen.add(key)
+            result.append(name)
+    return result
+
+
+def sephora_ingredients(items: list[str]) -> list[str]:
+    """Sephora cells hold a list of strings: whole ingredient lists, headings of the parts of a
+    set ('Capri Eau de Parfum:'), and notes ('-Niacinamide: brightens'). Headings and notes are
+    not ingredients."""
+    names: list[str] = []
+    for item in items:
+        item = item.strip()
+        if not item or item.endswith(":") or item.startswith("-"):
+            continue
+        names.extend(split_ingredient_text(item))
+    return dedupe_ingredients(names)
+
+
+# --- the formats ------------------------------------------------------------------------------
+
+
+def _sephora_product(row: dict[str, str]) -> dict[str, Any]:
+    external_id = text_cell(row["product_id"])
+    name = name_cell(row["product_name"])
+    if not external_id:
+        raise BadRow("missing_id", "product_id is blank")
+    if not name:
+        raise BadRow("missing_name", f"product_name is blank for {external_id}")
+    price, currency = price_cell(row.get("price_usd"), "price_usd", "USD")
+    categories = [c for c in (name_cell(row.get(k)) for k in
+                  ("primary_category", "secondary_category", "tertiary_category")) if c]
+    rating = float_cell(row.get("rating"), "rating")
+    if rating is not None and not 0 <= rating <= 5:
+        raise BadRow("bad_rating", f"rating={rating} is outside 0..5")
+    return {
+        "source": "sephora",
+        "external_id": external_id,
+        "name": name,
+        "brand": name_cell(row.get("brand_name")),
+        "product_type": categories[-1] if categories else None,
+        "category_path": " > ".join(categories) or None,
+        "url": None,
+        "price": price,
+        "currency": currency,
+        "size": name_cell(row.get("size")),
+        "rating": rating,
+        "review_count": int_cell(row.get("reviews"), "reviews"),
+        "ingredients": sephora_ingredients(list_literal_cell(row.get("ingredients"), "ingredients")),
+    }
+
+
+def _skincare_clean_product(row: dict[str, str]) -> dict[str, Any]:
+    name = name_cell(row["product_name"])
+    url = text_cell(row["product_url"])
+    if not name:
+        raise BadRow("missing_name", "product_name is blank")
+    if not url:
+        raise BadRow("missing_id", f"product_url is blank for {name!r}")
+    price, currency = price_cell(row.get("price"), "price", "GBP")
+    product_type = name_cell(row.get("product_type"))
+    names = [clean_written(n) for n in list_literal_cell(row.get("clean_ingreds"), "clean_ingreds")]
+    return {
+        "source": "skincare-clean",
+        # The same URL is listed for several sizes of one product, each with its own name.
+        "external_id": f"{url}#{name}",
+        "name": name,
+        "brand": None,
+        "product_type": product_type,
+        "category_path": product_type,
+        "url": url,
+        "price": price,
+        "currency": currency,
+        "size": None,
+        "rating": None,
+        "review_count": None,
+        "ingredients": dedupe_ingredients(names),
+    }
+
+
+PRODUCT_FORMATS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], dict[str, Any]]]] = {
+    "sephora": (("product_id", "product_name", "brand_name", "ingredients", "price_usd"), _sephora_product),
+    "skincare-clean": (("product_name", "product_url", "product_type", "clean_ingreds", "price"), _skincare_clean_product),
+}
+
+
+def read_products(path: Path, fmt: str) -> Iterator[ReadRow | RowProblem]:
+    required, parse = PRODUCT_FORMATS[fmt]
+    return _rows(path, required, parse)
+
+
+def _bool_cell(value: str | None, column: str) -> bool | None:
+    number = float_cell(value, column)
+    if number is None:
+        return None
+    if number not in (0.0, 1.0):
+        raise BadRow("bad_flag", f"{column}={value!r} is neither 0 nor 1")
+    return number == 1.0
+
+
+def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
+    product = text_cell(row["product_id"])
+    author = text_cell(row["author_id"])
+    if not product:
+        raise BadRow("missing_id", "product_id is blank")
+    if not author:
+        raise BadRow("missing_id", "author_id is blank")
+    rating = int_cell(row.get("rating"), "rating")
+    if rating is not None and not 1 <= rating <= 5:
+        raise BadRow("bad_rating", f"rating={rating} is outside 1..5")
+    submitted = date_cell(row.get("submission_time"), "submission_time", ("%Y-%m-%d",))
+    # The unnamed first column numbers the rows of the original file; with author, product and
+    # date it identifies a review (one author reviews one product several times a day).
+    index = text_cell(row.get("")) or ""
+    return {
+        "source": "sephora",
+        "external_id": f"{product}:{author}:{submitted or ''}:{index}",
+        "product_external_id": product,
+        "author_id": author,
+        "rating": rating,
+        "is_recommended": _bool_cell(row.get("is_recommended"), "is_recommended"),
+        "helpfulness": float_cell(row.get("helpfulness"), "helpfulness"),
+        "total_feedback_count": int_cell(row.get("total_feedback_count"), "total_feedback_count"),
+        "skin_type": (text_cell(row.get("skin_type")) or "").lower() or None,
+        "skin_tone": text_cell(row.get("skin_tone")),
+        "eye_color": text_cell(row.get("eye_color")),
+        "hair_color": text_cell(row.get("hair_color")),
+        "title": text_cell(row.get("review_title")),
+        "review_text": text_cell(row.get("review_text")),
+        "submitted_on": submitted,
+    }
+
+
+def read_reviews(path: Path, fmt: str = "sephora") -> Iterator[ReadRow | RowProblem]:
+    return _rows(path, ("author_id", "rating", "product_id", "submission_time"), _sephora_review)
+
+
+COSING_DATES = ("%d/%m/%Y", "%Y-%m-%d")
+
+
+def _cosing_ingredient(row: dict[str, str]) -> dict[str, Any]:
+    inci = name_cell(row["INCI name"], dash_is_empty=True)
+    if not inci:
+        raise BadRow("missing_name", f"INCI name is blank (COSING Ref No {row['COSING Ref No'].strip()!r})")
+    key = name_key(inci)
+    if not key:
+        raise BadRow("missing_name", f"INCI name {inci!r} has no letters or digits")
+    functions = [f.upper() for f in split_names(row.get("Function"))]
+    return {
+        "inci_name": inci.upper(),
+        "name_key": key,
+        "cosing_ref_no": text_cell(row["COSING Ref No"], dash_is_empty=True),
+        "inn_name": name_cell(row.get("INN name"), dash_is_empty=True),
+        "ph_eur_name": name_cell(row.get("Ph. Eur. Name"), dash_is_empty=True),
+        "cas_no": name_cell(row.get("CAS No"), dash_is_empty=True),
+        "ec_no": name_cell(row.get("EC No"), dash_is_empty=True),
+        "description": name_cell(row.get("Chem/IUPAC Name / Description"), dash_is_empty=True),
+        "restriction": name_cell(row.get("Restriction"), dash_is_empty=True),
+        "functions": list(dict.fromkeys(functions)),
+        "update_date": date_cell(row.get("Update Date"), "Update Date", COSING_DATES),
+    }
+
+
+def read_cosing_inventory(path: Path) -> Iterator[ReadRow | RowProblem]:
+    return _rows(path, ("COSING Ref No", "INCI name", "Function"), _cosing_ingredient)
+
+
+def _annex_common(row: dict[str, str], annex: str) -> dict[str, Any]:
+    reference = text_cell(row["Reference Number"], dash_is_empty=True)
+    if not reference:
+        raise BadRow("missing_id", "Reference Number is blank")
+    identified = [n.upper() for n in split_names(row.get("Identified INGREDIENTS or substances e.g."))]
+    return {
+        "annex": annex,
+        "reference_number": reference,
+        "chemical_name": name_cell(row.get("Chemical name / INN"), dash_is_empty=True),
+        "cas_no": name_cell(row.get("CAS Number"), dash_is_empty=True),
+        "ec_no": name_cell(row.get("EC Number"), dash_is_empty=True),
+        "regulation": name_cell(row.get("Regulation"), dash_is_empty=True),
+        "identified_ingredients": list(dict.fromkeys(identified)),
+        "update_date": date_cell(row.get("Update Date"), "Update Date", COSING_DATES),
+        "raw": {k: v for k, v in row.items() if k},
+    }
+
+
+# Words with which an Annex II entry limits its prohibition to some uses or grades.
+_CONDITIONAL_PROHIBITION = re.compile(
+    r"\b(when used|except|unless|other than|with the exception|hair dye|shall be|if the)\b", re.IGNORECASE
+)
+
+
+def _annex_ii(row: dict[str, str]) -> dict[str, Any]:
+    record = _annex_common(row, "II")
+    record.update(glossary_name=None, product_type=None, max_concentration=None,
+                  other_limitations=None, conditions=None,
+                  conditional=bool(_CONDITIONAL_PROHIBITION.search(record["chemical_name"] or "")))
+    return record
+
+
+def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
+    record = _annex_common(row, "III")
+    glossary = name_cell(row.get("Name of Common Ingredients Glossary"), dash_is_empty=True)
+    record.update(
+        glossary_name=glossary.upper() if glossary else None,
+        product_type=text_cell(row.get("Product Type, body parts"), dash_is_empty=True),
+        max_concentration=text_cell(
+            row.get("Maximum concentration in ready for use preparation"), dash_is_empty=True
+        ),
+        other_limitations=text_cell(row.get("Other"), dash_is_empty=True),
+        conditions=text_cell(row.get("Wording of conditions of use and warnings"), dash_is_empty=True),
+        conditional=False,
+    )
+    return record
+
+
+def read_annex(path: Path, annex: str) -> Iterator[ReadRow | RowProblem]:
+    """Annex rows; `entry_no` numbers the rows that share a reference number, in file order."""
+    if annex == "II":
+        rows = _rows(path, ("Reference Number", "Chemical name / INN", "CAS Number"), _annex_ii)
+    else:
+        rows = _rows(
+            path, ("Reference Number", "Chemical name / INN", "Name of Common Ingredients Glossary"),
+            _annex_iii,
+        )
+    seen: dict[str, int] = {}
+    for item in rows:
+        if isinstance(item, ReadRow):
+            reference = item.record["reference_number"]
+            seen[reference] = seen.get(reference, 0) + 1
+            item.record["entry_no"] = seen[reference]
+        yield item
+
+
+__all__ = [
+    "BadRow", "ReadRow", "RowProblem", "read_annex", "read_cosing_inventory", "read_products",
+    "read_reviews", "split_top_level",
+]
