@@ -16,6 +16,8 @@ from typer.core import TyperGroup
 from skinctl import __version__
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
+from skinctl.commands import label as label_commands
+from skinctl.commands import tui as tui_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
 
@@ -94,5 +96,7 @@ def main(
 
 app.add_typer(config_commands.app, name="config")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(label_commands.app, name="label")
+app.command("tui")(tui_commands.tui)
 
 __all__ = ["app", "EXIT_FAILURE"]
