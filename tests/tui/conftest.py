@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy.orm import Session
+from textual.worker import WorkerCancelled
 
 from skinctl.db.models import TrainingMetrics
 from tests.labels.factory import add_duplicate, add_images
@@ -31,11 +32,29 @@ async def settle(pilot, rounds: int = 40) -> None:
     app = pilot.app
     for _ in range(rounds):
         await pilot.pause()
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:  # superseded by a newer request (a filter changed again)
+            pass
         await pilot.pause(0.02)
         if not any(w.is_running for w in app.workers) and not app._timers:
             break
     await pilot.pause()
+
+
+def text_of(widget) -> str:
+    """The plain text a widget shows (markup strings and Rich renderables alike)."""
+    import io
+
+    from rich.console import Console
+
+    shown = widget.render()
+    if hasattr(shown, "plain"):
+        return shown.plain
+    shown = getattr(shown, "_renderable", shown)  # Textual wraps Rich renderables in a RichVisual
+    console = Console(width=120, file=io.StringIO(), record=True)
+    console.print(shown)
+    return console.export_text()
 
 
 def make_app(settings, engine, storage_dir, **kwargs):

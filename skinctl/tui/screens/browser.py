@@ -186,7 +186,7 @@ class BrowserScreen(DatabaseWork, Screen):
     # -- filters ----------------------------------------------------------------------------
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        value = None if event.value is Select.BLANK else str(event.value)
+        value = None if event.value is Select.NULL else str(event.value)
         name = event.select.id.removeprefix("filter-")
         self._set_filter(**{"flag" if name == "flag" else "condition" if name == "class" else name: value})
 
