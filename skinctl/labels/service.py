@@ -18,13 +18,14 @@ Rules it keeps:
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Float, and_, case, exists, func, literal_column, or_, select, text
+from sqlalchemy import Engine, Float, Integer, and_, func, select, text, union
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -182,6 +183,7 @@ class LabelService:
             raise UsageError("No user to record label changes under.", hint="Set SKINCTL_USER.")
         self.engine = engine
         self.user = user
+        self._prediction_columns: tuple[float, set[str]] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -489,8 +491,7 @@ class LabelService:
         with self._session() as session:
             query = self._filtered(filters)
             if order == "suspect":
-                score, conflict = suspect_columns(session)
-                query = query.order_by(score.desc().nulls_last(), conflict.desc(), ConditionLabel.id)
+                query = order_by_suspect(session, query)
             elif order == "id":
                 if after_id is not None:
                     query = query.where(ConditionLabel.id > after_id)
@@ -507,8 +508,7 @@ class LabelService:
         with self._session() as session:
             query = self._filtered(filters).with_only_columns(ConditionLabel.id)
             if order == "suspect":
-                score, conflict = suspect_columns(session)
-                query = query.order_by(score.desc().nulls_last(), conflict.desc(), ConditionLabel.id)
+                query = order_by_suspect(session, query)
             else:
                 query = query.order_by(ConditionLabel.id)
             return list(session.scalars(query))
@@ -534,9 +534,13 @@ class LabelService:
             return sorted(session.scalars(query))
 
     def suggestion(self, image_id: int) -> dict[str, Any] | None:
-        """The latest model prediction for an image, when the trainer's table exists."""
+        """The latest model prediction for an image, when the trainer's table exists (whether
+        it does is looked up at most once a minute: this runs for every image shown)."""
         with self._session() as session:
-            return model_suggestion(session, image_id)
+            now = time.monotonic()
+            if self._prediction_columns is None or now - self._prediction_columns[0] > 60:
+                self._prediction_columns = (now, _table_columns(session, "image_predictions"))
+            return model_suggestion(session, image_id, self._prediction_columns[1])
 
     def history(self, *, image_id: int | None = None, label_id: int | None = None) -> list[HistoryEntry]:
         with self._session() as session:
@@ -666,55 +670,53 @@ def _table_columns(session: Session, table: str) -> set[str]:
     )
 
 
-def suspect_columns(session: Session):
-    """Two sort keys for the queue, highest first: a model's mislabel score per image (NULL when
-    no model scored it, or no predictions table exists yet) and a conflict flag (1 when the
-    image's live labels disagree, or a near/exact duplicate carries a different class).
+def order_by_suspect(session: Session, query):
+    """Order a label query (ConditionLabel in its FROM) likely-mislabeled first:
 
-    The score source plugs in here: any table `image_predictions(image_id, mislabel_score)`
-    (the trainer's) is used when present; add other sources by extending this function."""
+    1. a model's mislabel score for the image, highest first (NULL last: no model scored it,
+       or no predictions table exists yet). The source plugs in here: any table
+       `image_predictions(image_id, mislabel_score)` (the trainer's) is used when present;
+    2. images in conflict first: their live labels of one task disagree, or a near/exact
+       duplicate image carries a different class;
+    3. label id.
+
+    Both keys are computed once per query as grouped sets and joined (not per row), so ordering
+    100k labels stays a single pass."""
     lab = ConditionLabel
-    score = literal_column("NULL::float", Float)
+    live = lab.status != "rejected"
+    own = (
+        select(lab.image_id.label("image_id"))
+        .where(live)
+        .group_by(lab.image_id, lab.task)
+        .having(func.count(func.distinct(lab.condition_type)) > 1)
+    )
+    la, lb = aliased(ConditionLabel), aliased(ConditionLabel)
+    dup = ImageDuplicate
+    pairs = (
+        select(dup.image_id_a, dup.image_id_b)
+        .join(la, la.image_id == dup.image_id_a)
+        .join(lb, lb.image_id == dup.image_id_b)
+        .where(la.task == lb.task, la.condition_type != lb.condition_type, la.status != "rejected", lb.status != "rejected")
+        .subquery()
+    )
+    conflicts = union(
+        own, select(pairs.c.image_id_a), select(pairs.c.image_id_b)
+    ).subquery("conflict_images")
+    query = query.outerjoin(conflicts, conflicts.c.image_id == lab.image_id)
+    keys = []
     if "mislabel_score" in _table_columns(session, "image_predictions"):
-        score = literal_column(
-            "(SELECT max(p.mislabel_score) FROM image_predictions p "
-            "WHERE p.image_id = skin_condition_labels.image_id)",
-            Float,
-        )
-    other = aliased(ConditionLabel)
-    own_disagree = exists(
-        select(1).where(
-            other.image_id == lab.image_id,
-            other.task == lab.task,
-            other.condition_type != lab.condition_type,
-            other.status != "rejected",
-        )
-    )
-    dup = aliased(ImageDuplicate)
-    dup_label = aliased(ConditionLabel)
-    dup_disagree = exists(
-        select(1)
-        .select_from(dup)
-        .join(
-            dup_label,
-            or_(
-                and_(dup.image_id_a == lab.image_id, dup_label.image_id == dup.image_id_b),
-                and_(dup.image_id_b == lab.image_id, dup_label.image_id == dup.image_id_a),
-            ),
-        )
-        .where(
-            dup_label.task == lab.task,
-            dup_label.condition_type != lab.condition_type,
-            dup_label.status != "rejected",
-        )
-    )
-    conflict = case((or_(own_disagree, dup_disagree), 1), else_=0)
-    return score, conflict
+        scores = text(
+            "SELECT image_id, max(mislabel_score) AS score FROM image_predictions GROUP BY image_id"
+        ).columns(image_id=Integer, score=Float).subquery("image_scores")
+        query = query.outerjoin(scores, scores.c.image_id == lab.image_id)
+        keys.append(scores.c.score.desc().nulls_last())
+    keys += [conflicts.c.image_id.is_(None), lab.id]  # false (in conflict) sorts first
+    return query.order_by(*keys)
 
 
-def model_suggestion(session: Session, image_id: int) -> dict[str, Any] | None:
+def model_suggestion(session: Session, image_id: int, columns: set[str] | None = None) -> dict[str, Any] | None:
     """{'label', 'confidence', 'mislabel_score', 'run_id'} from the newest prediction, or None."""
-    columns = _table_columns(session, "image_predictions")
+    columns = _table_columns(session, "image_predictions") if columns is None else columns
     if not {"image_id", "predicted_label"} <= columns:
         return None
     confidence = "p.self_confidence" if "self_confidence" in columns else "NULL::float"

@@ -9,9 +9,6 @@ from textual.app import App
 from textual.binding import Binding
 
 from skinctl.labels import LabelFilter, LabelService
-from skinctl.tui.screens.browser import BrowserScreen
-from skinctl.tui.screens.metrics import MetricsScreen
-from skinctl.tui.screens.queue import QueueScreen
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -20,13 +17,32 @@ if TYPE_CHECKING:
     from skinctl.storage import Storage
 
 
+def _browser():
+    from skinctl.tui.screens.browser import BrowserScreen
+
+    return BrowserScreen()
+
+
+def _queue():
+    from skinctl.tui.screens.queue import QueueScreen
+
+    return QueueScreen()
+
+
+def _metrics():
+    from skinctl.tui.screens.metrics import MetricsScreen
+
+    return MetricsScreen()
+
+
 class SkinctlApp(App):
     """`skinctl tui`. Every binding has an id; `keys` in skinctl.toml remaps it."""
 
     CSS_PATH = "skinctl.tcss"
     TITLE = "skinctl"
-    # Modes are built on first switch and then keep their state (cursor, filters, queue place).
-    MODES = {"browser": BrowserScreen, "queue": QueueScreen, "metrics": MetricsScreen}
+    # Modes are built on first switch and then keep their state (cursor, filters, queue place);
+    # each screen module is imported then too (plotext for metrics costs startup time).
+    MODES = {"browser": _browser, "queue": _queue, "metrics": _metrics}
     BINDINGS = [
         Binding("f2", "switch_mode('browser')", "Images", id="app.browser"),
         Binding("f3", "switch_mode('queue')", "Queue", id="app.queue"),

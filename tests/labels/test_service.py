@@ -183,7 +183,7 @@ def test_queue_uses_model_scores_when_a_predictions_table_exists(engine, data):
     finally:
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE image_predictions"))
-    assert service.suggestion(data.images[2]) is None
+    assert LabelService(engine, "alice").suggestion(data.images[2]) is None
 
 
 def test_stats_verified_share_and_agreement(engine, data):

@@ -43,6 +43,8 @@ async def test_class_key_then_enter_saves_the_class_and_undo_restores_it(setting
         assert history_actions(engine, images.images[0]) == [("create", "tester"), ("supersede", "tester")]
         # advanced to the next unverified image
         assert queue.item.label.id == images.labels[1]
+        await pilot.pause(0.8)  # the progress is recounted a moment after the last action
+        await settle(pilot)
         assert "1 / 7 verified" in str(queue.query_one("#queue-progress").render())
 
         await pilot.press("ctrl+z")
@@ -78,6 +80,8 @@ async def test_enter_verifies_and_skips_to_the_next_unverified(settings, engine,
         await settle(pilot)
         assert queue.item.label.id == images.labels[4]
         assert LabelService(engine, "x").get(images.labels[4]).verified_by == "someone"
+        await pilot.pause(0.8)
+        await settle(pilot)
         assert "4 / 6 verified" in str(queue.query_one("#queue-progress").render())
 
 

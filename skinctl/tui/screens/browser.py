@@ -73,7 +73,6 @@ class BrowserScreen(DatabaseWork, Screen):
         for column in COLUMNS:
             table.add_column(column, key=column)
         self.reload()
-        self.run_db(lambda: filter_choices(self.app.engine), self._choices_loaded, group="choices")
         table.focus()
 
     def _choices_loaded(self, choices) -> None:
@@ -92,9 +91,7 @@ class BrowserScreen(DatabaseWork, Screen):
         self.last_id, self.exhausted, self.loading = None, False, False
         self.query_one(DataTable).clear()
         self.query_one("#browser-count", Static).update("…")
-        self.load_page()
-        engine, f = self.app.engine, self.filter
-        self.run_db(lambda: count_images(engine, f), self._counted, group="count")
+        self.load_page()  # the count and the filter choices follow the first page (_page_loaded)
 
     def _counted(self, count: int) -> None:
         self.query_one("#browser-count", Static).update(f"{count:,} images")
@@ -110,6 +107,7 @@ class BrowserScreen(DatabaseWork, Screen):
         generation, rows = result
         if generation != self.generation:
             return
+        first_of_filter = self.last_id is None
         self.loading = False
         table = self.query_one(DataTable)
         for row in rows:
@@ -120,8 +118,13 @@ class BrowserScreen(DatabaseWork, Screen):
         if rows:
             self.last_id = rows[-1].id
         self.exhausted = len(rows) < PAGE_SIZE
-        if not self.first_page_shown and rows:
-            self.first_page_shown = True
+        if first_of_filter:
+            # Only now the slower whole-table queries: the rows are on screen already.
+            engine, f = self.app.engine, self.filter
+            self.run_db(lambda: count_images(engine, f), self._counted, group="count")
+            if not self.first_page_shown:
+                self.run_db(lambda: filter_choices(engine), self._choices_loaded, group="choices")
+        self.first_page_shown = True
         if table.row_count and table.cursor_row == 0 and len(rows) == table.row_count:
             self._schedule_detail(rows[0].id)
         if not table.row_count:

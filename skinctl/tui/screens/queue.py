@@ -89,6 +89,7 @@ class QueueScreen(DatabaseWork, Screen):
         self.progress: tuple[int, int] | None = None
         self.commit_seconds: list[float] = []  # keypress -> committed, for bench/tui.py
         self._class_cache: dict[str, list[str]] = {}
+        self._progress_timer = None
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -264,7 +265,7 @@ class QueueScreen(DatabaseWork, Screen):
             self.decided.add(item.label.id)
             self.undo_stack.append((item.label.image_id, item.position))
             self._status(message)
-            self._refresh_progress()
+            self._refresh_progress_soon()
             if advance:
                 self.show_position(item.position + 1, skip_decided=True)
             else:
@@ -327,7 +328,7 @@ class QueueScreen(DatabaseWork, Screen):
             for label in result.labels:
                 self.decided.discard(label.id)
             self._status(f"undone on image {image_id}")
-            self._refresh_progress()
+            self._refresh_progress_soon()
             self.show_position(position)
 
         def failed(error) -> None:
@@ -349,6 +350,13 @@ class QueueScreen(DatabaseWork, Screen):
         self._class_cache.clear()
         self.decided.clear()
         self.load_queue()
+
+    def _refresh_progress_soon(self) -> None:
+        """Recount a moment after the last action, not after each: counting 100k labels on
+        every keypress would compete with the commits themselves."""
+        if self._progress_timer is not None:
+            self._progress_timer.stop()
+        self._progress_timer = self.set_timer(0.6, self._refresh_progress)
 
     def _refresh_progress(self) -> None:
         service, filters = self.service, self.app.queue_filter
