@@ -44,11 +44,11 @@ class SkinctlApp(App):
     # each screen module is imported then too (plotext for metrics costs startup time).
     MODES = {"browser": _browser, "queue": _queue, "metrics": _metrics}
     BINDINGS = [
-        Binding("f2", "switch_mode('browser')", "Images", id="app.browser"),
-        Binding("f3", "switch_mode('queue')", "Queue", id="app.queue"),
-        Binding("f4", "switch_mode('metrics')", "Metrics", id="app.metrics"),
-        Binding("question_mark", "help", "Keys", id="app.help"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("f2", "switch_mode('browser')", "Images", id="app_browser"),
+        Binding("f3", "switch_mode('queue')", "Queue", id="app_queue"),
+        Binding("f4", "switch_mode('metrics')", "Metrics", id="app_metrics"),
+        Binding("question_mark", "help", "Keys", id="app_help"),
+        Binding("ctrl+q", "quit", "Quit", id="app_quit", priority=True),
     ]
 
     def __init__(

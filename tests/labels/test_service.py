@@ -207,3 +207,23 @@ def test_progress_counts_verified_of_all(engine, data):
     service.verify(data.labels[0])
     assert service.progress() == (1, 4)
     assert service.progress(LabelFilter(dataset="derm", verified=False)) == (1, 3)
+
+
+def test_models_match_the_migrations(engine):
+    from skinctl.db.migrate import schema_drift
+
+    assert schema_drift(engine) == []
+
+
+def test_migration_0004_downgrades_and_upgrades(engine):
+    from sqlalchemy import inspect
+
+    from skinctl.db import migrate
+
+    migrate.downgrade(engine, "0002")
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("label_history")}
+        assert "operation_id" not in columns
+    finally:
+        migrate.upgrade(engine)
+    assert "operation_id" in {c["name"] for c in inspect(engine).get_columns("label_history")}

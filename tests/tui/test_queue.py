@@ -43,7 +43,8 @@ async def test_class_key_then_enter_saves_the_class_and_undo_restores_it(setting
         assert history_actions(engine, images.images[0]) == [("create", "tester"), ("supersede", "tester")]
         # advanced to the next unverified image
         assert queue.item.label.id == images.labels[1]
-        await pilot.pause(0.8)  # the progress is recounted a moment after the last action
+        assert "1 / 7 verified" in str(queue.query_one("#queue-progress").render())  # counted locally
+        await pilot.pause(2.2)  # and recounted exactly once the user pauses
         await settle(pilot)
         assert "1 / 7 verified" in str(queue.query_one("#queue-progress").render())
 
@@ -80,7 +81,7 @@ async def test_enter_verifies_and_skips_to_the_next_unverified(settings, engine,
         await settle(pilot)
         assert queue.item.label.id == images.labels[4]
         assert LabelService(engine, "x").get(images.labels[4]).verified_by == "someone"
-        await pilot.pause(0.8)
+        await pilot.pause(2.2)
         await settle(pilot)
         assert "4 / 6 verified" in str(queue.query_one("#queue-progress").render())
 
@@ -105,8 +106,15 @@ async def test_a_concurrent_change_shows_the_conflict_notice(settings, engine, i
 
 
 @run_async
-async def test_severity_key_and_remapped_keys(settings, engine, images):
-    settings = settings.model_copy(update={"keys": {"queue.verify": "v", "queue.severity": "e"}})
+async def test_severity_key_and_keys_remapped_in_skinctl_toml(settings, engine, images, tmp_path, monkeypatch):
+    from skinctl.config import load_settings
+
+    toml = tmp_path / "skinctl.toml"
+    toml.write_text('[keys]\nqueue_verify = "v"\nqueue_severity = "e"\n')
+    monkeypatch.setenv("SKINCTL_CONFIG", str(toml))
+    monkeypatch.setenv("SKINCTL_USER", "tester")
+    settings = load_settings({"database_url": settings.database_url, "home": settings.home}).settings
+    assert settings.keys == {"queue_verify": "v", "queue_severity": "e"}
     app = make_app(settings, engine, images.storage_dir, start="queue", queue_order="id")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -136,6 +144,6 @@ async def test_help_lists_the_current_screens_keys_with_ids(settings, engine, im
 
         assert isinstance(app.screen, HelpScreen)
         ids = {row[2] for row in app.screen.rows}
-        assert {"queue.verify", "queue.reject", "queue.undo", "queue.class_1", "app.help"} <= ids
+        assert {"queue_verify", "queue_reject", "queue_undo", "queue_class_1", "app_help"} <= ids
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

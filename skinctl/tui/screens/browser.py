@@ -32,11 +32,11 @@ COLUMNS = ("id", "dataset", "split", "labels", "status", "size", "flags", "dups"
 class BrowserScreen(DatabaseWork, Screen):
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS = [
-        Binding("f", "focus_filters", "Filters", id="browser.filters"),
-        Binding("t", "focus_table", "Table", id="browser.table"),
-        Binding("c", "clear_filters", "Clear filters", id="browser.clear"),
-        Binding("v", "review_image", "Review in queue", id="browser.review"),
-        Binding("r", "reload", "Reload", id="browser.reload"),
+        Binding("f", "focus_filters", "Filters", id="browser_filters"),
+        Binding("t", "focus_table", "Table", id="browser_table"),
+        Binding("c", "clear_filters", "Clear filters", id="browser_clear"),
+        Binding("v", "review_image", "Review in queue", id="browser_review"),
+        Binding("r", "reload", "Reload", id="browser_reload"),
     ]
 
     def __init__(self) -> None:

@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Static
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS = [
-        Binding("escape", "dismiss", "Close", id="help.close"),
-        Binding("q", "dismiss", "Close", show=False, id="help.close_q"),
+        Binding("escape", "dismiss", "Close", id="help_close"),
+        Binding("q", "dismiss", "Close", show=False, id="help_close_q"),
     ]
 
     def __init__(self, under: Screen) -> None:

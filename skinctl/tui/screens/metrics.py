@@ -45,9 +45,9 @@ def _fmt(value) -> str:
 class MetricsScreen(DatabaseWork, Screen):
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS = [
-        Binding("m", "mark", "Mark for compare", id="metrics.mark"),
-        Binding("u", "unmark", "Clear compare", id="metrics.unmark"),
-        Binding("r", "reload", "Reload", id="metrics.reload"),
+        Binding("m", "mark", "Mark for compare", id="metrics_mark"),
+        Binding("u", "unmark", "Clear compare", id="metrics_unmark"),
+        Binding("r", "reload", "Reload", id="metrics_reload"),
     ]
 
     def __init__(self) -> None:

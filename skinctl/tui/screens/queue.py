@@ -26,6 +26,7 @@ from skinctl.labels.service import LabelView, versions_of
 from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
 
+PROGRESS_RECOUNT_SECONDS = 2.0  # exact recount once the user pauses this long
 MAX_SKIP = 200  # labels looked at when advancing past ones someone else already decided
 
 
@@ -43,7 +44,7 @@ class QueueItem:
 class SeverityScreen(ModalScreen[str | None]):
     """A one-line prompt for the severity; Enter saves, Esc cancels (nothing is changed)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="severity.cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="severity_cancel")]
 
     def __init__(self, current: str | None) -> None:
         super().__init__()
@@ -65,16 +66,16 @@ class QueueScreen(DatabaseWork, Screen):
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS = [
         *[
-            Binding(str(n), f"choose({n})", f"class {n}", show=False, id=f"queue.class_{n}")
+            Binding(str(n), f"choose({n})", f"class {n}", show=False, id=f"queue_class_{n}")
             for n in range(1, 10)
         ],
-        Binding("enter,space", "commit", "Verify / save class", id="queue.verify"),
-        Binding("x", "reject", "Reject", id="queue.reject"),
-        Binding("s", "severity", "Severity", id="queue.severity"),
-        Binding("ctrl+z", "undo", "Undo", id="queue.undo"),
-        Binding("left,up", "move(-1)", "Previous", id="queue.previous"),
-        Binding("right,down", "move(1)", "Next", id="queue.next"),
-        Binding("r", "reload", "Reload", id="queue.reload"),
+        Binding("enter,space", "commit", "Verify / save class", id="queue_verify"),
+        Binding("x", "reject", "Reject", id="queue_reject"),
+        Binding("s", "severity", "Severity", id="queue_severity"),
+        Binding("ctrl+z", "undo", "Undo", id="queue_undo"),
+        Binding("left,up", "move(-1)", "Previous", id="queue_previous"),
+        Binding("right,down", "move(1)", "Next", id="queue_next"),
+        Binding("r", "reload", "Reload", id="queue_reload"),
     ]
 
     def __init__(self) -> None:
@@ -87,7 +88,8 @@ class QueueScreen(DatabaseWork, Screen):
         self.undo_stack: list[tuple[int, int]] = []  # (image id, queue position)
         self.busy = False
         self.progress: tuple[int, int] | None = None
-        self.commit_seconds: list[float] = []  # keypress -> committed, for bench/tui.py
+        self.commit_seconds: list[float] = []  # action -> committed, for bench/tui.py
+        self.commit_breakdown: list[tuple[float, float, float]] = []  # to worker, in worker, back
         self._class_cache: dict[str, list[str]] = {}
         self._progress_timer = None
 
@@ -225,14 +227,14 @@ class QueueScreen(DatabaseWork, Screen):
             return
         parts = []
         for n, name in enumerate(self.item.classes, start=1):
-            key = self._key_for(f"queue.class_{n}", str(n))
+            key = self._key_for(f"queue_class_{n}", str(n))
             if name == self.chosen:
                 parts.append(f"[b reverse] {key} {escape(name)} [/]")
             elif name == self.item.label.condition_type:
                 parts.append(f"[b]{key}[/b] [u]{escape(name)}[/u]")
             else:
                 parts.append(f"[b]{key}[/b] {escape(name)}")
-        enter = self._key_for("queue.verify", "enter")
+        enter = self._key_for("queue_verify", "enter")
         action = f"{enter}: save {escape(self.chosen)}" if self.chosen and self.chosen != self.item.label.condition_type else f"{enter}: verify"
         self.query_one("#queue-classes", Static).update("  ".join(parts) + f"\n[dim]{action}   x reject   s severity   ctrl+z undo[/dim]")
 
@@ -252,19 +254,38 @@ class QueueScreen(DatabaseWork, Screen):
         self.chosen = None if self.chosen == name else name
         self._render_classes()
 
-    def _change(self, job, message: str, *, advance: bool) -> None:
+    def _count_locally(self, verified: int, added: int) -> None:
+        """Move the progress at once; the exact recount follows when the user pauses."""
+        if self.progress is not None:
+            self.progress = (self.progress[0] + verified, self.progress[1] + added)
+            self._show_progress()
+
+    def _change(self, job, message: str, *, advance: bool, counts: tuple[int, int] = (0, 0)) -> None:
         """Commit `job` in a worker; then advance (or reload). A conflict reloads the label."""
         if self.item is None or self.busy:
             return
         self.busy = True
         item, started = self.item, time.perf_counter()
+        marks: dict[str, float] = {}
+
+        def timed():
+            marks["job_start"] = time.perf_counter()
+            try:
+                return job()
+            finally:
+                marks["job_end"] = time.perf_counter()
 
         def done(result) -> None:
-            self.commit_seconds.append(time.perf_counter() - started)
+            now = time.perf_counter()
+            self.commit_seconds.append(now - started)
+            self.commit_breakdown.append(
+                (marks["job_start"] - started, marks["job_end"] - marks["job_start"], now - marks["job_end"])
+            )
             self.busy = False
             self.decided.add(item.label.id)
             self.undo_stack.append((item.label.image_id, item.position))
             self._status(message)
+            self._count_locally(*counts)
             self._refresh_progress_soon()
             if advance:
                 self.show_position(item.position + 1, skip_decided=True)
@@ -275,27 +296,36 @@ class QueueScreen(DatabaseWork, Screen):
             self.busy = False
             self.show_position(item.position)  # show what is there now
 
-        self.run_db(job, done, group="commit", exclusive=False, retry=False, on_error=failed)
+        self.run_db(timed, done, group="commit", exclusive=False, retry=False, on_error=failed)
 
     def action_commit(self) -> None:
         if self.item is None:
             return
         label, chosen, seen = self.item.label, self.chosen, versions_of(self.item.image_labels)
         service = self.service
+        was_verified = int(label.status == "verified")
         if chosen is None or chosen == label.condition_type:
-            self._change(lambda: service.verify(label.id, label.version), f"verified {escape(label.condition_type)} (label {label.id})", advance=True)
+            self._change(
+                lambda: service.verify(label.id, label.version), f"verified {escape(label.condition_type)} (label {label.id})",
+                advance=True, counts=(1 - was_verified, 0),
+            )
         else:
+            existing = any(lb.condition_type == chosen and lb.task == label.task for lb in self.item.image_labels)
             self._change(
                 lambda: service.set_condition(label.image_id, chosen, task=label.task, seen=seen, note="review"),
                 f"image {label.image_id}: {escape(label.condition_type)} → {escape(chosen)}",
-                advance=True,
+                advance=True, counts=(1 - was_verified, 0 if existing else 1),
             )
 
     def action_reject(self) -> None:
         if self.item is None:
             return
         label, service = self.item.label, self.service
-        self._change(lambda: service.reject(label.id, label.version, reason="rejected in review"), f"rejected {escape(label.condition_type)} (label {label.id})", advance=True)
+        self._change(
+            lambda: service.reject(label.id, label.version, reason="rejected in review"),
+            f"rejected {escape(label.condition_type)} (label {label.id})",
+            advance=True, counts=(-int(label.status == "verified"), 0),
+        )
 
     def action_severity(self) -> None:
         if self.item is None or self.busy:
@@ -352,11 +382,11 @@ class QueueScreen(DatabaseWork, Screen):
         self.load_queue()
 
     def _refresh_progress_soon(self) -> None:
-        """Recount a moment after the last action, not after each: counting 100k labels on
-        every keypress would compete with the commits themselves."""
+        """Recount once the user pauses, not after each action: counting 100k labels on every
+        keypress would compete with the commits themselves (the count moves locally meanwhile)."""
         if self._progress_timer is not None:
             self._progress_timer.stop()
-        self._progress_timer = self.set_timer(0.6, self._refresh_progress)
+        self._progress_timer = self.set_timer(PROGRESS_RECOUNT_SECONDS, self._refresh_progress)
 
     def _refresh_progress(self) -> None:
         service, filters = self.service, self.app.queue_filter
