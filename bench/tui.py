@@ -145,7 +145,7 @@ def child(url: str, store: str, verifies: int) -> None:
             show(screen, renderable)
 
         app._display = display
-        async with app.run_test(size=(120, 36)) as pilot:
+        async with app.run_test(size=(120, 36)):
             while "first_paint" not in result:
                 await asyncio.sleep(0.002)
             if not verifies:
