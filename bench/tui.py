@@ -182,6 +182,47 @@ def child(url: str, store: str, verifies: int) -> None:
     print(json.dumps(result))
 
 
+def minimal_child() -> None:
+    """The framework's floor: a bare Textual app painting a 100-row DataTable, timed the same
+    way (process start to the first composed frame with rows)."""
+    started = float(os.environ["BENCH_T0"])
+    from textual.app import App
+    from textual.widgets import DataTable, Footer, Header
+
+    result: dict[str, float] = {}
+
+    class Minimal(App):
+        def compose(self):
+            yield Header()
+            yield DataTable()
+            yield Footer()
+
+        def on_mount(self) -> None:
+            table = self.query_one(DataTable)
+            table.add_columns("id", "dataset", "labels")
+            for i in range(100):
+                table.add_row(str(i), "bench", "acne")
+
+        def _display(self, screen, renderable) -> None:
+            if "first_paint" not in result and renderable is not None and self.query(DataTable):
+                result["first_paint"] = time.time() - started
+            super()._display(screen, renderable)
+
+    async def run() -> None:
+        async with Minimal().run_test(size=(120, 36)):
+            while "first_paint" not in result:
+                await asyncio.sleep(0.002)
+
+    asyncio.run(run())
+    print(json.dumps(result))
+
+
+def launch_minimal() -> float:
+    env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, __file__, "--minimal"], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["first_paint"]
+
+
 def launch(url: str, store: Path, verifies: int) -> dict:
     env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
@@ -225,7 +266,11 @@ def main() -> None:
     parser.add_argument("--verifies", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3, help="launches per database (median reported)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.minimal:
+        minimal_child()
+        return
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return
@@ -242,6 +287,7 @@ def main() -> None:
             small = fresh_database(admin_url, 100, store)
 
             small_paints = [launch(small, store, 0)["first_paint"] for _ in range(args.runs)]
+            floor = statistics.median(launch_minimal() for _ in range(args.runs))
             big_runs = [launch(big, store, 0) for _ in range(args.runs - 1)]
             measured = launch(big, store, args.verifies)
             big_paints = [r["first_paint"] for r in big_runs] + [measured["first_paint"]]
@@ -255,6 +301,7 @@ def main() -> None:
             verify = measured["verify"]
             print(f"first rows painted, {args.images:,} images: median {paint:.3f} s over {len(big_paints)} launches (target < 1.5 s)")
             print(f"first rows painted, 100 images (baseline): median {paint_base:.3f} s;  ratio {paint / paint_base:.2f}x")
+            print(f"bare Textual app with a 100-row DataTable (framework floor): median {floor:.3f} s;  ratio {paint / floor:.2f}x")
             print(f"queue opened on {args.images:,} images in {measured['queue_open']:.3f} s")
             print(
                 f"verify keypress -> committed ({len(verify)} presses): median {statistics.median(verify) * 1000:.1f} ms, "

@@ -153,7 +153,9 @@ def verify(
     note: str | None = typer.Option(None, "--note", help="A note for the history."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Mark labels correct. Exit 3 when some ids failed (the others are saved)."""
+    """Mark labels correct.
+
+    Exit 3 when some ids failed (the others are saved)."""
     _verdict(ctx, label_ids, "verify", note, version, as_json)
 
 
@@ -165,7 +167,9 @@ def reject(
     version: int | None = typer.Option(None, "--version", help="The version you saw (one id only)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Mark labels wrong. Exit 3 when some ids failed (the others are saved)."""
+    """Mark labels wrong.
+
+    Exit 3 when some ids failed (the others are saved)."""
     _verdict(ctx, label_ids, "reject", reason, version, as_json)
 
 
@@ -179,8 +183,11 @@ def set_label(
     note: str | None = typer.Option(None, "--note", help="A note for the history."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """A person's class for an image. The dataset's label is kept (rejected, superseded) and
-    the person's becomes a verified human label; `skinctl label history` shows both."""
+    """A person's class for an image (the dataset's label is kept).
+
+    The dataset's row becomes rejected (superseded) and the person's class a verified human
+    label, in one operation that `skinctl label undo` reverts; `skinctl label history` shows
+    both."""
     from skinctl.console import print_json, stdout, table
 
     service = _service(ctx)
@@ -199,7 +206,9 @@ def undo(
     label_id: int | None = typer.Option(None, "--label", help="Undo your last change on this label."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Revert your most recent change on an image or label (recorded as a new history entry)."""
+    """Revert your most recent change on an image or label.
+
+    The undo is itself recorded in the history; it refuses if someone changed the label since."""
     from skinctl.console import print_json, stdout, table
 
     result = _service(ctx).undo(label_id=label_id, image_id=image_id)
@@ -216,9 +225,11 @@ def import_file(
     partial: bool = typer.Option(False, "--partial", help="Save the good rows even if some are bad."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Apply verdicts (label_id + action verify|reject|severity) and corrections (image_id or
-    image_hash + condition). All-or-nothing unless --partial. Exit 1 when nothing was saved
-    because of bad rows, 3 when --partial saved the good rows and rejected others."""
+    """Apply verdicts and corrections from a CSV or JSON Lines file.
+
+    Columns: action (verify, reject, set, severity), label_id, image_id or image_hash,
+    condition, severity, reason, version. All-or-nothing unless --partial. Exit 1 when nothing
+    was saved because of bad rows, 3 when --partial saved the good rows and rejected others."""
     from skinctl.console import print_json, stderr, stdout, table
     from skinctl.labels.transfer import import_labels
 
@@ -252,9 +263,10 @@ def export(
     task: str | None = typer.Option(None, "--task", help="Only this task (condition, skin_type)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Export live labels (rejected ones are left out). `folders` writes
-    OUT/<dataset>/[<split>/]<class>/<file>, which `skinctl ingest images OUT/<dataset>
-    --layout folders` reads back."""
+    """Export live labels as csv, jsonl, or a class-folder tree.
+
+    Rejected labels are left out. `folders` writes OUT/<dataset>/[<split>/]<class>/<file>,
+    which `skinctl ingest images OUT/<dataset> --layout folders` reads back."""
     from skinctl.console import info, print_json
     from skinctl.labels import LabelFilter
     from skinctl.labels.transfer import export_labels
@@ -294,7 +306,7 @@ def stats(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
-    """Verified share per dataset and class; agreement of dataset labels with human verdicts."""
+    """Verified share per dataset and class, and agreement with human verdicts."""
     from skinctl.console import print_json, stdout, table
 
     report = _service(ctx).stats()

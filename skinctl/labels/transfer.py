@@ -194,7 +194,7 @@ def import_labels(service: LabelService, path: Path, *, partial: bool = False) -
 # -- export ---------------------------------------------------------------------------------
 
 
-def _read_image(url: str, storage) -> bytes:
+def read_image_bytes(url: str, storage) -> bytes:
     """The bytes behind an image_url: through the configured store when it owns the URL,
     else straight from a file:// path or the gs:// bucket it names."""
     if storage is not None:
@@ -292,7 +292,7 @@ def export_labels(
         if used.get(target, row["image_hash"]) != row["image_hash"]:
             target = folder / f"{(row['image_hash'] or str(row['image_id']))[:12]}_{name}"
         used[target] = row["image_hash"]
-        data = _read_image(row["image_url"], storage)
+        data = read_image_bytes(row["image_url"], storage)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (target.exists() and target.stat().st_size == len(data)):
             tmp = target.with_name(f".{target.name}.tmp")

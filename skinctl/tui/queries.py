@@ -203,9 +203,9 @@ def image_detail(engine: Engine, image_id: int) -> ImageDetail | None:
 
 
 def read_image_bytes(url: str, storage: Any | None) -> bytes:
-    from skinctl.labels.transfer import _read_image
+    from skinctl.labels.transfer import read_image_bytes as read
 
-    return _read_image(url, storage)
+    return read(url, storage)
 
 
 # -- training runs ---------------------------------------------------------------------------

@@ -215,3 +215,16 @@ def test_export_folders_refuses_mixed_tasks(cli, data, engine, tmp_path):
     assert result.exit_code == 2 and "--task" in result.stderr
     assert cli("label", "export", str(tmp_path / "t"), "--format", "folders", "--task", "skin_type").exit_code == 0
     assert [p.name for p in (tmp_path / "t" / "faces").iterdir()] == ["oily"]
+
+
+def test_list_suspect_order_puts_disagreeing_images_first(cli, data, engine):
+    from tests.labels.factory import add_label
+
+    extra = add_label(engine, data.images[2], "milia")  # image 3 now carries acne and milia
+    rows = [json.loads(x) for x in cli("label", "list", "--order", "suspect", "--json").stdout.splitlines()]
+    assert [r["id"] for r in rows[:2]] == [data.labels[2], extra]
+
+
+def test_tui_rejects_an_unknown_screen(cli, data):
+    result = cli("tui", "--screen", "nope")
+    assert result.exit_code == 2 and "Unknown screen 'nope'" in result.stderr

@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +24,9 @@ from skinctl.errors import NotFound
 from skinctl.labels.service import LabelView, versions_of
 from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 PROGRESS_RECOUNT_SECONDS = 2.0  # exact recount once the user pauses this long
 MAX_SKIP = 200  # labels looked at when advancing past ones someone else already decided

@@ -5,8 +5,8 @@ bottom one as background). The half-cell path is deterministic, so snapshots are
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-from PIL import Image
 from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
@@ -14,11 +14,16 @@ from rich.style import Style
 from textual.app import ComposeResult
 from textual.widget import Widget
 
+if TYPE_CHECKING:
+    from PIL import Image  # imported when an image is first decoded: not on the startup path
+
 THUMBNAIL_PX = 320  # decoded once in a worker; drawing then resizes a small image only
 
 
 def decode_for_preview(data: bytes) -> Image.Image:
     """Bytes -> a small RGB image (run it in a worker: big photos take tens of ms)."""
+    from PIL import Image
+
     image = Image.open(io.BytesIO(data))
     image.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))  # JPEG: decode reduced, much faster
     image = image.convert("RGB")
@@ -41,7 +46,9 @@ class HalfCell:
         scale = min(width / w, (height * 2) / h)
         tw, th = max(1, int(w * scale)), max(2, int(h * scale))
         th -= th % 2
-        small = self.image.resize((tw, th), Image.Resampling.BILINEAR)
+        from PIL.Image import Resampling
+
+        small = self.image.resize((tw, th), Resampling.BILINEAR)
         pixels = small.load()
         pad = " " * ((width - tw) // 2)
         lines = []
