@@ -451,6 +451,14 @@ class LabelService:
                 raise NotFound(f"Label {label_id} does not exist.", hint="`skinctl label list` shows label ids.")
             return _view(label)
 
+    def statuses(self, label_ids: Sequence[int]) -> dict[int, str]:
+        """{label id: status} in one query (the queue skips labels others decided)."""
+        with self._session() as session:
+            rows = session.execute(
+                select(ConditionLabel.id, ConditionLabel.status).where(ConditionLabel.id.in_(list(label_ids)))
+            )
+            return {label_id: status for label_id, status in rows}
+
     def labels_of_image(self, image_id: int) -> list[LabelView]:
         with self._session() as session:
             rows = session.execute(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 PROGRESS_RECOUNT_SECONDS = 2.0  # exact recount once the user pauses this long
-MAX_SKIP = 200  # labels looked at when advancing past ones someone else already decided
+MAX_SKIP = 200  # statuses read per query when advancing past labels others decided
 
 
 @dataclass
@@ -166,12 +166,18 @@ class QueueScreen(DatabaseWork, Screen):
         ids, decided = list(self.ids), set(self.decided)
 
         def job() -> QueueItem | None:
-            for pos in range(position, min(len(ids), position + MAX_SKIP)):
-                if skip_decided and ids[pos] in decided:
-                    continue
-                item = self._load(pos, ids[pos])
-                if not skip_decided or item.label.status == "pending":
-                    return item
+            if not skip_decided:
+                return self._load(position, ids[position]) if position < len(ids) else None
+            start = position
+            while start < len(ids):
+                window = [i for i in range(start, min(len(ids), start + MAX_SKIP)) if ids[i] not in decided]
+                statuses = self.service.statuses([ids[i] for i in window]) if window else {}
+                for pos in window:
+                    if statuses.get(ids[pos]) == "pending":
+                        item = self._load(pos, ids[pos])
+                        if item.label.status == "pending":  # still, a moment later
+                            return item
+                start += MAX_SKIP
             return None
 
         self.run_db(job, self._shown, group="item")
@@ -190,7 +196,7 @@ class QueueScreen(DatabaseWork, Screen):
         if self.progress is None:
             return
         verified, total = self.progress
-        where = f"   item {self.position + 1:,} of {len(self.ids):,} in queue" if self.ids else ""
+        where = f"\n[dim]item {self.position + 1:,} of {len(self.ids):,} in this queue[/dim]" if self.ids else ""
         widget.update(f"[b]{verified:,} / {total:,} verified[/b]{where}")
 
     def _render_item(self) -> None:
