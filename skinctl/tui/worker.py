@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from textual.worker import get_current_worker
 
 from skinctl.errors import Conflict, DatabaseUnavailable, SkinctlError
 
@@ -67,6 +68,8 @@ class DatabaseWork:
                 return
             if _attempt:
                 app.call_from_thread(app.notify, "Database connection is back.", title="Database", timeout=4)
+            if get_current_worker().is_cancelled:
+                return  # a newer request of the same group replaced this one: drop its result
             if done is not None:
                 app.call_from_thread(done, result)
 

@@ -147,3 +147,19 @@ async def test_help_lists_the_current_screens_keys_with_ids(settings, engine, im
         assert {"queue_verify", "queue_reject", "queue_undo", "queue_class_1", "app_help"} <= ids
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+@run_async
+async def test_arrows_are_safe_to_hold_down(settings, engine, images):
+    """Moving faster than items load: only the last request is shown, nothing changes."""
+    app = make_app(settings, engine, images.storage_dir, start="queue", queue_order="id")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        queue = app.screen
+        await pilot.press("right", "right", "right", "left", "right", "right")
+        await settle(pilot)
+        assert queue.item.label.id == images.labels[4] and queue.position == 4
+        await pilot.press("right", "right", "right")  # past the end stays on the last
+        await settle(pilot)
+        assert queue.item.label.id == images.labels[5]
+        assert LabelService(engine, "x").history(image_id=images.images[4]) == []
