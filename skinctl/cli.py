@@ -19,8 +19,10 @@ from skinctl.commands import fetch as fetch_commands
 from skinctl.commands import ingest as ingest_commands
 from skinctl.commands import ingest_tables
 from skinctl.commands import ingredients as ingredients_commands
+from skinctl.commands import label as label_commands
 from skinctl.commands import products as products_commands
 from skinctl.commands import storage as storage_commands
+from skinctl.commands import tui as tui_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
 
@@ -107,5 +109,7 @@ ingest_tables.register(ingest_commands.app)
 app.add_typer(ingest_commands.app, name="ingest")
 app.add_typer(ingredients_commands.app, name="ingredients")
 app.add_typer(products_commands.app, name="products")
+app.add_typer(label_commands.app, name="label")
+app.command("tui")(tui_commands.tui)
 
 __all__ = ["app", "EXIT_FAILURE"]

@@ -66,7 +66,7 @@ class Settings(BaseModel):
     )
     keys: dict[str, str] = Field(
         default_factory=dict,
-        description="TUI key remapping: binding id -> key(s), e.g. verify = \"enter,space\".",
+        description="TUI key remapping: binding id -> key(s), e.g. queue_verify = \"enter,space\" (`?` in the TUI lists the ids).",
     )
     datasets: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

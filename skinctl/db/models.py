@@ -277,10 +277,18 @@ class LabelHistory(Base):
         DateTime, nullable=False, server_default=func.current_timestamp()
     )
     note: Mapped[str | None] = mapped_column(Text)
+    # migration 0004: rows written by one service call share an operation id; an undo names
+    # the operation it reverts.
+    operation_id: Mapped[str | None] = mapped_column(String(36))
+    undoes_operation_id: Mapped[str | None] = mapped_column(String(36))
 
     __table_args__ = (
         Index("ix_label_history_label_id", "label_id"),
         Index("ix_label_history_image_id", "image_id"),
+        # --- migration 0004: label operations (undo)
+        Index("ix_label_history_operation_id", "operation_id"),
+        Index("ix_label_history_undoes_operation_id", "undoes_operation_id"),
+        Index("ix_label_history_changed_by_changed_at", "changed_by", "changed_at"),
     )
 
 
@@ -514,3 +522,8 @@ class Review(Base):
         Index("ix_reviews_product_id_skin_type", "product_id", "skin_type"),
         Index("ix_reviews_product_external_id", "product_external_id"),
     )
+
+
+# --- migration 0004: label operations -------------------------------------------------------
+# Only new columns and indexes on label_history (operation_id, undoes_operation_id); they are
+# declared in LabelHistory above so the one model stays the one place that describes the table.

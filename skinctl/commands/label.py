@@ -1,0 +1,351 @@
+"""`skinctl label ...`: list, show, verify, reject, set, import, export, history, stats, review.
+
+Thin: parse, call `skinctl.labels` (the one label service), render. `--json` on `list` and
+`history` writes JSON Lines (one label or change per line, so it pipes into `jq` and back into
+`skinctl label verify -`); `show`, `stats` and the change commands write one JSON document.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from skinctl.commands.common import read_ids, state
+
+app = typer.Typer(help="Verify, correct, import and export labels.", no_args_is_help=True)
+
+
+class Order(StrEnum):
+    suspect = "suspect"
+    id = "id"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    folders = "folders"
+
+
+def _service(ctx: typer.Context):
+    from skinctl.labels import LabelService
+
+    app_state = state(ctx)
+    return LabelService(app_state.engine(), app_state.settings.user)
+
+
+def _label_rows(labels):
+    return [
+        (
+            lb.id, lb.image_id, lb.dataset_source, lb.task, lb.condition_type, lb.severity_level or "",
+            lb.source, lb.status, lb.verified_by or "", lb.version,
+        )
+        for lb in labels
+    ]
+
+
+LABEL_COLUMNS = ("id", "image", "dataset", "task", "condition", "severity", "source", "status", "by", "version")
+
+
+@app.command("list")
+def list_labels(
+    ctx: typer.Context,
+    dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
+    condition: str | None = typer.Option(None, "--condition", help="Only this class."),
+    verified: bool | None = typer.Option(
+        None, "--verified/--unverified", help="Only verified, or only pending (unreviewed), labels.",
+        show_default=False,
+    ),
+    source: str | None = typer.Option(None, "--source", help="dataset, human or model."),
+    order: Order = typer.Option(Order.id, "--order", help="id, or suspect: likely mislabeled first."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines on stdout, one label per line."),
+) -> None:
+    """List labels with their image and review state."""
+    from skinctl.console import print_json_lines, stdout, table
+    from skinctl.labels import LabelFilter
+
+    labels = _service(ctx).list_labels(
+        LabelFilter(dataset=dataset, condition=condition, verified=verified, source=source),
+        order=order.value,
+        limit=limit,
+    )
+    if as_json:
+        print_json_lines(label.to_dict() for label in labels)
+        return
+    stdout.print(table(f"{len(labels)} labels", LABEL_COLUMNS, _label_rows(labels)))
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    label_id: int = typer.Argument(..., help="The label id."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """One label, its image, and its history."""
+    from skinctl.console import print_json, stdout, table
+
+    service = _service(ctx)
+    label = service.get(label_id)
+    history = service.history(label_id=label_id)
+    if as_json:
+        print_json({**label.to_dict(), "history": [h.to_dict() for h in history]})
+        return
+    stdout.print(table(f"label {label_id}", ("field", "value"), label.to_dict().items()))
+    stdout.print(_history_table(history))
+
+
+def _history_table(history):
+    from skinctl.console import table
+
+    def brief(state):
+        if not state:
+            return "-"
+        return f"{state['condition_type']} {state['status']} v{state['version']}"
+
+    return table(
+        "history",
+        ("when", "who", "label", "action", "before", "after", "note"),
+        [
+            (h.changed_at.strftime("%Y-%m-%d %H:%M:%S"), h.changed_by, h.label_id, h.action, brief(h.before), brief(h.after), h.note or "")
+            for h in history
+        ],
+    )
+
+
+def _verdict(ctx: typer.Context, ids: list[str], action: str, reason: str | None, version: int | None, as_json: bool) -> None:
+    from skinctl.console import print_json, stderr, stdout, table
+    from skinctl.errors import SkinctlError
+
+    label_ids = read_ids(ids)
+    if version is not None and len(label_ids) != 1:
+        from skinctl.errors import UsageError
+
+        raise UsageError("--version applies to one label id only.")
+    service = _service(ctx)
+    done, failed = [], []
+    for label_id in label_ids:
+        try:
+            if action == "verify":
+                result = service.verify(label_id, version, note=reason)
+            else:
+                result = service.reject(label_id, version, reason=reason)
+            done.append(result.label)
+        except SkinctlError as error:  # one bad id must not stop the others
+            failed.append({"id": label_id, "error": error.message})
+    if as_json:
+        print_json({"action": action, "changed": [lb.to_dict() for lb in done], "failed": failed})
+    else:
+        if done:
+            stdout.print(table(f"{action}: {len(done)} labels", LABEL_COLUMNS, _label_rows(done)))
+        for failure in failed:
+            stderr.print(f"[bold red]error:[/] label {failure['id']}: {failure['error']}", highlight=False)
+    if failed:
+        raise typer.Exit(3 if done else 1)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    label_ids: list[str] = typer.Argument(..., help="Label ids, or - to read them from stdin."),
+    version: int | None = typer.Option(None, "--version", help="The version you saw (one id only): conflict if it changed."),
+    note: str | None = typer.Option(None, "--note", help="A note for the history."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Mark labels correct.
+
+    Exit 3 when some ids failed (the others are saved)."""
+    _verdict(ctx, label_ids, "verify", note, version, as_json)
+
+
+@app.command("reject")
+def reject(
+    ctx: typer.Context,
+    label_ids: list[str] = typer.Argument(..., help="Label ids, or - to read them from stdin."),
+    reason: str | None = typer.Option(None, "--reason", help="Why: recorded in the history."),
+    version: int | None = typer.Option(None, "--version", help="The version you saw (one id only)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Mark labels wrong.
+
+    Exit 3 when some ids failed (the others are saved)."""
+    _verdict(ctx, label_ids, "reject", reason, version, as_json)
+
+
+@app.command("set")
+def set_label(
+    ctx: typer.Context,
+    image_id: int = typer.Argument(..., help="The image id."),
+    condition: str = typer.Option(..., "--condition", help="The right class."),
+    severity: str | None = typer.Option(None, "--severity", help="Its severity."),
+    task: str = typer.Option("condition", "--task", help="condition or skin_type."),
+    note: str | None = typer.Option(None, "--note", help="A note for the history."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """A person's class for an image (the dataset's label is kept).
+
+    The dataset's row becomes rejected (superseded) and the person's class a verified human
+    label, in one operation that `skinctl label undo` reverts; `skinctl label history` shows
+    both."""
+    from skinctl.console import print_json, stdout, table
+
+    service = _service(ctx)
+    result = service.set_condition(image_id, condition, severity, task=task, note=note)
+    labels = service.labels_of_image(image_id)
+    if as_json:
+        print_json({"label": result.label.to_dict(), "image_labels": [lb.to_dict() for lb in labels]})
+        return
+    stdout.print(table(f"image {image_id}", LABEL_COLUMNS, _label_rows(labels)))
+
+
+@app.command("undo")
+def undo(
+    ctx: typer.Context,
+    image_id: int | None = typer.Option(None, "--image", help="Undo your last change on this image."),
+    label_id: int | None = typer.Option(None, "--label", help="Undo your last change on this label."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Revert your most recent change on an image or label.
+
+    The undo is itself recorded in the history; it refuses if someone changed the label since."""
+    from skinctl.console import print_json, stdout, table
+
+    result = _service(ctx).undo(label_id=label_id, image_id=image_id)
+    if as_json:
+        print_json({"operation_id": result.operation_id, "labels": [lb.to_dict() for lb in result.labels]})
+        return
+    stdout.print(table("undone", LABEL_COLUMNS, _label_rows(result.labels)))
+
+
+@app.command("import")
+def import_file(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV or JSON Lines of verdicts and corrections."),
+    partial: bool = typer.Option(False, "--partial", help="Save the good rows even if some are bad."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Apply verdicts and corrections from a CSV or JSON Lines file.
+
+    Columns: action (verify, reject, set, severity), label_id, image_id or image_hash,
+    condition, severity, reason, version. All-or-nothing unless --partial. Exit 1 when nothing
+    was saved because of bad rows, 3 when --partial saved the good rows and rejected others."""
+    from skinctl.console import print_json, stderr, stdout, table
+    from skinctl.labels.transfer import import_labels
+
+    report = import_labels(_service(ctx), file, partial=partial)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        data = report.to_dict()
+        stdout.print(
+            table(
+                f"import {file}",
+                ("rows", "applied", "unchanged", "rejected", "saved"),
+                [(data["rows"], data["applied"], data["unchanged"], data["rejected"], "yes" if report.committed else "no")],
+            )
+        )
+        for error in report.errors:
+            stderr.print(f"[bold red]row {error.row}:[/] {error.message}", highlight=False)
+        if report.errors and not report.committed:
+            stderr.print("nothing was saved; fix the rows above, or pass --partial to save the good ones.", highlight=False)
+    if report.errors:
+        raise typer.Exit(3 if report.committed else 1)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    out: Path = typer.Argument(..., help="Output file (csv, jsonl) or folder (folders)."),
+    format: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, jsonl, or folders (a class-folder tree)."),
+    verified_only: bool = typer.Option(False, "--verified-only", help="Only verified labels."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
+    task: str | None = typer.Option(None, "--task", help="Only this task (condition, skin_type)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Export live labels as csv, jsonl, or a class-folder tree.
+
+    Rejected labels are left out. `folders` writes OUT/<dataset>/[<split>/]<class>/<file>,
+    which `skinctl ingest images OUT/<dataset> --layout folders` reads back."""
+    from skinctl.console import info, print_json
+    from skinctl.labels import LabelFilter
+    from skinctl.labels.transfer import export_labels
+
+    app_state = state(ctx)
+    storage = app_state.storage() if format is ExportFormat.folders else None
+    report = export_labels(
+        _service(ctx), out, format=format.value, verified_only=verified_only,
+        filters=LabelFilter(dataset=dataset, task=task), storage=storage,
+    )
+    summary = {"format": report.format, "out": report.out, "labels": report.labels, "files": report.files, "datasets": report.datasets}
+    if as_json:
+        print_json(summary)
+    else:
+        what = f"{report.files} files" if format is ExportFormat.folders else f"{report.labels} labels"
+        info(f"exported {what} to {out}")
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    image_id: int = typer.Argument(..., help="The image id."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines on stdout, one change per line."),
+) -> None:
+    """Every change to the image's labels: who, when, before and after."""
+    from skinctl.console import print_json_lines, stdout
+
+    entries = _service(ctx).history(image_id=image_id)
+    if as_json:
+        print_json_lines(h.to_dict() for h in entries)
+        return
+    stdout.print(_history_table(entries))
+
+
+@app.command("stats")
+def stats(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Verified share per dataset and class, and agreement with human verdicts."""
+    from skinctl.console import print_json, stdout, table
+
+    report = _service(ctx).stats()
+    if as_json:
+        print_json(report)
+        return
+
+    def pct(value):
+        return "-" if value is None else f"{value:.1%}"
+
+    stdout.print(
+        table(
+            "per dataset",
+            ("dataset", "labels", "verified", "verified share", "agreement", "reviewed"),
+            [(d["dataset"], d["labels"], d["verified"], pct(d["verified_share"]), pct(d["agreement"]), d["reviewed_dataset_labels"]) for d in report["datasets"]],
+        )
+    )
+    stdout.print(
+        table(
+            "per class",
+            ("dataset", "task", "condition", "labels", "verified", "rejected", "pending", "verified share", "agreement"),
+            [
+                (c["dataset"], c["task"], c["condition"], c["labels"], c["verified"], c["rejected"], c["pending"], pct(c["verified_share"]), pct(c["agreement"]))
+                for c in report["classes"]
+            ],
+        )
+    )
+    stdout.print(f"agreement of dataset labels with human verdicts: {pct(report['agreement'])} of {report['reviewed_dataset_labels']} reviewed")
+
+
+@app.command("review")
+def review(
+    ctx: typer.Context,
+    dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
+    condition: str | None = typer.Option(None, "--condition", help="Only this class."),
+    order: Order = typer.Option(Order.suspect, "--order", help="suspect (likely mislabeled first) or id."),
+) -> None:
+    """Open the verification queue in the terminal dashboard."""
+    from skinctl.tui.app import run_tui
+
+    app_state = state(ctx)
+    run_tui(app_state.settings, app_state.engine(), start="queue", dataset=dataset, condition=condition, order=order.value)

@@ -1,0 +1,4 @@
+"""The terminal dashboard (Textual): image browser, verification queue, training metrics.
+
+Only this package imports Textual. It calls the label service and read-only queries; all
+database work runs in thread workers (see `skinctl.tui.worker`)."""

@@ -1,0 +1,380 @@
+"""Read-only queries behind the TUI: image pages for the browser (keyset, never the whole
+table), one image's details, training runs and their per-epoch and per-class results.
+
+No Textual here, so it is testable on its own and the core stays Textual-free; every label
+CHANGE goes through `skinctl.labels.LabelService`, never through this module.
+Tables that later issues add (training_epochs, training_class_metrics, extra run columns) are
+read when they exist and skipped when they do not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, exists, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from skinctl.db.models import (
+    ConditionLabel,
+    ImageDuplicate,
+    ImageSource,
+    SubjectMetadata,
+    TrainingImage,
+    TrainingMetrics,
+)
+
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    dataset: str | None = None
+    condition: str | None = None
+    verified: str | None = None  # None | "verified" | "unverified"
+    flag: str | None = None
+    duplicates: bool = False  # only images with an exact or near duplicate
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    dataset: str
+    split: str | None
+    size: str
+    format: str | None
+    labels: str
+    status: str
+    flags: str
+    duplicates: int
+
+
+def _image_conditions(f: ImageFilter) -> list[Any]:
+    img, lab = TrainingImage, ConditionLabel
+    conditions: list[Any] = []
+    if f.dataset:
+        conditions.append(img.dataset_source == f.dataset)
+    if f.condition:
+        conditions.append(
+            exists().where(lab.image_id == img.id, lab.condition_type == f.condition, lab.status != "rejected")
+        )
+    if f.verified == "verified":
+        conditions.append(exists().where(lab.image_id == img.id, lab.status == "verified"))
+    elif f.verified == "unverified":
+        conditions.append(exists().where(lab.image_id == img.id, lab.status == "pending"))
+    if f.flag:
+        conditions.append(img.quality_flags.contains([f.flag]))  # @> uses the GIN index
+    if f.duplicates:
+        conditions.append(
+            or_(
+                exists().where(ImageDuplicate.image_id_a == img.id),
+                exists().where(ImageDuplicate.image_id_b == img.id),
+                select(func.count()).where(ImageSource.image_id == img.id).scalar_subquery() > 1,
+            )
+        )
+    return conditions
+
+
+def image_page(engine: Engine, f: ImageFilter, after_id: int | None = None, limit: int = PAGE_SIZE) -> list[ImageRow]:
+    """The next `limit` images after `after_id` in id order (keyset: constant cost per page
+    however deep the user scrolls), with their labels and duplicate counts."""
+    img, lab = TrainingImage, ConditionLabel
+    with Session(engine) as session:
+        query = select(img.id, img.dataset_source, img.split, img.width, img.height, img.format, img.quality_flags)
+        query = query.where(*_image_conditions(f))
+        if after_id is not None:
+            query = query.where(img.id > after_id)
+        rows = session.execute(query.order_by(img.id).limit(limit)).all()
+        ids = [row.id for row in rows]
+        labels: dict[int, list[tuple[str, str]]] = {}
+        dups: dict[int, int] = {}
+        if ids:
+            for image_id, condition, status in session.execute(
+                select(lab.image_id, lab.condition_type, lab.status)
+                .where(lab.image_id.in_(ids))
+                .order_by(lab.image_id, lab.id)
+            ):
+                labels.setdefault(image_id, []).append((condition, status))
+            for a, b in session.execute(
+                select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b).where(
+                    or_(ImageDuplicate.image_id_a.in_(ids), ImageDuplicate.image_id_b.in_(ids))
+                )
+            ):
+                dups[a] = dups.get(a, 0) + 1
+                dups[b] = dups.get(b, 0) + 1
+            for image_id, count in session.execute(
+                select(ImageSource.image_id, func.count()).where(ImageSource.image_id.in_(ids)).group_by(ImageSource.image_id)
+            ):
+                dups[image_id] = dups.get(image_id, 0) + max(0, count - 1)
+    result = []
+    for row in rows:
+        own = labels.get(row.id, [])
+        live = [c for c, s in own if s != "rejected"]
+        statuses = {s for _, s in own if s != "rejected"}
+        status = "verified" if statuses == {"verified"} else "pending" if "pending" in statuses else "rejected" if own else "-"
+        result.append(
+            ImageRow(
+                id=row.id,
+                dataset=row.dataset_source,
+                split=row.split,
+                size=f"{row.width}x{row.height}" if row.width else "",
+                format=row.format,
+                labels=", ".join(live),
+                status=status,
+                flags=", ".join(row.quality_flags or []),
+                duplicates=dups.get(row.id, 0),
+            )
+        )
+    return result
+
+
+def count_images(engine: Engine, f: ImageFilter) -> int:
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(TrainingImage).where(*_image_conditions(f))) or 0)
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    datasets: list[str]
+    classes: list[str]
+    flags: list[str]
+
+
+def filter_choices(engine: Engine) -> FilterChoices:
+    with Session(engine) as session:
+        datasets = list(session.scalars(select(TrainingImage.dataset_source).distinct().order_by(TrainingImage.dataset_source)))
+        classes = list(session.scalars(select(ConditionLabel.condition_type).distinct().order_by(ConditionLabel.condition_type)))
+        flags = list(
+            session.scalars(text("SELECT DISTINCT unnest(quality_flags) AS f FROM ml_training_images ORDER BY f"))
+        )
+    return FilterChoices(datasets, classes, flags)
+
+
+@dataclass
+class ImageDetail:
+    id: int
+    image_url: str
+    fields: list[tuple[str, str]]
+    subject: list[tuple[str, str]]
+    duplicates: list[tuple[int, int, str]]  # (other image id, distance, method)
+    sources: list[str]
+
+
+def image_detail(engine: Engine, image_id: int) -> ImageDetail | None:
+    with Session(engine) as session:
+        image = session.get(TrainingImage, image_id)
+        if image is None:
+            return None
+        fields = [
+            ("id", str(image.id)),
+            ("dataset", image.dataset_source),
+            ("path", image.local_path or ""),
+            ("split", image.split or ""),
+            ("size", f"{image.width}x{image.height}" if image.width else ""),
+            ("format", image.format or ""),
+            ("bytes", f"{image.byte_size:,}" if image.byte_size else ""),
+            ("sha256", (image.image_hash or "")[:16]),
+            ("flags", ", ".join(image.quality_flags or []) or "none"),
+        ]
+        subject_row = session.scalar(select(SubjectMetadata).where(SubjectMetadata.image_id == image_id))
+        subject = []
+        if subject_row is not None:
+            for name in ("skin_type", "fitzpatrick_scale", "age_range", "gender", "ethnicity", "subject_id"):
+                value = getattr(subject_row, name)
+                if value is not None:
+                    subject.append((name, str(value)))
+        duplicates = [
+            (b if a == image_id else a, distance, method)
+            for a, b, distance, method in session.execute(
+                select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b, ImageDuplicate.distance, ImageDuplicate.method)
+                .where(or_(ImageDuplicate.image_id_a == image_id, ImageDuplicate.image_id_b == image_id))
+                .order_by(ImageDuplicate.distance, ImageDuplicate.id)
+            )
+        ]
+        sources = [
+            f"{ds}:{path}"
+            for ds, path in session.execute(
+                select(ImageSource.dataset_source, ImageSource.local_path).where(ImageSource.image_id == image_id).order_by(ImageSource.id)
+            )
+        ]
+        return ImageDetail(image.id, image.image_url, fields, subject, duplicates, sources)
+
+
+def read_image_bytes(url: str, storage: Any | None) -> bytes:
+    from skinctl.labels.transfer import read_image_bytes as read
+
+    return read(url, storage)
+
+
+# -- training runs ---------------------------------------------------------------------------
+
+
+def _columns(session: Session, table: str) -> set[str]:
+    return set(
+        session.scalars(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = :t"
+            ),
+            {"t": table},
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    model: str
+    version: str | None
+    date: datetime | None
+    dataset_size: int | None
+    accuracy: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    duration_minutes: int | None
+
+
+def list_runs(engine: Engine, limit: int = 500) -> list[RunRow]:
+    m = TrainingMetrics
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                m.id, m.model_name, m.version, m.training_date, m.dataset_size, m.accuracy,
+                m.precision_score, m.recall, m.f1_score, m.training_duration_minutes,
+            )
+            .order_by(m.training_date.desc().nulls_last(), m.id.desc())
+            .limit(limit)
+        ).all()
+    return [RunRow(*row) for row in rows]
+
+
+@dataclass
+class RunDetail:
+    run: RunRow
+    epochs: list[dict[str, float]] = field(default_factory=list)  # {"epoch": n, "loss": .., ...}
+    best_epoch: int | None = None
+    per_class: list[dict[str, Any]] = field(default_factory=list)  # class, precision, recall, f1, support
+    confusion: dict[str, Any] | None = None  # {"labels": [...], "matrix": [[...]]}
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    notes: str | None = None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _epochs_from_json(blob: Any) -> list[dict[str, float]]:
+    """Keras-style {"loss": [..], "val_loss": [..]} or a list of per-epoch dicts, found under
+    `history`/`epochs` in a JSON document; anything else gives no epochs."""
+    if not isinstance(blob, dict):
+        return []
+    source = blob.get("history", blob.get("epochs"))
+    epochs: list[dict[str, float]] = []
+    if isinstance(source, dict):
+        series = {k: v for k, v in source.items() if isinstance(v, list)}
+        length = max((len(v) for v in series.values()), default=0)
+        for i in range(length):
+            row: dict[str, float] = {"epoch": float(i + 1)}
+            for key, values in series.items():
+                if i < len(values) and (number := _number(values[i])) is not None:
+                    row[key] = number
+            epochs.append(row)
+    elif isinstance(source, list):
+        for i, item in enumerate(source):
+            if isinstance(item, dict):
+                row = {k: n for k, v in item.items() if (n := _number(v)) is not None}
+                row.setdefault("epoch", float(i + 1))
+                epochs.append(row)
+    return epochs
+
+
+def _per_class_from_json(blob: Any) -> list[dict[str, Any]]:
+    if not isinstance(blob, dict):
+        return []
+    source = blob.get("per_class") or blob.get("classes")
+    result = []
+    if isinstance(source, dict):
+        for name, scores in source.items():
+            if isinstance(scores, dict):
+                result.append({"class": str(name), **{k: scores.get(k) for k in ("precision", "recall", "f1", "support")}})
+    elif isinstance(source, list):
+        for item in source:
+            if isinstance(item, dict) and ("class" in item or "class_name" in item):
+                result.append(
+                    {"class": str(item.get("class", item.get("class_name"))), **{k: item.get(k) for k in ("precision", "recall", "f1", "support")}}
+                )
+    return result
+
+
+def _confusion_from_json(blob: Any) -> dict[str, Any] | None:
+    if isinstance(blob, dict) and "confusion_matrix" in blob:
+        blob = blob["confusion_matrix"]
+    if isinstance(blob, dict) and isinstance(blob.get("matrix"), list):
+        return {"labels": [str(x) for x in blob.get("labels") or range(len(blob["matrix"]))], "matrix": blob["matrix"]}
+    if isinstance(blob, list) and blob and all(isinstance(r, list) for r in blob):
+        return {"labels": [str(i) for i in range(len(blob))], "matrix": blob}
+    return None
+
+
+def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
+    m = TrainingMetrics
+    with Session(engine) as session:
+        run = session.get(m, run_id)
+        if run is None:
+            return None
+        row = RunRow(
+            run.id, run.model_name, run.version, run.training_date, run.dataset_size, run.accuracy,
+            run.precision_score, run.recall, run.f1_score, run.training_duration_minutes,
+        )
+        hyper = run.hyperparameters if isinstance(run.hyperparameters, dict) else {}
+        detail = RunDetail(row, hyperparameters=hyper, notes=run.notes)
+        run_columns = _columns(session, "model_training_metrics")
+        extra: dict[str, Any] = {}
+        wanted = [c for c in ("best_epoch", "metrics", "confusion_matrix") if c in run_columns]
+        if wanted:
+            values = session.execute(
+                text(f"SELECT {', '.join(wanted)} FROM model_training_metrics WHERE id = :i"), {"i": run_id}
+            ).one()
+            extra = dict(zip(wanted, values, strict=True))
+        epoch_columns = _columns(session, "training_epochs")
+        if {"run_id", "epoch"} <= epoch_columns:
+            numeric = [c for c in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate") if c in epoch_columns]
+            for values in session.execute(
+                text(f"SELECT epoch, {', '.join(numeric) or 'NULL'} FROM training_epochs WHERE run_id = :i ORDER BY epoch"),
+                {"i": run_id},
+            ):
+                record = {"epoch": float(values[0])}
+                for name, value in zip(numeric, values[1:], strict=False):
+                    if (number := _number(value)) is not None:
+                        record[name] = number
+                detail.epochs.append(record)
+        if not detail.epochs:
+            detail.epochs = _epochs_from_json(extra.get("metrics")) or _epochs_from_json(hyper)
+        class_columns = _columns(session, "training_class_metrics")
+        if {"run_id", "class_name"} <= class_columns:
+            picked = [c for c in ("precision", "recall", "f1", "support") if c in class_columns]
+            for values in session.execute(
+                text(f"SELECT class_name, {', '.join(picked) or 'NULL'} FROM training_class_metrics WHERE run_id = :i ORDER BY class_name"),
+                {"i": run_id},
+            ):
+                detail.per_class.append({"class": values[0], **dict(zip(picked, values[1:], strict=False))})
+        if not detail.per_class:
+            detail.per_class = _per_class_from_json(extra.get("metrics")) or _per_class_from_json(hyper)
+        detail.confusion = _confusion_from_json(extra.get("confusion_matrix")) or _confusion_from_json(
+            extra.get("metrics")
+        ) or _confusion_from_json(hyper)
+    best = extra.get("best_epoch") or (hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None)
+    if best is None and detail.epochs:
+        key = next((k for k in ("val_loss", "loss", "train_loss") if any(k in e for e in detail.epochs)), None)
+        if key:
+            scored = [e for e in detail.epochs if key in e]
+            best = int(min(scored, key=lambda e: e[key])["epoch"])
+    detail.best_epoch = best
+    return detail

@@ -1,0 +1,216 @@
+"""Training metrics: runs from model_training_metrics; for the highlighted run its learning
+curves (textual-plotext), best epoch, per-class scores and confusion matrix when present; `m`
+marks a run, and the comparison panel then shows it beside the highlighted one with the
+differences coloured (green: better, red: worse).
+
+Works on rows written by hand with only the plan's columns: per-epoch and per-class data come
+from the trainer's tables when they exist, else from `hyperparameters`/`metrics` JSON
+(`history`, `per_class`, `confusion_matrix`), else the panels say there is none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual_plotext import PlotextPlot
+
+from skinctl.tui.queries import RunDetail, RunRow, list_runs, run_detail
+from skinctl.tui.worker import DatabaseWork
+
+# (label, attribute, higher is better)
+COMPARED = (
+    ("dataset size", "dataset_size", None),
+    ("accuracy", "accuracy", True),
+    ("precision", "precision", True),
+    ("recall", "recall", True),
+    ("F1", "f1", True),
+    ("minutes", "duration_minutes", False),
+)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+class MetricsScreen(DatabaseWork, Screen):
+    CSS_PATH = Path(__file__).with_suffix(".tcss")
+    BINDINGS = [
+        Binding("m", "mark", "Mark for compare", id="metrics_mark"),
+        Binding("u", "unmark", "Clear compare", id="metrics_unmark"),
+        Binding("r", "reload", "Reload", id="metrics_reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[int, RunRow] = {}
+        self.details: dict[int, RunDetail] = {}
+        self.selected: int | None = None
+        self.marked: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="metrics-body"):
+            with Vertical(id="metrics-left"):
+                yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="metrics-compare")
+            with VerticalScroll(id="metrics-right"):
+                yield Static("", id="metrics-title")
+                yield PlotextPlot(id="metrics-plot")
+                yield Static("", id="metrics-classes")
+                yield Static("", id="metrics-confusion")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in ("id", "model", "version", "date", "images", "accuracy", "precision", "recall", "F1", "min"):
+            table.add_column(column, key=column)
+        self.reload()
+        table.focus()
+
+    def reload(self) -> None:
+        engine = self.app.engine
+        self.details.clear()
+        self.run_db(lambda: list_runs(engine), self._runs_loaded, group="runs")
+
+    def _runs_loaded(self, runs: list[RunRow]) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        self.runs = {run.id: run for run in runs}
+        for run in runs:
+            table.add_row(
+                str(run.id), run.model, run.version or "", f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
+                _fmt(run.dataset_size), _fmt(run.accuracy), _fmt(run.precision), _fmt(run.recall), _fmt(run.f1),
+                _fmt(run.duration_minutes), key=str(run.id),
+            )
+        if not runs:
+            self.query_one("#metrics-title", Static).update("No training runs yet: `skinctl train` records them here.")
+            self._plot(None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is None or event.row_key.value is None:
+            return
+        run_id = int(event.row_key.value)
+        self.selected = run_id
+        if run_id in self.details:
+            self._show(self.details[run_id])
+            return
+        engine = self.app.engine
+        self.run_db(lambda: run_detail(engine, run_id), self._detail_loaded, group="detail")
+
+    def _detail_loaded(self, detail: RunDetail | None) -> None:
+        if detail is None:
+            return
+        self.details[detail.run.id] = detail
+        if detail.run.id == self.selected:
+            self._show(detail)
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def _show(self, detail: RunDetail) -> None:
+        run = detail.run
+        best = f"   best epoch {detail.best_epoch}" if detail.best_epoch is not None else ""
+        self.query_one("#metrics-title", Static).update(
+            f"[b]{escape(run.model)}[/b] {escape(run.version or '')}  run {run.id}{best}"
+            + (f"\n[dim]{escape(detail.notes)}[/dim]" if detail.notes else "")
+        )
+        self._plot(detail)
+        self.query_one("#metrics-classes", Static).update(self._class_table(detail))
+        self.query_one("#metrics-confusion", Static).update(self._confusion_table(detail))
+        self._show_compare()
+
+    def _plot(self, detail: RunDetail | None) -> None:
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if detail is None or not detail.epochs:
+            plt.title("no per-epoch data for this run")
+            plot.refresh()
+            return
+        epochs = detail.epochs
+        keys = [k for k in ("train_loss", "loss", "val_loss", "train_accuracy", "accuracy", "val_accuracy") if any(k in e for e in epochs)]
+        for key in keys:
+            points = [(e["epoch"], e[key]) for e in epochs if key in e]
+            plt.plot([p[0] for p in points], [p[1] for p in points], label=key, marker="braille")
+        if detail.best_epoch is not None:
+            plt.vline(detail.best_epoch, "red")
+        plt.title("learning curves")
+        plt.xlabel("epoch")
+        plot.refresh()
+
+    @staticmethod
+    def _class_table(detail: RunDetail):
+        if not detail.per_class:
+            return "[dim]no per-class scores for this run[/dim]"
+        table = Table(title="per class", title_justify="left", expand=False)
+        for column in ("class", "precision", "recall", "F1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for row in detail.per_class:
+            table.add_row(escape(str(row["class"])), _fmt(row.get("precision")), _fmt(row.get("recall")), _fmt(row.get("f1")), _fmt(row.get("support")))
+        return table
+
+    @staticmethod
+    def _confusion_table(detail: RunDetail):
+        confusion = detail.confusion
+        if not confusion:
+            return "[dim]no confusion matrix for this run[/dim]"
+        labels, matrix = confusion["labels"], confusion["matrix"]
+        table = Table(title="confusion (rows: true, columns: predicted)", title_justify="left", expand=False)
+        table.add_column("")
+        for label in labels:
+            table.add_column(escape(str(label))[:10], justify="right")
+        for i, row in enumerate(matrix):
+            cells = [f"[b green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/dim]") for j, v in enumerate(row)]
+            table.add_row(escape(str(labels[i] if i < len(labels) else i)), *cells)
+        return table
+
+    def _show_compare(self) -> None:
+        panel = self.query_one("#metrics-compare", Static)
+        if self.marked is None or self.selected is None or self.marked not in self.runs or self.selected not in self.runs:
+            panel.update("[dim]m marks a run; the highlighted one is then compared with it[/dim]")
+            return
+        a, b = self.runs[self.marked], self.runs[self.selected]
+        table = Table(title=f"run {a.id} (marked) vs run {b.id}", title_justify="left", expand=True)
+        for column in ("", f"{a.model} {a.version or ''}", f"{b.model} {b.version or ''}", "difference"):
+            table.add_column(escape(column), justify="right")
+        da, db = self.details.get(a.id), self.details.get(b.id)
+        rows = [(label, getattr(a, attr), getattr(b, attr), better) for label, attr, better in COMPARED]
+        rows.append(("best epoch", da.best_epoch if da else None, db.best_epoch if db else None, None))
+        for label, va, vb, better in rows:
+            diff = ""
+            if isinstance(va, int | float) and isinstance(vb, int | float) and va != vb:
+                delta = vb - va
+                text = f"{delta:+.3f}" if isinstance(delta, float) else f"{delta:+,}"
+                colour = "yellow" if better is None else "green" if (delta > 0) == better else "red"
+                diff = f"[b {colour}]{text}[/]"
+            table.add_row(label, _fmt(va), _fmt(vb), diff)
+        panel.update(table)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        if self.selected is None:
+            return
+        self.marked = self.selected
+        if self.marked not in self.details:
+            engine, run_id = self.app.engine, self.marked
+            self.run_db(lambda: run_detail(engine, run_id), self._detail_loaded, group="detail-marked")
+        self._show_compare()
+        self.notify(f"run {self.marked} marked: move to another run to compare", timeout=3)
+
+    def action_unmark(self) -> None:
+        self.marked = None
+        self._show_compare()
+
+    def action_reload(self) -> None:
+        self.reload()

@@ -1,0 +1,100 @@
+"""Database work off the UI thread, with the failure handling every screen needs.
+
+`DatabaseWork.run_db(job, done)` runs `job()` in a Textual thread worker and hands its result
+to `done` on the UI thread. Conflicts and other SkinctlErrors become notifications; a lost
+connection becomes a warning and, for reads, a retry with back-off (the engine's pool
+pre-ping replaces dead connections), so the app recovers instead of crashing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from textual.worker import get_current_worker
+
+from skinctl.errors import Conflict, DatabaseUnavailable, SkinctlError
+
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    if isinstance(error, DatabaseUnavailable | OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+class DatabaseWork:
+    """Mixin for screens (anything with `.app`, `.run_worker`, `.set_timer`)."""
+
+    def run_db(
+        self,
+        job: Callable[[], Any],
+        done: Callable[[Any], None] | None = None,
+        *,
+        group: str = "db",
+        exclusive: bool = True,
+        retry: bool = True,
+        on_error: Callable[[BaseException], None] | None = None,
+        _attempt: int = 0,
+    ):
+        app = self.app  # type: ignore[attr-defined]
+
+        def work() -> None:
+            try:
+                result = job()
+            except Conflict as error:
+                app.call_from_thread(app.notify, f"{error.message} {error.hint or ''}".strip(), title="Conflict", severity="error", timeout=8)
+                if on_error:
+                    app.call_from_thread(on_error, error)
+                return
+            except SkinctlError as error:
+                if is_connection_error(error):
+                    app.call_from_thread(self._connection_lost, job, done, group, exclusive, retry, on_error, _attempt)
+                    return
+                app.call_from_thread(app.notify, error.message, title="skinctl", severity="error", timeout=8)
+                if on_error:
+                    app.call_from_thread(on_error, error)
+                return
+            except (OperationalError, DBAPIError) as error:
+                if is_connection_error(error):
+                    app.call_from_thread(self._connection_lost, job, done, group, exclusive, retry, on_error, _attempt)
+                    return
+                self._unexpected(error, on_error)
+                return
+            except Exception as error:  # noqa: BLE001 - a bug must not take the whole app down
+                self._unexpected(error, on_error)
+                return
+            if _attempt:
+                app.call_from_thread(app.notify, "Database connection is back.", title="Database", timeout=4)
+            if get_current_worker().is_cancelled:
+                return  # a newer request of the same group replaced this one: drop its result
+            if done is not None:
+                app.call_from_thread(done, result)
+
+        return self.run_worker(work, thread=True, group=group, exclusive=exclusive, exit_on_error=False)  # type: ignore[attr-defined]
+
+    def _unexpected(self, error: BaseException, on_error) -> None:
+        import logging
+
+        logging.getLogger("skinctl.tui").error("database work failed", exc_info=error)
+        app = self.app  # type: ignore[attr-defined]
+        app.call_from_thread(app.notify, f"{type(error).__name__}: {error}", title="Unexpected error", severity="error", timeout=10)
+        if on_error:
+            app.call_from_thread(on_error, error)
+
+    def _connection_lost(self, job, done, group, exclusive, retry, on_error, attempt) -> None:
+        app = self.app  # type: ignore[attr-defined]
+        if not retry:
+            app.notify("Lost the database connection: that change was NOT saved. Try again.", title="Database", severity="error", timeout=8)
+            if on_error:
+                on_error(ConnectionError("database connection lost"))
+            return
+        delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+        if attempt == 0:
+            app.notify(f"Lost the database connection; retrying (every {delay:g}s and longer)…", title="Database", severity="warning", timeout=6)
+        self.set_timer(  # type: ignore[attr-defined]
+            delay,
+            lambda: self.run_db(job, done, group=group, exclusive=exclusive, retry=retry, on_error=on_error, _attempt=attempt + 1),
+        )
