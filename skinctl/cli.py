@@ -16,6 +16,8 @@ from typer.core import TyperGroup
 from skinctl import __version__
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
+from skinctl.commands import ingest as ingest_commands
+from skinctl.commands import stats as stats_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
 
@@ -94,5 +96,8 @@ def main(
 
 app.add_typer(config_commands.app, name="config")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(ingest_commands.app, name="ingest")
+app.command("demo")(ingest_commands.demo)
+app.command("stats")(stats_commands.stats)
 
 __all__ = ["app", "EXIT_FAILURE"]
