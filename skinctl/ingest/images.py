@@ -359,11 +359,11 @@ class BatchWriter:
                     "group_key": _cut(entry.group_key, GROUP_MAX),
                     "ingest_run_id": self.run_id,
                 }
+            # executemany (SQLAlchemy batches it into multi-row INSERTs with a cached statement)
+            images = TrainingImage.__table__
             inserted = connection.execute(
-                insert(TrainingImage)
-                .values(list(image_rows.values()))
-                .on_conflict_do_nothing(index_elements=["image_hash"])
-                .returning(TrainingImage.id)
+                insert(images).on_conflict_do_nothing(index_elements=["image_hash"]).returning(images.c.id),
+                list(image_rows.values()),
             ).scalars().all()
             self.summary.ingested += len(inserted)
             self.summary.exact_duplicates += len(read) - len(inserted)
@@ -385,9 +385,8 @@ class BatchWriter:
                 for p in read
             ]
             connection.execute(
-                insert(ImageSource).values(source_rows).on_conflict_do_nothing(
-                    constraint="uq_image_sources_dataset_path"
-                )
+                insert(ImageSource.__table__).on_conflict_do_nothing(constraint="uq_image_sources_dataset_path"),
+                source_rows,
             )
             source_by_path = {
                 path: (source_id, image_id)
@@ -406,36 +405,33 @@ class BatchWriter:
             row for p in placed for row in _label_rows(dataset, p.entry, p.image_id, p.source_id)
         ]
         if label_rows:
+            labels = ConditionLabel.__table__
             added = connection.execute(
-                insert(ConditionLabel)
-                .values(label_rows)
-                .on_conflict_do_nothing(constraint="uq_skin_condition_labels_origin")
-                .returning(ConditionLabel.id)
+                insert(labels).on_conflict_do_nothing(constraint="uq_skin_condition_labels_origin").returning(labels.c.id),
+                label_rows,
             ).scalars().all()
             self.summary.labels += len(added)
         subject_rows = [row for p in placed if (row := _subject_row(p.entry, p.image_id)) is not None]
         if subject_rows:
+            subjects = SubjectMetadata.__table__
             added = connection.execute(
-                insert(SubjectMetadata)
-                .values(subject_rows)
-                .on_conflict_do_nothing(constraint="uq_subject_metadata_image_id")
-                .returning(SubjectMetadata.id)
+                insert(subjects).on_conflict_do_nothing(constraint="uq_subject_metadata_image_id").returning(subjects.c.id),
+                subject_rows,
             ).scalars().all()
             self.summary.metadata_rows += len(added)
         if rejections:
             connection.execute(
-                insert(IngestRejection).values(
-                    [
-                        {
-                            "ingest_run_id": self.run_id,
-                            "dataset_source": dataset,
-                            "local_path": r.local_path,
-                            "reason": r.reason,
-                            "detail": r.detail,
-                        }
-                        for r in rejections
-                    ]
-                )
+                insert(IngestRejection.__table__),
+                [
+                    {
+                        "ingest_run_id": self.run_id,
+                        "dataset_source": dataset,
+                        "local_path": r.local_path,
+                        "reason": r.reason,
+                        "detail": r.detail,
+                    }
+                    for r in rejections
+                ],
             )
         # running counts commit with the rows they count
         connection.execute(
@@ -649,6 +645,7 @@ def _run(
 
     to_read = [entry for entry in scan.entries if entry.local_path not in known]
     tasks = [(index, str(entry.path)) for index, entry in enumerate(to_read)]
+    stored_hashes: set[str] = set()
     for outcome in _outcomes(tasks, options):
         entry = to_read[outcome.index]
         if outcome.facts is None:
@@ -656,7 +653,10 @@ def _run(
             _reject(summary, rejection)
             rejections.append(rejection)
         else:
-            summary.stored_objects += int(outcome.stored_new)
+            # two workers may both store the same new bytes at once: count the object once
+            if outcome.stored_new and outcome.facts.sha256 not in stored_hashes:
+                stored_hashes.add(outcome.facts.sha256)
+                summary.stored_objects += 1
             batch.append(Pending(entry, outcome=outcome))
         if on_progress:
             on_progress(1)
