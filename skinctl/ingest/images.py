@@ -23,6 +23,7 @@ import errno
 import multiprocessing
 import os
 import stat
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -193,8 +194,23 @@ _worker_storage = None
 _worker_max_pixels = DEFAULT_MAX_PIXELS
 
 
-def _init_worker(storage_url: str | None, max_pixels: int) -> None:
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the parent dies (kill -9), instead of lingering."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _init_worker(storage_url: str | None, max_pixels: int, in_pool: bool = False) -> None:
     global _worker_storage, _worker_max_pixels
+    if in_pool:
+        _die_with_parent()
     if storage_url is not None:
         from skinctl.storage import open_storage
 
@@ -254,7 +270,7 @@ def _outcomes(tasks: list[tuple[int, str]], options: IngestOptions) -> Iterator[
         return
     # fork: the workers need no re-import and touch nothing of the parent's database connections
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(options.workers, _init_worker, (storage_url, options.max_pixels)) as pool:
+    with context.Pool(options.workers, _init_worker, (storage_url, options.max_pixels, True)) as pool:
         yield from pool.imap(process_file, tasks, chunksize=POOL_CHUNKSIZE)
 
 
