@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
+import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -128,14 +129,18 @@ def walk_images(root: Path, exclude: set[Path] | None = None) -> tuple[list[tupl
     exclude = exclude or set()
     found: list[tuple[Path, str]] = []
     skipped = 0
-    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+    excluded = {str(path) for path in exclude}
+    root_text = str(root)
+    for directory, dirnames, filenames in os.walk(root_text, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = os.path.relpath(directory, root_text).replace(os.sep, "/")
+        prefix = "" if rel_dir == "." else rel_dir + "/"
         for name in filenames:
-            path = Path(directory) / name
-            if path in exclude:
+            full = os.path.join(directory, name)
+            if full in excluded:
                 continue
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                found.append((path, path.relative_to(root).as_posix()))
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append((Path(full), prefix + name))
             else:
                 skipped += 1
     found.sort(key=lambda item: item[1])
@@ -170,7 +175,7 @@ def detect_class_level(dir_parts: list[tuple[str, ...]]) -> int | None:
 
 def read_folders(root: Path, class_level: int | None = None) -> DatasetScan:
     images, skipped = walk_images(root)
-    dir_parts = [tuple(Path(rel).parts[:-1]) for _, rel in images]
+    dir_parts = [tuple(rel.split("/")[:-1]) for _, rel in images]
     notes = []
     if class_level is None:
         level = detect_class_level(dir_parts)
@@ -264,7 +269,7 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
                 f"({', '.join(CLASS_COLUMNS)}) and no one-hot (0/1) columns among {rest}.",
                 hint="Name the class column `label`, or use one 0/1 column per class.",
             )
-    base = table.parent
+    base = os.path.relpath(table.parent, root).replace(os.sep, "/")
     notes = [
         f"labels from {table.name}: filename column {filename_column!r}, "
         + (f"class column {class_column!r}" if class_column else f"{len(one_hot)} one-hot columns")
@@ -280,11 +285,8 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
         name = cell(row, filename_column)
         if not name:
             continue
-        try:
-            # normpath, not resolve: a symlinked image must keep its own name
-            rel = Path(os.path.normpath(base / name)).relative_to(root).as_posix()
-        except ValueError:
-            rel = name
+        # normpath, not resolve: a symlinked image must keep its own name
+        rel = posixpath.normpath(posixpath.join(base, name.replace("\\", "/")))
         origin = {"file": table.name, "line": number}
         severity = cell(row, severity_column)
         labels = []
@@ -312,19 +314,20 @@ def read_tables(root: Path, tables: list[Path], layout: str) -> DatasetScan:
         table_rows, table_notes = read_label_table(table, root)
         rows.update(table_rows)
         notes += table_notes
-    by_basename = Counter(Path(rel).name for _, rel in images)
-    basename_rows = {Path(rel).name: row for rel, row in rows.items()}
+    by_basename = Counter(posixpath.basename(rel) for _, rel in images)
+    basename_keys = {posixpath.basename(rel): rel for rel in rows}
     matched: set[str] = set()
     entries = []
     for path, rel in images:
         row = rows.get(rel)
         if row is not None:
             matched.add(rel)
-        elif by_basename[Path(rel).name] == 1 and Path(rel).name in basename_rows:
+        elif by_basename[posixpath.basename(rel)] == 1 and posixpath.basename(rel) in basename_keys:
             # the table names files by basename only; unambiguous here
-            row = basename_rows[Path(rel).name]
-            matched.update(k for k, v in rows.items() if v is row)
-        parts = Path(rel).parts[:-1]
+            key = basename_keys[posixpath.basename(rel)]
+            row = rows[key]
+            matched.add(key)
+        parts = rel.split("/")[:-1]
         folder_split = next((SPLIT_NAMES[p.lower()] for p in reversed(parts) if p.lower() in SPLIT_NAMES), None)
         entry = ImageEntry(path=path, local_path=rel, split=folder_split)
         if row is not None:
@@ -366,7 +369,7 @@ def apply_name_rules(entries: list[ImageEntry], pattern: re.Pattern[str] | None)
     """Fill group keys (Roboflow rule) and the pattern's groups; returns how many names matched."""
     matched = 0
     for entry in entries:
-        name = Path(entry.local_path).name
+        name = posixpath.basename(entry.local_path)
         roboflow = ROBOFLOW_NAME.match(name)
         if roboflow and entry.group_key is None:
             entry.group_key = roboflow.group("source")

@@ -338,121 +338,110 @@ class BatchWriter:
         self.summary = summary
 
     def write(self, connection: Connection, batch: list[Pending], rejections: list[Rejection]) -> None:
-        from sqlalchemy import select, update
-        from sqlalchemy.dialects.postgresql import insert
-
-        from skinctl.db.models import (
-            ConditionLabel,
-            ImageSource,
-            IngestRejection,
-            IngestRun,
-            SubjectMetadata,
-            TrainingImage,
-        )
+        """Multi-row INSERT ... ON CONFLICT DO NOTHING through psycopg2's execute_values, inside
+        the caller's transaction (SQLAlchemy's per-row parameter handling cost more than the
+        database did)."""
+        from psycopg2.extras import Json, execute_values
 
         dataset = self.options.dataset
+        cursor = connection.connection.cursor()
+
+        def insert(sql: str, rows: list[tuple]) -> int:
+            """Run one multi-row INSERT ... RETURNING id; how many rows were inserted."""
+            return len(execute_values(cursor, sql, rows, page_size=max(1, len(rows)), fetch=True))
+
         read = [p for p in batch if p.outcome is not None and p.outcome.facts is not None]
         if read:
-            image_rows: dict[str, dict[str, Any]] = {}
+            image_rows: dict[str, tuple] = {}
             for pending in read:
                 facts = pending.outcome.facts
                 if facts.sha256 in image_rows:
                     continue  # the first path of these bytes owns the image row
                 entry = pending.entry
-                image_rows[facts.sha256] = {
-                    "image_url": pending.outcome.image_url,
-                    "local_path": entry.local_path if len(entry.local_path) <= LOCAL_PATH_MAX else None,
-                    "image_hash": facts.sha256,
-                    "dataset_source": dataset,
-                    "width": facts.width,
-                    "height": facts.height,
-                    "format": facts.format,
-                    "byte_size": facts.byte_size,
-                    "phash": facts.phash,
-                    "phash_method": PHASH_METHOD,
-                    "quality_flags": facts.quality_flags,
-                    "split": _cut(entry.split, SPLIT_MAX),
-                    "group_key": _cut(entry.group_key, GROUP_MAX),
-                    "ingest_run_id": self.run_id,
-                }
-            # executemany (SQLAlchemy batches it into multi-row INSERTs with a cached statement)
-            images = TrainingImage.__table__
-            inserted = connection.execute(
-                insert(images).on_conflict_do_nothing(index_elements=["image_hash"]).returning(images.c.id),
-                list(image_rows.values()),
-            ).scalars().all()
-            self.summary.ingested += len(inserted)
-            self.summary.exact_duplicates += len(read) - len(inserted)
-            id_by_hash = dict(
-                connection.execute(
-                    select(TrainingImage.image_hash, TrainingImage.id).where(
-                        TrainingImage.image_hash.in_(list(image_rows))
-                    )
-                ).all()
-            )
-            source_rows = [
-                {
-                    "image_id": id_by_hash[p.outcome.facts.sha256],
-                    "dataset_source": dataset,
-                    "local_path": p.entry.local_path,
-                    "split": _cut(p.entry.split, SPLIT_MAX),
-                    "ingest_run_id": self.run_id,
-                }
-                for p in read
-            ]
-            connection.execute(
-                insert(ImageSource.__table__).on_conflict_do_nothing(constraint="uq_image_sources_dataset_path"),
-                source_rows,
-            )
-            source_by_path = {
-                path: (source_id, image_id)
-                for path, source_id, image_id in connection.execute(
-                    select(ImageSource.local_path, ImageSource.id, ImageSource.image_id).where(
-                        ImageSource.dataset_source == dataset,
-                        ImageSource.local_path.in_([p.entry.local_path for p in read]),
-                    )
+                image_rows[facts.sha256] = (
+                    pending.outcome.image_url,
+                    entry.local_path if len(entry.local_path) <= LOCAL_PATH_MAX else None,
+                    facts.sha256,
+                    dataset,
+                    facts.width,
+                    facts.height,
+                    facts.format,
+                    facts.byte_size,
+                    facts.phash,
+                    PHASH_METHOD,
+                    facts.quality_flags,
+                    _cut(entry.split, SPLIT_MAX),
+                    _cut(entry.group_key, GROUP_MAX),
+                    self.run_id,
                 )
-            }
+            inserted = insert(
+                "INSERT INTO ml_training_images (image_url, local_path, image_hash, dataset_source, width, "
+                "height, format, byte_size, phash, phash_method, quality_flags, split, group_key, "
+                "ingest_run_id) VALUES %s ON CONFLICT (image_hash) DO NOTHING RETURNING id",
+                list(image_rows.values()),
+            )
+            self.summary.ingested += inserted
+            self.summary.exact_duplicates += len(read) - inserted
+            cursor.execute(
+                "SELECT image_hash, id FROM ml_training_images WHERE image_hash = ANY(%s)", (list(image_rows),)
+            )
+            id_by_hash = dict(cursor.fetchall())
+            insert(
+                "INSERT INTO image_sources (image_id, dataset_source, local_path, split, ingest_run_id) "
+                "VALUES %s ON CONFLICT ON CONSTRAINT uq_image_sources_dataset_path DO NOTHING RETURNING id",
+                [
+                    (id_by_hash[p.outcome.facts.sha256], dataset, p.entry.local_path,
+                     _cut(p.entry.split, SPLIT_MAX), self.run_id)
+                    for p in read
+                ],
+            )
+            cursor.execute(
+                "SELECT local_path, id, image_id FROM image_sources "
+                "WHERE dataset_source = %s AND local_path = ANY(%s)",
+                (dataset, [p.entry.local_path for p in read]),
+            )
+            source_by_path = {path: (source_id, image_id) for path, source_id, image_id in cursor.fetchall()}
             for pending in read:
                 pending.source_id, pending.image_id = source_by_path[pending.entry.local_path]
 
         placed = [p for p in batch if p.source_id is not None]
         label_rows = [
-            row for p in placed for row in _label_rows(dataset, p.entry, p.image_id, p.source_id)
+            (r["image_id"], r["image_source_id"], r["condition_type"], r["severity_level"], Json(r["metadata"]),
+             r["verified"], r["task"], r["source"], r["status"])
+            for p in placed
+            for r in _label_rows(dataset, p.entry, p.image_id, p.source_id)
         ]
         if label_rows:
-            labels = ConditionLabel.__table__
-            added = connection.execute(
-                insert(labels).on_conflict_do_nothing(constraint="uq_skin_condition_labels_origin").returning(labels.c.id),
+            self.summary.labels += insert(
+                "INSERT INTO skin_condition_labels (image_id, image_source_id, condition_type, severity_level, "
+                "metadata, verified, task, source, status) VALUES %s "
+                "ON CONFLICT ON CONSTRAINT uq_skin_condition_labels_origin DO NOTHING RETURNING id",
                 label_rows,
-            ).scalars().all()
-            self.summary.labels += len(added)
-        subject_rows = [row for p in placed if (row := _subject_row(p.entry, p.image_id)) is not None]
+            )
+        subject_rows = [
+            (r["image_id"], r["gender"], r["age_range"], r["ethnicity"], r["skin_type"], r["fitzpatrick_scale"],
+             r["subject_id"], Json(r["additional_info"]) if r["additional_info"] is not None else None)
+            for p in placed
+            if (r := _subject_row(p.entry, p.image_id)) is not None
+        ]
         if subject_rows:
-            subjects = SubjectMetadata.__table__
-            added = connection.execute(
-                insert(subjects).on_conflict_do_nothing(constraint="uq_subject_metadata_image_id").returning(subjects.c.id),
+            self.summary.metadata_rows += insert(
+                "INSERT INTO subject_metadata (image_id, gender, age_range, ethnicity, skin_type, "
+                "fitzpatrick_scale, subject_id, additional_info) VALUES %s "
+                "ON CONFLICT ON CONSTRAINT uq_subject_metadata_image_id DO NOTHING RETURNING id",
                 subject_rows,
-            ).scalars().all()
-            self.summary.metadata_rows += len(added)
+            )
         if rejections:
-            connection.execute(
-                insert(IngestRejection.__table__),
-                [
-                    {
-                        "ingest_run_id": self.run_id,
-                        "dataset_source": dataset,
-                        "local_path": r.local_path,
-                        "reason": r.reason,
-                        "detail": r.detail,
-                    }
-                    for r in rejections
-                ],
+            insert(
+                "INSERT INTO ingest_rejections (ingest_run_id, dataset_source, local_path, reason, detail) "
+                "VALUES %s RETURNING id",
+                [(self.run_id, dataset, r.local_path, r.reason, r.detail) for r in rejections],
             )
         # running counts commit with the rows they count
-        connection.execute(
-            update(IngestRun).where(IngestRun.id == self.run_id).values(counts=self.summary.counts())
+        cursor.execute(
+            "UPDATE ingest_runs SET counts = %s WHERE id = %s", (Json(self.summary.counts()), self.run_id)
         )
+        cursor.close()
 
 
 # --- the run --------------------------------------------------------------------------------
