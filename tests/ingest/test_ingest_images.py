@@ -343,3 +343,14 @@ def test_demo_ingests_its_own_images(cli, home):
     assert summary["near_duplicates"] >= 1 and summary["labels"] == 27
     second = cli("demo", "--json").json()
     assert second["nothing_new"]
+
+
+def test_gc_finds_and_deletes_only_unreferenced_objects(cli, home, tmp_path):
+    root = tmp_path / "set"
+    make_folders(root, per_class=2)
+    assert cli("ingest", "images", str(root), "--dataset", "gc").exit_code == 0
+    orphan = write(home / "images" / "ab" / ("ab" + "0" * 62 + ".jpg"), b"left by a killed run")
+    found = cli("ingest", "gc", "--json").json()
+    assert found["stored"] == 5 and found["unreferenced"] == [orphan.relative_to(home / "images").as_posix()]
+    deleted = cli("ingest", "gc", "--delete", "--json").json()
+    assert deleted["deleted"] == 1 and not orphan.exists() and len(stored_files(home)) == 4

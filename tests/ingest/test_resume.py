@@ -95,7 +95,10 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
     with engine.connect() as connection:
         committed = connection.execute(text("SELECT count(*) FROM image_sources")).scalar_one()
     assert committed == 6 * BATCH  # six whole batches, nothing of the seventh
-    assert len(list(storage_a.rglob("*.jpg"))) > committed  # the seventh batch's objects were stored
+    stored = len(list(storage_a.rglob("*.jpg")))
+    assert stored > committed  # the seventh batch's objects were stored before its commit
+    orphans = cli("ingest", "gc", "--storage", str(storage_a), "--json").json()
+    assert len(orphans["unreferenced"]) == stored - committed and orphans["deleted"] == 0
 
     def lock_released() -> bool:  # the killed server session lets go of the dataset lock
         with engine.connect() as connection:
@@ -114,6 +117,7 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
         statuses = session.execute(select(IngestRun.status).order_by(IngestRun.id)).scalars().all()
     assert statuses == ["interrupted", "finished"]
     resumed_state = snapshot(engine, storage_a)
+    assert cli("ingest", "gc", "--storage", str(storage_a), "--json").json()["unreferenced"] == []
 
     truncate_all(engine)
     storage_b = tmp_path / "store-b"
