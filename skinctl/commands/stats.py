@@ -29,7 +29,7 @@ def stats(
     stdout.print(
         table(
             "datasets",
-            ["dataset", "files", "images", "exact duplicate files", "labelled images", "label coverage"],
+            ["dataset", "files", "images", "exact dup files", "labelled", "label coverage"],
             [
                 (r["dataset"], r["files"], r["images"], r["exact_duplicate_files"], r["labelled_images"],
                  f"{r['label_coverage']:.1%}")

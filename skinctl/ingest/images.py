@@ -172,14 +172,14 @@ def resolve_source(arg: str, settings: Settings) -> tuple[Path, str | None]:
     path = Path(arg).expanduser()
     if path.exists():
         return path, None
-    looks_like_path = os.sep in arg or arg.startswith((".", "~")) or Path(arg).suffix != ""
-    if looks_like_path:
-        raise InputRejected(f"{arg} does not exist.", hint="Give the folder that holds the images.")
     try:
         from skinctl.datasets import catalog
     except ImportError:
         catalog = None
     resolver = getattr(catalog, "resolve_dataset_folder", None)
+    explicit_path = arg.startswith(("/", ".", "~")) or Path(arg).suffix != ""
+    if explicit_path or (resolver is None and os.sep in arg):
+        raise InputRejected(f"{arg} does not exist.", hint="Give the folder that holds the images.")
     if resolver is None:
         raise InputRejected(
             f"{arg!r} is neither a folder nor a dataset in the catalog.",

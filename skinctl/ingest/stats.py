@@ -20,6 +20,13 @@ SOURCE_LABEL_SETS = """
     GROUP BY s.id, s.image_id, s.dataset_source
 """
 
+# Every label an image carries, from any source, as one sorted string.
+IMAGE_LABEL_SETS = """
+    SELECT image_id,
+           string_agg(DISTINCT task || ':' || condition_type, ',') AS labels
+    FROM skin_condition_labels WHERE image_id IS NOT NULL GROUP BY image_id
+"""
+
 # Images of the selected datasets (all when :dataset is null).
 SELECTED_IMAGES = """
     SELECT DISTINCT image_id FROM image_sources
@@ -87,20 +94,20 @@ def dataset_stats(engine: Engine, dataset: str | None = None) -> dict[str, Any]:
             connection,
             f"""
             WITH sets AS ({SOURCE_LABEL_SETS}),
-            image_sets AS (
+            per_image AS (
                 SELECT image_id, count(DISTINCT labels) AS variants FROM sets GROUP BY image_id
-            )
+            ),
+            image_labels AS ({IMAGE_LABEL_SETS}),
+            selected AS ({SELECTED_IMAGES})
             SELECT
-              (SELECT count(*) FROM image_sets WHERE variants > 1
-                 AND image_id IN ({SELECTED_IMAGES})) AS exact_duplicate_conflicts,
+              (SELECT count(*) FROM per_image p JOIN selected s ON s.image_id = p.image_id
+                 WHERE p.variants > 1) AS exact_duplicate_conflicts,
               (SELECT count(*) FROM image_duplicates d
-                 WHERE (d.image_id_a IN ({SELECTED_IMAGES}) OR d.image_id_b IN ({SELECTED_IMAGES}))
-                   AND EXISTS (SELECT 1 FROM sets a, sets b
-                               WHERE a.image_id = d.image_id_a AND b.image_id = d.image_id_b
-                                 AND a.labels <> b.labels)
-                   AND NOT EXISTS (SELECT 1 FROM sets a, sets b
-                               WHERE a.image_id = d.image_id_a AND b.image_id = d.image_id_b
-                                 AND a.labels = b.labels)) AS near_duplicate_conflicts
+                 JOIN image_labels a ON a.image_id = d.image_id_a
+                 JOIN image_labels b ON b.image_id = d.image_id_b
+                 WHERE a.labels <> b.labels
+                   AND (d.image_id_a IN (SELECT image_id FROM selected)
+                        OR d.image_id_b IN (SELECT image_id FROM selected))) AS near_duplicate_conflicts
             """,
             dataset,
         )[0]
@@ -163,10 +170,9 @@ def dataset_stats(engine: Engine, dataset: str | None = None) -> dict[str, Any]:
             dataset,
         )
     for key, value in list(sizes.items()):
-        if isinstance(value, float):
-            sizes[key] = round(value, 1)
-        elif value is not None and not isinstance(value, int):
-            sizes[key] = int(value)
+        if value is not None and not isinstance(value, int):
+            value = float(value)
+            sizes[key] = int(value) if value.is_integer() else round(value, 1)
     return {
         "dataset": dataset,
         "datasets": datasets,
