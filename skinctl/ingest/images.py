@@ -210,7 +210,11 @@ def _die_with_parent() -> None:
 def _init_worker(storage_url: str | None, max_pixels: int, in_pool: bool = False) -> None:
     global _worker_storage, _worker_max_pixels
     if in_pool:
+        import signal
+
         _die_with_parent()
+        # Ctrl-C is the parent's to handle (it records the run as interrupted and stops the pool)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if storage_url is not None:
         from skinctl.storage import open_storage
 
