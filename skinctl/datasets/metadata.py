@@ -104,6 +104,17 @@ def read_subject_table(path: Path) -> SubjectTable:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as error:
         raise InputRejected(f"Cannot read the metadata file {path}: {error.strerror}.") from None
+    try:
+        return _read_subject_rows(path, handle)
+    except UnicodeDecodeError:
+        raise InputRejected(
+            f"The metadata file {path} is not UTF-8 text.", hint="Save it as UTF-8 (CSV UTF-8)."
+        ) from None
+    except csv.Error as error:
+        raise InputRejected(f"The metadata file {path} is not a readable CSV file: {error}.") from None
+
+
+def _read_subject_rows(path: Path, handle) -> SubjectTable:  # noqa: ANN001 - a text file
     table = SubjectTable()
     with handle:
         reader = csv.reader(handle)

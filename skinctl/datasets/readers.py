@@ -241,10 +241,20 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
             raise InputRejected(f"The label file {table} is empty.") from None
         except csv.Error as error:
             raise InputRejected(f"{table} is not a CSV file: {error}.") from None
+        except UnicodeDecodeError:
+            raise InputRejected(
+                f"{table} is not UTF-8 text.",
+                hint="Save the label file as UTF-8 (CSV UTF-8 in spreadsheet programs).",
+            ) from None
         try:
             rows = [(number, [cell.strip() for cell in row]) for number, row in enumerate(reader, start=2) if row]
         except csv.Error as error:
             raise InputRejected(f"{table} line {reader.line_num}: {error}.") from None
+        except UnicodeDecodeError:
+            raise InputRejected(
+                f"{table} near line {reader.line_num + 1} is not UTF-8 text.",
+                hint="Save the label file as UTF-8 (CSV UTF-8 in spreadsheet programs).",
+            ) from None
     filename_column = _pick(header, FILENAME_COLUMNS) or header[0]
     split_column = _pick(header, ("split", "subset"))
     severity_column = _pick(header, ("severity", "severity_level"))

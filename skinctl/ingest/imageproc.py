@@ -23,7 +23,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 PHASH_METHOD = "phash64-draftL64-v1"
 DRAFT_SIZE = (64, 64)
 DEFAULT_MAX_PIXELS = 80_000_000  # refuse decompression bombs before decoding
-SUPPORTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif"}
+# MPO: phone-camera JPEGs with extra pictures appended; Pillow names them MPO, the file is a JPEG.
+SUPPORTED_FORMATS = {
+    "JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif",
+}
 SUPPORTED_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA"}
 
 # Quality thresholds on the reduced grayscale image (0..255).
@@ -114,7 +117,7 @@ def decode_reduced(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded
         )
     orientation = image.getexif().get(0x0112, 1)
     try:
-        if image.format == "JPEG":
+        if image.format in ("JPEG", "MPO"):
             image.draft("L", DRAFT_SIZE)
         image.load()
     except (OSError, SyntaxError, ValueError) as error:

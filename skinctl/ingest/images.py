@@ -512,6 +512,23 @@ def prepare_scan(source: Path, options: IngestOptions, summary: IngestSummary) -
     return scan
 
 
+def early_rejections(scan: DatasetScan) -> list[Rejection]:
+    """Files rejected before reading: listed in a label file but absent, or named with bytes
+    that are not UTF-8 (PostgreSQL text cannot hold them; they are taken out of the scan)."""
+    rejections = [Rejection(m.local_path, "missing_file", m.detail) for m in scan.missing]
+    kept = []
+    for entry in scan.entries:
+        try:
+            entry.local_path.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = entry.local_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            rejections.append(Rejection(shown, "bad_file_name", "the file name is not valid UTF-8; rename the file"))
+        else:
+            kept.append(entry)
+    scan.entries = kept
+    return rejections
+
+
 def ingest_images(
     engine: Engine,
     source: Path,
@@ -525,7 +542,7 @@ def ingest_images(
     started = time.monotonic()
     summary = IngestSummary(options.dataset, str(source), options.layout, options.dry_run)
     scan = prepare_scan(source, options, summary)
-    missing = [Rejection(m.local_path, "missing_file", m.detail) for m in scan.missing]
+    missing = early_rejections(scan)
     if options.dry_run:
         _dry_run(engine, scan, options, summary, missing, on_start, on_progress)
         summary.status = "dry_run"

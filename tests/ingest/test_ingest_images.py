@@ -354,3 +354,35 @@ def test_gc_finds_and_deletes_only_unreferenced_objects(cli, home, tmp_path):
     assert found["stored"] == 5 and found["unreferenced"] == [orphan.relative_to(home / "images").as_posix()]
     deleted = cli("ingest", "gc", "--delete", "--json").json()
     assert deleted["deleted"] == 1 and not orphan.exists() and len(stored_files(home)) == 4
+
+
+def test_phone_mpo_jpeg_accepted_and_undecodable_name_rejected(cli, engine, tmp_path):
+    import io
+
+    root = tmp_path / "odd"
+    buffer = io.BytesIO()
+    draw("spots", 300).save(buffer, "MPO", save_all=True, append_images=[draw("spots", 301)])
+    write(root / "acne" / "phone.jpg", buffer.getvalue())
+    os.makedirs(root / "acne", exist_ok=True)
+    with open(os.path.join(os.fsencode(root / "acne"), b"latin1-\xe9t\xe9.jpg"), "wb") as handle:
+        handle.write(encode(draw("spots", 302)))
+
+    result = cli("ingest", "images", str(root), "--dataset", "odd", "--json")
+
+    assert result.exit_code == 3
+    summary = result.json()
+    assert summary["ingested"] == 1 and summary["rejected_by_reason"] == {"bad_file_name": 1}
+    with engine.connect() as connection:
+        image = connection.execute(select(TrainingImage.format, TrainingImage.image_url)).one()
+        rejected = connection.execute(select(IngestRejection.local_path)).scalar_one()
+    assert image.format == "MPO" and image.image_url.endswith(".jpg")
+    assert rejected == "acne/latin1-\\xe9t\\xe9.jpg"
+
+
+def test_label_file_that_is_not_utf8_is_a_clear_error(cli, tmp_path):
+    root = tmp_path / "set"
+    make_folders(root, per_class=1)
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes("filename,label\nspots_0.jpg,eczéma\n".encode("latin-1"))
+    result = cli("ingest", "images", str(root), "--dataset", "enc", "--labels", str(labels))
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
