@@ -254,6 +254,8 @@ def process_file(task: tuple[int, str]) -> Outcome:
         facts = analyse_bytes(data, _worker_max_pixels)
     except ImageRejected as rejected:
         return Outcome(index, reason=rejected.reason, detail=rejected.detail)
+    except Exception as error:  # a decoder tripping on a malformed file: reject it, go on
+        return Outcome(index, reason="corrupt", detail=f"the decoder failed: {type(error).__name__}: {error}")
     outcome = Outcome(index, facts=facts)
     if _worker_storage is not None:
         from skinctl.storage import content_key
@@ -272,10 +274,27 @@ def _outcomes(tasks: list[tuple[int, str]], options: IngestOptions) -> Iterator[
         for task in tasks:
             yield process_file(task)
         return
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     # fork: the workers need no re-import and touch nothing of the parent's database connections
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(options.workers, _init_worker, (storage_url, options.max_pixels, True)) as pool:
-        yield from pool.imap(process_file, tasks, chunksize=POOL_CHUNKSIZE)
+    # an executor, not multiprocessing.Pool: a worker that dies (a decoder crash) breaks the
+    # executor with an error instead of leaving the run waiting forever for its results
+    executor = ProcessPoolExecutor(
+        options.workers, mp_context=context, initializer=_init_worker,
+        initargs=(storage_url, options.max_pixels, True),
+    )
+    try:
+        yield from executor.map(process_file, tasks, chunksize=POOL_CHUNKSIZE)
+    except BrokenProcessPool:
+        raise SkinctlError(
+            "A worker process died while reading images (a crash in an image decoder or out of memory).",
+            hint="Committed batches are kept: run the same command again to resume, with fewer --workers if memory is short.",
+        ) from None
+    finally:
+        # on Ctrl-C or an error, drop the queued work instead of finishing it
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 # --- rows -----------------------------------------------------------------------------------
