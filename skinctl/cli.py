@@ -21,6 +21,7 @@ from skinctl.commands import ingest_tables
 from skinctl.commands import ingredients as ingredients_commands
 from skinctl.commands import label as label_commands
 from skinctl.commands import products as products_commands
+from skinctl.commands import stats as stats_commands
 from skinctl.commands import storage as storage_commands
 from skinctl.commands import tui as tui_commands
 from skinctl.commands.common import AppState, state
@@ -111,5 +112,7 @@ app.add_typer(ingredients_commands.app, name="ingredients")
 app.add_typer(products_commands.app, name="products")
 app.add_typer(label_commands.app, name="label")
 app.command("tui")(tui_commands.tui)
+app.command("demo")(ingest_commands.demo)
+app.command("stats")(stats_commands.stats)
 
 __all__ = ["app", "EXIT_FAILURE"]

@@ -24,6 +24,7 @@ class LocalStorage:
     def __init__(self, url: str) -> None:
         self.root = _path_from_url(url).resolve()
         self.base_url = self.root.as_uri()
+        self._made_dirs: set[Path] = set()  # folders known to exist: one mkdir each, not one per put
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in Path(key).parts:
@@ -41,10 +42,19 @@ class LocalStorage:
 
     def put(self, key: str, data: bytes, *, md5_hex: str | None = None) -> bool:
         path = self._path(key)
-        if path.exists() and path.stat().st_size == len(data):
-            return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            if path.stat().st_size == len(data):
+                return False
+        except FileNotFoundError:
+            pass
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        except FileNotFoundError:  # the folder was removed behind our back
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
