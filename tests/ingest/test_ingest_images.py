@@ -386,3 +386,20 @@ def test_label_file_that_is_not_utf8_is_a_clear_error(cli, tmp_path):
     labels.write_bytes("filename,label\nspots_0.jpg,eczéma\n".encode("latin-1"))
     result = cli("ingest", "images", str(root), "--dataset", "enc", "--labels", str(labels))
     assert result.exit_code == 2 and "is not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_catalog_slug_reads_the_fetched_folder_with_the_catalog_layout(cli, engine, tmp_path):
+    root = tmp_path / "skin-types-copy"
+    for split in ("train", "valid"):
+        make_folders(root, classes=("dry", "oily"), per_class=2, split=split)
+    not_yet = cli("ingest", "images", "skin-types", "--dataset", "skin_types")
+    assert not_yet.exit_code == 2 and "skinctl fetch get skin-types" in not_yet.stderr
+
+    fetched = cli("fetch", "get", "skin-types", "--from", str(root), "--json")
+    assert fetched.exit_code == 0, fetched.stderr
+    result = cli("ingest", "images", "skin-types", "--dataset", "skin_types", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert count(engine, TrainingImage) == result.json()["ingested"] > 0
+    with engine.connect() as connection:
+        tasks = set(connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all())
+    assert tasks == {("skin_type", "dry"), ("skin_type", "oily")}
