@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -287,3 +288,29 @@ PLAN_TABLES = (
     "subject_metadata",
     "model_training_metrics",
 )
+
+
+# --- migration 0008: near-duplicate features ------------------------------------------------
+
+
+class ImageDedupFeatures(Base):
+    """Derived per-image features of the near-duplicate method (`skinctl.dedup.features`):
+    ORB keypoints/descriptors of the image and its mirror image, and the candidate tokens
+    (int32, little-endian). Recomputable from the stored image at any time."""
+
+    __tablename__ = "image_dedup_features"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("ml_training_images.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(32), nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    keypoints: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    descriptors: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    mirror_keypoints: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    mirror_descriptors: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    tokens: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )

@@ -1,0 +1,26 @@
+"""Near-duplicate images: a Hamming multi-index over 64-bit hashes, an ORB + RANSAC method with
+token candidates, and the database service that links, groups and finds label conflicts.
+
+Importing this package is cheap; numpy, OpenCV and SQLAlchemy load when a function runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def link_near_duplicates(
+    engine: Any,
+    storage: Any,
+    *,
+    image_ids: list[int] | None = None,
+    max_distance: int | None = None,
+) -> dict:
+    """Link the given (new) images against every stored image (all pairs when `image_ids` is
+    None) and record `image_duplicates` rows idempotently. See `skinctl.dedup.service`."""
+    from skinctl.dedup.service import link_near_duplicates as link
+
+    return link(engine, storage, image_ids=image_ids, max_distance=max_distance)
+
+
+__all__ = ["link_near_duplicates"]
