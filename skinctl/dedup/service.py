@@ -255,11 +255,11 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
     loaded = {}
     for start in range(0, len(ids), 1_000):
         for row in connection.execute(
-            select(ImageDedupFeatures).where(
+            select(*ImageDedupFeatures.__table__.columns).where(
                 ImageDedupFeatures.image_id.in_(ids[start:start + 1_000]),
                 ImageDedupFeatures.method == feature_lib.FEATURE_METHOD,
             )
-        ).scalars():
+        ):
             loaded[row.image_id] = feature_lib.from_row(row)
     return loaded
 
