@@ -11,7 +11,8 @@ Stage 2 (`verify`): ratio-test matches of the ORB descriptors, then RANSAC fits 
 transform (rotation, uniform scale, translation; mirrored via the mirror descriptors). A
 pair is a near-duplicate when at least `min_inliers` matches agree and the scale is
 plausible: unrelated faces share many corner-like patches but not one consistent geometry,
-and the degenerate fits they produce collapse to scale ~0.
+and the degenerate fits they produce collapse to scale ~0; inliers crowded into a strip
+(a shared stock-photo watermark) do not count either.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ class MatchParams:
     max_postings: int | None = None  # None: max(64, images / 1000)
     ratio: float = 0.8  # Lowe's ratio test on descriptor distances
     ransac_px: float = 4.0  # reprojection tolerance, in feature-image pixels
-    min_inliers: int = 15
+    min_inliers: int = 25
     min_scale: float = 0.6
     max_scale: float = 1.6
+    # Inliers must spread over the picture (std along each axis, in both images, at least this
+    # fraction of the longer side): a shared watermark strip or logo is not a duplicate.
+    min_spread: float = 0.014
 
 
 DEFAULT_PARAMS = MatchParams()
@@ -116,25 +120,28 @@ def _bf():
     return _matcher
 
 
-def _fit(a_points, a_desc, b_points, b_desc, params: MatchParams) -> tuple[int, int, float, float]:
+def _fit(a_points, a_desc, b_points, b_desc, params: MatchParams) -> tuple[int, int, float, float, float]:
+    """(inliers, ratio-test matches, scale, angle, spread in px) of the best similarity fit."""
     import cv2
 
     if len(a_desc) < 5 or len(b_desc) < 5:
-        return 0, 0, 0.0, 0.0
+        return 0, 0, 0.0, 0.0, 0.0
     pairs = _bf().knnMatch(a_desc, b_desc, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < params.ratio * p[1].distance]
     if len(good) < max(4, params.min_inliers):
-        return 0, len(good), 0.0, 0.0
+        return 0, len(good), 0.0, 0.0, 0.0
     source = a_points[[m.queryIdx for m in good]]
     target = b_points[[m.trainIdx for m in good]]
     transform, inlier_mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=params.ransac_px
     )
     if transform is None:
-        return 0, len(good), 0.0, 0.0
+        return 0, len(good), 0.0, 0.0, 0.0
+    inlier = inlier_mask.ravel() > 0
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
     angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
-    return int(inlier_mask.sum()), len(good), scale, angle
+    spread = float(min(source[inlier].std(axis=0).min(), target[inlier].std(axis=0).min())) if inlier.any() else 0.0
+    return int(inlier.sum()), len(good), scale, angle, spread
 
 
 def verify(
@@ -144,8 +151,13 @@ def verify(
     best: Match | None = None
     for is_mirrored in (False, True) if mirrored is None else (mirrored,):
         a_points, a_desc = a.orientation(is_mirrored)
-        inliers, matches, scale, angle = _fit(a_points, a_desc, b.points, b.descriptors, params)
-        if inliers >= params.min_inliers and params.min_scale <= scale <= params.max_scale:
+        inliers, matches, scale, angle, spread = _fit(a_points, a_desc, b.points, b.descriptors, params)
+        side = max(a.width, a.height, b.width, b.height)
+        if (
+            inliers >= params.min_inliers
+            and params.min_scale <= scale <= params.max_scale
+            and spread >= params.min_spread * side
+        ):
             match = Match(inliers, matches, is_mirrored, scale, angle)
             if best is None or match.inliers > best.inliers:
                 best = match

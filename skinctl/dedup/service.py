@@ -13,6 +13,7 @@ images sharing the most descriptor tokens, plus the images within `max_distance`
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -72,7 +73,7 @@ def link_near_duplicates(
 ) -> dict:
     """Link the given (new) images against every stored image, or all pairs when `image_ids`
     is None. Returns counts: {"pairs": new pairs recorded, "method": ..., ...}."""
-    return link(engine, storage, image_ids=image_ids, max_distance=max_distance)
+    return link(engine, storage, image_ids=image_ids, max_distance=max_distance, workers=os.cpu_count() or 1)
 
 
 def link(
@@ -139,33 +140,52 @@ def link(
 
     phash = {row.id: row.phash for row in images}
     verified = inserted = 0
-    for start in range(0, len(to_verify), VERIFY_BATCH):
-        batch = to_verify[start:start + VERIFY_BATCH]
-        with engine.begin() as connection:
-            loaded = _load_features(connection, {i for pair in batch for i in pair})
-            rows = []
-            for a, b in batch:
-                if a not in loaded or b not in loaded:
-                    continue
-                match = verify(loaded[a], loaded[b], params, candidates[(a, b)])
-                if match is None and candidates[(a, b)] is not None:
-                    match = verify(loaded[a], loaded[b], params, not candidates[(a, b)])
-                if match is not None:
-                    rows.append(
-                        {"image_id_a": a, "image_id_b": b, "distance": _phash_distance(phash[a], phash[b]),
-                         "method": METHOD}
-                    )
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(to_verify) > 200 else None
+    try:
+        for start in range(0, len(to_verify), VERIFY_BATCH):
+            batch = to_verify[start:start + VERIFY_BATCH]
+            with engine.connect() as connection:
+                loaded = _load_features(connection, {i for pair in batch for i in pair})
+            tasks = [(a, b, candidates[(a, b)]) for a, b in batch if a in loaded and b in loaded]
+            # Each worker gets a slice of the pairs and only the features that slice needs.
+            slices = [tasks[k::workers] for k in range(workers)] if pool else [tasks]
+            payloads = [
+                (chunk, {i: loaded[i] for a, b, _m in chunk for i in (a, b)}, params) for chunk in slices if chunk
+            ]
+            results = pool.map(_verify_chunk, payloads) if pool else map(_verify_chunk, payloads)
+            rows = [
+                {"image_id_a": a, "image_id_b": b, "distance": _phash_distance(phash[a], phash[b]), "method": METHOD}
+                for found in results for a, b in found
+            ]
             verified += len(rows)
             if rows:
-                result = connection.execute(
-                    insert(ImageDuplicate).values(rows).on_conflict_do_nothing().returning(ImageDuplicate.id)
-                )
-                inserted += len(result.all())
-        progress("verify", min(start + VERIFY_BATCH, len(to_verify)), len(to_verify))
+                # One transaction per batch: an interrupted scan keeps what it recorded.
+                with engine.begin() as connection:
+                    result = connection.execute(
+                        insert(ImageDuplicate).values(rows).on_conflict_do_nothing().returning(ImageDuplicate.id)
+                    )
+                    inserted += len(result.all())
+            progress("verify", min(start + VERIFY_BATCH, len(to_verify)), len(to_verify))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     summary["verified"] = verified
     summary["pairs"] = inserted
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _verify_chunk(payload) -> list[tuple[int, int]]:  # noqa: ANN001
+    """The verified pairs of one slice (runs in a worker process or inline)."""
+    tasks, loaded, params = payload
+    found = []
+    for a, b, mirrored in tasks:
+        match = verify(loaded[a], loaded[b], params, mirrored)
+        if match is None and mirrored is not None:
+            match = verify(loaded[a], loaded[b], params, not mirrored)
+        if match is not None:
+            found.append((a, b))
+    return found
 
 
 def _phash_distance(a: int | None, b: int | None) -> int:
