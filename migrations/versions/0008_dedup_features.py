@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at", sa.DateTime(), nullable=False, server_default=sa.func.current_timestamp()
         ),
+        sa.Column("linked_at", sa.DateTime()),
         sa.PrimaryKeyConstraint("image_id", name="pk_image_dedup_features"),
         sa.ForeignKeyConstraint(
             ["image_id"],

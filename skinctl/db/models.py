@@ -314,3 +314,5 @@ class ImageDedupFeatures(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, server_default=func.current_timestamp()
     )
+    # Set once the image's candidates were all checked and recorded; NULL = still to link.
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select, tuple_
+from sqlalchemy import Engine, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from skinctl.db.models import (
@@ -110,12 +110,11 @@ def link(
     if dataset is not None:
         in_dataset = [row.id for row in images if row.dataset_source == dataset]
         wanted = in_dataset if wanted is None else sorted(set(wanted) & set(in_dataset))
-    queries = [row.id for row in images] if wanted is None else wanted
     summary: dict[str, Any] = {
         "method": METHOD,
         "feature_method": feature_lib.FEATURE_METHOD,
         "max_distance": radius,
-        "images": len(queries),
+        "images": 0,
         "stored_images": len(images),
         "pairs": 0,
         "candidates": 0,
@@ -123,13 +122,27 @@ def link(
         "features_computed": 0,
         "unreadable": [],
     }
+    computed_ids, unreadable = _ensure_features(engine, storage, images, workers, progress)
+    summary["features_computed"] = len(computed_ids)
+    summary["unreadable"] = unreadable
+    # Images never fully linked (new, or an earlier run was interrupted) are always looked up
+    # too, so linking catches up by itself.
+    with engine.connect() as connection:
+        pending = set(
+            connection.execute(
+                select(ImageDedupFeatures.image_id).where(ImageDedupFeatures.linked_at.is_(None))
+            ).scalars()
+        )
+    if wanted is None:
+        queries = [row.id for row in images]
+    else:
+        queries = sorted(
+            set(wanted) | {i for i in pending if dataset is None or known[i].dataset_source == dataset}
+        )
+    summary["images"] = len(queries)
     if not queries:
         summary["seconds"] = round(time.perf_counter() - started, 3)
         return summary
-
-    computed, unreadable = _ensure_features(engine, storage, images, workers, progress)
-    summary["features_computed"] = computed
-    summary["unreadable"] = unreadable
 
     candidates = _candidate_pairs(engine, images, queries, radius, params, progress)
     with engine.connect() as connection:
@@ -169,6 +182,13 @@ def link(
     finally:
         if pool is not None:
             pool.shutdown()
+    with engine.begin() as connection:
+        for start in range(0, len(queries), 10_000):
+            connection.execute(
+                update(ImageDedupFeatures)
+                .where(ImageDedupFeatures.image_id.in_(queries[start:start + 10_000]))
+                .values(linked_at=func.now())
+            )
     summary["verified"] = verified
     summary["pairs"] = inserted
     summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -218,7 +238,8 @@ def _read_bytes(storage: Any, url: str) -> bytes:
 
 
 def _ensure_features(engine: Engine, storage: Any, images, workers: int, progress: Progress):  # noqa: ANN001
-    """Compute and store the features of every image that has none (or an older method's)."""
+    """Compute and store the features of every image that has none (or an older method's).
+    Returns (ids computed now, unreadable images with the reason)."""
     with engine.connect() as connection:
         current = set(
             connection.execute(
@@ -227,7 +248,7 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, progres
         )
     missing = [row for row in images if row.id not in current]
     unreadable: list[dict] = []
-    computed = 0
+    computed: list[int] = []
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(missing) > FEATURE_BATCH else None
     try:
         for start in range(0, len(missing), FEATURE_BATCH):
@@ -252,10 +273,11 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, progres
                     connection.execute(
                         statement.on_conflict_do_update(
                             index_elements=[ImageDedupFeatures.image_id],
-                            set_={c: statement.excluded[c] for c in rows[0] if c != "image_id"},
+                            set_={**{c: statement.excluded[c] for c in rows[0] if c != "image_id"},
+                                  "linked_at": None},
                         )
                     )
-                computed += len(rows)
+                computed += [row["image_id"] for row in rows]
             progress("features", min(start + FEATURE_BATCH, len(missing)), len(missing))
     finally:
         if pool is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from skinctl.db.migrate import schema_drift
 from skinctl.db.models import ImageDedupFeatures, ImageDuplicate
@@ -86,6 +86,23 @@ def test_new_images_are_linked_against_stored_ones(engine, filer, store):
     assert summary["images"] == 2 and summary["max_distance"] == 6
     assert summary["features_computed"] == 2  # the stored images' features were kept
     assert pairs(engine) == {(old[2], new_copy)}
+
+
+def test_interrupted_linking_catches_up_by_itself(engine, filer, store):
+    originals, copies, _unrelated = file_set(filer)
+    link_near_duplicates(engine, store)
+    everything = pairs(engine)
+    # As if a run had stored one image's features and died before recording its pairs.
+    lost = copies[(1, 12)]
+    with engine.begin() as connection:
+        connection.execute(delete(ImageDuplicate).where(
+            (ImageDuplicate.image_id_a == lost) | (ImageDuplicate.image_id_b == lost)))
+        connection.execute(update(ImageDedupFeatures).where(ImageDedupFeatures.image_id == lost)
+                           .values(linked_at=None))
+    assert pairs(engine) != everything
+    summary = link_near_duplicates(engine, store, image_ids=[])  # e.g. a re-run that adds nothing
+    assert summary["images"] == 1 and summary["pairs"] == 2
+    assert pairs(engine) == everything
 
 
 def test_unreadable_image_is_reported_and_the_rest_linked(engine, filer, store):
