@@ -78,8 +78,8 @@ class TokenIndex:
         if not len(query_tokens) or not len(self._tokens):
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
         at = np.searchsorted(self._tokens, query_tokens)
-        at = at[at < len(self._tokens)]
-        at = at[np.isin(self._tokens[at], query_tokens)]
+        inside = at < len(self._tokens)
+        at = at[inside][self._tokens[at[inside]] == query_tokens[inside]]
         at = at[self._counts[at] <= self.max_postings]
         if not len(at):
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
@@ -93,14 +93,19 @@ class TokenIndex:
         self, upright: np.ndarray, mirrored: np.ndarray, *, top_k: int, min_shared: int, exclude: int = -1
     ) -> list[tuple[int, int, bool]]:
         """Up to `top_k` (position, shared tokens, mirrored) best candidates for one image."""
-        best: dict[int, tuple[int, bool]] = {}
-        for query, is_mirrored in ((upright, False), (mirrored, True)):
-            positions, shared = self.shared(query)
-            for position, count in zip(positions.tolist(), shared.tolist(), strict=True):
-                if position != exclude and count >= min_shared and count > best.get(position, (0, False))[0]:
-                    best[position] = (count, is_mirrored)
-        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:top_k]
-        return [(position, count, is_mirrored) for position, (count, is_mirrored) in ranked]
+        up_positions, up_counts = self.shared(upright)
+        mirror_positions, mirror_counts = self.shared(mirrored)
+        positions = np.concatenate([up_positions, mirror_positions]).astype(np.int64)
+        counts = np.concatenate([up_counts, mirror_counts])
+        is_mirrored = np.concatenate([np.zeros(len(up_positions), bool), np.ones(len(mirror_positions), bool)])
+        keep = (counts >= min_shared) & (positions != exclude)
+        positions, counts, is_mirrored = positions[keep], counts[keep], is_mirrored[keep]
+        # Best orientation per image, then the top_k images (ties: lower position first).
+        order = np.lexsort((positions, -counts))
+        positions, counts, is_mirrored = positions[order], counts[order], is_mirrored[order]
+        _unique, first = np.unique(positions, return_index=True)
+        first = np.sort(first)[:top_k]
+        return [(int(positions[i]), int(counts[i]), bool(is_mirrored[i])) for i in first]
 
 
 def query_tokens(features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
