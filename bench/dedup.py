@@ -93,7 +93,8 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
 
     files = list(csv.DictReader((DATA / "manifest.csv").open()))
     t0 = time.perf_counter()
-    if cache is not None and cache.exists():
+    cached = cache is not None and cache.exists()
+    if cached:
         analysed = pickle.loads(cache.read_bytes())
     else:
         with ProcessPoolExecutor(workers) as pool:
@@ -110,9 +111,12 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
             phashes.append(phash)
             features.append(feats)
         image_of.append(image_by_sha[sha])
-    print(f"skin_types: {len(files)} files, {len(phashes)} distinct images; "
-          f"decode + pHash + ORB features {t_features:.1f} s with {workers} workers "
-          f"({t_features * workers / len(files) * 1000:.1f} ms per file per core)")
+    if cached:
+        print(f"skin_types: {len(files)} files, {len(phashes)} distinct images; features from {cache}")
+    else:
+        print(f"skin_types: {len(files)} files, {len(phashes)} distinct images; "
+              f"decode + pHash + ORB features {t_features:.1f} s with {workers} workers "
+              f"({t_features * workers / len(files) * 1000:.1f} ms per file per core)")
 
     index = MultiIndex(to_unsigned(phashes), 8)
     phash_pairs = {(int(i), int(j)) for i, j, _d in index.all_pairs(8)}

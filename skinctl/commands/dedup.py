@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import typer
 
 from skinctl.commands.common import state
@@ -133,12 +135,11 @@ def scan(
     from skinctl.dedup.service import link
 
     app_state = state(ctx)
-    progress = _progress_printer() if progress_enabled() else None
-    kwargs = {"progress": progress} if progress else {}
-    summary = link(
-        app_state.engine(), app_state.storage(), dataset=dataset, max_distance=max_distance,
-        workers=workers or os.cpu_count() or 1, **kwargs,
-    )
+    with _progress_bar(progress_enabled()) as progress:
+        summary = link(
+            app_state.engine(), app_state.storage(), dataset=dataset, max_distance=max_distance,
+            workers=workers or os.cpu_count() or 1, progress=progress,
+        )
     if json_output:
         print_json(summary)
     else:
@@ -163,10 +164,29 @@ def scan(
         raise typer.Exit(3)
 
 
-def _progress_printer():  # noqa: ANN202
+@contextmanager
+def _progress_bar(enabled: bool):  # noqa: ANN202
+    """A Rich progress bar per stage (features, candidates, verify) on stderr, or nothing."""
+    if not enabled:
+        yield lambda _stage, _done, _total: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     from skinctl.console import stderr
 
-    def report(stage: str, done: int, total: int) -> None:
-        stderr.print(f"{stage}: {done}/{total}", highlight=False)
+    tasks: dict[str, int] = {}
+    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=stderr) as bar:
 
-    return report
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report

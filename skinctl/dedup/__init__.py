@@ -2,6 +2,15 @@
 token candidates, and the database service that links, groups and finds label conflicts.
 
 Importing this package is cheap; numpy, OpenCV and SQLAlchemy load when a function runs.
+
+Ingest calls, after its rows are committed:
+
+    link_near_duplicates(engine, storage, image_ids=new_image_ids, max_distance=N)
+
+It reads the new images' bytes from `storage`, stores their features, links them against all
+stored images, and also picks up any image never fully linked before (an interrupted run).
+`max_distance` (0..15, default 8) is the pHash radius of the extra candidate stage; pairs the
+geometric check accepts are recorded whatever their pHash distance, which goes in `distance`.
 """
 
 from __future__ import annotations
