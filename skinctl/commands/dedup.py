@@ -125,10 +125,14 @@ def scan(
         None, "--max-distance", min=0, max=15,
         help="pHash radius whose neighbours are checked too (default 8).",
     ),
-    workers: int = typer.Option(0, "--workers", min=0, help="Processes for features (0: the core count)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: the core count)."),
+    full: bool = typer.Option(
+        False, "--full", help="Check every stored image again, not only those not linked yet.",
+    ),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """(Re)link near duplicates over what is stored; only adds missing pairs."""
+    """Link near duplicates among what is stored: images not linked yet (all with --full)
+    against every stored image. Only adds missing pairs."""
     import os
 
     from skinctl.console import info, print_json, progress_enabled, stdout, table
@@ -138,7 +142,7 @@ def scan(
     with _progress_bar(progress_enabled()) as progress:
         summary = link(
             app_state.engine(), app_state.storage(), dataset=dataset, max_distance=max_distance,
-            workers=workers or os.cpu_count() or 1, progress=progress,
+            workers=workers or os.cpu_count() or 1, full=full, progress=progress,
         )
     if json_output:
         print_json(summary)

@@ -85,10 +85,14 @@ def link(
     dataset: str | None = None,
     params: MatchParams = DEFAULT_PARAMS,
     workers: int = 1,
+    full: bool = True,
     progress: Progress = _no_progress,
 ) -> dict:
-    """`link_near_duplicates` with the knobs the CLI exposes (`dataset` limits the queries to
-    one dataset's images; `workers` processes compute missing features)."""
+    """`link_near_duplicates` with the knobs the CLI exposes: `dataset` limits the queries to
+    one dataset's images; `workers` processes compute features and verify pairs; with
+    `image_ids` None, `full=False` looks up only the images not linked yet (each image was
+    compared with everything stored when it was linked, so that covers every pair), while
+    `full=True` checks every image again."""
     started = time.perf_counter()
     radius = _check_distance(max_distance)
     with engine.connect() as connection:
@@ -109,7 +113,10 @@ def link(
         wanted = None
     if dataset is not None:
         in_dataset = [row.id for row in images if row.dataset_source == dataset]
-        wanted = in_dataset if wanted is None else sorted(set(wanted) & set(in_dataset))
+        if wanted is None and not full:
+            wanted = []  # only the dataset's images not linked yet (added below)
+        else:
+            wanted = in_dataset if wanted is None else sorted(set(wanted) & set(in_dataset))
     summary: dict[str, Any] = {
         "method": METHOD,
         "feature_method": feature_lib.FEATURE_METHOD,
@@ -133,8 +140,10 @@ def link(
                 select(ImageDedupFeatures.image_id).where(ImageDedupFeatures.linked_at.is_(None))
             ).scalars()
         )
-    if wanted is None:
+    if wanted is None and full:
         queries = [row.id for row in images]
+    elif wanted is None:
+        queries = sorted(pending)
     else:
         queries = sorted(
             set(wanted) | {i for i in pending if dataset is None or known[i].dataset_source == dataset}

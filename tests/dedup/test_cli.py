@@ -23,12 +23,20 @@ def test_scan_list_show_json(cli, filer, store):
     assert summary["pairs"] == 1 and summary["images"] == 3 and summary["method"] == "orb-ransac-v1"
 
     again = cli(*storage, "dedup", "scan", "--json", "--dataset", "faces")
-    assert again.exit_code == 0 and again.json()["pairs"] == 0
+    assert again.exit_code == 0
+    assert (again.json()["images"], again.json()["pairs"]) == (0, 0)  # everything is linked already
+    full = cli(*storage, "dedup", "scan", "--json", "--full")
+    assert full.exit_code == 0
+    assert (full.json()["images"], full.json()["pairs"], full.json()["already_linked"]) == (3, 0, 1)
+    late = filer.add(jpeg_bytes(augmented(drawn_image(3), 9, angle=4)), "dry/3c.jpg", dataset="faces")
+    incremental = cli(*storage, "dedup", "scan", "--json").json()
+    assert (incremental["images"], incremental["pairs"]) == (1, 1)  # only the new image looked up
 
     listed = cli("dedup", "list", "--json")
     assert listed.exit_code == 0, listed.stderr
     groups = listed.json()["groups"]
-    assert [(g["group_id"], g["images"], g["files"]) for g in groups] == [(original, 2, 2), (other, 1, 2)]
+    assert [(g["group_id"], g["images"], g["files"]) for g in groups] == [(other, 2, 3), (original, 2, 2)]
+    assert late in [m["id"] for m in groups[0]["members"]]
 
     conflicts = cli("dedup", "list", "--conflicts", "--json").json()
     assert conflicts["count"] == 1
