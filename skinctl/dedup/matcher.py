@@ -29,7 +29,7 @@ METHOD = "orb-ransac-v1"
 @dataclass(frozen=True)
 class MatchParams:
     top_k: int = 8  # candidates verified per image
-    min_shared: int = 2  # tokens a candidate must share
+    min_shared: int = 15  # tokens a candidate must share (copies share dozens to hundreds)
     max_postings: int | None = None  # None: max(64, images / 1000)
     ratio: float = 0.8  # Lowe's ratio test on descriptor distances
     ransac_px: float = 4.0  # reprojection tolerance, in feature-image pixels
