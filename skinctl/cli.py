@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from skinctl import __version__
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
+from skinctl.commands import dedup as dedup_commands
 from skinctl.commands import fetch as fetch_commands
 from skinctl.commands import ingest as ingest_commands
 from skinctl.commands import ingest_tables
@@ -114,5 +115,6 @@ app.add_typer(label_commands.app, name="label")
 app.command("tui")(tui_commands.tui)
 app.command("demo")(ingest_commands.demo)
 app.command("stats")(stats_commands.stats)
+app.add_typer(dedup_commands.app, name="dedup")
 
 __all__ = ["app", "EXIT_FAILURE"]

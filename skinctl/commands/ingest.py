@@ -139,7 +139,9 @@ def images(
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: cores)."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows per database transaction."),
     near_duplicate_distance: int = typer.Option(
-        8, "--near-duplicate-distance", min=0, max=64, help="Link images whose hashes differ in <= N bits."
+        8, "--near-duplicate-distance", min=0, max=15,
+        help="Also check images whose perceptual hashes differ in <= N bits; every pair is "
+        "confirmed by keypoint matching (see `skinctl dedup`).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Scan and validate; write nothing."),
     report: Path | None = typer.Option(None, "--report", help="Write every rejected file and why (CSV)."),

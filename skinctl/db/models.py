@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -527,3 +528,29 @@ class Review(Base):
 # --- migration 0004: label operations -------------------------------------------------------
 # Only new columns and indexes on label_history (operation_id, undoes_operation_id); they are
 # declared in LabelHistory above so the one model stays the one place that describes the table.
+# --- migration 0008: near-duplicate features ------------------------------------------------
+
+
+class ImageDedupFeatures(Base):
+    """Derived per-image features of the near-duplicate method (`skinctl.dedup.features`):
+    ORB keypoints/descriptors of the image and its mirror image, and the candidate tokens
+    (int32, little-endian). Recomputable from the stored image at any time."""
+
+    __tablename__ = "image_dedup_features"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("ml_training_images.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(32), nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    keypoints: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    descriptors: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    mirror_keypoints: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    mirror_descriptors: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    tokens: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    # Set once the image's candidates were all checked and recorded; NULL = still to link.
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime)

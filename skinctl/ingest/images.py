@@ -82,8 +82,8 @@ class IngestOptions:
             raise UsageError("--workers must be at least 1.")
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1.")
-        if not 0 <= self.near_duplicate_distance <= 64:
-            raise UsageError("--near-duplicate-distance must be between 0 and 64 bits.")
+        if not 0 <= self.near_duplicate_distance <= 15:
+            raise UsageError("--near-duplicate-distance must be between 0 and 15 bits.")
 
     def as_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -1,0 +1,54 @@
+"""Drawn test images and augmented copies of them (rotated, cropped, mirrored, black-padded),
+like the Roboflow exports near-duplicate detection must handle."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+
+def drawn_image(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A random scene: smooth colour background, shapes and strokes with plenty of corners."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    image = Image.fromarray(small).resize(size, Image.BICUBIC)
+    draw = ImageDraw.Draw(image)
+    for _ in range(40):
+        kind = rng.integers(0, 3)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x0, y0 = int(rng.integers(0, width - 20)), int(rng.integers(0, height - 20))
+        x1, y1 = x0 + int(rng.integers(10, 120)), y0 + int(rng.integers(10, 90))
+        if kind == 0:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        elif kind == 1:
+            draw.ellipse((x0, y0, x1, y1), fill=colour, outline=(0, 0, 0))
+        else:
+            points = [(int(rng.integers(0, width)), int(rng.integers(0, height))) for _ in range(4)]
+            draw.line(points, fill=colour, width=int(rng.integers(2, 6)))
+    return image.filter(ImageFilter.SMOOTH)
+
+
+def augmented(image: Image.Image, seed: int, *, mirror: bool = False, angle: float = 7.0,
+              crop: float = 0.1, brightness: float = 1.0) -> Image.Image:
+    """A Roboflow-like copy: crop a margin, rotate inside black padding, mirror, rescale."""
+    rng = np.random.default_rng(seed)
+    width, height = image.size
+    left, top = int(width * crop * rng.random()), int(height * crop * rng.random())
+    copy = image.crop((left, top, left + int(width * (1 - crop)), top + int(height * (1 - crop))))
+    if mirror:
+        copy = ImageOps.mirror(copy)
+    copy = copy.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    scale = max(width, height) / max(copy.size)  # uniform: a copy is not stretched
+    copy = copy.resize((round(copy.width * scale), round(copy.height * scale)), Image.BICUBIC)
+    if brightness != 1.0:
+        copy = Image.eval(copy, lambda v: min(255, int(v * brightness)))
+    return copy
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
