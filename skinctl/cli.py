@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from skinctl import __version__
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
+from skinctl.commands import train as train_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
 
@@ -94,5 +95,7 @@ def main(
 
 app.add_typer(config_commands.app, name="config")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(train_commands.app, name="train")
+app.command("predict")(train_commands.predict)
 
 __all__ = ["app", "EXIT_FAILURE"]
