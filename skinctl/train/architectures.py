@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,12 @@ ARCHITECTURES = {
     "mobilenet-v3-small": "keras.applications.MobileNetV3Small (weights=None unless --weights)",
     "efficientnet-b0": "keras.applications.EfficientNetB0 (weights=None unless --weights)",
 }
+
+
+def _first_line(error: Exception, limit: int = 200) -> str:
+    """Keras errors can embed whole weight tensors: keep the first line, shortened."""
+    line = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _small_cnn(keras: Any, inputs: Any) -> Any:
@@ -36,13 +45,16 @@ def _backbone(keras: Any, name: str, inputs: Any, image_size: int, weights: str 
     if name == "mobilenet-v3-small":
         kwargs["minimalistic"] = False
     try:
-        base = constructor(
-            include_top=False,
-            weights=weights,
-            input_shape=(image_size, image_size, 3),
-            pooling="avg",
-            **kwargs,
-        )
+        # Keras prints download progress on stdout, which belongs to --json output.
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "weights for 224 px will be loaded"
+            base = constructor(
+                include_top=False,
+                weights=weights,
+                input_shape=(image_size, image_size, 3),
+                pooling="avg",
+                **kwargs,
+            )
     except Exception as error:  # keras raises a bare Exception when a download fails
         if weights == "imagenet":
             raise TrainingError(
@@ -51,7 +63,7 @@ def _backbone(keras: Any, name: str, inputs: Any, image_size: int, weights: str 
                 "elsewhere and pass it with --weights FILE, or train from scratch without --weights.",
             ) from error
         raise TrainingError(
-            f"Cannot build {name} with weights {weights!r}: {error}",
+            f"Cannot build {name} with weights {weights!r}: {_first_line(error)}",
             hint="--weights for keras.applications models must be a no-top .h5 weights file of "
             "that architecture.",
         ) from error
@@ -101,7 +113,7 @@ def build_model(
                 model.load_weights(weights)
         except Exception as error:
             raise TrainingError(
-                f"Cannot load weights from {weights}: {error}",
+                f"Cannot load weights from {weights}: {_first_line(error)}",
                 hint="The file must come from the same --model, --image-size and class count.",
             ) from error
     return model
