@@ -52,6 +52,9 @@ class ByteReader:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._buckets: dict[str, Storage] = {}
+        # TensorFlow wraps errors raised inside the pipeline in its own long messages; the
+        # first one is kept here so callers can report it plainly.
+        self.first_error: Exception | None = None
 
     def read(self, url: str) -> bytes:
         try:
@@ -114,7 +117,12 @@ def make_dataset(
     urls = list(urls)
 
     def load(index: Any) -> bytes:
-        return tf_decodable(reader.read(urls[int(index)]))
+        try:
+            return tf_decodable(reader.read(urls[int(index)]))
+        except Exception as error:
+            if reader.first_error is None:
+                reader.first_error = error
+            raise
 
     def read_decode(index: Any) -> Any:
         data = tf.py_function(load, [index], tf.string)

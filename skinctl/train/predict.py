@@ -207,11 +207,10 @@ def score_run(
             val = [e for e in rest if inner[e.image_id] == "val"] or train[:1]
             if progress:
                 progress(f"fold {fold + 1}/{folds}: training on {len(train)} images, scoring {len(test)}")
-            with tempfile.TemporaryDirectory(dir=home) as work:
-                result = fit(reader, options, classes, train, val, checkpoint=Path(work) / "best.keras")
-                if result.interrupted:
-                    raise KeyboardInterrupt
-                probabilities = predict_probabilities(result.model, reader, test, options.image_size, options.batch_size)
+            result = fit(reader, options, classes, train, val)
+            if result.interrupted:
+                raise KeyboardInterrupt
+            probabilities = predict_probabilities(result.model, reader, test, options.image_size, options.batch_size)
             rows += _prediction_rows(run_id, test, probabilities, classes, "cv", [fold] * len(test))
     if not rows:
         raise StorageError(f"Run {run_id}: nothing to score.")

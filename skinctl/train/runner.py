@@ -184,6 +184,27 @@ class _EpochRecorder:
         return EpochRecorder()
 
 
+class _BestWeights:
+    """Keras callback factory: a copy of the weights of the epoch with the lowest val loss
+    (in memory: cheaper than writing a checkpoint file every time it improves)."""
+
+    @staticmethod
+    def make(keras: Any) -> Any:
+        class BestWeights(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weights: list[Any] | None = None
+                self.epoch: int | None = None
+                self.loss = np.inf
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                loss = float((logs or {}).get("val_loss", np.nan))
+                if self.weights is None or loss < self.loss:
+                    self.loss, self.epoch, self.weights = loss, epoch + 1, self.model.get_weights()
+
+        return BestWeights()
+
+
 @dataclass
 class FitResult:
     model: Any
@@ -199,7 +220,6 @@ def fit(
     train: Sequence[ds.Example],
     val: Sequence[ds.Example],
     *,
-    checkpoint: Path,
     engine: Engine | None = None,
     run_id: int | None = None,
     progress: Progress | None = None,
@@ -237,14 +257,12 @@ def fit(
         model.compile(
             optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss, metrics=[metric]
         )
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     recorder = _EpochRecorder.make(keras, engine, run_id, options.epochs, len(train), progress)
+    best = _BestWeights.make(keras)
     callbacks = [
         recorder,
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=options.patience, restore_best_weights=True
-        ),
+        best,
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience),
         *extra_callbacks,
     ]
     interrupted = False
@@ -253,15 +271,10 @@ def fit(
                   callbacks=callbacks, verbose=0, shuffle=False)  # tf.data shuffles
     except KeyboardInterrupt:
         interrupted = True
-    history = recorder.history
-    best_epoch = None
-    if history and any(h["val_loss"] is not None for h in history):
-        best_epoch = min(history, key=lambda h: h["val_loss"] if h["val_loss"] is not None else np.inf)["epoch"]
-    if checkpoint.exists():
-        # The checkpoint holds the best epoch, whether training ended, stopped early or was
-        # interrupted mid-epoch.
-        model = keras.models.load_model(checkpoint)
-    return FitResult(model, history, best_epoch, interrupted)
+    # Keep the best epoch, whether training ended, stopped early or was interrupted mid-epoch.
+    if best.weights is not None:
+        model.set_weights(best.weights)
+    return FitResult(model, recorder.history, best.epoch, interrupted)
 
 
 def predict_probabilities(model: Any, reader: Any, examples: Sequence[ds.Example],
@@ -406,11 +419,11 @@ def run_training(
         )
 
     run_dir = home / "runs" / f"run-{run_id}"
+    reader = ByteReader(storage)
     try:
-        reader = ByteReader(storage)
         result = fit(
             reader, options, classes, parts["train"], parts["val"],
-            checkpoint=run_dir / "best.keras", engine=engine, run_id=run_id,
+            engine=engine, run_id=run_id,
             progress=progress, extra_callbacks=extra_callbacks,
         )
         if not result.history:
@@ -427,9 +440,11 @@ def run_training(
         _finish(engine, run_id, started, status="interrupted", note="interrupted during evaluation")
         raise
     except Exception as error:
+        if not isinstance(error, SkinctlError) and isinstance(reader.first_error, SkinctlError):
+            error = reader.first_error  # the plain cause, not TensorFlow's wrapping of it
         _finish(engine, run_id, started, status="failed", note=f"failed: {error}")
         if isinstance(error, SkinctlError):
-            raise
+            raise error from None
         raise TrainingError(f"Training run {run_id} failed: {error}", hint="Run with -v for the traceback.") from error
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -461,6 +476,7 @@ def record_evaluation(
         val_accuracy = next(h["val_accuracy"] for h in result.history if h["epoch"] == result.best_epoch)
 
     # The model goes to the image store next to the images: models/run-<id>.keras
+    run_dir.mkdir(parents=True, exist_ok=True)
     model_file = run_dir / f"run-{run_id}.keras"
     model.save(model_file)
     key = f"models/run-{run_id}.keras"

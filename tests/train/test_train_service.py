@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import TrainingClassMetric, TrainingEpoch, TrainingMetrics
-from skinctl.errors import TrainingError, UsageError
+from skinctl.errors import StorageError, TrainingError, UsageError
 from skinctl.storage.local import LocalStorage
 from skinctl.train.predict import predict_inputs
 from skinctl.train.runner import TrainOptions, run_training
@@ -138,10 +138,11 @@ def test_failed_run_is_recorded(engine, storage, home):
     with Session(engine) as session, session.begin():
         generated_set(session, storage, per_class=8, seed=3, fitzpatrick=False)
     # one stored object vanishes: reading it fails inside the pipeline
-    for key in list(storage.iter_keys())[:1]:
-        storage.delete(key)
-    with pytest.raises(TrainingError):
+    key = sorted(storage.iter_keys())[0]
+    storage.delete(key)
+    with pytest.raises(StorageError, match="is missing") as caught:
         run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home)
     with Session(engine) as session:
         run = session.scalars(select(TrainingMetrics)).one()
         assert run.status == "failed" and "failed" in run.notes and run.finished_at is not None
+    assert key in caught.value.message and key in run.notes
