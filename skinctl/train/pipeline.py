@@ -30,16 +30,25 @@ def tensorflow() -> Any:
 
 
 def tf_decodable(data: bytes) -> bytes:
-    if data.startswith(_TF_MAGIC):
-        return data
+    """Bytes tf.io.decode_image can read, upright: WebP/TIFF and JPEGs whose EXIF orientation
+    is not 'normal' (TensorFlow ignores it; ingest's hashes honour it) go through Pillow and
+    come back as PNG."""
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
+    if data.startswith(_TF_MAGIC) and not (data.startswith(b"\xff\xd8\xff") and b"Exif" in data[:64]):
+        return data
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG" or image.getexif().get(0x0112, 1) == 1:
+                if data.startswith(_TF_MAGIC):
+                    return data
+                upright = image
+            else:
+                upright = ImageOps.exif_transpose(image)
             out = io.BytesIO()
-            image.convert("RGB").save(out, format="PNG")
+            upright.convert("RGB").save(out, format="PNG")
             return out.getvalue()
     except Exception as error:  # PIL raises many kinds for bad bytes
         raise TrainingError(f"Cannot decode an image ({len(data)} bytes): {error}") from None

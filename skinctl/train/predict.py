@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -53,7 +54,9 @@ def load_run(engine: Engine, storage: Any, ref: str | int, home: Path) -> Loaded
         thresholds = (run.metrics or {}).get("thresholds")
         uri, run_id, task = run.model_uri, run.id, run.task or options.task
     assert uri is not None
-    cache = home / "models" / f"run-{run_id}.keras"
+    # Named by the model's URI too: a new database may reuse run ids, a URI names one file.
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    cache = home / "models" / f"run-{run_id}-{digest}.keras"
     if not cache.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         data = ByteReader(storage).read(uri)

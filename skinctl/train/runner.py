@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import (
@@ -289,8 +289,10 @@ def predict_probabilities(model: Any, reader: Any, examples: Sequence[ds.Example
 
 
 def _next_version(session: Session, name: str) -> str:
-    count = session.scalar(select(func.count()).select_from(TrainingMetrics).where(TrainingMetrics.model_name == name))
-    return str((count or 0) + 1)
+    """One more than the highest numeric version of this model name."""
+    versions = session.scalars(select(TrainingMetrics.version).where(TrainingMetrics.model_name == name))
+    numbers = [int(v) for v in versions if v and v.isdigit()]
+    return str(max(numbers, default=0) + 1)
 
 
 def evaluate_split(

@@ -48,3 +48,32 @@ def test_multilabel_thresholds_and_exact_match():
     assert (scores >= thresholds).astype(int).tolist() == y_true.tolist()
     e = mt.evaluate_multilabel(y_true, scores >= thresholds, ["x", "y"], np.array([True, False]))
     assert e.accuracy == 1.0 and e.majority_rate == 0.25 and e.f1 == 1.0
+
+
+def test_majority_warning_wording():
+    from skinctl.train.runner import majority_warning
+
+    worse = mt.evaluate(np.array([0] * 8 + [1] * 2), np.array([1] * 10), ["a", "b"], 0)
+    assert "does NOT beat the majority-class rate" in majority_warning(worse)
+    unclear = mt.evaluate(np.array([0] * 6 + [1] * 4), np.array([0] * 6 + [1, 1, 1, 0]), ["a", "b"], 0)
+    assert "does not clearly beat" in majority_warning(unclear)
+    y = np.array([0, 1] * 100)
+    assert majority_warning(mt.evaluate(y, y, ["a", "b"], 0)) is None
+
+
+def test_exif_rotated_jpeg_is_decoded_upright():
+    import io
+
+    from PIL import Image
+
+    from skinctl.train.pipeline import decode_files
+
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
+    upright = decode_files([buffer.getvalue()], 20)[0]
+    # after the 90 degree clockwise turn, the blue (formerly left) half is on top
+    assert upright[2, 10, 2] > 200 and upright[17, 10, 0] > 200

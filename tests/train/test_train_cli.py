@@ -26,7 +26,7 @@ from tests.train.factory import CLASS_STYLE, draw_image, generated_set
 
 TRAIN_ARGS = ["--task", "condition", "--image-size", "32", "--epochs", "12", "--batch-size", "16",
               "--learning-rate", "0.003", "--test-fraction", "0.25", "--val-fraction", "0.2",
-              "--seed", "7", "--patience", "4"]
+              "--seed", "7", "--patience", "4", "--balance-by", "fitzpatrick"]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,7 @@ def test_every_metric_is_recorded(trained):
         hp = row.hyperparameters
         assert hp["classes"] == sorted(CLASS_STYLE)
         assert hp["seed"] == 7 and hp["image_size"] == 32 and hp["epochs"] == 12
+        assert hp["balance_by"] == "fitzpatrick" and hp["model"] == "small-cnn"
         assert set(hp["library_versions"]) >= {"tensorflow", "keras", "numpy", "python"}
         assert sum(hp["split_sizes"].values()) == 120
         epochs = session.scalars(select(TrainingEpoch).where(TrainingEpoch.run_id == run_id)).all()
@@ -180,7 +181,7 @@ def test_score_flags_a_flipped_label(trained):
 
 def test_compare_and_delete(trained):
     cli, first = trained["cli"], trained["run"]["id"]
-    second = cli("train", "run", *TRAIN_ARGS[:4], "--epochs", "1", "--seed", "8", "--json")
+    second = cli("train", "run", *TRAIN_ARGS[:4], "--epochs", "1", "--seed", "8", "--version", "exp", "--json")
     assert second.exit_code == 0, second.stderr
     second_id = second.json()["id"]
     compared = cli("train", "compare", str(first), str(second_id), "--json")

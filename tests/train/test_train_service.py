@@ -146,3 +146,33 @@ def test_failed_run_is_recorded(engine, storage, home):
         run = session.scalars(select(TrainingMetrics)).one()
         assert run.status == "failed" and "failed" in run.notes and run.finished_at is not None
     assert key in caught.value.message and key in run.notes
+
+
+def test_score_by_cross_validation_folds(engine, storage, home):
+    from skinctl.train.predict import score_run
+
+    with Session(engine) as session, session.begin():
+        generated_set(session, storage, per_class=10, seed=8, fitzpatrick=False)
+    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home)
+    result = score_run(engine, storage, summary["id"], home=home, folds=2)
+    assert result["origin"] == "cv" and result["scored"] == 30  # every image, each out of sample
+    with Session(engine) as session:
+        from skinctl.db.models import ImagePrediction
+
+        rows = session.scalars(select(ImagePrediction)).all()
+        assert {r.fold for r in rows} == {0, 1} and {r.origin for r in rows} == {"cv"}
+        assert all(r.mislabel_score == pytest.approx(1 - r.probabilities[r.given_labels[0]]) for r in rows)
+
+
+def test_no_signal_run_warns_plainly(engine, storage, home, cli):
+    rng = np.random.default_rng(11)
+    with Session(engine) as session, session.begin():
+        for _ in range(36):  # one drawing style, labels assigned at random: nothing to learn
+            add_image(session, storage, draw_image("acne", rng), labels=[("dry", "oily")[int(rng.integers(0, 2))]],
+                      task="skin_type")
+    result = cli("train", "run", "--task", "skin-type", "--image-size", "32", "--epochs", "2",
+                 "--test-fraction", "0.3", "--json")
+    assert result.exit_code == 0, result.stderr
+    warning = result.json()["metrics"]["warning"]
+    assert warning and "majority-class rate" in warning
+    assert "warning:" in result.stderr and "majority-class rate" in result.stderr
