@@ -100,6 +100,9 @@ def run(
         engine, app_state.storage(), options, home=app_state.settings.home,
         user=app_state.settings.user, progress=_progress(),
     )
+    left_out = (result.get("hyperparameters") or {}).get("left_out") or {}
+    for reason, count in left_out.items():
+        warn(f"{count} images left out: {reason}.")
     warning = (result.get("metrics") or {}).get("warning")
     if warning:
         warn(warning)
@@ -108,6 +111,8 @@ def run(
     else:
         stdout.print(_headline(result), highlight=False)
         _print_per_class(result)
+        if result.get("model_uri"):
+            stdout.print(f"model saved to {result['model_uri']}", highlight=False)
     if result["status"] == "interrupted":
         raise typer.Exit(130)
     if result["status"] == "failed":

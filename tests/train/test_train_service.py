@@ -170,9 +170,11 @@ def test_no_signal_run_warns_plainly(engine, storage, home, cli):
         for _ in range(36):  # one drawing style, labels assigned at random: nothing to learn
             add_image(session, storage, draw_image("acne", rng), labels=[("dry", "oily")[int(rng.integers(0, 2))]],
                       task="skin_type")
+        add_image(session, storage, draw_image("eczema", rng), labels=["dry", "oily"], task="skin_type")
     result = cli("train", "run", "--task", "skin-type", "--image-size", "32", "--epochs", "2",
                  "--test-fraction", "0.3", "--json")
     assert result.exit_code == 0, result.stderr
     warning = result.json()["metrics"]["warning"]
     assert warning and "majority-class rate" in warning
     assert "warning:" in result.stderr and "majority-class rate" in result.stderr
+    assert "1 images left out: several labels" in result.stderr
