@@ -178,7 +178,8 @@ class _EpochRecorder:
                     progress(
                         f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f} "
                         f"acc {row['train_accuracy'] or 0:.3f}  val_loss {row['val_loss'] or 0:.4f} "
-                        f"val_acc {row['val_accuracy'] or 0:.3f}  ({n_train / seconds:.0f} img/s)"
+                        f"val_acc {row['val_accuracy'] or 0:.3f}  ({n_train / seconds:.0f} img/s, "
+                        f"at most {(epochs - epoch - 1) * seconds / 60:.1f} min left)"
                     )
 
         return EpochRecorder()

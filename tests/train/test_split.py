@@ -124,3 +124,11 @@ def test_class_and_group_weights():
     assert balanced[9] == weights[9]  # no metadata: unchanged
     with pytest.raises(TrainingError, match="none of the selected"):
         ds.sample_weights(examples, ["a", "b"], "age-range")
+
+
+def test_folder_split_uses_the_datasets_own_folders():
+    examples = [ds.Example(i, "u", ["a"], "s", folder_split=f) for i, f in enumerate(["train", "valid", "test", "TRAIN"])]
+    assert ds.folder_split(examples) == {0: "train", 1: "val", 2: "test", 3: "train"}
+    examples.append(ds.Example(9, "u", ["a"], "s", folder_split=None))
+    with pytest.raises(UsageError, match="1 selected images have no train/valid/test split"):
+        ds.folder_split(examples)
