@@ -256,7 +256,8 @@ def fit(
         else:
             loss, metric = "sparse_categorical_crossentropy", "accuracy"
         model.compile(
-            optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss, metrics=[metric]
+            optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss, metrics=[metric],
+            jit_compile=False,  # XLA compiles for seconds per model; no gain for small CPU models
         )
     recorder = _EpochRecorder.make(keras, engine, run_id, options.epochs, len(train), progress)
     best = _BestWeights.make(keras)
