@@ -59,21 +59,3 @@ def test_majority_warning_wording():
     assert "does not clearly beat" in majority_warning(unclear)
     y = np.array([0, 1] * 100)
     assert majority_warning(mt.evaluate(y, y, ["a", "b"], 0)) is None
-
-
-def test_exif_rotated_jpeg_is_decoded_upright():
-    import io
-
-    from PIL import Image
-
-    from skinctl.train.pipeline import decode_files
-
-    image = Image.new("RGB", (40, 20), (255, 0, 0))
-    image.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
-    upright = decode_files([buffer.getvalue()], 20)[0]
-    # after the 90 degree clockwise turn, the blue (formerly left) half is on top
-    assert upright[2, 10, 2] > 200 and upright[17, 10, 0] > 200
