@@ -149,11 +149,11 @@ def list_(
         return
     stdout.print(table(
         "training runs",
-        ["id", "name", "version", "task", "model", "status", "images", "accuracy", "95% CI",
-         "majority", "F1", "best epoch", "date"],
-        [[r["id"], r["model_name"], r["version"], r["task"], r["architecture"], r["status"],
-          r["dataset_size"], _fmt(r["accuracy"]), _fmt(r["accuracy_ci95"]), _fmt(r["majority_rate"]),
-          _fmt(r["f1_score"]), r["best_epoch"], r["training_date"] and r["training_date"].strftime("%Y-%m-%d %H:%M")]
+        ["id", "name", "task", "status", "images", "accuracy [95% CI]", "majority", "F1", "best", "date"],
+        [[r["id"], f"{r['model_name']} v{r['version']}", r["task"], r["status"], r["dataset_size"],
+          f"{_fmt(r['accuracy'])} [{_fmt(r['accuracy_ci95'], 2)}]" if r["accuracy"] is not None else "-",
+          _fmt(r["majority_rate"]), _fmt(r["f1_score"]), r["best_epoch"],
+          r["training_date"] and r["training_date"].strftime("%m-%d %H:%M")]
          for r in runs],
     ))
 

@@ -390,7 +390,8 @@ def run_training(
     name = options.name or f"{options.task}-{options.model}"
     hyperparameters = {
         **asdict(options),
-        "classes": classes,
+        "classes_option": options.classes,  # what --classes asked for (None: all)
+        "classes": classes,  # the class list, in output order
         "split_sizes": split_sizes,
         "class_counts": {name_: dict(Counter(lbl for e in rows for lbl in e.labels)) for name_, rows in parts.items()},
         "left_out": selection.left_out,
