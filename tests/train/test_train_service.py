@@ -178,3 +178,15 @@ def test_no_signal_run_warns_plainly(engine, storage, home, cli):
     assert warning and "majority-class rate" in warning
     assert "warning:" in result.stderr and "majority-class rate" in result.stderr
     assert "1 images left out: several labels" in result.stderr
+
+
+@pytest.mark.slow  # ~15-40 s: tracing MobileNetV3 dominates
+def test_keras_applications_model_trains_saves_and_predicts(engine, storage, home):
+    with Session(engine) as session, session.begin():
+        stored = generated_set(session, storage, per_class=8, seed=12, fitzpatrick=False)
+    summary = run_training(engine, storage, TrainOptions(task="condition", model="mobilenet-v3-small",
+                                                         epochs=1, **SMALL), home=home)
+    assert summary["status"] == "finished" and summary["architecture"] == "mobilenet-v3-small"
+    answer = predict_inputs(engine, storage, [str(stored[0].image_id)], run=summary["id"], home=home)
+    probabilities = [t["confidence"] for t in answer["results"][0]["top"]]
+    assert sum(probabilities) == pytest.approx(1, abs=1e-4)
