@@ -24,6 +24,7 @@ from skinctl.commands import label as label_commands
 from skinctl.commands import products as products_commands
 from skinctl.commands import stats as stats_commands
 from skinctl.commands import storage as storage_commands
+from skinctl.commands import train as train_commands
 from skinctl.commands import tui as tui_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SkinctlError
@@ -116,5 +117,7 @@ app.command("tui")(tui_commands.tui)
 app.command("demo")(ingest_commands.demo)
 app.command("stats")(stats_commands.stats)
 app.add_typer(dedup_commands.app, name="dedup")
+app.add_typer(train_commands.app, name="train")
+app.command("predict")(train_commands.predict)
 
 __all__ = ["app", "EXIT_FAILURE"]

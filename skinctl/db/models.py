@@ -44,6 +44,8 @@ NAMING_CONVENTION = {
 LABEL_SOURCES = ("dataset", "human", "model")
 LABEL_STATUSES = ("pending", "verified", "rejected")
 LABEL_TASKS = ("condition", "skin_type")
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+SPLITS = ("train", "val", "test")
 
 
 class Base(DeclarativeBase):
@@ -168,8 +170,28 @@ class TrainingMetrics(Base):
     training_duration_minutes: Mapped[int | None] = mapped_column(Integer)
     hyperparameters: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     notes: Mapped[str | None] = mapped_column(Text)
+    # migration 0006
+    task: Mapped[str | None] = mapped_column(String(20))
+    architecture: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=text("'finished'")
+    )
+    model_uri: Mapped[str | None] = mapped_column(String(500))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    epochs_run: Mapped[int | None] = mapped_column(Integer)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    majority_rate: Mapped[float | None] = mapped_column(Float)
+    # confidence intervals, balanced accuracy, thresholds, split sizes, durations ...
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    started_by: Mapped[str | None] = mapped_column(String(100))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    __table_args__ = (Index("idx_training_metrics_date", "training_date"),)
+    __table_args__ = (
+        Index("idx_training_metrics_date", "training_date"),
+        Index("ix_model_training_metrics_task", "task"),
+        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+    )
 
 
 # --- migration 0002: ingest runs, provenance, duplicates, label history ----------------------
@@ -290,6 +312,122 @@ class LabelHistory(Base):
         Index("ix_label_history_operation_id", "operation_id"),
         Index("ix_label_history_undoes_operation_id", "undoes_operation_id"),
         Index("ix_label_history_changed_by_changed_at", "changed_by", "changed_at"),
+    )
+
+
+
+# --- migration 0006: training runs in detail ---------------------------------------------------
+
+
+def _run_fk() -> ForeignKey:
+    return ForeignKey("model_training_metrics.id", ondelete="CASCADE")
+
+
+def _image_fk() -> ForeignKey:
+    return ForeignKey("ml_training_images.id", ondelete="CASCADE")
+
+
+class TrainingEpoch(Base):
+    """One epoch of a run: losses and accuracies on the training and validation splits."""
+
+    __tablename__ = "training_epochs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(_run_fk(), nullable=False)
+    epoch: Mapped[int] = mapped_column(Integer, nullable=False)  # 1-based
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    train_accuracy: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_training_epochs_run_epoch"),)
+
+
+class TrainingClassMetric(Base):
+    """Precision, recall and F1 of one class on a run's test split."""
+
+    __tablename__ = "training_class_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(_run_fk(), nullable=False)
+    class_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    precision: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    f1: Mapped[float | None] = mapped_column(Float)
+    support: Mapped[int] = mapped_column(Integer, nullable=False)
+    threshold: Mapped[float | None] = mapped_column(Float)  # multi-label runs only
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "class_name", name="uq_training_class_metrics_run_class"),
+    )
+
+
+class TrainingGroupMetric(Base):
+    """Test metrics within one subject group (Fitzpatrick 3, skin type oily, age 25-34 ...)."""
+
+    __tablename__ = "training_group_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(_run_fk(), nullable=False)
+    group_by: Mapped[str] = mapped_column(String(30), nullable=False)
+    group_value: Mapped[str] = mapped_column(String(100), nullable=False)
+    support: Mapped[int] = mapped_column(Integer, nullable=False)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    accuracy_low: Mapped[float | None] = mapped_column(Float)
+    accuracy_high: Mapped[float | None] = mapped_column(Float)
+    f1_macro: Mapped[float | None] = mapped_column(Float)
+    majority_rate: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "run_id", "group_by", "group_value", name="uq_training_group_metrics_run_group"
+        ),
+    )
+
+
+class TrainingRunSplit(Base):
+    """Which split each image was in for a run, so the run can be reproduced and compared."""
+
+    __tablename__ = "training_run_splits"
+
+    run_id: Mapped[int] = mapped_column(_run_fk(), primary_key=True)
+    image_id: Mapped[int] = mapped_column(_image_fk(), primary_key=True)
+    split: Mapped[str] = mapped_column(String(16), nullable=False)
+    split_group: Mapped[int | None] = mapped_column(Integer)  # linked images share a group
+
+    __table_args__ = (
+        CheckConstraint(f"split IN {SPLITS!r}", name="split"),
+        Index("ix_training_run_splits_image_id", "image_id"),
+    )
+
+
+class ImagePrediction(Base):
+    """A run's out-of-sample class probabilities for one image, and how much the model doubts
+    the image's given label (`mislabel_score` = 1 - probability of the given label)."""
+
+    __tablename__ = "image_predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(_run_fk(), nullable=False)
+    image_id: Mapped[int] = mapped_column(_image_fk(), nullable=False)
+    origin: Mapped[str] = mapped_column(String(20), nullable=False)  # held-out-test, held-out-val, cv
+    fold: Mapped[int | None] = mapped_column(Integer)
+    given_labels: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False)
+    predicted_label: Mapped[str] = mapped_column(String(100), nullable=False)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    self_confidence: Mapped[float] = mapped_column(Float, nullable=False)
+    mislabel_score: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "image_id", name="uq_image_predictions_run_image"),
+        Index("ix_image_predictions_image_id", "image_id"),
+        Index("ix_image_predictions_mislabel_score", "mislabel_score"),
     )
 
 

@@ -1,0 +1,104 @@
+"""Images/s the training input pipeline delivers from stored images (read from the storage
+backend, decoded, resized, cached as uint8, augmented, batched) against the same images
+already decoded in memory, measured in one run on this machine.
+
+    PYTHONPATH=. python bench/train_input.py [--images N] [--size PX] [--epochs E]
+
+Uses ../shared/data/skin_types when present (640 px JPEGs), else generated 256 px JPEGs.
+The first epoch pays for reading and decoding; later epochs read the cache. Target: cached
+epochs at >= 0.8 of the in-memory rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skinctl.storage import content_key  # noqa: E402
+from skinctl.storage.local import LocalStorage  # noqa: E402
+from skinctl.train.pipeline import ByteReader, augment, make_dataset, tensorflow  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
+
+
+def source_images(n: int) -> tuple[list[bytes], str]:
+    files = sorted(SHARED.glob("train/*/*.jpg"))[:n] if SHARED.exists() else []
+    if len(files) >= n:
+        return [f.read_bytes() for f in files], f"skin_types JPEGs ({SHARED})"
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(buffer, "JPEG")
+        out.append(buffer.getvalue())
+    return out, "generated 256 px JPEGs"
+
+
+def rate(dataset, n: int) -> float:
+    start = time.perf_counter()
+    seen = 0
+    for batch in dataset:
+        seen += int(batch[0].shape[0])
+    assert seen == n
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    tf = tensorflow()
+
+    datas, what = source_images(args.images)
+    with tempfile.TemporaryDirectory() as folder:
+        storage = LocalStorage(folder)
+        urls = []
+        import hashlib
+
+        for data in datas:
+            key = content_key(hashlib.sha256(data).hexdigest(), "jpg")
+            storage.put(key, data)
+            urls.append(storage.url_for(key))
+        targets = np.arange(len(urls)) % 3
+
+        stored = make_dataset(ByteReader(storage), urls, args.size, args.batch, targets=targets,
+                              training=True, seed=0)
+        stored_rates = [rate(stored, len(urls)) for _ in range(args.epochs)]
+
+        # Baseline: the same pixels already decoded and resized in memory, same shuffle,
+        # augmentation, batching and prefetch.
+        decoded = np.stack([x.numpy() for x in make_dataset(ByteReader(storage), urls, args.size, 256, cache=False).unbatch().map(lambda x: tf.cast(x, tf.uint8))])
+        memory = (
+            tf.data.Dataset.from_tensor_slices((decoded, targets))
+            .shuffle(len(urls), seed=0, reshuffle_each_iteration=True)
+            .batch(args.batch)
+            .map(lambda x, y: (augment(tf, tf.cast(x, tf.float32)), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        memory_rates = [rate(memory, len(urls)) for _ in range(args.epochs)]
+
+    cached = float(np.median(stored_rates[1:])) if len(stored_rates) > 1 else stored_rates[0]
+    in_memory = float(np.median(memory_rates))
+    print(f"{len(urls)} images ({what}) at {args.size} px, batch {args.batch}")
+    print(f"stored, first epoch (read + decode + resize): {stored_rates[0]:8.0f} images/s")
+    print(f"stored, cached epochs:                        {cached:8.0f} images/s")
+    print(f"in memory (baseline):                         {in_memory:8.0f} images/s")
+    print(f"ratio cached / in-memory: {cached / in_memory:.2f} (target >= 0.8); "
+          f"first epoch / in-memory: {stored_rates[0] / in_memory:.2f}")
+
+
+if __name__ == "__main__":
+    main()

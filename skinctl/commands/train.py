@@ -1,0 +1,311 @@
+"""`skinctl train ...` and `skinctl predict`: thin wrappers over skinctl.train (which imports
+TensorFlow only when a command trains or predicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from skinctl.commands.common import state
+
+app = typer.Typer(
+    help="Train Keras classifiers from the database, and list, compare, score and delete runs.",
+    no_args_is_help=True,
+)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"{value[0]:.{digits}f}-{value[1]:.{digits}f}"
+    return str(value)
+
+
+def _progress():
+    from skinctl.console import info, progress_enabled
+
+    return info if progress_enabled() else None
+
+
+def _headline(run: dict[str, Any]) -> str:
+    test = (run.get("metrics") or {}).get("test") or {}
+    if run.get("accuracy") is None:
+        return f"run {run['id']} {run['status']}: no test metrics"
+    return (
+        f"run {run['id']} {run['status']}: test accuracy {_fmt(run['accuracy'])} "
+        f"(95% CI {_fmt(run.get('accuracy_ci95'))}) vs majority-class rate {_fmt(run['majority_rate'])} "
+        f"(always {test.get('majority_class')!r}); macro F1 {_fmt(run['f1_score'])} "
+        f"(95% CI {_fmt(run.get('f1_ci95'))}) vs {_fmt(test.get('majority_f1_macro'))} for the majority answer"
+    )
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    task: str = typer.Option(..., "--task", help="skin-type, condition or severity."),
+    dataset: list[str] = typer.Option([], "--dataset", help="Only images of this dataset (repeatable)."),
+    verified_only: bool = typer.Option(False, "--verified-only", help="Only labels a person verified."),
+    classes: str | None = typer.Option(None, "--classes", help="Comma-separated classes to learn (default: all)."),
+    multi_label: bool = typer.Option(
+        False, "--multi-label",
+        help="Train images with several labels (sigmoid outputs, per-class thresholds on validation); "
+        "otherwise they are left out and counted.",
+    ),
+    balance_by: str | None = typer.Option(
+        None, "--balance-by", help="Reweight across subject groups: fitzpatrick, skin-type or age-range."
+    ),
+    model: str = typer.Option("small-cnn", "--model", help="small-cnn, mobilenet-v3-small or efficientnet-b0."),
+    image_size: int = typer.Option(128, "--image-size", help="Square input size in pixels."),
+    epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping on val loss)."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    learning_rate: float = typer.Option(1e-3, "--learning-rate"),
+    seed: int = typer.Option(42, "--seed", help="Seeds the split, the weights and the shuffling."),
+    val_fraction: float = typer.Option(0.15, "--val-fraction"),
+    test_fraction: float = typer.Option(0.15, "--test-fraction"),
+    split: str = typer.Option(
+        "group", "--split",
+        help="group: group-aware split (duplicates, group keys, subjects never straddle splits); "
+        "dataset: the source's own train/valid/test folders (may leak; for comparison).",
+    ),
+    patience: int = typer.Option(5, "--patience", help="Early-stopping patience in epochs."),
+    name: str | None = typer.Option(None, "--name", help="Model name (default: <task>-<model>)."),
+    version: str | None = typer.Option(None, "--version", help="Version label (default: next number)."),
+    weights: str | None = typer.Option(
+        None, "--weights", help="Initial weights: a .h5/.keras file, or 'imagenet' (needs a network)."
+    ),
+    notes: str | None = typer.Option(None, "--notes", help="Free text kept with the run."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Train a classifier on a query over the database and record the run."""
+    from skinctl.console import print_json, stdout, warn
+    from skinctl.train.runner import TrainOptions, run_training
+
+    app_state = state(ctx)
+    options = TrainOptions(
+        task=task, datasets=list(dataset), verified_only=verified_only,
+        classes=classes.split(",") if classes else None, multi_label=multi_label,
+        balance_by=balance_by, model=model, image_size=image_size, epochs=epochs,
+        batch_size=batch_size, learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
+        test_fraction=test_fraction, split=split, patience=patience, name=name, version=version,
+        weights=weights, notes=notes,
+    )
+    engine = app_state.engine()
+    result = run_training(
+        engine, app_state.storage(), options, home=app_state.settings.home,
+        user=app_state.settings.user, progress=_progress(),
+    )
+    left_out = (result.get("hyperparameters") or {}).get("left_out") or {}
+    for reason, count in left_out.items():
+        warn(f"{count} images left out: {reason}.")
+    warning = (result.get("metrics") or {}).get("warning")
+    if warning:
+        warn(warning)
+    if as_json:
+        print_json(result)
+    else:
+        stdout.print(_headline(result), highlight=False)
+        _print_per_class(result)
+        if result.get("model_uri"):
+            stdout.print(f"model saved to {result['model_uri']}", highlight=False)
+    if result["status"] == "interrupted":
+        raise typer.Exit(130)
+    if result["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _print_per_class(run: dict[str, Any]) -> None:
+    from skinctl.console import stdout, table
+
+    if run["per_class"]:
+        stdout.print(table(
+            "per class (test split)", ["class", "precision", "recall", "f1", "support"],
+            [[c["class_name"], _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]), c["support"]]
+             for c in run["per_class"]],
+        ))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    task: str | None = typer.Option(None, "--task", help="Only runs of this task."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Recorded training runs, newest first."""
+    from sqlalchemy.orm import Session
+
+    from skinctl.console import print_json, stdout, table
+    from skinctl.train.records import list_runs
+
+    with Session(state(ctx).engine()) as session:
+        runs = list_runs(session, task=task)
+    if as_json:
+        print_json(runs)
+        return
+    stdout.print(table(
+        "training runs",
+        ["id", "name", "task", "status", "images", "accuracy [95% CI]", "majority", "F1", "best", "date"],
+        [[r["id"], f"{r['model_name']} v{r['version']}", r["task"], r["status"], r["dataset_size"],
+          f"{_fmt(r['accuracy'])} [{_fmt(r['accuracy_ci95'], 2)}]" if r["accuracy"] is not None else "-",
+          _fmt(r["majority_rate"]), _fmt(r["f1_score"]), r["best_epoch"],
+          r["training_date"] and r["training_date"].strftime("%m-%d %H:%M")]
+         for r in runs],
+    ))
+
+
+@app.command("show")
+def show(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
+         as_json: bool = JSON_OPTION) -> None:
+    """Everything recorded about one run: metrics with intervals, epochs, classes, groups."""
+    from sqlalchemy.orm import Session
+
+    from skinctl.console import print_json, stdout, table
+    from skinctl.train.records import run_detail
+
+    with Session(state(ctx).engine()) as session:
+        detail = run_detail(session, run_ref)
+    if as_json:
+        print_json(detail)
+        return
+    stdout.print(f"[bold]{detail['model_name']} v{detail['version']}[/] ({detail['architecture']}, "
+                 f"task {detail['task']}, seed {detail['seed']}, splits {detail['split_sizes']})")
+    stdout.print(_headline(detail), highlight=False)
+    warning = (detail.get("metrics") or {}).get("warning")
+    if warning:
+        stdout.print(f"[yellow]{warning}[/]", highlight=False)
+    if detail["model_uri"]:
+        stdout.print(f"model: {detail['model_uri']}", highlight=False)
+    if detail["notes"]:
+        stdout.print(f"notes: {detail['notes']}", highlight=False)
+    best = detail["best_epoch"]
+    stdout.print(table(
+        "epochs", ["epoch", "train loss", "val loss", "train acc", "val acc", "seconds"],
+        [[f"{e['epoch']}{' *' if e['epoch'] == best else ''}", _fmt(e["train_loss"], 4), _fmt(e["val_loss"], 4),
+          _fmt(e["train_accuracy"]), _fmt(e["val_accuracy"]), _fmt(e["seconds"], 1)] for e in detail["epochs"]],
+    ))
+    _print_per_class(detail)
+    matrix = detail.get("confusion_matrix")
+    if matrix:
+        stdout.print(table(
+            "confusion matrix (rows: true, columns: predicted)", ["", *matrix["classes"]],
+            [[name, *row] for name, row in zip(matrix["classes"], matrix["matrix"], strict=True)],
+        ))
+    if detail["per_group"]:
+        stdout.print(table(
+            "per subject group (test split)", ["group", "value", "support", "accuracy", "95% CI", "F1", "majority"],
+            [[g["group_by"], g["group_value"], g["support"], _fmt(g["accuracy"]), _fmt(g["accuracy_ci95"]),
+              _fmt(g["f1_macro"]), _fmt(g["majority_rate"])] for g in detail["per_group"]],
+        ))
+
+
+@app.command("compare")
+def compare(ctx: typer.Context,
+            run_a: str = typer.Argument(..., metavar="RUN"),
+            run_b: str = typer.Argument(..., metavar="RUN"),
+            as_json: bool = JSON_OPTION) -> None:
+    """Two runs side by side; differences highlighted."""
+    from sqlalchemy.orm import Session
+
+    from skinctl.console import print_json, stdout
+    from skinctl.train.records import compare_runs
+
+    with Session(state(ctx).engine()) as session:
+        result = compare_runs(session, run_a, run_b)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    grid = Table(title=f"run {result['a']} vs run {result['b']}", title_justify="left", header_style="bold")
+    for column in ("field", f"run {result['a']}", f"run {result['b']}"):
+        grid.add_column(column)
+    for row in result["rows"]:
+        style = "bold yellow" if row["differs"] else "dim"
+        grid.add_row(row["field"], _fmt(row["a"]), _fmt(row["b"]), style=style)
+    stdout.print(grid)
+    stdout.print(f"test-split overlap (Jaccard): {result['test_split_overlap']:.2f}"
+                 + ("" if result["test_split_overlap"] == 1 else
+                    " (different test images: compare the intervals, not the point values)"),
+                 highlight=False)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN"),
+           as_json: bool = JSON_OPTION) -> None:
+    """Delete a run, its recorded metrics, splits, scores and saved model."""
+    from sqlalchemy.orm import Session
+
+    from skinctl.console import info, print_json
+    from skinctl.train.records import delete_run
+
+    app_state = state(ctx)
+    with Session(app_state.engine()) as session, session.begin():
+        result = delete_run(session, run_ref, app_state.storage())
+    if as_json:
+        print_json(result)
+    else:
+        info(f"deleted run {result['id']}" + (f" and its model {result['model_uri']}" if result["model_deleted"] else ""))
+
+
+@app.command("score")
+def score(
+    ctx: typer.Context,
+    run_ref: str = typer.Option("latest", "--run", help="Run id or 'latest'."),
+    folds: int | None = typer.Option(
+        None, "--folds",
+        help="Score every image by K-fold cross-validation (K models with the run's settings); "
+        "default: the run's own model on its held-out val/test images.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Store out-of-sample class probabilities and a 'likely mislabeled' score per image."""
+    from skinctl.console import print_json, stdout, table
+    from skinctl.train.predict import score_run
+
+    app_state = state(ctx)
+    result = score_run(app_state.engine(), app_state.storage(), run_ref, home=app_state.settings.home,
+                       folds=folds, progress=_progress())
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(f"run {result['run']}: scored {result['scored']} images ({result['origin']}); "
+                 f"model agrees with the given label on {result['agreement_with_given_labels']:.1%}",
+                 highlight=False)
+    stdout.print(table(
+        "most likely mislabeled", ["image", "given", "predicted", "self-confidence", "score"],
+        [[r["image_id"], ",".join(r["given_labels"]), r["predicted_label"], _fmt(r["self_confidence"]),
+          _fmt(r["mislabel_score"])] for r in result["likely_mislabeled"]],
+    ))
+
+
+def predict(
+    ctx: typer.Context,
+    images: list[str] = typer.Argument(..., metavar="IMAGE...", help="Image files or image ids."),
+    run_ref: str = typer.Option("latest", "--run", help="Run id or 'latest'."),
+    top: int = typer.Option(3, "--top", help="How many classes to show per image."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Per-class confidence for images (files or database ids) from a trained run's model."""
+    from skinctl.console import print_json, stdout, table, warn
+    from skinctl.train.predict import predict_inputs
+
+    app_state = state(ctx)
+    result = predict_inputs(app_state.engine(), app_state.storage(), images, run=run_ref, top=top,
+                            home=app_state.settings.home)
+    if as_json:
+        print_json(result)
+    else:
+        stdout.print(table(
+            f"run {result['run']} ({result['task']})", ["image", "prediction", "top classes"],
+            [[r["input"], f"severity {r['severity']}" if "severity" in r else r["prediction"],
+              ", ".join(f"{t['class']} {t['confidence']:.2f}" for t in r["top"])] for r in result["results"]],
+        ))
+    for item in result["rejected"]:
+        warn(f"{item['input']}: {item['reason']}")
+    if result["rejected"]:
+        raise typer.Exit(3)

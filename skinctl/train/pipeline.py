@@ -1,0 +1,198 @@
+"""The tf.data input: image bytes from the storage backend -> decode -> resize -> (augment) ->
+batches. Training, evaluation, scoring and `predict` all go through `decode_resize`, so a
+model sees the same pixels whichever way an image reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from skinctl.errors import StorageError, TrainingError
+
+if TYPE_CHECKING:
+    from skinctl.storage import Storage
+
+# Formats tf.io.decode_image reads itself; others (WebP, TIFF) are converted to PNG first.
+_TF_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+def tensorflow() -> Any:
+    """Import TensorFlow (3-5 s) only when training or predicting runs, without its C++ log noise."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def tf_decodable(data: bytes) -> bytes:
+    """Bytes tf.io.decode_image can read, upright: WebP/TIFF and JPEGs whose EXIF orientation
+    is not 'normal' (TensorFlow ignores it; ingest's hashes honour it) go through Pillow and
+    come back as PNG."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    if data.startswith(_TF_MAGIC) and not (data.startswith(b"\xff\xd8\xff") and b"Exif" in data[:64]):
+        return data
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG" or image.getexif().get(0x0112, 1) == 1:
+                if data.startswith(_TF_MAGIC):
+                    return data
+                upright = image
+            else:
+                upright = ImageOps.exif_transpose(image)
+            out = io.BytesIO()
+            upright.convert("RGB").save(out, format="PNG")
+            return out.getvalue()
+    except Exception as error:  # PIL raises many kinds for bad bytes
+        raise TrainingError(f"Cannot decode an image ({len(data)} bytes): {error}") from None
+
+
+class ByteReader:
+    """Reads the bytes behind an image_url: from the configured store when the URL is in it,
+    else from the file or bucket the URL itself names (rows ingested into another store)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._buckets: dict[str, Storage] = {}
+        # TensorFlow wraps errors raised inside the pipeline in its own long messages; the
+        # first one is kept here so callers can report it plainly.
+        self.first_error: Exception | None = None
+
+    def read(self, url: str) -> bytes:
+        try:
+            key = self.storage.key_for(url)
+        except ValueError:
+            return self._read_foreign(url)
+        return self.storage.get(key)
+
+    def _read_foreign(self, url: str) -> bytes:
+        if url.startswith("file://") or "://" not in url:
+            path = unquote(urlparse(url).path) if url.startswith("file://") else url
+            try:
+                with open(path, "rb") as handle:
+                    return handle.read()
+            except OSError as error:
+                raise StorageError(f"Cannot read image {url}: {error.strerror}.") from None
+        if url.startswith("gs://"):
+            from skinctl.storage import open_storage
+
+            bucket = url[5:].split("/", 1)[0]
+            store = self._buckets.get(bucket) or open_storage(f"gs://{bucket}")
+            self._buckets[bucket] = store
+            return store.get(store.key_for(url))
+        raise StorageError(f"Unsupported image URL {url}.")
+
+
+JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def _decode(tf: Any, data: Any, image_size: int) -> Any:
+    """Decode to uint8 RGB. A JPEG much larger than the target is decoded at 1/2, 1/4 or 1/8
+    scale by the JPEG decoder itself (DCT scaling: several times faster than a full decode),
+    never below the target size."""
+
+    def jpeg() -> Any:
+        shape = tf.io.extract_jpeg_shape(data)
+        smaller = tf.minimum(shape[0], shape[1])
+        # index of the largest ratio that keeps the smaller side >= image_size
+        fits = tf.stack([smaller // r >= image_size for r in JPEG_RATIOS[1:]])
+        index = tf.reduce_sum(tf.cast(fits, tf.int32))
+        branches = [
+            (lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)) for r in JPEG_RATIOS
+        ]
+        return tf.switch_case(index, branches)
+
+    def other() -> Any:
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+    return tf.cond(tf.io.is_jpeg(data), jpeg, other)
+
+
+def decode_resize(tf: Any, data: Any, image_size: int) -> Any:
+    """Encoded bytes (tf.string) -> uint8 RGB image of image_size x image_size."""
+    image = _decode(tf, data, image_size)
+    image = tf.image.resize(image, [image_size, image_size], antialias=True)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    image.set_shape([image_size, image_size, 3])
+    return image
+
+
+def augment(tf: Any, images: Any) -> Any:
+    """Training-only, on a float batch (B, H, W, 3): mirror, and small brightness/contrast
+    changes drawn per image. Works on whole batches: far fewer per-element ops."""
+    images = tf.image.random_flip_left_right(images)
+    shape = [tf.shape(images)[0], 1, 1, 1]
+    delta = tf.random.uniform(shape, -0.08 * 255, 0.08 * 255)
+    contrast = tf.random.uniform(shape, 0.9, 1.1)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return tf.clip_by_value((images - mean) * contrast + mean + delta, 0.0, 255.0)
+
+
+def make_dataset(
+    reader: ByteReader,
+    urls: Sequence[str],
+    image_size: int,
+    batch_size: int,
+    *,
+    targets: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    training: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+) -> Any:
+    """A tf.data.Dataset of (image float32 0..255, target[, weight]) batches in `urls` order
+    (shuffled and augmented only when `training`). Decoded images are cached as uint8, so after
+    the first pass an epoch costs no reading or decoding."""
+    tf = tensorflow()
+    urls = list(urls)
+
+    def load(index: Any) -> bytes:
+        try:
+            return tf_decodable(reader.read(urls[int(index)]))
+        except Exception as error:
+            if reader.first_error is None:
+                reader.first_error = error
+            raise
+
+    def read_decode(index: Any) -> Any:
+        data = tf.py_function(load, [index], tf.string)
+        data.set_shape([])
+        return decode_resize(tf, data, image_size)
+
+    images = tf.data.Dataset.range(len(urls)).map(
+        read_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    parts = [images]
+    if targets is not None:
+        parts.append(tf.data.Dataset.from_tensor_slices(targets))
+    if weights is not None:
+        parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(weights, dtype=np.float32)))
+    dataset = tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else images.map(lambda x: (x,))
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(max(len(urls), 1), seed=seed, reshuffle_each_iteration=True)
+
+    def to_float(images: Any, *rest: Any) -> Any:
+        images = tf.cast(images, tf.float32)
+        if training:
+            images = augment(tf, images)
+        return (images, *rest)
+
+    return dataset.batch(batch_size).map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def decode_files(datas: Sequence[bytes], image_size: int) -> np.ndarray:
+    """Encoded images -> float32 batch (N, size, size, 3), the exact transform of training."""
+    tf = tensorflow()
+    images = [decode_resize(tf, tf.constant(tf_decodable(d)), image_size) for d in datas]
+    return tf.cast(tf.stack(images), tf.float32).numpy()

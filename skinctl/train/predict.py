@@ -1,0 +1,236 @@
+"""Using a trained model: `skinctl predict` (files or image ids) and `skinctl train score`
+(out-of-sample probabilities for images in the database, and a "likely mislabeled" score)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.orm import Session
+
+from skinctl.db.models import ImagePrediction, TrainingImage, TrainingMetrics, TrainingRunSplit
+from skinctl.errors import SkinctlError, StorageError, TrainingError, UsageError
+from skinctl.train import dataset as ds
+from skinctl.train.records import resolve_run
+from skinctl.train.runner import Progress, TrainOptions, fit, predict_probabilities, prepare
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    id: int
+    task: str
+    classes: list[str]
+    image_size: int
+    multi_label: bool
+    thresholds: dict[str, float] | None
+    options: TrainOptions
+    model: Any
+
+
+def run_options(run: TrainingMetrics) -> TrainOptions:
+    hp = run.hyperparameters or {}
+    names = {f.name for f in dataclasses.fields(TrainOptions)}
+    try:
+        return TrainOptions(**{k: v for k, v in hp.items() if k in names})
+    except TypeError as error:
+        raise TrainingError(f"Run {run.id} does not record its training options: {error}") from None
+
+
+def load_run(engine: Engine, storage: Any, ref: str | int, home: Path) -> LoadedRun:
+    """The run's saved model, downloaded once into <home>/models/ and reused."""
+    from skinctl.train.pipeline import ByteReader, tensorflow
+
+    with Session(engine) as session:
+        run = resolve_run(session, ref, with_model=True)
+        options = run_options(run)
+        hp = run.hyperparameters or {}
+        thresholds = (run.metrics or {}).get("thresholds")
+        uri, run_id, task = run.model_uri, run.id, run.task or options.task
+    assert uri is not None
+    # Named by the model's URI too: a new database may reuse run ids, a URI names one file.
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    cache = home / "models" / f"run-{run_id}-{digest}.keras"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        data = ByteReader(storage).read(uri)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".keras")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, cache)
+    tensorflow()
+    import keras
+
+    try:
+        model = keras.models.load_model(cache, compile=False)
+    except Exception as error:
+        cache.unlink(missing_ok=True)
+        raise TrainingError(f"Cannot load the model of run {run_id} from {uri}: {error}") from error
+    return LoadedRun(run_id, task, list(hp["classes"]), options.image_size, options.multi_label,
+                     thresholds, options, model)
+
+
+def _answer(loaded: LoadedRun, probabilities: np.ndarray, top: int) -> dict[str, Any]:
+    order = np.argsort(-probabilities)
+    ranked = [{"class": loaded.classes[i], "confidence": float(probabilities[i])} for i in order]
+    answer: dict[str, Any] = {"prediction": ranked[0]["class"], "top": ranked[:top]}
+    if loaded.multi_label:
+        thresholds = loaded.thresholds or {}
+        answer["labels"] = [
+            r["class"] for r in ranked if r["confidence"] >= thresholds.get(r["class"], 0.5)
+        ]
+    if loaded.task == "severity":
+        answer["severity"] = ranked[0]["class"]
+    return answer
+
+
+def predict_inputs(
+    engine: Engine, storage: Any, inputs: Sequence[str], *, run: str | int = "latest",
+    top: int = 3, home: Path,
+) -> dict[str, Any]:
+    """Per-class confidence for image files or image ids. Unreadable inputs are reported in
+    `rejected` (with why) and the others are still answered."""
+    from skinctl.train.pipeline import ByteReader, decode_files
+
+    if top < 1:
+        raise UsageError("--top must be 1 or more.")
+    loaded = load_run(engine, storage, run, home)
+    reader = ByteReader(storage)
+    images, answered_for, rejected = [], [], []
+    for item in inputs:
+        try:
+            path = Path(item)
+            if path.is_file():
+                data, source = path.read_bytes(), {"input": item, "file": str(path)}
+            elif item.isdigit():
+                with Session(engine) as session:
+                    image = session.get(TrainingImage, int(item))
+                if image is None:
+                    raise UsageError(f"no file {item!r} and no image with id {item}")
+                data = reader.read(image.image_url)
+                source = {"input": item, "image_id": image.id, "image_url": image.image_url}
+            else:
+                raise UsageError("no such file, and not an image id")
+            images.append(decode_files([data], loaded.image_size)[0])
+            answered_for.append(source)
+        except (SkinctlError, OSError) as error:
+            rejected.append({"input": item, "reason": str(error)})
+        except Exception as error:  # TensorFlow's decode errors: not an image
+            rejected.append({"input": item, "reason": f"cannot decode the image ({error.__class__.__name__})"})
+    results = []
+    if images:
+        probabilities = np.asarray(loaded.model.predict(np.stack(images), verbose=0), dtype=np.float64)
+        for source, row in zip(answered_for, probabilities, strict=True):
+            results.append({**source, **_answer(loaded, row, top)})
+    return {"run": loaded.id, "task": loaded.task, "classes": loaded.classes,
+            "results": results, "rejected": rejected}
+
+
+# --- train score -----------------------------------------------------------------------------
+
+
+def _prediction_rows(
+    run_id: int, examples: Sequence[ds.Example], probabilities: np.ndarray, classes: Sequence[str],
+    origin: str | Sequence[str], folds: Sequence[int | None] | None = None,
+) -> list[dict[str, Any]]:
+    index = {c: i for i, c in enumerate(classes)}
+    rows = []
+    for i, example in enumerate(examples):
+        p = probabilities[i]
+        # Self-confidence: the probability the model gives the image's own label (the lowest of
+        # them for a multi-label image).
+        self_confidence = float(min(p[index[label]] for label in example.labels))
+        rows.append({
+            "run_id": run_id,
+            "image_id": example.image_id,
+            "origin": origin if isinstance(origin, str) else origin[i],
+            "fold": folds[i] if folds is not None else None,
+            "given_labels": list(example.labels),
+            "predicted_label": classes[int(np.argmax(p))],
+            "probabilities": {c: float(p[j]) for j, c in enumerate(classes)},
+            "self_confidence": self_confidence,
+            "mislabel_score": 1.0 - self_confidence,
+        })
+    return rows
+
+
+def score_run(
+    engine: Engine, storage: Any, ref: str | int, *, home: Path, folds: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Store out-of-sample class probabilities and mislabel scores for a run's images.
+
+    Without `folds`: the run's own model scores the images of its validation and test splits
+    (it never trained on them). With `folds` = K: K models with the run's settings are trained
+    on group-aware folds and each scores the fold it did not see, so every image is scored.
+    The labels compared against are the current ones in the database."""
+    from skinctl.train.pipeline import ByteReader
+
+    reader = ByteReader(storage)
+    with Session(engine) as session:
+        run = resolve_run(session, ref)
+        run_id = run.id
+        options = run_options(run)
+        classes = list((run.hyperparameters or {})["classes"])
+        options.classes = classes
+        prepared = prepare(session, dataclasses.replace(options, split="group"))
+        split_of = dict(session.execute(
+            select(TrainingRunSplit.image_id, TrainingRunSplit.split).where(TrainingRunSplit.run_id == run_id)
+        ).all())
+
+    examples = prepared.selection.examples
+    if folds is None:
+        held_out = [e for e in examples if split_of.get(e.image_id) in ("val", "test")]
+        if not held_out:
+            raise TrainingError(f"Run {run_id} has no held-out images left in the database to score.")
+        loaded = load_run(engine, storage, run_id, home)
+        probabilities = predict_probabilities(loaded.model, reader, held_out, options.image_size, options.batch_size)
+        rows = _prediction_rows(run_id, held_out, probabilities, classes,
+                                [f"held-out-{split_of[e.image_id]}" for e in held_out])
+    else:
+        if folds < 2:
+            raise UsageError("--folds must be 2 or more.")
+        fold_of = ds.group_folds(examples, prepared.groups, folds, options.seed)
+        rows = []
+        for fold in range(folds):
+            test = [e for e in examples if fold_of[e.image_id] == fold]
+            rest = [e for e in examples if fold_of[e.image_id] != fold]
+            if not test:
+                continue
+            inner = ds.assign_groups(rest, prepared.groups,
+                                     {"train": 1 - options.val_fraction, "val": options.val_fraction},
+                                     options.seed + fold)
+            train = [e for e in rest if inner[e.image_id] == "train"]
+            val = [e for e in rest if inner[e.image_id] == "val"] or train[:1]
+            if progress:
+                progress(f"fold {fold + 1}/{folds}: training on {len(train)} images, scoring {len(test)}")
+            result = fit(reader, options, classes, train, val)
+            if result.interrupted:
+                raise KeyboardInterrupt
+            probabilities = predict_probabilities(result.model, reader, test, options.image_size, options.batch_size)
+            rows += _prediction_rows(run_id, test, probabilities, classes, "cv", [fold] * len(test))
+    if not rows:
+        raise StorageError(f"Run {run_id}: nothing to score.")
+    with Session(engine) as session, session.begin():
+        # Replacing the run's scores keeps `train score` idempotent.
+        session.execute(delete(ImagePrediction).where(ImagePrediction.run_id == run_id))
+        session.execute(insert(ImagePrediction), rows)
+    ranked = sorted(rows, key=lambda r: -r["mislabel_score"])
+    accuracy = float(np.mean([r["predicted_label"] in r["given_labels"] for r in rows]))
+    return {
+        "run": run_id,
+        "scored": len(rows),
+        "origin": "cv" if folds else "held-out",
+        "folds": folds,
+        "agreement_with_given_labels": accuracy,
+        "likely_mislabeled": [
+            {k: r[k] for k in ("image_id", "given_labels", "predicted_label", "self_confidence", "mislabel_score")}
+            for r in ranked[:10]
+        ],
+    }
