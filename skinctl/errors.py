@@ -53,7 +53,6 @@ class SchemaOutOfDate(SkinctlError):
     """The database schema is not at the revision this skinctl needs."""
 
     exit_code = EXIT_USAGE
-    default_hint = "Run `skinctl db upgrade`."
 
 
 class EmbeddedServerError(SkinctlError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import typer
 
 from skinctl.commands.common import state
@@ -135,11 +133,11 @@ def scan(
     against every stored image. Only adds missing pairs."""
     import os
 
-    from skinctl.console import info, print_json, progress_enabled, stdout, table
+    from skinctl.console import info, print_json, progress_enabled, stage_progress, stdout, table
     from skinctl.dedup.service import link
 
     app_state = state(ctx)
-    with _progress_bar(progress_enabled()) as progress:
+    with stage_progress(progress_enabled()) as progress:
         summary = link(
             app_state.engine(), app_state.storage(), dataset=dataset, max_distance=max_distance,
             workers=workers or os.cpu_count() or 1, full=full, progress=progress,
@@ -166,31 +164,3 @@ def scan(
             info(f"image {item['image_id']}: {item['reason']}")
     if summary["unreadable"]:
         raise typer.Exit(3)
-
-
-@contextmanager
-def _progress_bar(enabled: bool):  # noqa: ANN202
-    """A Rich progress bar per stage (features, candidates, verify) on stderr, or nothing."""
-    if not enabled:
-        yield lambda _stage, _done, _total: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from skinctl.console import stderr
-
-    tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=stderr) as bar:
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield report

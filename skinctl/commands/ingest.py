@@ -23,9 +23,10 @@ MAX_PROBLEMS_SHOWN = 20
 
 @contextmanager
 def _progress(enabled: bool, label: str):
-    """(on_start, on_progress) callbacks driving a Rich bar on stderr, or no-ops."""
+    """(on_start, on_progress, on_stage) callbacks driving Rich bars on stderr, or no-ops:
+    one bar for the files, then one per near-duplicate linking stage (one live display)."""
     if not enabled:
-        yield None, None
+        yield None, None, None
         return
     from rich.progress import (
         BarColumn,
@@ -43,10 +44,11 @@ def _progress(enabled: bool, label: str):
     class RateColumn(ProgressColumn):
         def render(self, task):  # noqa: ANN001, ANN201 - Rich's signature
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} images/s" if speed else "- images/s", style="cyan")
+            unit = task.fields.get("unit", "images")
+            return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s", style="cyan")
 
     progress = Progress(
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         RateColumn(),
@@ -66,8 +68,16 @@ def _progress(enabled: bool, label: str):
         if task_id is not None:
             progress.advance(task_id, count)
 
+    stages: dict[str, int] = {}
+
+    def on_stage(stage: str, done: int, total: int) -> None:
+        if stage not in stages:
+            unit = "pairs" if stage == "verify" else "images"
+            stages[stage] = progress.add_task(f"near duplicates: {stage}", total=total, unit=unit)
+        progress.update(stages[stage], completed=done, total=total)
+
     with progress:
-        yield on_start, on_progress
+        yield on_start, on_progress, on_stage
 
 
 def render_summary(summary: IngestSummary, json_output: bool) -> None:
@@ -143,6 +153,11 @@ def images(
         help="Also check images whose perceptual hashes differ in <= N bits; every pair is "
         "confirmed by keypoint matching (see `skinctl dedup`).",
     ),
+    link: bool = typer.Option(
+        True, "--link/--no-link",
+        help="Link near duplicates after loading (keypoint matching, the slow part); --no-link "
+        "leaves it to `skinctl dedup scan`.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Scan and validate; write nothing."),
     report: Path | None = typer.Option(None, "--report", help="Write every rejected file and why (CSV)."),
     json_output: bool = typer.Option(False, "--json", help="Print only the summary, as JSON."),
@@ -165,13 +180,17 @@ def images(
         workers=workers or settings.worker_count,
         batch_size=batch_size,
         near_duplicate_distance=near_duplicate_distance,
+        link_near_duplicates=link,
         dry_run=dry_run,
         started_by=settings.user,
     )
     options.validate()
     engine = app_state.engine()
-    with _progress(progress_enabled(), f"ingest {dataset}") as (on_start, on_progress):
-        summary = ingest_images(engine, folder, options, on_start=on_start, on_progress=on_progress)
+    with _progress(progress_enabled(), f"ingest {dataset}") as (on_start, on_progress, on_link_progress):
+        summary = ingest_images(
+            engine, folder, options,
+            on_start=on_start, on_progress=on_progress, on_link_progress=on_link_progress,
+        )
     if report is not None:
         write_report(report, summary)
     render_summary(summary, json_output)
@@ -206,8 +225,11 @@ def demo(
         started_by=settings.user,
     )
     engine = app_state.engine()
-    with _progress(progress_enabled(), "ingest demo") as (on_start, on_progress):
-        summary = ingest_images(engine, target, options, on_start=on_start, on_progress=on_progress)
+    with _progress(progress_enabled(), "ingest demo") as (on_start, on_progress, on_link_progress):
+        summary = ingest_images(
+            engine, target, options,
+            on_start=on_start, on_progress=on_progress, on_link_progress=on_link_progress,
+        )
     render_summary(summary, json_output)
     if not json_output:
         info(

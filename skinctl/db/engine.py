@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from sqlalchemy import Engine, create_engine, text
@@ -61,9 +62,25 @@ def engine_from_settings(
     """The engine for the configured (or embedded) database; by default also demand the schema
     be at head, as every command that touches data must."""
     engine = make_engine(database_url(settings, announce))
+    if settings.uses_embedded_database:
+        _create_schema_if_empty(engine, announce)
     if check_schema:
         require_schema_at_head(engine)
     return engine
+
+
+def _create_schema_if_empty(engine: Engine, announce: Callable[[str], None] | None) -> None:
+    """The embedded database is skinctl's own: on first use give it the schema, instead of
+    asking a new user to run `skinctl db upgrade` first. A configured server is never touched."""
+    from sqlalchemy import inspect
+
+    from skinctl.db import migrate
+
+    if migrate.current_revision(engine) is not None or inspect(engine).get_table_names():
+        return
+    migrate.upgrade(engine)
+    message = f"skinctl: created the schema (revision {migrate.head_revision()}) in the embedded database."
+    (announce or (lambda text: print(text, file=sys.stderr)))(message)
 
 
 def require_schema_at_head(engine: Engine) -> None:
@@ -73,8 +90,8 @@ def require_schema_at_head(engine: Engine) -> None:
     head = head_revision()
     if current != head:
         raise SchemaOutOfDate(
-            f"database schema is at {current or 'nothing (empty database)'}, skinctl needs {head}: "
-            "run `skinctl db upgrade`."
+            f"database schema is at {current or 'nothing (an empty database)'}, skinctl needs "
+            f"{head}: run `skinctl db upgrade`."
         )
 
 

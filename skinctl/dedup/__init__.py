@@ -24,12 +24,14 @@ def link_near_duplicates(
     *,
     image_ids: list[int] | None = None,
     max_distance: int | None = None,
+    **options: Any,
 ) -> dict:
     """Link the given (new) images against every stored image (all pairs when `image_ids` is
-    None) and record `image_duplicates` rows idempotently. See `skinctl.dedup.service`."""
+    None) and record `image_duplicates` rows idempotently. `options`: `workers`, `progress`
+    (see `skinctl.dedup.service.link_near_duplicates`)."""
     from skinctl.dedup.service import link_near_duplicates as link
 
-    return link(engine, storage, image_ids=image_ids, max_distance=max_distance)
+    return link(engine, storage, image_ids=image_ids, max_distance=max_distance, **options)
 
 
 __all__ = ["link_near_duplicates"]

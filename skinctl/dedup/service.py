@@ -70,10 +70,16 @@ def link_near_duplicates(
     *,
     image_ids: list[int] | None = None,
     max_distance: int | None = None,
+    workers: int | None = None,
+    progress: Progress = _no_progress,
 ) -> dict:
     """Link the given (new) images against every stored image, or all pairs when `image_ids`
-    is None. Returns counts: {"pairs": new pairs recorded, "method": ..., ...}."""
-    return link(engine, storage, image_ids=image_ids, max_distance=max_distance, workers=os.cpu_count() or 1)
+    is None. Returns counts: {"pairs": new pairs recorded, "method": ..., ...}.
+    `progress(stage, done, total)` reports the stages (features, candidates, verify)."""
+    return link(
+        engine, storage, image_ids=image_ids, max_distance=max_distance,
+        workers=workers or os.cpu_count() or 1, progress=progress,
+    )
 
 
 def link(

@@ -71,6 +71,7 @@ class IngestOptions:
     workers: int = 1
     batch_size: int = DEFAULT_BATCH_SIZE
     near_duplicate_distance: int = DEFAULT_NEAR_DUPLICATE_DISTANCE
+    link_near_duplicates: bool = True  # False: left to `skinctl dedup scan`
     dry_run: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     started_by: str | None = None
@@ -551,8 +552,10 @@ def ingest_images(
     *,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    on_link_progress: Callable[[str, int, int], None] | None = None,
 ) -> IngestSummary:
-    """Ingest the dataset at `source`. `on_start(total)` and `on_progress(n)` drive a progress bar."""
+    """Ingest the dataset at `source`. `on_start(total)` and `on_progress(n)` drive a progress
+    bar; `on_link_progress(stage, done, total)` reports the near-duplicate linking after it."""
     options.validate()
     started = time.monotonic()
     summary = IngestSummary(options.dataset, str(source), options.layout, options.dry_run)
@@ -601,7 +604,10 @@ def ingest_images(
             ).scalar_one()
         try:
             _run(engine, scan, options, summary, missing, on_start, on_progress)
-            _link(engine, options, summary)
+            if options.link_near_duplicates:
+                _link(engine, options, summary, on_link_progress)
+            else:
+                summary.near_duplicate_method = "deferred: run `skinctl dedup scan`"
             summary.status = "finished"
         except KeyboardInterrupt:
             summary.status = "interrupted"
@@ -707,7 +713,12 @@ def _run(
         flush()
 
 
-def _link(engine: Engine, options: IngestOptions, summary: IngestSummary) -> None:
+def _link(
+    engine: Engine,
+    options: IngestOptions,
+    summary: IngestSummary,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> None:
     """Link near duplicates of the images this run added, and of earlier runs of this dataset
     that were killed before they got to it (so a resumed run equals an uninterrupted one)."""
     from sqlalchemy import or_, select, text
@@ -738,6 +749,8 @@ def _link(engine: Engine, options: IngestOptions, summary: IngestSummary) -> Non
         open_storage(options.storage_url),
         image_ids=list(image_ids),
         max_distance=options.near_duplicate_distance,
+        workers=options.workers,
+        **({"progress": on_progress} if on_progress else {}),
     )
     summary.near_duplicates = int(result["pairs"])
     summary.near_duplicate_method = str(result.get("method"))

@@ -137,3 +137,22 @@ def test_pid_file_naming_an_unrelated_live_process_is_stale(embedded_home: Path)
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_first_data_command_on_the_embedded_default_creates_the_schema(embedded_home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from skinctl.cli import app
+    from skinctl.db import migrate
+
+    env = {
+        "SKINCTL_HOME": str(embedded_home),
+        "SKINCTL_DATABASE_URL": "",
+        "DATABASE_URL": "",
+        "SKINCTL_CONFIG": str(tmp_path / "none.toml"),
+    }
+    result = CliRunner().invoke(app, ["stats", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert f"created the schema (revision {migrate.head_revision()})" in result.stderr
+    again = CliRunner().invoke(app, ["stats", "--json"], env=env)
+    assert again.exit_code == 0 and "created the schema" not in again.stderr

@@ -403,3 +403,18 @@ def test_catalog_slug_reads_the_fetched_folder_with_the_catalog_layout(cli, engi
     with engine.connect() as connection:
         tasks = set(connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all())
     assert tasks == {("skin_type", "dry"), ("skin_type", "oily")}
+
+
+def test_no_link_defers_near_duplicates_to_dedup_scan(cli, engine, tmp_path):
+    root = tmp_path / "near"
+    picture = draw("stripes", 5)
+    write(root / "acne" / "original.jpg", encode(picture))
+    write(root / "acne" / "edited.jpg", near_copy(picture))
+    deferred = cli("ingest", "images", str(root), "--dataset", "near", "--no-link", "--json")
+    assert deferred.exit_code == 0, deferred.stderr
+    assert deferred.json()["near_duplicates"] == 0
+    assert "dedup scan" in deferred.json()["near_duplicate_method"]
+    assert count(engine, ImageDuplicate) == 0
+    scan = cli("dedup", "scan", "--json")
+    assert scan.exit_code == 0, scan.stderr
+    assert scan.json()["pairs"] == 1 == count(engine, ImageDuplicate)
