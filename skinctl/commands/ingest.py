@@ -236,31 +236,3 @@ def demo(
             "the bad file was planted to show a rejection; next: `skinctl stats --dataset demo`, "
             "or `skinctl ingest images YOUR_FOLDER --dataset NAME`"
         )
-
-
-@app.command("gc")
-def gc(
-    ctx: typer.Context,
-    storage: str | None = typer.Option(None, "--storage", help="Image store URL (overrides the setting)."),
-    delete: bool = typer.Option(False, "--delete", help="Delete the unreferenced objects."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
-) -> None:
-    """Find stored images no database row references (left by a killed run); --delete removes them."""
-    from skinctl.console import info, print_json
-    from skinctl.ingest.gc import collect_unreferenced
-
-    app_state = state(ctx)
-    report = collect_unreferenced(app_state.engine(), app_state.storage(storage), delete=delete)
-    if json_output:
-        print_json(
-            {"stored": report.stored, "referenced": report.referenced,
-             "unreferenced": report.unreferenced, "deleted": report.deleted}
-        )
-        return
-    for key in report.unreferenced:
-        info(key)
-    action = f"deleted {report.deleted}" if delete else "run again with --delete to remove them"
-    info(
-        f"{report.stored} stored objects, {len(report.unreferenced)} not referenced by any image row"
-        + (f"; {action}" if report.unreferenced else "")
-    )

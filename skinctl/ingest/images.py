@@ -467,10 +467,6 @@ class BatchWriter:
 # --- the run --------------------------------------------------------------------------------
 
 
-def _lock_key(dataset: str) -> str:
-    return f"skinctl-ingest:{dataset}"
-
-
 def _known_sources(engine: Engine, dataset: str) -> dict[str, tuple[int, int]]:
     from sqlalchemy import select
 
@@ -569,12 +565,13 @@ def ingest_images(
 
     from sqlalchemy import func, select, text, update
 
+    from skinctl.db.locks import ingest_lock_key
     from skinctl.db.models import IngestRun
 
     lock_connection = engine.connect()
     try:
         got_lock = lock_connection.execute(
-            select(func.pg_try_advisory_lock(func.hashtext(_lock_key(options.dataset))))
+            select(func.pg_try_advisory_lock(func.hashtext(ingest_lock_key(options.dataset))))
         ).scalar()
         lock_connection.commit()
         if not got_lock:
@@ -625,7 +622,7 @@ def ingest_images(
                 )
     finally:
         try:
-            lock_connection.execute(select(func.pg_advisory_unlock(func.hashtext(_lock_key(options.dataset)))))
+            lock_connection.execute(select(func.pg_advisory_unlock(func.hashtext(ingest_lock_key(options.dataset)))))
             lock_connection.commit()
         finally:
             lock_connection.close()

@@ -263,8 +263,15 @@ class GcReport:
 
 
 def running_ingests(engine: Engine) -> list[int]:
+    """Ingest runs that are really running: marked so, with their dataset's lock held (a run
+    killed with -9 stays marked running until the next ingest of its dataset)."""
+    from skinctl.db.locks import ingest_is_live
+
     with engine.connect() as connection:
-        return list(connection.scalars(select(IngestRun.id).where(IngestRun.status == "running")))
+        marked = connection.execute(
+            select(IngestRun.id, IngestRun.dataset_source).where(IngestRun.status == "running")
+        ).all()
+        return [run_id for run_id, dataset in marked if ingest_is_live(connection, dataset)]
 
 
 def collect_garbage(
@@ -277,15 +284,15 @@ def collect_garbage(
 ) -> GcReport:
     """Objects in `storage` that no ml_training_images row points at; deleted unless dry_run.
 
-    Refuses (unless `force`) while an ingest run is marked running: its objects are stored before
-    its rows are committed, so they would look unreferenced."""
+    Refuses (unless `force`) while an ingest runs: its objects are stored before its rows are
+    committed, so they would look unreferenced."""
     if not dry_run and not force:
         running = running_ingests(engine)
         if running:
             raise UsageError(
-                f"Ingest run(s) {', '.join(map(str, running))} are still marked running; their new "
-                "objects would look unreferenced.",
-                hint="Wait for them to finish (or, if they crashed, use --force).",
+                f"Ingest run(s) {', '.join(map(str, running))} are running; their new objects "
+                "would look unreferenced.",
+                hint="Wait for them to finish, then run this again.",
             )
     prefix = storage.base_url + "/"
     with engine.connect() as connection:

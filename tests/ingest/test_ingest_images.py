@@ -350,9 +350,9 @@ def test_gc_finds_and_deletes_only_unreferenced_objects(cli, home, tmp_path):
     make_folders(root, per_class=2)
     assert cli("ingest", "images", str(root), "--dataset", "gc").exit_code == 0
     orphan = write(home / "images" / "ab" / ("ab" + "0" * 62 + ".jpg"), b"left by a killed run")
-    found = cli("ingest", "gc", "--json").json()
-    assert found["stored"] == 5 and found["unreferenced"] == [orphan.relative_to(home / "images").as_posix()]
-    deleted = cli("ingest", "gc", "--delete", "--json").json()
+    found = cli("storage", "gc", "--dry-run", "--json").json()
+    assert found["scanned"] == 5 and found["orphans"] == [orphan.resolve().as_uri()]
+    deleted = cli("storage", "gc", "--json").json()
     assert deleted["deleted"] == 1 and not orphan.exists() and len(stored_files(home)) == 4
 
 

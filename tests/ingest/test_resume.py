@@ -97,8 +97,8 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
     assert committed == 6 * BATCH  # six whole batches, nothing of the seventh
     stored = len(list(storage_a.rglob("*.jpg")))
     assert stored > committed  # the seventh batch's objects were stored before its commit
-    orphans = cli("ingest", "gc", "--storage", str(storage_a), "--json").json()
-    assert len(orphans["unreferenced"]) == stored - committed and orphans["deleted"] == 0
+    orphans = cli("--storage", str(storage_a), "storage", "gc", "--dry-run", "--json").json()
+    assert len(orphans["orphans"]) == stored - committed and orphans["deleted"] == 0
 
     def lock_released() -> bool:  # the killed server session lets go of the dataset lock
         with engine.connect() as connection:
@@ -117,7 +117,7 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
         statuses = session.execute(select(IngestRun.status).order_by(IngestRun.id)).scalars().all()
     assert statuses == ["interrupted", "finished"]
     resumed_state = snapshot(engine, storage_a)
-    assert cli("ingest", "gc", "--storage", str(storage_a), "--json").json()["unreferenced"] == []
+    assert cli("--storage", str(storage_a), "storage", "gc", "--dry-run", "--json").json()["orphans"] == []
 
     truncate_all(engine)
     storage_b = tmp_path / "store-b"

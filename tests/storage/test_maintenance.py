@@ -145,20 +145,29 @@ def test_gc_lists_and_deletes_unreferenced_objects(engine, gcs, gcs_url, storage
 
 
 def test_gc_waits_for_running_ingests(engine, local_store, cli):
+    from sqlalchemy import func, select
+
+    from skinctl.db.locks import ingest_lock_key
+
     store_images(engine, local_store, 1)
     local_store.put("ee/new-from-running-ingest.jpg", b"not yet committed")
     with Session(engine) as session:
         session.add(IngestRun(dataset_source="skin-types", status="running"))
         session.commit()
-    with pytest.raises(UsageError, match="still marked running"):
-        collect_garbage(engine, local_store, dry_run=False)
-    assert local_store.exists("ee/new-from-running-ingest.jpg")
-    assert collect_garbage(engine, local_store, dry_run=True).orphans == ["ee/new-from-running-ingest.jpg"]
-
-    result = cli("--storage", local_store.base_url, "storage", "gc")
-    assert result.exit_code == 2 and "still marked running" in result.stderr
-    with engine.begin() as connection:
-        connection.execute(update(IngestRun).values(status="finished"))
+    ingest_session = engine.connect()  # plays the live ingest: it holds its dataset's lock
+    lock = func.hashtext(ingest_lock_key("skin-types"))
+    assert ingest_session.execute(select(func.pg_try_advisory_lock(lock))).scalar()
+    try:
+        with pytest.raises(UsageError, match="are running"):
+            collect_garbage(engine, local_store, dry_run=False)
+        assert local_store.exists("ee/new-from-running-ingest.jpg")
+        assert collect_garbage(engine, local_store, dry_run=True).orphans == ["ee/new-from-running-ingest.jpg"]
+        result = cli("--storage", local_store.base_url, "storage", "gc")
+        assert result.exit_code == 2 and "are running" in result.stderr
+    finally:
+        ingest_session.close()  # the ingest dies (kill -9): its row still says running
+    with engine.connect() as connection:
+        assert connection.execute(select(IngestRun.status)).scalar_one() == "running"
     assert collect_garbage(engine, local_store, dry_run=False).deleted == 1
 
 
