@@ -83,6 +83,11 @@ def recommend(
 @app.command("stats")
 def stats(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Product, review and CosIng counts, and the ingredient match rate."""
+    render_product_stats(ctx, as_json)
+
+
+def render_product_stats(ctx: typer.Context, as_json: bool) -> None:
+    """Shared by `skinctl products stats` and `skinctl stats --products`."""
     from skinctl.console import print_json, stdout, table
     from skinctl.products.analysis import product_stats
 

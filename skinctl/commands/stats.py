@@ -10,9 +10,18 @@ from skinctl.commands.common import state
 def stats(
     ctx: typer.Context,
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset."),
+    products: bool = typer.Option(
+        False, "--products", help="Products, reviews, CosIng and the ingredient match rate instead."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
-    """Images per dataset, class and split; label coverage; duplicates; rejections; sizes; quality."""
+    """Images per dataset, class and split; label coverage; duplicates; rejections; sizes; quality.
+    With --products: the product tables and the ingredient match rate."""
+    if products:
+        from skinctl.commands.products import render_product_stats
+
+        render_product_stats(ctx, json_output)
+        return
     from skinctl.console import print_json, stdout, table
     from skinctl.errors import NotFound
     from skinctl.ingest.stats import dataset_stats

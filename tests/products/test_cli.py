@@ -30,6 +30,7 @@ def test_cli_ingest_check_recommend_json(cli, files):
 
     stats = cli("products", "stats", "--json").json()
     assert stats["products_total"] == 5 and stats["annex_ii_entries"] == 4
+    assert cli("stats", "--products", "--json").json() == stats
     conditional = cli("ingredients", "check", "Petrolatum, Aqua")
     assert conditional.exit_code == 0 and "conditionally prohibited: Petrolatum" in conditional.stdout
 
