@@ -69,6 +69,7 @@ async def test_metrics_screen_compares_two_runs(settings, engine, images, runs):
         table = screen.query_one(DataTable)
         assert [table.get_row_at(i)[:3] for i in range(table.row_count)] == [["2", "condition-cnn", "2"], ["1", "condition-cnn", "1"]]
         assert "no per-class scores" in text_of(screen.query_one("#metrics-classes"))  # run 2: plan columns only
+        assert "no per-epoch data for this run" in text_of(screen.query_one("#metrics-plot"))
         await pilot.press("m", "down")
         await settle(pilot)
         assert (screen.marked, screen.selected) == (2, 1)
