@@ -42,6 +42,7 @@ from skinctl.dedup.matcher import (
     verify,
 )
 from skinctl.errors import NotFound, StorageError, UsageError
+from skinctl.grouping import UnionFind
 
 DEFAULT_PHASH_DISTANCE = 8  # pHash neighbours within this radius are verified candidates too
 FEATURE_BATCH = 256  # images decoded and written per transaction
@@ -383,25 +384,6 @@ def _candidate_pairs(
 # --- groups, conflicts, one image --------------------------------------------------------------
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, item: int) -> int:
-        self.parent.setdefault(item, item)
-        root = item
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[item] != root:
-            self.parent[item], item = root, self.parent[item]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def _pairs(connection, max_distance: int | None) -> list:  # noqa: ANN001
     query = select(
         ImageDuplicate.image_id_a, ImageDuplicate.image_id_b, ImageDuplicate.distance, ImageDuplicate.method
@@ -460,7 +442,7 @@ def duplicate_groups(engine: Engine, *, dataset: str | None = None, max_distance
         multi_source = connection.execute(
             select(ImageSource.image_id).group_by(ImageSource.image_id).having(func.count() > 1)
         ).scalars().all()
-        union = _UnionFind()
+        union = UnionFind()
         for pair in pairs:
             union.union(pair.image_id_a, pair.image_id_b)
         for image_id in multi_source:

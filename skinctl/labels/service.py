@@ -18,14 +18,13 @@ Rules it keeps:
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Float, Integer, and_, func, select, text, union
+from sqlalchemy import Engine, and_, func, select, union
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -33,6 +32,7 @@ from skinctl.db.models import (
     LABEL_TASKS,
     ConditionLabel,
     ImageDuplicate,
+    ImagePrediction,
     LabelHistory,
     TrainingImage,
 )
@@ -183,7 +183,6 @@ class LabelService:
             raise UsageError("No user to record label changes under.", hint="Set SKINCTL_USER.")
         self.engine = engine
         self.user = user
-        self._prediction_columns: tuple[float, set[str]] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -542,13 +541,9 @@ class LabelService:
             return sorted(session.scalars(query))
 
     def suggestion(self, image_id: int) -> dict[str, Any] | None:
-        """The latest model prediction for an image, when the trainer's table exists (whether
-        it does is looked up at most once a minute: this runs for every image shown)."""
+        """The latest model prediction for an image (the trainer's `image_predictions`)."""
         with self._session() as session:
-            now = time.monotonic()
-            if self._prediction_columns is None or now - self._prediction_columns[0] > 60:
-                self._prediction_columns = (now, _table_columns(session, "image_predictions"))
-            return model_suggestion(session, image_id, self._prediction_columns[1])
+            return model_suggestion(session, image_id)
 
     def history(self, *, image_id: int | None = None, label_id: int | None = None) -> list[HistoryEntry]:
         with self._session() as session:
@@ -666,24 +661,11 @@ def _ratio(part: int, whole: int) -> float | None:
 # -- "likely mislabeled" ordering -----------------------------------------------------------
 
 
-def _table_columns(session: Session, table: str) -> set[str]:
-    return set(
-        session.scalars(
-            text(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = :t"
-            ),
-            {"t": table},
-        )
-    )
-
-
 def order_by_suspect(session: Session, query):
     """Order a label query (ConditionLabel in its FROM) likely-mislabeled first:
 
-    1. a model's mislabel score for the image, highest first (NULL last: no model scored it,
-       or no predictions table exists yet). The source plugs in here: any table
-       `image_predictions(image_id, mislabel_score)` (the trainer's) is used when present;
+    1. a model's mislabel score for the image (the highest any run recorded in
+       `image_predictions`), highest first; NULL last: no model scored it;
     2. images in conflict first: their live labels of one task disagree, or a near/exact
        duplicate image carries a different class;
     3. label id.
@@ -711,35 +693,30 @@ def order_by_suspect(session: Session, query):
         own, select(pairs.c.image_id_a), select(pairs.c.image_id_b)
     ).subquery("conflict_images")
     query = query.outerjoin(conflicts, conflicts.c.image_id == lab.image_id)
-    keys = []
-    if "mislabel_score" in _table_columns(session, "image_predictions"):
-        scores = text(
-            "SELECT image_id, max(mislabel_score) AS score FROM image_predictions GROUP BY image_id"
-        ).columns(image_id=Integer, score=Float).subquery("image_scores")
-        query = query.outerjoin(scores, scores.c.image_id == lab.image_id)
-        keys.append(scores.c.score.desc().nulls_last())
+    scores = (
+        select(ImagePrediction.image_id, func.max(ImagePrediction.mislabel_score).label("score"))
+        .group_by(ImagePrediction.image_id)
+        .subquery("image_scores")
+    )
+    query = query.outerjoin(scores, scores.c.image_id == lab.image_id)
+    keys = [scores.c.score.desc().nulls_last()]
     keys += [conflicts.c.image_id.is_(None), lab.id]  # false (in conflict) sorts first
     return query.order_by(*keys)
 
 
-def model_suggestion(session: Session, image_id: int, columns: set[str] | None = None) -> dict[str, Any] | None:
+def model_suggestion(session: Session, image_id: int) -> dict[str, Any] | None:
     """{'label', 'confidence', 'mislabel_score', 'run_id'} from the newest prediction, or None."""
-    columns = _table_columns(session, "image_predictions") if columns is None else columns
-    if not {"image_id", "predicted_label"} <= columns:
+    prediction = session.scalar(
+        select(ImagePrediction).where(ImagePrediction.image_id == image_id).order_by(ImagePrediction.id.desc()).limit(1)
+    )
+    if prediction is None:
         return None
-    confidence = "p.self_confidence" if "self_confidence" in columns else "NULL::float"
-    mislabel = "p.mislabel_score" if "mislabel_score" in columns else "NULL::float"
-    run = "p.run_id" if "run_id" in columns else "NULL::int"
-    row = session.execute(
-        text(
-            f"SELECT p.predicted_label, {confidence}, {mislabel}, {run} FROM image_predictions p "
-            "WHERE p.image_id = :i ORDER BY p.id DESC LIMIT 1"
-        ),
-        {"i": image_id},
-    ).first()
-    if row is None:
-        return None
-    return {"label": row[0], "confidence": row[1], "mislabel_score": row[2], "run_id": row[3]}
+    return {
+        "label": prediction.predicted_label,
+        "confidence": prediction.self_confidence,
+        "mislabel_score": prediction.mislabel_score,
+        "run_id": prediction.run_id,
+    }
 
 
 def versions_of(labels: Sequence[LabelView]) -> dict[int, int]:

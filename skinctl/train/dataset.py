@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from skinctl.db.models import ConditionLabel, ImageDuplicate, SubjectMetadata, TrainingImage
 from skinctl.errors import TrainingError, UsageError
+from skinctl.grouping import UnionFind
 
 # CLI task name -> (label task in the database, what the class is)
 TASKS: dict[str, tuple[str, str]] = {
@@ -158,24 +159,6 @@ def select_examples(
 
 
 # --- group-aware split -----------------------------------------------------------------------
-
-
-class UnionFind:
-    def __init__(self, items: Iterable[int]) -> None:
-        self.parent = {item: item for item in items}
-
-    def find(self, item: int) -> int:
-        root = item
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[item] != root:  # path compression
-            self.parent[item], item = root, self.parent[item]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
 
 
 def duplicate_pairs(session: Session, image_ids: Iterable[int]) -> list[tuple[int, int]]:

@@ -44,7 +44,9 @@ def resolve_run(session: Session, ref: str | int, *, with_model: bool = False) -
 
 
 def _row(run: TrainingMetrics) -> dict[str, Any]:
-    test = (run.metrics or {}).get("test") or {}
+    # `metrics` may be written by hand (any JSON): read the trainer's shape only when it is there
+    test = run.metrics.get("test") if isinstance(run.metrics, dict) else None
+    test = test if isinstance(test, dict) else {}
     return {
         "id": run.id,
         "model_name": run.model_name,
@@ -57,6 +59,8 @@ def _row(run: TrainingMetrics) -> dict[str, Any]:
         "accuracy": run.accuracy,
         "accuracy_ci95": test.get("accuracy_ci95"),
         "majority_rate": run.majority_rate,
+        "precision_score": run.precision_score,
+        "recall": run.recall,
         "f1_score": run.f1_score,
         "f1_ci95": test.get("f1_macro_ci95"),
         "best_epoch": run.best_epoch,
@@ -94,8 +98,6 @@ def run_detail(session: Session, ref: str | int) -> dict[str, Any]:
     scored = session.scalar(select(func.count()).select_from(ImagePrediction).where(ImagePrediction.run_id == run_id))
     return {
         **_row(run),
-        "precision_score": run.precision_score,
-        "recall": run.recall,
         "model_uri": run.model_uri,
         "seed": run.seed,
         "started_by": run.started_by,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
@@ -33,6 +35,21 @@ def _metrics():
     from skinctl.tui.screens.metrics import MetricsScreen
 
     return MetricsScreen()
+
+
+def _read_first_page(engine: Engine) -> Future[list[Any]]:
+    from skinctl.tui.queries import ImageFilter, image_page
+
+    future: Future[list[Any]] = Future()
+
+    def read() -> None:
+        try:
+            future.set_result(image_page(engine, ImageFilter()))
+        except BaseException as error:  # noqa: BLE001 - handed to the screen, which reads again
+            future.set_exception(error)
+
+    threading.Thread(target=read, name="skinctl-first-page", daemon=True).start()
+    return future
 
 
 class SkinctlApp(App):
@@ -72,6 +89,14 @@ class SkinctlApp(App):
         self.queue_order = queue_order
         self.image_renderer = image_renderer
         self.sub_title = f"{settings.user}"
+        # The browser's first page is read while Textual builds the screen, so the first frame
+        # can already show rows (a worker started by the mounted screen answers a frame later).
+        self._first_page: Future[list[Any]] | None = _read_first_page(engine) if start == "browser" else None
+
+    def take_first_page(self) -> Future[list[Any]] | None:
+        """The early read of the unfiltered first browser page, once (later reloads query)."""
+        future, self._first_page = self._first_page, None
+        return future
 
     def on_mount(self) -> None:
         if self.settings.keys:

@@ -3,8 +3,8 @@ table), one image's details, training runs and their per-epoch and per-class res
 
 No Textual here, so it is testable on its own and the core stays Textual-free; every label
 CHANGE goes through `skinctl.labels.LabelService`, never through this module.
-Tables that later issues add (training_epochs, training_class_metrics, extra run columns) are
-read when they exist and skipped when they do not.
+Training runs are read through `skinctl.train.records` (TensorFlow-free), with a fallback to
+JSON in hand-written rows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from skinctl.db.models import (
     TrainingImage,
     TrainingMetrics,
 )
+from skinctl.train import records
 
 PAGE_SIZE = 100
 
@@ -209,18 +210,9 @@ def read_image_bytes(url: str, storage: Any | None) -> bytes:
 
 
 # -- training runs ---------------------------------------------------------------------------
-
-
-def _columns(session: Session, table: str) -> set[str]:
-    return set(
-        session.scalars(
-            text(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = :t"
-            ),
-            {"t": table},
-        )
-    )
+# Read through the trainer's own functions (skinctl.train.records, TensorFlow-free): one way to
+# read a run. Rows written by hand with only the plan's columns still show: their per-epoch,
+# per-class and confusion data may sit in `metrics` or `hyperparameters` JSON instead.
 
 
 @dataclass(frozen=True)
@@ -235,31 +227,48 @@ class RunRow:
     recall: float | None
     f1: float | None
     duration_minutes: int | None
+    task: str | None = None
+    status: str | None = None
+    majority_rate: float | None = None
+    accuracy_ci95: tuple[float, float] | None = None
+    f1_ci95: tuple[float, float] | None = None
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        low, high = _number(value[0]), _number(value[1])
+        if low is not None and high is not None:
+            return (low, high)
+    return None
+
+
+def _run_row(run: dict[str, Any]) -> RunRow:
+    return RunRow(
+        id=run["id"], model=run["model_name"], version=run["version"], date=run["training_date"],
+        dataset_size=run["dataset_size"], accuracy=run["accuracy"], precision=run["precision_score"],
+        recall=run["recall"], f1=run["f1_score"], duration_minutes=run["training_duration_minutes"],
+        task=run["task"], status=run["status"], majority_rate=run["majority_rate"],
+        accuracy_ci95=_interval(run["accuracy_ci95"]), f1_ci95=_interval(run["f1_ci95"]),
+    )
 
 
 def list_runs(engine: Engine, limit: int = 500) -> list[RunRow]:
-    m = TrainingMetrics
+    """Newest run first."""
     with Session(engine) as session:
-        rows = session.execute(
-            select(
-                m.id, m.model_name, m.version, m.training_date, m.dataset_size, m.accuracy,
-                m.precision_score, m.recall, m.f1_score, m.training_duration_minutes,
-            )
-            .order_by(m.training_date.desc().nulls_last(), m.id.desc())
-            .limit(limit)
-        ).all()
-    return [RunRow(*row) for row in rows]
+        return [_run_row(run) for run in records.list_runs(session, limit=limit)]
 
 
 @dataclass
 class RunDetail:
     run: RunRow
-    epochs: list[dict[str, float]] = field(default_factory=list)  # {"epoch": n, "loss": .., ...}
+    epochs: list[dict[str, float]] = field(default_factory=list)  # {"epoch": n, "val_loss": .., ...}
     best_epoch: int | None = None
     per_class: list[dict[str, Any]] = field(default_factory=list)  # class, precision, recall, f1, support
+    per_group: list[dict[str, Any]] = field(default_factory=list)  # group_by, group_value, support, accuracy ..
     confusion: dict[str, Any] | None = None  # {"labels": [...], "matrix": [[...]]}
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
+    warning: str | None = None  # the trainer's "not better than the majority class" note
 
 
 def _number(value: Any) -> float | None:
@@ -317,60 +326,36 @@ def _confusion_from_json(blob: Any) -> dict[str, Any] | None:
     if isinstance(blob, dict) and "confusion_matrix" in blob:
         blob = blob["confusion_matrix"]
     if isinstance(blob, dict) and isinstance(blob.get("matrix"), list):
-        return {"labels": [str(x) for x in blob.get("labels") or range(len(blob["matrix"]))], "matrix": blob["matrix"]}
+        names = blob.get("labels") or blob.get("classes") or range(len(blob["matrix"]))  # trainer: "classes"
+        return {"labels": [str(x) for x in names], "matrix": blob["matrix"]}
     if isinstance(blob, list) and blob and all(isinstance(r, list) for r in blob):
         return {"labels": [str(i) for i in range(len(blob))], "matrix": blob}
     return None
 
 
 def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
-    m = TrainingMetrics
     with Session(engine) as session:
-        run = session.get(m, run_id)
-        if run is None:
+        if session.get(TrainingMetrics, run_id) is None:
             return None
-        row = RunRow(
-            run.id, run.model_name, run.version, run.training_date, run.dataset_size, run.accuracy,
-            run.precision_score, run.recall, run.f1_score, run.training_duration_minutes,
-        )
-        hyper = run.hyperparameters if isinstance(run.hyperparameters, dict) else {}
-        detail = RunDetail(row, hyperparameters=hyper, notes=run.notes)
-        run_columns = _columns(session, "model_training_metrics")
-        extra: dict[str, Any] = {}
-        wanted = [c for c in ("best_epoch", "metrics", "confusion_matrix") if c in run_columns]
-        if wanted:
-            values = session.execute(
-                text(f"SELECT {', '.join(wanted)} FROM model_training_metrics WHERE id = :i"), {"i": run_id}
-            ).one()
-            extra = dict(zip(wanted, values, strict=True))
-        epoch_columns = _columns(session, "training_epochs")
-        if {"run_id", "epoch"} <= epoch_columns:
-            numeric = [c for c in ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate") if c in epoch_columns]
-            for values in session.execute(
-                text(f"SELECT epoch, {', '.join(numeric) or 'NULL'} FROM training_epochs WHERE run_id = :i ORDER BY epoch"),
-                {"i": run_id},
-            ):
-                record = {"epoch": float(values[0])}
-                for name, value in zip(numeric, values[1:], strict=False):
-                    if (number := _number(value)) is not None:
-                        record[name] = number
-                detail.epochs.append(record)
-        if not detail.epochs:
-            detail.epochs = _epochs_from_json(extra.get("metrics")) or _epochs_from_json(hyper)
-        class_columns = _columns(session, "training_class_metrics")
-        if {"run_id", "class_name"} <= class_columns:
-            picked = [c for c in ("precision", "recall", "f1", "support") if c in class_columns]
-            for values in session.execute(
-                text(f"SELECT class_name, {', '.join(picked) or 'NULL'} FROM training_class_metrics WHERE run_id = :i ORDER BY class_name"),
-                {"i": run_id},
-            ):
-                detail.per_class.append({"class": values[0], **dict(zip(picked, values[1:], strict=False))})
-        if not detail.per_class:
-            detail.per_class = _per_class_from_json(extra.get("metrics")) or _per_class_from_json(hyper)
-        detail.confusion = _confusion_from_json(extra.get("confusion_matrix")) or _confusion_from_json(
-            extra.get("metrics")
-        ) or _confusion_from_json(hyper)
-    best = extra.get("best_epoch") or (hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None)
+        run = records.run_detail(session, run_id)
+    hyper = run["hyperparameters"] if isinstance(run["hyperparameters"], dict) else {}
+    metrics = run["metrics"]
+    detail = RunDetail(_run_row(run), hyperparameters=hyper, notes=run["notes"])
+    detail.epochs = [
+        {"epoch": float(e["epoch"]), **{k: n for k, v in e.items() if k != "epoch" and (n := _number(v)) is not None}}
+        for e in run["epochs"]
+    ] or _epochs_from_json(metrics) or _epochs_from_json(hyper)
+    detail.per_class = [
+        {"class": c["class_name"], **{k: c[k] for k in ("precision", "recall", "f1", "support")}}
+        for c in run["per_class"]
+    ] or _per_class_from_json(metrics) or _per_class_from_json(hyper)
+    detail.per_group = run["per_group"]
+    detail.confusion = (
+        _confusion_from_json(run["confusion_matrix"]) or _confusion_from_json(metrics) or _confusion_from_json(hyper)
+    )
+    if isinstance(metrics, dict) and isinstance(metrics.get("warning"), str):
+        detail.warning = metrics["warning"]
+    best = run["best_epoch"] or (hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None)
     if best is None and detail.epochs:
         key = next((k for k in ("val_loss", "loss", "train_loss") if any(k in e for e in detail.epochs)), None)
         if key:

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ConditionLabel, LabelHistory
+from skinctl.db.models import ConditionLabel, ImagePrediction, LabelHistory, TrainingMetrics
 from skinctl.errors import Conflict, NotFound
 from skinctl.labels import LabelFilter, LabelService
 from tests.labels.factory import add_duplicate, add_images, add_label
@@ -168,22 +168,30 @@ def test_queue_puts_conflicts_first_then_id(engine, data, tmp_path):
     assert [lb.id for lb in listed] == order[:2]
 
 
-def test_queue_uses_model_scores_when_a_predictions_table_exists(engine, data):
+def test_queue_uses_model_scores_from_the_trainers_predictions(engine, data):
     service = LabelService(engine, "alice")
+    with Session(engine) as session:
+        run = TrainingMetrics(model_name="condition-cnn", version="1", task="condition")
+        session.add(run)
+        session.flush()
+        for image_id, given, predicted, confidence, score in (
+            (data.images[2], "acne", "eczema", 0.1, 0.9),
+            (data.images[1], "eczema", "acne", 0.6, 0.2),
+        ):
+            session.add(ImagePrediction(
+                run_id=run.id, image_id=image_id, origin="held-out-test", given_labels=[given],
+                predicted_label=predicted, probabilities={predicted: 1 - confidence, given: confidence},
+                self_confidence=confidence, mislabel_score=score,
+            ))
+        session.commit()
+        run_id = run.id
+    assert service.queue()[:2] == [data.labels[2], data.labels[1]]
+    assert service.suggestion(data.images[2]) == {"label": "eczema", "confidence": 0.1, "mislabel_score": 0.9, "run_id": run_id}
+    assert service.suggestion(data.images[0]) is None
     with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE image_predictions (id serial primary key, image_id int, predicted_label text, self_confidence float, mislabel_score float, run_id int)"))
-        connection.execute(
-            text("INSERT INTO image_predictions (image_id, predicted_label, self_confidence, mislabel_score, run_id) VALUES (:a, 'eczema', 0.1, 0.9, 1), (:b, 'acne', 0.6, 0.2, 1)"),
-            {"a": data.images[2], "b": data.images[1]},
-        )
-    try:
-        assert service.queue()[:2] == [data.labels[2], data.labels[1]]
-        assert service.suggestion(data.images[2]) == {"label": "eczema", "confidence": 0.1, "mislabel_score": 0.9, "run_id": 1}
-        assert service.suggestion(data.images[0]) is None
-    finally:
-        with engine.begin() as connection:
-            connection.execute(text("DROP TABLE image_predictions"))
-    assert LabelService(engine, "alice").suggestion(data.images[2]) is None
+        connection.execute(text("DELETE FROM image_predictions"))
+    assert service.suggestion(data.images[2]) is None
+    assert service.queue() == data.labels  # no scores, no conflicts: id order again
 
 
 def test_stats_verified_share_and_agreement(engine, data):

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy.orm import Session
 from textual.widgets import DataTable
 
+from skinctl.db.models import (
+    TrainingClassMetric,
+    TrainingEpoch,
+    TrainingGroupMetric,
+    TrainingMetrics,
+)
 from skinctl.tui.queries import run_detail
 from tests.tui.conftest import SIZE, make_app, run_async, settle, text_of
 
@@ -18,20 +24,40 @@ def test_run_detail_reads_hand_written_rows(engine, runs):
     assert run_detail(engine, 99) is None
 
 
-def test_run_detail_prefers_the_trainers_tables_when_they_exist(engine, runs):
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE training_epochs (id serial, run_id int, epoch int, train_loss float, val_loss float, val_accuracy float)"))
-        connection.execute(text("INSERT INTO training_epochs (run_id, epoch, train_loss, val_loss, val_accuracy) VALUES (2, 1, 1.0, 1.1, 0.5), (2, 2, 0.8, 0.7, 0.6), (2, 3, 0.6, 0.75, 0.65)"))
-        connection.execute(text("CREATE TABLE training_class_metrics (id serial, run_id int, class_name text, precision float, recall float, f1 float, support int)"))
-        connection.execute(text("INSERT INTO training_class_metrics (run_id, class_name, precision, recall, f1, support) VALUES (2, 'milia', 0.9, 0.8, 0.85, 12)"))
-    try:
-        detail = run_detail(engine, 2)
-        assert [e["epoch"] for e in detail.epochs] == [1.0, 2.0, 3.0]
-        assert detail.best_epoch == 2
-        assert detail.per_class == [{"class": "milia", "precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 12}]
-    finally:
-        with engine.begin() as connection:
-            connection.execute(text("DROP TABLE training_epochs, training_class_metrics"))
+def _record_trainer_results(engine, run_id: int) -> None:
+    """What `skinctl train` records for a run, written through the real models."""
+    with Session(engine) as session:
+        run = session.get_one(TrainingMetrics, run_id)
+        run.task, run.status, run.best_epoch, run.majority_rate = "condition", "finished", 2, 0.41
+        run.metrics = {"test": {"accuracy_ci95": [0.70, 0.85], "f1_macro_ci95": [0.66, 0.83]}, "warning": None}
+        run.confusion_matrix = {"classes": ["acne", "milia"], "matrix": [[10, 2], [3, 9]], "rows": "true class"}
+        session.add_all(
+            [
+                TrainingEpoch(run_id=run_id, epoch=1, train_loss=1.0, val_loss=1.1, val_accuracy=0.5),
+                TrainingEpoch(run_id=run_id, epoch=2, train_loss=0.8, val_loss=0.7, val_accuracy=0.6),
+                TrainingEpoch(run_id=run_id, epoch=3, train_loss=0.6, val_loss=0.75, val_accuracy=0.65),
+                TrainingClassMetric(run_id=run_id, class_name="milia", precision=0.9, recall=0.8, f1=0.85, support=12),
+                TrainingGroupMetric(
+                    run_id=run_id, group_by="fitzpatrick", group_value="3", support=20, accuracy=0.75,
+                    accuracy_low=0.53, accuracy_high=0.89, f1_macro=0.7, majority_rate=0.4,
+                ),
+            ]
+        )
+        session.commit()
+
+
+def test_run_detail_reads_the_trainers_tables(engine, runs):
+    _record_trainer_results(engine, 2)
+    detail = run_detail(engine, 2)
+    assert [e["epoch"] for e in detail.epochs] == [1, 2, 3]
+    assert detail.epochs[1] == {"epoch": 2, "train_loss": 0.8, "val_loss": 0.7, "val_accuracy": 0.6}
+    assert detail.best_epoch == 2
+    assert detail.per_class == [{"class": "milia", "precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 12}]
+    assert [(g["group_by"], g["group_value"], g["accuracy_ci95"]) for g in detail.per_group] == [("fitzpatrick", "3", [0.53, 0.89])]
+    assert detail.confusion == {"labels": ["acne", "milia"], "matrix": [[10, 2], [3, 9]]}
+    run = detail.run
+    assert (run.status, run.task, run.majority_rate, run.accuracy_ci95, run.f1_ci95) == ("finished", "condition", 0.41, (0.70, 0.85), (0.66, 0.83))
+    assert run_detail(engine, 1).epochs[0] == {"epoch": 1, "loss": 1.2, "val_loss": 1.3}  # run 1 still reads its JSON
 
 
 @run_async
@@ -43,6 +69,7 @@ async def test_metrics_screen_compares_two_runs(settings, engine, images, runs):
         table = screen.query_one(DataTable)
         assert [table.get_row_at(i)[:3] for i in range(table.row_count)] == [["2", "condition-cnn", "2"], ["1", "condition-cnn", "1"]]
         assert "no per-class scores" in text_of(screen.query_one("#metrics-classes"))  # run 2: plan columns only
+        assert "no per-epoch data for this run" in text_of(screen.query_one("#metrics-plot"))
         await pilot.press("m", "down")
         await settle(pilot)
         assert (screen.marked, screen.selected) == (2, 1)
@@ -53,3 +80,23 @@ async def test_metrics_screen_compares_two_runs(settings, engine, images, runs):
         assert "acne" in text_of(screen.query_one("#metrics-confusion"))
         await pilot.press("u")
         assert screen.marked is None
+
+
+@run_async
+async def test_metrics_screen_shows_the_trainers_intervals_groups_and_status(settings, engine, images, runs):
+    _record_trainer_results(engine, 2)
+    app = make_app(settings, engine, images.storage_dir, start="metrics")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen.selected == 2
+        title = str(screen.query_one("#metrics-title").render())
+        assert "status finished" in title and "accuracy 0.780 [0.700, 0.850]" in title
+        assert "majority 0.410" in title and "F1 0.755 [0.660, 0.830]" in title
+        groups = text_of(screen.query_one("#metrics-groups"))
+        assert "fitzpatrick 3" in groups and "0.750 [0.530, 0.890]" in groups
+        assert "milia" in text_of(screen.query_one("#metrics-confusion"))
+        await pilot.press("down")  # run 1: hand-written, no groups, no intervals
+        await settle(pilot)
+        assert not screen.query_one("#metrics-groups").display
+        assert "accuracy 0.710   F1 0.695" in str(screen.query_one("#metrics-title").render())

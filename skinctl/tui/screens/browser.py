@@ -101,7 +101,20 @@ class BrowserScreen(DatabaseWork, Screen):
             return
         self.loading = True
         engine, f, after, generation = self.app.engine, self.filter, self.last_id, self.generation
-        self.run_db(lambda: (generation, image_page(engine, f, after)), self._page_loaded, group="page")
+        early = self.app.take_first_page() if after is None and f == ImageFilter() else None
+        if early is not None and early.done() and early.exception() is None:
+            self._page_loaded((generation, early.result()))  # rows in the very first frame
+            return
+
+        def job():
+            if early is not None:
+                try:
+                    return generation, early.result()
+                except Exception:  # noqa: BLE001 - the early read failed: read again, with retries
+                    pass
+            return generation, image_page(engine, f, after)
+
+        self.run_db(job, self._page_loaded, group="page")
 
     def _page_loaded(self, result) -> None:
         generation, rows = result
@@ -119,14 +132,15 @@ class BrowserScreen(DatabaseWork, Screen):
             self.last_id = rows[-1].id
         self.exhausted = len(rows) < PAGE_SIZE
         if first_of_filter:
-            # Only now the slower whole-table queries: the rows are on screen already.
+            # The slower whole-table queries and the first preview (which imports PIL) start once
+            # the frame with these rows is drawn: their threads would otherwise compete with it.
             engine, f = self.app.engine, self.filter
-            self.run_db(lambda: count_images(engine, f), self._counted, group="count")
+            self.call_after_refresh(self.run_db, lambda: count_images(engine, f), self._counted, group="count")
             if not self.first_page_shown:
-                self.run_db(lambda: filter_choices(engine), self._choices_loaded, group="choices")
+                self.call_after_refresh(self.run_db, lambda: filter_choices(engine), self._choices_loaded, group="choices")
         self.first_page_shown = True
         if table.row_count and table.cursor_row == 0 and len(rows) == table.row_count:
-            self._schedule_detail(rows[0].id)
+            self.call_after_refresh(self._schedule_detail, rows[0].id)
         if not table.row_count:
             self.query_one(ImagePreview).show(None, "no images match these filters")
 

@@ -3,9 +3,10 @@ curves (textual-plotext), best epoch, per-class scores and confusion matrix when
 marks a run, and the comparison panel then shows it beside the highlighted one with the
 differences coloured (green: better, red: worse).
 
-Works on rows written by hand with only the plan's columns: per-epoch and per-class data come
-from the trainer's tables when they exist, else from `hyperparameters`/`metrics` JSON
-(`history`, `per_class`, `confusion_matrix`), else the panels say there is none."""
+Works on rows written by hand with only the plan's columns: per-epoch, per-class and per-group
+data come from the trainer's tables, else from `hyperparameters`/`metrics` JSON (`history`,
+`per_class`, `confusion_matrix`), else the panels say there is none. Accuracy and F1 show their
+95% intervals and the majority-class rate beside them when the trainer recorded them."""
 
 from __future__ import annotations
 
@@ -27,11 +28,30 @@ from skinctl.tui.worker import DatabaseWork
 COMPARED = (
     ("dataset size", "dataset_size", None),
     ("accuracy", "accuracy", True),
+    ("majority", "majority_rate", None),
     ("precision", "precision", True),
     ("recall", "recall", True),
     ("F1", "f1", True),
     ("minutes", "duration_minutes", False),
 )
+
+
+def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _headline(run: RunRow) -> str:
+    """Status, task, accuracy and F1 (with 95% CIs) and the majority-class rate, as recorded."""
+    parts = [f"status {run.status}" if run.status else "", f"task {run.task}" if run.task else ""]
+    if run.accuracy is not None:
+        parts.append(f"accuracy {_with_ci(run.accuracy, run.accuracy_ci95)}")
+    if run.majority_rate is not None:
+        parts.append(f"majority {run.majority_rate:.3f}")
+    if run.f1 is not None:
+        parts.append(f"F1 {_with_ci(run.f1, run.f1_ci95)}")
+    return "   ".join(escape(p) for p in parts if p)
 
 
 def _fmt(value) -> str:
@@ -67,6 +87,7 @@ class MetricsScreen(DatabaseWork, Screen):
                 yield Static("", id="metrics-title")
                 yield PlotextPlot(id="metrics-plot")
                 yield Static("", id="metrics-classes")
+                yield Static("", id="metrics-groups")
                 yield Static("", id="metrics-confusion")
         yield Footer()
 
@@ -120,11 +141,15 @@ class MetricsScreen(DatabaseWork, Screen):
         run = detail.run
         best = f"   best epoch {detail.best_epoch}" if detail.best_epoch is not None else ""
         self.query_one("#metrics-title", Static).update(
-            f"[b]{escape(run.model)}[/b] {escape(run.version or '')}  run {run.id}{best}"
+            f"[b]{escape(run.model)}[/b] {escape(run.version or '')}  run {run.id}{best}\n{_headline(run)}"
+            + (f"\n[yellow]{escape(detail.warning)}[/yellow]" if detail.warning else "")
             + (f"\n[dim]{escape(detail.notes)}[/dim]" if detail.notes else "")
         )
         self._plot(detail)
         self.query_one("#metrics-classes", Static).update(self._class_table(detail))
+        groups = self.query_one("#metrics-groups", Static)
+        groups.display = bool(detail.per_group)
+        groups.update(self._group_table(detail) if detail.per_group else "")
         self.query_one("#metrics-confusion", Static).update(self._confusion_table(detail))
         self._show_compare()
 
@@ -157,6 +182,20 @@ class MetricsScreen(DatabaseWork, Screen):
             table.add_column(column, justify="left" if column == "class" else "right")
         for row in detail.per_class:
             table.add_row(escape(str(row["class"])), _fmt(row.get("precision")), _fmt(row.get("recall")), _fmt(row.get("f1")), _fmt(row.get("support")))
+        return table
+
+    @staticmethod
+    def _group_table(detail: RunDetail):
+        table = Table(title="per group (test split)", title_justify="left", expand=False)
+        for column in ("group", "n", "accuracy [95% CI]", "F1", "majority"):
+            table.add_column(column, justify="left" if column == "group" else "right")
+        for row in detail.per_group:
+            low, high = row["accuracy_ci95"]
+            ci = (low, high) if low is not None and high is not None else None
+            table.add_row(
+                escape(f"{row['group_by']} {row['group_value']}"), _fmt(row["support"]),
+                _with_ci(row["accuracy"], ci), _fmt(row["f1_macro"]), _fmt(row["majority_rate"]),
+            )
         return table
 
     @staticmethod
