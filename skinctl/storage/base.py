@@ -45,6 +45,21 @@ class Storage(Protocol):
         ...
 
 
+class KeyedByUrl:
+    """`url_for`/`key_for` for a backend whose URLs are `<base_url>/<key>` (both backends)."""
+
+    base_url: str
+
+    def url_for(self, key: str) -> str:
+        return f"{self.base_url}/{key}"
+
+    def key_for(self, url: str) -> str:
+        prefix = self.base_url + "/"
+        if not url.startswith(prefix):
+            raise ValueError(f"{url} is not in {self.base_url}")
+        return url[len(prefix) :]
+
+
 def open_storage(url: str) -> Storage:
     """The backend for a storage URL: a `file://` URL or plain path, or `gs://bucket[/prefix]`."""
     if url.startswith("gs://"):

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from skinctl.errors import ConfigError, StorageError
+from skinctl.storage.base import KeyedByUrl
 
 T = TypeVar("T")
 
@@ -71,7 +72,7 @@ def _transient(error: BaseException) -> bool:
     return False
 
 
-class GCSStorage:
+class GCSStorage(KeyedByUrl):
     """A bucket (and optional prefix) as a flat key -> bytes store."""
 
     def __init__(self, url: str, *, project: str | None = None) -> None:
@@ -149,15 +150,6 @@ class GCSStorage:
         raise AssertionError("unreachable")
 
     # --- the Storage protocol -----------------------------------------------------------------
-
-    def url_for(self, key: str) -> str:
-        return f"{self.base_url}/{key}"
-
-    def key_for(self, url: str) -> str:
-        prefix = self.base_url + "/"
-        if not url.startswith(prefix):
-            raise ValueError(f"{url} is not in {self.base_url}")
-        return url[len(prefix) :]
 
     def put(self, key: str, data: bytes, *, md5_hex: str | None = None) -> bool:
         name = self._name(key)

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from skinctl.errors import StorageError
+from skinctl.storage.base import KeyedByUrl
 
 
 def _path_from_url(url: str) -> Path:
@@ -17,7 +18,7 @@ def _path_from_url(url: str) -> Path:
     return Path(url).expanduser()
 
 
-class LocalStorage:
+class LocalStorage(KeyedByUrl):
     """Objects are files under `root`; writes go to a temporary file and are renamed into place,
     so a crash never leaves a half-written object under its final name."""
 
@@ -30,15 +31,6 @@ class LocalStorage:
         if key.startswith("/") or ".." in Path(key).parts:
             raise StorageError(f"Refusing storage key {key!r}: it leaves the store.")
         return self.root / key
-
-    def url_for(self, key: str) -> str:
-        return f"{self.base_url}/{key}"
-
-    def key_for(self, url: str) -> str:
-        prefix = self.base_url + "/"
-        if not url.startswith(prefix):
-            raise ValueError(f"{url} is not in {self.base_url}")
-        return url[len(prefix) :]
 
     def put(self, key: str, data: bytes, *, md5_hex: str | None = None) -> bool:
         path = self._path(key)

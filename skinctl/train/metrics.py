@@ -156,16 +156,7 @@ def evaluate(
         majority_rate_ci=wilson_interval(majority_hits, n),
         majority_f1=float(majority_f1.mean()),
         matrix=matrix,
-        per_class=[
-            {
-                "class_name": classes[i],
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i in range(k)
-        ],
+        per_class=_per_class(classes, precision, recall, f1, support),
     )
 
 
@@ -249,14 +240,18 @@ def evaluate_multilabel(
         majority_rate_ci=wilson_interval(int(majority_exact.sum()), n),
         majority_f1=float(majority_f1.mean()),
         matrix=matrix,
-        per_class=[
-            {
-                "class_name": classes[i],
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i in range(k)
-        ],
+        per_class=_per_class(classes, precision, recall, f1, support),
     )
+
+
+def _per_class(classes, precision, recall, f1, support) -> list[dict]:  # noqa: ANN001 - numpy arrays
+    return [
+        {
+            "class_name": name,
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(classes)
+    ]
