@@ -418,3 +418,10 @@ def test_no_link_defers_near_duplicates_to_dedup_scan(cli, engine, tmp_path):
     scan = cli("dedup", "scan", "--json")
     assert scan.exit_code == 0, scan.stderr
     assert scan.json()["pairs"] == 1 == count(engine, ImageDuplicate)
+
+
+def test_near_duplicate_distance_out_of_range_is_bad_usage(cli, tmp_path):
+    root = tmp_path / "set"
+    make_folders(root, per_class=1)
+    result = cli("ingest", "images", str(root), "--dataset", "x", "--near-duplicate-distance", "16")
+    assert result.exit_code == 2 and "near-duplicate-distance" in result.stderr
