@@ -5,23 +5,32 @@ Progress bars and logs go to stderr, and only when stderr is a terminal.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from skinctl.progress import ReportProgress, no_progress
+
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
 def _default(value: Any) -> Any:
+    # Services return frozen dataclasses; their JSON shape is derived here, in one place.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -73,28 +82,40 @@ def progress_enabled() -> bool:
 
 
 @contextmanager
-def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """`report(stage, done, total)`: one Rich bar per stage on stderr, or a no-op."""
+def progress_bar(enabled: bool) -> Iterator[ReportProgress]:
+    """A `ReportProgress` that draws one Rich bar per stage on stderr (rate and ETA), or a no-op.
+
+    The one progress renderer: commands open it and hand the reporter to a service."""
     if not enabled:
-        yield lambda _stage, _done, _total: None
+        yield no_progress
         return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
 
     tasks: dict[str, Any] = {}
     with Progress(
-        TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=stderr,
+        TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        TimeRemainingColumn(), console=stderr,
     ) as bar:
 
-        def report(stage: str, done: int, total: int) -> None:
+        def report(stage: str, completed: int, total: int | None) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            bar.update(tasks[stage], completed=completed, total=total)
 
         yield report
+
+
+stage_progress = progress_bar  # the older name; new code uses progress_bar
