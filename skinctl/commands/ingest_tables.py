@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from skinctl.commands.common import state
+from skinctl.console import progress_bar, progress_enabled
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
-
-
-@contextmanager
-def _progress() -> Iterator:
-    """A progress callback for the services: a Rich bar per step on stderr when it is a TTY."""
-    from skinctl.console import progress_enabled, stderr
-
-    if not progress_enabled():
-        yield lambda _label, _done, _total: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=stderr, transient=True) as bar:
-        def advance(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.advance(tasks[label], done)
-
-        yield advance
 
 
 def _render(report, as_json: bool) -> None:  # noqa: ANN001 - IngestReport, imported lazily
@@ -79,7 +51,7 @@ def ingest_products(
     from skinctl.products.ingest import ingest_products as run
 
     app_state = state(ctx)
-    with _progress() as progress:
+    with progress_bar(progress_enabled()) as progress:
         report = run(app_state.engine(), file, fmt, user=app_state.settings.user, progress=progress)
     _render(report, as_json)
 
@@ -94,7 +66,7 @@ def ingest_reviews(
     from skinctl.products.ingest import ingest_reviews as run
 
     app_state = state(ctx)
-    with _progress() as progress:
+    with progress_bar(progress_enabled()) as progress:
         report = run(app_state.engine(), file, fmt, user=app_state.settings.user, progress=progress)
     _render(report, as_json)
 
@@ -110,7 +82,7 @@ def ingest_cosing(
     from skinctl.products.ingest import ingest_cosing as run
 
     app_state = state(ctx)
-    with _progress() as progress:
+    with progress_bar(progress_enabled()) as progress:
         report = run(app_state.engine(), inventory, annex_ii, annex_iii, user=app_state.settings.user,
                      progress=progress)
     _render(report, as_json)

@@ -35,25 +35,20 @@ from skinctl.db.models import (
     AnnexEntry,
     AnnexEntryIngredient,
     IngestRejection,
-    IngestRun,
     Ingredient,
     Product,
     ProductIngredient,
     Review,
 )
+from skinctl.db.runs import IngestRunRecord, recorded_ingest_run
 from skinctl.errors import InputRejected
 from skinctl.products import readers
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import name_key
 from skinctl.products.readers import ReadRow, RowProblem
+from skinctl.progress import ReportProgress, no_progress
 
 BATCH = 500
-# progress(label, rows done in this step, rows in this step): shown by the command on a TTY.
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(_label: str, _done: int, _total: int) -> None:
-    return None
 PRODUCT_FORMATS = tuple(readers.PRODUCT_FORMATS)
 REVIEW_FORMATS = ("sephora",)
 
@@ -109,24 +104,11 @@ def _check_file(path: Path) -> Path:
     return path
 
 
-def _start_run(engine: Engine, source: str, path: str, options: dict[str, Any], user: str | None) -> int:
-    with engine.begin() as connection:
-        return connection.execute(
-            IngestRun.__table__.insert()
-            .values(dataset_source=source, source_path=path, options=options, started_by=user)
-            .returning(IngestRun.id)
-        ).scalar_one()
-
-
-def _finish_run(engine: Engine, run_id: int, report: IngestReport, status: str = "finished") -> None:
-    counts = {t.name: {k: v for k, v in t.as_dict().items()
-                       if k not in ("problems", "duplicates", "file", "table")}
-              for t in report.tables}
-    with engine.begin() as connection:
-        connection.execute(
-            update(IngestRun).where(IngestRun.id == run_id)
-            .values(status=status, finished_at=func.current_timestamp(), counts=counts)
-        )
+def _run_counts(report: IngestReport) -> dict[str, Any]:
+    """What `ingest_runs.counts` records for a table ingest: per table, the row counts."""
+    return {t.name: {k: v for k, v in t.as_dict().items()
+                     if k not in ("problems", "duplicates", "file", "table")}
+            for t in report.tables}
 
 
 def _record_problems(engine: Engine, run_id: int, source: str, problems: list[RowProblem]) -> None:
@@ -188,7 +170,8 @@ def _upsert(
     return inserted, updated
 
 
-def _batches(rows: list[Any], size: int = BATCH) -> Iterator[list[Any]]:
+def _batches(rows: list[Any], size: int | None = None) -> Iterator[list[Any]]:
+    size = size or BATCH
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
 
@@ -201,7 +184,7 @@ def _jsonable(row: dict[str, str]) -> dict[str, str]:
 
 
 def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = None,
-                    match: bool = True, progress: Progress = _no_progress) -> IngestReport:
+                    match: bool = True, progress: ReportProgress = no_progress) -> IngestReport:
     """Load a product file; replace the ingredient list of every inserted or changed product,
     then match ingredient names to the inventory."""
     if fmt not in PRODUCT_FORMATS:
@@ -210,9 +193,23 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
     report = TableReport("products", str(path))
     rows = _split(readers.read_products(path, fmt), report, lambda r: r["external_id"])
     source = rows[0].record["source"] if rows else fmt
-    run_id = _start_run(engine, f"products:{fmt}", str(path), {"format": fmt}, user)
-    result = IngestReport(run_id, [report])
+    with recorded_ingest_run(engine, source=f"products:{fmt}", path=str(path),
+                             options={"format": fmt}, user=user) as run:
+        result = IngestReport(run.id, [report])
+        _load_products(engine, run, rows, source, report, progress)
+        _record_problems(engine, run.id, f"products:{fmt}", report.problems + report.duplicates)
+        with engine.begin() as connection:
+            result.extra["reviews_linked"] = link_reviews(connection)
+        if match:
+            result.extra["matching"] = rematch_all(engine)
+        run.counts = _run_counts(result)
+    return result
+
+
+def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], source: str,
+                   report: TableReport, progress: ReportProgress) -> None:
     index = _load_index(engine)
+    done = 0
     for batch in _batches(rows):
         records = {}
         ingredient_lists = {}
@@ -220,7 +217,7 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
             record = dict(item.record)
             ingredient_lists[record["external_id"]] = record.pop("ingredients")
             record["raw"] = _jsonable(item.raw)
-            record["ingest_run_id"] = run_id
+            record["ingest_run_id"] = run.id
             records[record["external_id"]] = record
         with engine.begin() as connection:
             # The run id differs on every run: leave it out of the comparison.
@@ -230,7 +227,7 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
             if changed:
                 connection.execute(
                     update(Product).where(Product.source == source, Product.external_id.in_(changed))
-                    .values(ingest_run_id=run_id)
+                    .values(ingest_run_id=run.id)
                 )
                 _replace_ingredient_lists(
                     connection, source, {k: ingredient_lists[k] for k in changed}, index
@@ -238,14 +235,8 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
-        progress("products", len(batch), len(rows))
-    _record_problems(engine, run_id, f"products:{fmt}", report.problems + report.duplicates)
-    with engine.begin() as connection:
-        result.extra["reviews_linked"] = link_reviews(connection)
-    if match:
-        result.extra["matching"] = rematch_all(engine)
-    _finish_run(engine, run_id, result)
-    return result
+        done += len(batch)
+        progress("products", done, len(rows))
 
 
 def _load_index(engine: Engine) -> IngredientIndex:
@@ -338,35 +329,38 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
 
 
 def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: str | None = None,
-                   progress: Progress = _no_progress) -> IngestReport:
+                   progress: ReportProgress = no_progress) -> IngestReport:
     if fmt not in REVIEW_FORMATS:
         raise InputRejected(f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}.")
     path = _check_file(path)
     report = TableReport("reviews", str(path))
     rows = _split(readers.read_reviews(path, fmt), report, lambda r: r["external_id"])
-    run_id = _start_run(engine, f"reviews:{fmt}", str(path), {"format": fmt}, user)
-    result = IngestReport(run_id, [report])
-    for batch in _batches(rows):
-        values = [{**item.record, "raw": _jsonable(item.raw)} for item in batch]
+    with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=str(path),
+                             options={"format": fmt}, user=user) as run:
+        result = IngestReport(run.id, [report])
+        done = 0
+        for batch in _batches(rows):
+            values = [{**item.record, "raw": _jsonable(item.raw)} for item in batch]
+            with engine.begin() as connection:
+                inserted, updated = _upsert(connection, Review.__table__, values, ("source", "external_id"))
+                changed = [k[1] for k in inserted + updated]
+                if changed:
+                    connection.execute(
+                        update(Review).where(Review.source == fmt, Review.external_id.in_(changed))
+                        .values(ingest_run_id=run.id)
+                    )
+            report.inserted += len(inserted)
+            report.updated += len(updated)
+            report.unchanged += len(batch) - len(inserted) - len(updated)
+            done += len(batch)
+            progress("reviews", done, len(rows))
+        _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            inserted, updated = _upsert(connection, Review.__table__, values, ("source", "external_id"))
-            changed = [k[1] for k in inserted + updated]
-            if changed:
-                connection.execute(
-                    update(Review).where(Review.source == fmt, Review.external_id.in_(changed))
-                    .values(ingest_run_id=run_id)
-                )
-        report.inserted += len(inserted)
-        report.updated += len(updated)
-        report.unchanged += len(batch) - len(inserted) - len(updated)
-        progress("reviews", len(batch), len(rows))
-    _record_problems(engine, run_id, f"reviews:{fmt}", report.problems + report.duplicates)
-    with engine.begin() as connection:
-        result.extra["reviews_linked"] = link_reviews(connection)
-        result.extra["reviews_without_product"] = connection.execute(
-            select(func.count()).select_from(Review).where(Review.product_id.is_(None))
-        ).scalar_one()
-    _finish_run(engine, run_id, result)
+            result.extra["reviews_linked"] = link_reviews(connection)
+            result.extra["reviews_without_product"] = connection.execute(
+                select(func.count()).select_from(Review).where(Review.product_id.is_(None))
+            ).scalar_one()
+        run.counts = _run_counts(result)
     return result
 
 
@@ -383,7 +377,7 @@ def ingest_cosing(
     *,
     user: str | None = None,
     match: bool = True,
-    progress: Progress = _no_progress,
+    progress: ReportProgress = no_progress,
 ) -> IngestReport:
     """Load the inventory and the annexes, link annex entries to inventory ingredients, then
     re-match product ingredients (the dictionary may have changed)."""
@@ -393,40 +387,45 @@ def ingest_cosing(
     for path in files.values():
         if path is not None:
             _check_file(path)
-    run_id = _start_run(engine, "cosing", ", ".join(str(p) for p in files.values() if p),
-                        {k: str(v) for k, v in files.items() if v}, user)
-    result = IngestReport(run_id, [])
-    if inventory is not None:
-        report = TableReport("ingredients", str(inventory))
-        rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
-        _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
-        result.tables.append(report)
-    for annex, path in (("II", annex_ii), ("III", annex_iii)):
-        if path is None:
-            continue
-        report = TableReport(f"annex_{annex.lower()}", str(path))
-        rows = _split(readers.read_annex(path, annex), report, lambda r: (r["annex"], r["reference_number"], r["entry_no"]))
-        _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"), report, progress)
-        result.tables.append(report)
-    for report in result.tables:
-        _record_problems(engine, run_id, f"cosing:{report.name}", report.problems + report.duplicates)
-    with engine.begin() as connection:
-        result.extra["annex_links"] = relink_annexes(connection)
-    if match:
-        result.extra["matching"] = rematch_all(engine)
-    _finish_run(engine, run_id, result)
+    with recorded_ingest_run(engine, source="cosing",
+                             path=", ".join(str(p) for p in files.values() if p),
+                             options={k: str(v) for k, v in files.items() if v}, user=user) as run:
+        result = IngestReport(run.id, [])
+        if inventory is not None:
+            report = TableReport("ingredients", str(inventory))
+            rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
+            _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
+            result.tables.append(report)
+        for annex, path in (("II", annex_ii), ("III", annex_iii)):
+            if path is None:
+                continue
+            report = TableReport(f"annex_{annex.lower()}", str(path))
+            rows = _split(readers.read_annex(path, annex), report,
+                          lambda r: (r["annex"], r["reference_number"], r["entry_no"]))
+            _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"),
+                         report, progress)
+            result.tables.append(report)
+        for report in result.tables:
+            _record_problems(engine, run.id, f"cosing:{report.name}", report.problems + report.duplicates)
+        with engine.begin() as connection:
+            result.extra["annex_links"] = relink_annexes(connection)
+        if match:
+            result.extra["matching"] = rematch_all(engine)
+        run.counts = _run_counts(result)
     return result
 
 
 def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[str, ...],
-                 report: TableReport, progress: Progress) -> None:
+                 report: TableReport, progress: ReportProgress) -> None:
+    done = 0
     for batch in _batches(rows):
         with engine.begin() as connection:
             inserted, updated = _upsert(connection, table, [item.record for item in batch], keys)
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
-        progress(report.name, len(batch), len(rows))
+        done += len(batch)
+        progress(report.name, done, len(rows))
 
 
 def relink_annexes(connection: Connection) -> dict[str, int]:
