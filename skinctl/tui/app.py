@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from textual.app import App
 from textual.binding import Binding
 
-from skinctl.labels import LabelFilter, LabelService
+from skinctl.labels import LabelFilter, LabelService, LabelStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -85,7 +85,7 @@ class SkinctlApp(App):
         self.labels = LabelService(engine, settings.user)
         self.storage = storage
         self.start = start
-        self.queue_filter = queue_filter or LabelFilter(verified=False)
+        self.queue_filter = queue_filter or LabelFilter(status=LabelStatus.pending)
         self.queue_order = queue_order
         self.image_renderer = image_renderer
         self.sub_title = f"{settings.user}"
@@ -131,7 +131,7 @@ def run_tui(settings: Settings, engine: Engine, *, start: str = "browser", datas
         renderer = "halfcell"
     app = SkinctlApp(
         settings, engine, start=start,
-        queue_filter=LabelFilter(dataset=dataset, condition=condition, verified=False),
+        queue_filter=LabelFilter(dataset=dataset, condition=condition, status=LabelStatus.pending),
         queue_order=order, storage=open_storage(settings.storage), image_renderer=renderer, **kwargs,
     )
     app.run()

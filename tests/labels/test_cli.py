@@ -228,3 +228,26 @@ def test_list_suspect_order_puts_disagreeing_images_first(cli, data, engine):
 def test_tui_rejects_an_unknown_screen(cli, data):
     result = cli("tui", "--screen", "nope")
     assert result.exit_code == 2 and "Unknown screen 'nope'" in result.stderr
+
+
+def test_set_infers_the_task_from_the_class_or_the_image(cli, data, engine, tmp_path):
+    """#11.2: `label set IMAGE --condition oily` on a skin-type image is a skin_type label."""
+    skin = add_images(engine, tmp_path / "store", [("skin_types", "dry", "train")], task="skin_type", seed_offset=30)
+    result = cli("label", "set", str(skin.images[0]), "--condition", "oily", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["label"]["task"], result.json()["label"]["condition_type"]) == ("skin_type", "oily")
+    labels = {lb.condition_type: (lb.task, lb.status) for lb in LabelService(engine, "x").labels_of_image(skin.images[0])}
+    assert labels == {"dry": ("skin_type", "rejected"), "oily": ("skin_type", "verified")}
+    # a new class on a condition image: the image's own task
+    assert cli("label", "set", str(data.images[0]), "--condition", "psoriasis", "--json").json()["label"]["task"] == "condition"
+
+
+def test_set_with_an_ambiguous_task_is_a_usage_error_naming_both(cli, data, engine, tmp_path):
+    from tests.labels.factory import add_label
+
+    add_label(engine, data.images[0], "oily", task="skin_type")  # image 1: acne (condition) and oily (skin_type)
+    result = cli("label", "set", str(data.images[0]), "--condition", "freckles")
+    assert result.exit_code == 2
+    assert "condition and skin_type" in result.stderr and "--task" in result.stderr
+    assert cli("label", "set", str(data.images[0]), "--condition", "freckles", "--task", "condition").exit_code == 0
+    assert cli("label", "set", str(data.images[0]), "--condition", "x", "--task", "nope").exit_code == 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -21,7 +21,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from skinctl.errors import NotFound
-from skinctl.labels.service import LabelView, versions_of
+from skinctl.labels.views import LabelView, ModelSuggestion, versions_of
 from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
 
@@ -37,7 +37,7 @@ class QueueItem:
     position: int
     label: LabelView
     image_labels: list[LabelView]
-    suggestion: dict[str, Any] | None
+    suggestion: ModelSuggestion | None
     classes: list[str]
     image: Image.Image | None
     image_error: str | None
@@ -221,9 +221,9 @@ class QueueScreen(DatabaseWork, Screen):
         self.query_one("#queue-label", Static).update("\n".join(lines))
         suggestion = item.suggestion
         if suggestion:
-            confidence = f" {suggestion['confidence']:.0%}" if suggestion.get("confidence") is not None else ""
-            score = f"  mislabel score {suggestion['mislabel_score']:.2f}" if suggestion.get("mislabel_score") is not None else ""
-            text = f"model suggests [b]{escape(str(suggestion['label']))}[/b]{confidence}{score}"
+            confidence = f" {suggestion.confidence:.0%}" if suggestion.confidence is not None else ""
+            score = f"  mislabel score {suggestion.mislabel_score:.2f}" if suggestion.mislabel_score is not None else ""
+            text = f"model suggests [b]{escape(suggestion.label)}[/b]{confidence}{score}"
         else:
             text = "[dim]no model suggestion yet[/dim]"
         self.query_one("#queue-suggestion", Static).update(text)
