@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from textual.widgets import Checkbox, DataTable, Select
 
-from tests.tui.conftest import SIZE, make_app, run_async, settle
+from tests.tui.conftest import SIZE, make_app, run_async, settle, wait_for
 
 
 def table_ids(app) -> list[int]:
@@ -94,16 +94,14 @@ async def test_a_lost_connection_notifies_and_recovers(settings, engine, images,
             )
             try:
                 await pilot.press("r")
-                await pilot.pause(0.8)
-                messages = [n.message for n in app._notifications]
-                assert any("Lost the database connection; retrying" in m for m in messages), messages
+                await wait_for(
+                    pilot, lambda: any("Lost the database connection; retrying" in n.message for n in app._notifications)
+                )
                 assert app.screen.query_one(DataTable).row_count == 0
             finally:
                 connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        for _ in range(30):  # retries back off 0.5 s, 1 s, 2 s ...
-            await pilot.pause(0.2)
-            if app.screen.query_one(DataTable).row_count:
-                break
+        # retries back off 0.5 s, 1 s, 2 s ...
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count > 0, timeout=20)
         await settle(pilot)
         assert table_ids(app) == images.images  # the page came back by itself
         assert any("connection is back" in n.message for n in app._notifications)
