@@ -455,8 +455,8 @@ class QueueScreen(DatabaseWork, Screen):
 
     def action_reject(self) -> None:
         item = self.item
-        if item is None:
-            return
+        if item is None or not item.candidates:
+            return  # nothing live to reject
         key, seen, service = item.key, versions_of(item.task_labels), self.service
         verified_before = sum(lb.status == "verified" for c in item.candidates for lb in c.labels)
         self._change(
