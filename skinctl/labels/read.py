@@ -212,29 +212,9 @@ class LabelReader:
         return {name: count for name, count in sorted(rows, key=lambda row: (-row[1], row[0]))}
 
     def infer_task(self, image_id: int, condition: str) -> LabelTask:
-        """The task a class given without `--task` belongs to: the task whose classes include it
-        (the skin types ingest knows, and every class in use), else the one task the image's
-        labels have. Ambiguous or unknown: a usage error naming the tasks."""
+        """The task a class given without `--task` belongs to: see `infer_task`."""
         with self._session() as session:
-            if session.get(TrainingImage, image_id) is None:
-                raise NotFound(f"Image {image_id} does not exist.", hint="`skinctl label list` shows image ids.")
-            in_use = set(
-                session.scalars(
-                    select(ConditionLabel.task).where(ConditionLabel.condition_type == condition).distinct()
-                )
-            )
-            if condition.lower() in SKIN_TYPES:
-                in_use.add(LabelTask.skin_type)
-            own = set(session.scalars(select(ConditionLabel.task).where(ConditionLabel.image_id == image_id).distinct()))
-        tasks = in_use or own
-        if len(tasks) == 1:
-            return LabelTask(tasks.pop())
-        named = " and ".join(sorted(tasks)) if tasks else " and ".join(LabelTask)
-        why = "is a class of both" if in_use else "has labels of both" if tasks else "is a new class and the image has no labels of either"
-        raise UsageError(
-            f"Cannot tell the task of {condition!r} on image {image_id}: it {why} {named}.",
-            hint="Pass --task condition or --task skin_type.",
-        )
+            return infer_task(session, image_id, condition)
 
     def suggestion(self, image_id: int) -> ModelSuggestion | None:
         """The latest model prediction for an image (the trainer's `image_predictions`)."""
@@ -343,6 +323,31 @@ class LabelReader:
                     verified_by=label.verified_by,
                     verified_at=label.verified_at,
                 )
+
+
+def infer_task(session: Session, image_id: int, condition: str) -> LabelTask:
+    """The task a class given without `--task` belongs to: the task whose classes include it
+    (the skin types ingest knows, and every class in use), else the one task the image's
+    labels have. Ambiguous or unknown: a usage error naming the tasks."""
+    if session.get(TrainingImage, image_id) is None:
+        raise NotFound(f"Image {image_id} does not exist.", hint="`skinctl label list` shows image ids.")
+    in_use = set(
+        session.scalars(select(ConditionLabel.task).where(ConditionLabel.condition_type == condition).distinct())
+    )
+    if condition.lower() in SKIN_TYPES:
+        in_use.add(LabelTask.skin_type)
+    own = set(session.scalars(select(ConditionLabel.task).where(ConditionLabel.image_id == image_id).distinct()))
+    tasks = in_use or own
+    if len(tasks) == 1:
+        return LabelTask(tasks.pop())
+    if not tasks:
+        why = f"is a new class and the image has no labels of {' or '.join(LabelTask)}"
+    else:
+        why = f"{'is a class of' if in_use else 'has labels of'} both {' and '.join(sorted(tasks))}"
+    raise UsageError(
+        f"Cannot tell the task of {condition!r} on image {image_id}: it {why}.",
+        hint="Pass --task condition or --task skin_type.",
+    )
 
 
 def _ratio(part: int, whole: int) -> float | None:

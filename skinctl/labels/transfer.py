@@ -6,7 +6,8 @@ Import file columns (CSV header or JSON keys; extra columns are ignored):
                                                     `verify` when only `label_id` is)
     label_id    the label for verify / reject / severity
     image_id    or image_hash: the image for set
-    condition   the class for set;  task: condition (default) | skin_type
+    condition   the class for set;  task: condition | skin_type (default: as `label set`
+                infers it, from the class or the image's labels)
     severity    for set and severity
     reason      a note recorded in history (the reason of a reject)
     version     optional: the label version the author saw (conflict if it changed since)
@@ -28,6 +29,7 @@ from sqlalchemy import func, select
 
 from skinctl.db.models import ConditionLabel, TrainingImage
 from skinctl.errors import InputRejected, SkinctlError, UsageError
+from skinctl.labels.read import infer_task
 from skinctl.labels.service import LabelService
 from skinctl.labels.views import ExportFormat, ExportRow, LabelFilter
 
@@ -140,7 +142,7 @@ def _apply_row(service: LabelService, session, row: dict[str, Any], note_prefix:
     if not condition:
         raise UsageError("set needs condition")
     seen = {label_id: version} if label_id is not None and version is not None else None
-    task = _text(row, "task") or "condition"
+    task = _text(row, "task") or infer_task(session, image_id, condition)  # as `label set` does
     count_before = session.scalar(select(func.count()).select_from(ConditionLabel).where(ConditionLabel.image_id == image_id))
     versions_before = session.scalar(
         select(func.coalesce(func.sum(ConditionLabel.version), 0)).where(ConditionLabel.image_id == image_id)

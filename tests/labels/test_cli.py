@@ -299,3 +299,15 @@ def test_export_folders_says_what_it_wrote_and_round_trips_copies_and_a_conflict
     decided = cli("label", "export", str(tmp_path / "v"), "--format", "folders", "--verified-only", "--json").json()
     assert (decided["files"], decided["conflicts"]) == (1, 0)
     assert [p.parent.name for p in (tmp_path / "v").rglob("*.jpg")] == ["eczema"]
+
+
+def test_import_infers_the_task_of_a_set_row_as_label_set_does(cli, data, engine, tmp_path):
+    skin = add_images(engine, tmp_path / "store", [("skin_types", "dry", "train")], task="skin_type", seed_offset=30)
+    file = tmp_path / "fix.csv"
+    file.write_text(f"image_id,condition\n{skin.images[0]},oily\n{data.images[0]},milia\n")
+    assert cli("label", "import", str(file)).exit_code == 0
+    service = LabelService(engine, "x")
+    assert {(lb.task, lb.condition_type, lb.status) for lb in service.labels_of_image(skin.images[0])} == {
+        ("skin_type", "dry", "rejected"), ("skin_type", "oily", "verified"),
+    }
+    assert ("condition", "milia", "verified") in {(lb.task, lb.condition_type, lb.status) for lb in service.labels_of_image(data.images[0])}
