@@ -7,25 +7,15 @@ Thin: parse, call `skinctl.labels` (the one label service), render. `--json` on 
 
 from __future__ import annotations
 
-from enum import StrEnum
+import dataclasses
 from pathlib import Path
 
 import typer
 
 from skinctl.commands.common import read_ids, state
+from skinctl.labels.views import ExportFormat, LabelSource, LabelStatus, LabelTask, QueueOrder
 
 app = typer.Typer(help="Verify, correct, import and export labels.", no_args_is_help=True)
-
-
-class Order(StrEnum):
-    suspect = "suspect"
-    id = "id"
-
-
-class ExportFormat(StrEnum):
-    csv = "csv"
-    jsonl = "jsonl"
-    folders = "folders"
 
 
 def _service(ctx: typer.Context):
@@ -57,8 +47,9 @@ def list_labels(
         None, "--verified/--unverified", help="Only verified, or only pending (unreviewed), labels.",
         show_default=False,
     ),
-    source: str | None = typer.Option(None, "--source", help="dataset, human or model."),
-    order: Order = typer.Option(Order.id, "--order", help="id, or suspect: likely mislabeled first."),
+    source: LabelSource | None = typer.Option(None, "--source", help="Only labels from this source."),
+    task: LabelTask | None = typer.Option(None, "--task", help="Only labels of this task."),
+    order: QueueOrder = typer.Option(QueueOrder.id, "--order", help="id, or suspect: likely mislabeled first."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines on stdout, one label per line."),
 ) -> None:
@@ -66,13 +57,14 @@ def list_labels(
     from skinctl.console import print_json_lines, stdout, table
     from skinctl.labels import LabelFilter
 
+    status = None if verified is None else LabelStatus.verified if verified else LabelStatus.pending
     labels = _service(ctx).list_labels(
-        LabelFilter(dataset=dataset, condition=condition, verified=verified, source=source),
-        order=order.value,
+        LabelFilter(dataset=dataset, condition=condition, status=status, source=source, task=task),
+        order=order,
         limit=limit,
     )
     if as_json:
-        print_json_lines(label.to_dict() for label in labels)
+        print_json_lines(labels)
         return
     stdout.print(table(f"{len(labels)} labels", LABEL_COLUMNS, _label_rows(labels)))
 
@@ -90,9 +82,9 @@ def show(
     label = service.get(label_id)
     history = service.history(label_id=label_id)
     if as_json:
-        print_json({**label.to_dict(), "history": [h.to_dict() for h in history]})
+        print_json({**dataclasses.asdict(label), "history": history})
         return
-    stdout.print(table(f"label {label_id}", ("field", "value"), label.to_dict().items()))
+    stdout.print(table(f"label {label_id}", ("field", "value"), dataclasses.asdict(label).items()))
     stdout.print(_history_table(history))
 
 
@@ -135,7 +127,7 @@ def _verdict(ctx: typer.Context, ids: list[str], action: str, reason: str | None
         except SkinctlError as error:  # one bad id must not stop the others
             failed.append({"id": label_id, "error": error.message})
     if as_json:
-        print_json({"action": action, "changed": [lb.to_dict() for lb in done], "failed": failed})
+        print_json({"action": action, "changed": done, "failed": failed})
     else:
         if done:
             stdout.print(table(f"{action}: {len(done)} labels", LABEL_COLUMNS, _label_rows(done)))
@@ -179,7 +171,10 @@ def set_label(
     image_id: int = typer.Argument(..., help="The image id."),
     condition: str = typer.Option(..., "--condition", help="The right class."),
     severity: str | None = typer.Option(None, "--severity", help="Its severity."),
-    task: str = typer.Option("condition", "--task", help="condition or skin_type."),
+    task: LabelTask | None = typer.Option(
+        None, "--task", help="The label's task. Default: the task the class belongs to, else the image's labels' task.",
+        show_default=False,
+    ),
     note: str | None = typer.Option(None, "--note", help="A note for the history."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -187,14 +182,16 @@ def set_label(
 
     The dataset's row becomes rejected (superseded) and the person's class a verified human
     label, in one operation that `skinctl label undo` reverts; `skinctl label history` shows
-    both."""
+    both. Without --task, `oily` on a skin-type image is a skin_type label: the task comes from
+    the class (skin types, classes in use) or the image's labels; if both tasks fit, say which."""
     from skinctl.console import print_json, stdout, table
 
     service = _service(ctx)
+    task = task or service.infer_task(image_id, condition.strip())
     result = service.set_condition(image_id, condition, severity, task=task, note=note)
     labels = service.labels_of_image(image_id)
     if as_json:
-        print_json({"label": result.label.to_dict(), "image_labels": [lb.to_dict() for lb in labels]})
+        print_json({"label": result.label, "image_labels": labels})
         return
     stdout.print(table(f"image {image_id}", LABEL_COLUMNS, _label_rows(labels)))
 
@@ -213,7 +210,7 @@ def undo(
 
     result = _service(ctx).undo(label_id=label_id, image_id=image_id)
     if as_json:
-        print_json({"operation_id": result.operation_id, "labels": [lb.to_dict() for lb in result.labels]})
+        print_json(result)
         return
     stdout.print(table("undone", LABEL_COLUMNS, _label_rows(result.labels)))
 
@@ -235,18 +232,17 @@ def import_file(
 
     report = import_labels(_service(ctx), file, partial=partial)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
     else:
-        data = report.to_dict()
         stdout.print(
             table(
                 f"import {file}",
                 ("rows", "applied", "unchanged", "rejected", "saved"),
-                [(data["rows"], data["applied"], data["unchanged"], data["rejected"], "yes" if report.committed else "no")],
+                [(report.rows, report.applied, report.unchanged, report.rejected, "yes" if report.committed else "no")],
             )
         )
         for error in report.errors:
-            stderr.print(f"[bold red]row {error.row}:[/] {error.message}", highlight=False)
+            stderr.print(f"[bold red]row {error.row}:[/] {error.error}", highlight=False)
         if report.errors and not report.committed:
             stderr.print("nothing was saved; fix the rows above, or pass --partial to save the good ones.", highlight=False)
     if report.errors:
@@ -258,15 +254,18 @@ def export(
     ctx: typer.Context,
     out: Path = typer.Argument(..., help="Output file (csv, jsonl) or folder (folders)."),
     format: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, jsonl, or folders (a class-folder tree)."),
-    verified_only: bool = typer.Option(False, "--verified-only", help="Only verified labels."),
+    verified_only: bool = typer.Option(
+        False, "--verified-only", help="Only verified labels (a conflict a reviewer decided is one class)."
+    ),
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
-    task: str | None = typer.Option(None, "--task", help="Only this task (condition, skin_type)."),
+    task: LabelTask | None = typer.Option(None, "--task", help="Only this task."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Export live labels as csv, jsonl, or a class-folder tree.
 
     Rejected labels are left out. `folders` writes OUT/<dataset>/[<split>/]<class>/<file>,
-    which `skinctl ingest images OUT/<dataset> --layout folders` reads back."""
+    which `skinctl ingest images OUT/<dataset> --layout folders` reads back: one file per image
+    and class, so an image whose labels disagree is written into each of its class folders."""
     from skinctl.console import info, print_json
     from skinctl.labels import LabelFilter
     from skinctl.labels.transfer import export_labels
@@ -274,15 +273,21 @@ def export(
     app_state = state(ctx)
     storage = app_state.storage() if format is ExportFormat.folders else None
     report = export_labels(
-        _service(ctx), out, format=format.value, verified_only=verified_only,
+        _service(ctx), out, format=format, verified_only=verified_only,
         filters=LabelFilter(dataset=dataset, task=task), storage=storage,
     )
-    summary = {"format": report.format, "out": report.out, "labels": report.labels, "files": report.files, "datasets": report.datasets}
     if as_json:
-        print_json(summary)
+        print_json(report)
     else:
-        what = f"{report.files} files" if format is ExportFormat.folders else f"{report.labels} labels"
-        info(f"exported {what} to {out}")
+        conflicts = (
+            f"; {report.conflicts:,} images in conflict"
+            + (" (written into each of their class folders)" if format is ExportFormat.folders else "")
+            if report.conflicts else ""
+        )
+        info(
+            f"wrote {report.files:,} {'file' if report.files == 1 else 'files'} to {out}: "
+            f"{report.images:,} images, {report.labels:,} labels{conflicts}"
+        )
 
 
 @app.command("history")
@@ -296,7 +301,7 @@ def history(
 
     entries = _service(ctx).history(image_id=image_id)
     if as_json:
-        print_json_lines(h.to_dict() for h in entries)
+        print_json_lines(entries)
         return
     stdout.print(_history_table(entries))
 
@@ -321,7 +326,7 @@ def stats(
         table(
             "per dataset",
             ("dataset", "labels", "verified", "verified share", "agreement", "reviewed"),
-            [(d["dataset"], d["labels"], d["verified"], pct(d["verified_share"]), pct(d["agreement"]), d["reviewed_dataset_labels"]) for d in report["datasets"]],
+            [(d.dataset, d.labels, d.verified, pct(d.verified_share), pct(d.agreement), d.reviewed_dataset_labels) for d in report.datasets],
         )
     )
     stdout.print(
@@ -329,12 +334,12 @@ def stats(
             "per class",
             ("dataset", "task", "condition", "labels", "verified", "rejected", "pending", "verified share", "agreement"),
             [
-                (c["dataset"], c["task"], c["condition"], c["labels"], c["verified"], c["rejected"], c["pending"], pct(c["verified_share"]), pct(c["agreement"]))
-                for c in report["classes"]
+                (c.dataset, c.task, c.condition, c.labels, c.verified, c.rejected, c.pending, pct(c.verified_share), pct(c.agreement))
+                for c in report.classes
             ],
         )
     )
-    stdout.print(f"agreement of dataset labels with human verdicts: {pct(report['agreement'])} of {report['reviewed_dataset_labels']} reviewed")
+    stdout.print(f"agreement of dataset labels with human verdicts: {pct(report.agreement)} of {report.reviewed_dataset_labels} reviewed")
 
 
 @app.command("review")
@@ -342,10 +347,10 @@ def review(
     ctx: typer.Context,
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     condition: str | None = typer.Option(None, "--condition", help="Only this class."),
-    order: Order = typer.Option(Order.suspect, "--order", help="suspect (likely mislabeled first) or id."),
+    order: QueueOrder = typer.Option(QueueOrder.suspect, "--order", help="suspect (likely mislabeled first) or id."),
 ) -> None:
     """Open the verification queue in the terminal dashboard."""
     from skinctl.tui.app import run_tui
 
     app_state = state(ctx)
-    run_tui(app_state.settings, app_state.engine(), start="queue", dataset=dataset, condition=condition, order=order.value)
+    run_tui(app_state.settings, app_state.engine(), start="queue", dataset=dataset, condition=condition, order=order)

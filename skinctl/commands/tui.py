@@ -5,17 +5,14 @@ from __future__ import annotations
 import typer
 
 from skinctl.commands.common import state
+from skinctl.tui import StartScreen  # a plain enum: the package imports Textual only in its modules
 
 
 def tui(
     ctx: typer.Context,
-    screen: str = typer.Option("browser", "--screen", help="Start on: browser, queue or metrics."),
+    screen: StartScreen = typer.Option(StartScreen.browser, "--screen", help="The screen to start on."),
 ) -> None:
     """Open the terminal dashboard: browse images, verify labels, follow training metrics."""
-    from skinctl.errors import UsageError
-
-    if screen not in ("browser", "queue", "metrics"):
-        raise UsageError(f"Unknown screen {screen!r}; use browser, queue or metrics.")
     from skinctl.tui.app import run_tui
 
     app_state = state(ctx)

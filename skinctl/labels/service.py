@@ -16,27 +16,34 @@ Rules it keeps:
   row since, instead of overwriting their work.
 """
 
+
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, union
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from skinctl.db.models import (
-    LABEL_TASKS,
-    ConditionLabel,
-    ImageDuplicate,
-    ImagePrediction,
-    LabelHistory,
-    TrainingImage,
-)
+from skinctl.db.models import LABEL_TASKS, ConditionLabel, LabelHistory, TrainingImage
 from skinctl.errors import Conflict, NotFound, UsageError
+from skinctl.labels.read import LabelReader, label_view, model_suggestion, order_by_suspect
+from skinctl.labels.views import (
+    HistoryEntry,
+    LabelFilter,
+    LabelView,
+    OperationResult,
+    versions_of,
+)
+
+# Names callers import from this module (the read side and the types moved out of it).
+__all__ = [
+    "HistoryEntry", "LabelFilter", "LabelService", "LabelView", "OperationResult", "model_suggestion",
+    "order_by_suspect", "versions_of",
+]
 
 # The label fields a change can touch; `before`/`after` in history hold exactly these.
 TRACKED_FIELDS = (
@@ -52,101 +59,11 @@ TRACKED_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class LabelView:
-    """A label with the image facts a person needs to judge it."""
-
-    id: int
-    image_id: int | None
-    task: str
-    condition_type: str
-    severity_level: str | None
-    confidence_score: float | None
-    source: str
-    status: str
-    verified: bool
-    verified_by: str | None
-    verified_at: datetime | None
-    updated_at: datetime | None
-    version: int
-    dataset_source: str | None = None
-    image_url: str | None = None
-    local_path: str | None = None
-    split: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    id: int
-    label_id: int
-    image_id: int | None
-    action: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    changed_by: str
-    changed_at: datetime
-    note: str | None
-    operation_id: str | None
-    undoes_operation_id: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class LabelFilter:
-    dataset: str | None = None
-    condition: str | None = None
-    verified: bool | None = None  # True: status verified; False: pending
-    source: str | None = None
-    status: str | None = None
-    task: str | None = None
-    image_id: int | None = None
-
-
-@dataclass
-class OperationResult:
-    """What one service call did: the operation id and the labels it changed (after)."""
-
-    operation_id: str
-    labels: list[LabelView] = field(default_factory=list)
-
-    @property
-    def label(self) -> LabelView:
-        return self.labels[-1]
-
-
 def _snapshot(label: ConditionLabel) -> dict[str, Any]:
     data = {name: getattr(label, name) for name in TRACKED_FIELDS}
     if data["verified_at"] is not None:
         data["verified_at"] = data["verified_at"].isoformat()
     return data
-
-
-def _view(label: ConditionLabel, image: TrainingImage | None = None) -> LabelView:
-    image = image if image is not None else label.image
-    return LabelView(
-        id=label.id,
-        image_id=label.image_id,
-        task=label.task,
-        condition_type=label.condition_type,
-        severity_level=label.severity_level,
-        confidence_score=label.confidence_score,
-        source=label.source,
-        status=label.status,
-        verified=bool(label.verified),
-        verified_by=label.verified_by,
-        verified_at=label.verified_at,
-        updated_at=label.updated_at,
-        version=label.version,
-        dataset_source=image.dataset_source if image else None,
-        image_url=image.image_url if image else None,
-        local_path=image.local_path if image else None,
-        split=image.split if image else None,
-    )
 
 
 def _set_status(label: ConditionLabel, status: str, user: str, now: datetime) -> None:
@@ -175,19 +92,17 @@ def _conflict(label_id: int, seen: int, label: ConditionLabel | None, session: S
     )
 
 
-class LabelService:
-    """Label changes and queries for one user. Each public change is one transaction."""
+class LabelService(LabelReader):
+    """Label changes for one user (each public change is one transaction), and every query of
+    the read side (`LabelReader`) through the same object."""
 
     def __init__(self, engine: Engine, user: str) -> None:
         if not user:
             raise UsageError("No user to record label changes under.", hint="Set SKINCTL_USER.")
-        self.engine = engine
+        super().__init__(engine)
         self.user = user
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
 
     def _load(self, session: Session, label_id: int, seen_version: int | None) -> ConditionLabel:
         label = session.get(ConditionLabel, label_id, populate_existing=True)
@@ -265,6 +180,8 @@ class LabelService:
         task: str,
         seen: Mapping[int, int] | None,
         note: str | None,
+        *,
+        keep_agreeing: bool = False,
     ) -> ConditionLabel:
         condition = condition.strip()
         if not condition:
@@ -312,6 +229,13 @@ class LabelService:
         for label in labels:
             if label is target or label.status == "rejected":
                 continue
+            if keep_agreeing and label.condition_type == condition:
+                # Another row with the same class (an exact copy filed under it too) agrees.
+                if label.status != "verified":
+                    before = _snapshot(label)
+                    _set_status(label, "verified", self.user, now)
+                    self._record(session, op, label, "verify", before, note)
+                continue
             before = _snapshot(label)
             _set_status(label, "rejected", self.user, now)
             self._record(session, op, label, "supersede", before, note or f"superseded by {condition}")
@@ -337,13 +261,13 @@ class LabelService:
         op = str(uuid.uuid4())
         with self._session() as session:
             label = self._change_status(session, op, label_id, "verified", version, note)
-            return self._commit(session, OperationResult(op, [_view(label)]))
+            return self._commit(session, OperationResult(op, [label_view(label)]))
 
     def reject(self, label_id: int, version: int | None = None, reason: str | None = None) -> OperationResult:
         op = str(uuid.uuid4())
         with self._session() as session:
             label = self._change_status(session, op, label_id, "rejected", version, reason)
-            return self._commit(session, OperationResult(op, [_view(label)]))
+            return self._commit(session, OperationResult(op, [label_view(label)]))
 
     def set_condition(
         self,
@@ -360,7 +284,59 @@ class LabelService:
         op = str(uuid.uuid4())
         with self._session() as session:
             label = self._set_condition(session, op, image_id, condition, severity, task, seen, note)
-            return self._commit(session, OperationResult(op, [_view(label)]))
+            return self._commit(session, OperationResult(op, [label_view(label)]))
+
+    def decide(
+        self,
+        image_id: int,
+        task: str,
+        condition: str,
+        *,
+        seen: Mapping[int, int] | None = None,
+        note: str | None = None,
+    ) -> OperationResult:
+        """A reviewer's one decision on an image's labels of one task (the queue's item): every
+        row carrying `condition` is verified (a human row is added if none does), every other
+        live row of the task is superseded, all in one operation that one undo reverts. Rows
+        that agree (exact copies filed under the same class) are all verified, not superseded.
+        `seen` as for `set_condition`."""
+        op = str(uuid.uuid4())
+        with self._session() as session:
+            self._set_condition(session, op, image_id, condition, None, task, seen, note, keep_agreeing=True)
+            return self._commit(session, OperationResult(op, self._changed_by(session, op)))
+
+    def reject_all(
+        self,
+        image_id: int,
+        task: str,
+        *,
+        seen: Mapping[int, int] | None = None,
+        reason: str | None = None,
+    ) -> OperationResult:
+        """Every live label of one task on an image is wrong: all rejected in one operation."""
+        op = str(uuid.uuid4())
+        seen = seen or {}
+        with self._session() as session:
+            labels = session.scalars(
+                select(ConditionLabel)
+                .where(ConditionLabel.image_id == image_id, ConditionLabel.task == task)
+                .order_by(ConditionLabel.id)
+                .execution_options(populate_existing=True)
+            ).all()
+            for label in labels:
+                if label.id in seen and label.version != seen[label.id]:
+                    raise _conflict(label.id, seen[label.id], label, session)
+            for label in labels:
+                if label.status != "rejected":
+                    self._change_status(session, op, label.id, "rejected", None, reason)
+            return self._commit(session, OperationResult(op, self._changed_by(session, op)))
+
+    @staticmethod
+    def _changed_by(session: Session, op: str) -> list[LabelView]:
+        """The labels an operation changed, as they are now (after its flushes)."""
+        session.flush()
+        ids = session.scalars(select(LabelHistory.label_id).where(LabelHistory.operation_id == op).order_by(LabelHistory.id))
+        return [label_view(session.get(ConditionLabel, label_id)) for label_id in dict.fromkeys(ids)]
 
     def set_severity(
         self, label_id: int, severity: str | None, version: int | None = None, note: str | None = None
@@ -368,7 +344,7 @@ class LabelService:
         op = str(uuid.uuid4())
         with self._session() as session:
             label = self._set_severity(session, op, label_id, severity, version, note)
-            return self._commit(session, OperationResult(op, [_view(label)]))
+            return self._commit(session, OperationResult(op, [label_view(label)]))
 
     def undo(self, *, label_id: int | None = None, image_id: int | None = None) -> OperationResult:
         """Revert this user's latest operation (not itself an undo, not already undone) that
@@ -419,7 +395,7 @@ class LabelService:
                     label.updated_at = datetime.now()
                 self._record(session, op, label, "undo", before, f"undo of {row.action}", undoes=target_op)
                 changed.append(label)
-            return self._commit(session, OperationResult(op, [_view(lb) for lb in changed]))
+            return self._commit(session, OperationResult(op, [label_view(lb) for lb in changed]))
 
     @staticmethod
     def _untouched_since(session: Session, row: LabelHistory) -> bool:
@@ -440,285 +416,3 @@ class LabelService:
             )
         )
         return all(op in undone or (undoes is not None and undoes in undone) for op, undoes in later)
-
-    # -- queries ----------------------------------------------------------------------------
-
-    def get(self, label_id: int) -> LabelView:
-        with self._session() as session:
-            label = session.get(ConditionLabel, label_id)
-            if label is None:
-                raise NotFound(f"Label {label_id} does not exist.", hint="`skinctl label list` shows label ids.")
-            return _view(label)
-
-    def statuses(self, label_ids: Sequence[int]) -> dict[int, str]:
-        """{label id: status} in one query (the queue skips labels others decided)."""
-        with self._session() as session:
-            rows = session.execute(
-                select(ConditionLabel.id, ConditionLabel.status).where(ConditionLabel.id.in_(list(label_ids)))
-            )
-            return {label_id: status for label_id, status in rows}
-
-    def labels_of_image(self, image_id: int) -> list[LabelView]:
-        with self._session() as session:
-            rows = session.execute(
-                select(ConditionLabel, TrainingImage)
-                .join(TrainingImage, TrainingImage.id == ConditionLabel.image_id)
-                .where(ConditionLabel.image_id == image_id)
-                .order_by(ConditionLabel.id)
-            ).all()
-            return [_view(label, image) for label, image in rows]
-
-    def _filtered(self, filters: LabelFilter):
-        query = select(ConditionLabel, TrainingImage).join(
-            TrainingImage, TrainingImage.id == ConditionLabel.image_id
-        )
-        if filters.dataset:
-            query = query.where(TrainingImage.dataset_source == filters.dataset)
-        if filters.condition:
-            query = query.where(ConditionLabel.condition_type == filters.condition)
-        if filters.verified is True:
-            query = query.where(ConditionLabel.status == "verified")
-        elif filters.verified is False:
-            query = query.where(ConditionLabel.status == "pending")
-        if filters.status:
-            query = query.where(ConditionLabel.status == filters.status)
-        if filters.source:
-            query = query.where(ConditionLabel.source == filters.source)
-        if filters.task:
-            query = query.where(ConditionLabel.task == filters.task)
-        if filters.image_id is not None:
-            query = query.where(ConditionLabel.image_id == filters.image_id)
-        return query
-
-    def list_labels(
-        self, filters: LabelFilter = LabelFilter(), *, order: str = "id", limit: int | None = None, after_id: int | None = None
-    ) -> list[LabelView]:
-        """Labels matching `filters`. order 'id' pages by `after_id`; 'suspect' puts likely
-        mislabeled first (see `suspect_order`)."""
-        with self._session() as session:
-            query = self._filtered(filters)
-            if order == "suspect":
-                query = order_by_suspect(session, query)
-            elif order == "id":
-                if after_id is not None:
-                    query = query.where(ConditionLabel.id > after_id)
-                query = query.order_by(ConditionLabel.id)
-            else:
-                raise UsageError(f"Unknown order {order!r}; use suspect or id.")
-            if limit is not None:
-                query = query.limit(limit)
-            return [_view(label, image) for label, image in session.execute(query)]
-
-    def queue(self, filters: LabelFilter = LabelFilter(verified=False), *, order: str = "suspect") -> list[int]:
-        """Label ids to review, in order: only ids (cheap even for 100k labels); the TUI loads
-        each label when it shows it."""
-        with self._session() as session:
-            query = self._filtered(filters).with_only_columns(ConditionLabel.id)
-            if order == "suspect":
-                query = order_by_suspect(session, query)
-            else:
-                query = query.order_by(ConditionLabel.id)
-            return list(session.scalars(query))
-
-    def progress(self, filters: LabelFilter = LabelFilter()) -> tuple[int, int]:
-        """(verified, total) labels matching filters (verified filter ignored): '412 / 3,152'."""
-        with self._session() as session:
-            base = self._filtered(LabelFilter(**{**asdict(filters), "verified": None, "status": None}))
-            sub = base.with_only_columns(ConditionLabel.status).subquery()
-            row = session.execute(
-                select(func.count().filter(sub.c.status == "verified"), func.count()).select_from(sub)
-            ).one()
-            return int(row[0]), int(row[1])
-
-    def classes(self, task: str = "condition", dataset: str | None = None) -> list[str]:
-        """Class names in use for a task (every source), alphabetical: the queue's number keys."""
-        with self._session() as session:
-            query = select(ConditionLabel.condition_type).where(ConditionLabel.task == task).distinct()
-            if dataset:
-                query = query.join(TrainingImage, TrainingImage.id == ConditionLabel.image_id).where(
-                    TrainingImage.dataset_source == dataset
-                )
-            return sorted(session.scalars(query))
-
-    def suggestion(self, image_id: int) -> dict[str, Any] | None:
-        """The latest model prediction for an image (the trainer's `image_predictions`)."""
-        with self._session() as session:
-            return model_suggestion(session, image_id)
-
-    def history(self, *, image_id: int | None = None, label_id: int | None = None) -> list[HistoryEntry]:
-        with self._session() as session:
-            query = select(LabelHistory).order_by(LabelHistory.id)
-            if image_id is not None:
-                if session.get(TrainingImage, image_id) is None:
-                    raise NotFound(f"Image {image_id} does not exist.")
-                query = query.where(LabelHistory.image_id == image_id)
-            if label_id is not None:
-                query = query.where(LabelHistory.label_id == label_id)
-            return [
-                HistoryEntry(
-                    h.id, h.label_id, h.image_id, h.action, h.before, h.after, h.changed_by,
-                    h.changed_at, h.note, h.operation_id, h.undoes_operation_id,
-                )
-                for h in session.scalars(query)
-            ]
-
-    def stats(self) -> dict[str, Any]:
-        """Verified share per dataset and class, and how often human verdicts agreed with the
-        dataset's labels (a dataset label verified = agreed; rejected = disagreed)."""
-        with self._session() as session:
-            lab, img = ConditionLabel, TrainingImage
-            rows = session.execute(
-                select(
-                    img.dataset_source,
-                    lab.task,
-                    lab.condition_type,
-                    func.count(),
-                    func.count().filter(lab.status == "verified"),
-                    func.count().filter(lab.status == "rejected"),
-                    func.count().filter(and_(lab.source == "dataset", lab.status == "verified")),
-                    func.count().filter(and_(lab.source == "dataset", lab.status == "rejected")),
-                    func.count().filter(lab.source == "human"),
-                )
-                .join(img, img.id == lab.image_id)
-                .group_by(img.dataset_source, lab.task, lab.condition_type)
-                .order_by(img.dataset_source, lab.task, lab.condition_type)
-            ).all()
-        classes = []
-        datasets: dict[str, dict[str, int]] = {}
-        for dataset, task, condition, total, verified, rejected, agreed, disagreed, human in rows:
-            classes.append(
-                {
-                    "dataset": dataset,
-                    "task": task,
-                    "condition": condition,
-                    "labels": total,
-                    "verified": verified,
-                    "rejected": rejected,
-                    "pending": total - verified - rejected,
-                    "human_labels": human,
-                    "verified_share": round(verified / total, 4) if total else 0.0,
-                    "agreement": _ratio(agreed, agreed + disagreed),
-                    "reviewed_dataset_labels": agreed + disagreed,
-                }
-            )
-            d = datasets.setdefault(dataset, {"labels": 0, "verified": 0, "agreed": 0, "reviewed": 0})
-            d["labels"] += total
-            d["verified"] += verified
-            d["agreed"] += agreed
-            d["reviewed"] += agreed + disagreed
-        per_dataset = [
-            {
-                "dataset": name,
-                "labels": d["labels"],
-                "verified": d["verified"],
-                "verified_share": round(d["verified"] / d["labels"], 4) if d["labels"] else 0.0,
-                "agreement": _ratio(d["agreed"], d["reviewed"]),
-                "reviewed_dataset_labels": d["reviewed"],
-            }
-            for name, d in sorted(datasets.items())
-        ]
-        agreed = sum(d["agreed"] for d in datasets.values())
-        reviewed = sum(d["reviewed"] for d in datasets.values())
-        return {
-            "datasets": per_dataset,
-            "classes": classes,
-            "agreement": _ratio(agreed, reviewed),
-            "reviewed_dataset_labels": reviewed,
-        }
-
-    def iter_export(self, filters: LabelFilter, *, verified_only: bool) -> Iterator[dict[str, Any]]:
-        """Live labels (not rejected) with their image, streamed in id order."""
-        with self._session() as session:
-            query = self._filtered(filters)
-            query = query.where(ConditionLabel.status == "verified") if verified_only else query.where(
-                ConditionLabel.status != "rejected"
-            )
-            query = query.order_by(ConditionLabel.id).execution_options(yield_per=1000)
-            for label, image in session.execute(query):
-                yield {
-                    "label_id": label.id,
-                    "image_id": image.id,
-                    "image_hash": image.image_hash,
-                    "image_url": image.image_url,
-                    "dataset": image.dataset_source,
-                    "local_path": image.local_path,
-                    "split": image.split,
-                    "task": label.task,
-                    "condition": label.condition_type,
-                    "severity": label.severity_level,
-                    "source": label.source,
-                    "status": label.status,
-                    "verified": bool(label.verified),
-                    "verified_by": label.verified_by,
-                    "verified_at": label.verified_at,
-                }
-
-
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-# -- "likely mislabeled" ordering -----------------------------------------------------------
-
-
-def order_by_suspect(session: Session, query):
-    """Order a label query (ConditionLabel in its FROM) likely-mislabeled first:
-
-    1. a model's mislabel score for the image (the highest any run recorded in
-       `image_predictions`), highest first; NULL last: no model scored it;
-    2. images in conflict first: their live labels of one task disagree, or a near/exact
-       duplicate image carries a different class;
-    3. label id.
-
-    Both keys are computed once per query as grouped sets and joined (not per row), so ordering
-    100k labels stays a single pass."""
-    lab = ConditionLabel
-    live = lab.status != "rejected"
-    own = (
-        select(lab.image_id.label("image_id"))
-        .where(live)
-        .group_by(lab.image_id, lab.task)
-        .having(func.count(func.distinct(lab.condition_type)) > 1)
-    )
-    la, lb = aliased(ConditionLabel), aliased(ConditionLabel)
-    dup = ImageDuplicate
-    pairs = (
-        select(dup.image_id_a, dup.image_id_b)
-        .join(la, la.image_id == dup.image_id_a)
-        .join(lb, lb.image_id == dup.image_id_b)
-        .where(la.task == lb.task, la.condition_type != lb.condition_type, la.status != "rejected", lb.status != "rejected")
-        .subquery()
-    )
-    conflicts = union(
-        own, select(pairs.c.image_id_a), select(pairs.c.image_id_b)
-    ).subquery("conflict_images")
-    query = query.outerjoin(conflicts, conflicts.c.image_id == lab.image_id)
-    scores = (
-        select(ImagePrediction.image_id, func.max(ImagePrediction.mislabel_score).label("score"))
-        .group_by(ImagePrediction.image_id)
-        .subquery("image_scores")
-    )
-    query = query.outerjoin(scores, scores.c.image_id == lab.image_id)
-    keys = [scores.c.score.desc().nulls_last()]
-    keys += [conflicts.c.image_id.is_(None), lab.id]  # false (in conflict) sorts first
-    return query.order_by(*keys)
-
-
-def model_suggestion(session: Session, image_id: int) -> dict[str, Any] | None:
-    """{'label', 'confidence', 'mislabel_score', 'run_id'} from the newest prediction, or None."""
-    prediction = session.scalar(
-        select(ImagePrediction).where(ImagePrediction.image_id == image_id).order_by(ImagePrediction.id.desc()).limit(1)
-    )
-    if prediction is None:
-        return None
-    return {
-        "label": prediction.predicted_label,
-        "confidence": prediction.self_confidence,
-        "mislabel_score": prediction.mislabel_score,
-        "run_id": prediction.run_id,
-    }
-
-
-def versions_of(labels: Sequence[LabelView]) -> dict[int, int]:
-    """{label id: version} of what a caller showed, for `set_condition(seen=...)`."""
-    return {label.id: label.version for label in labels}

@@ -6,7 +6,8 @@ Import file columns (CSV header or JSON keys; extra columns are ignored):
                                                     `verify` when only `label_id` is)
     label_id    the label for verify / reject / severity
     image_id    or image_hash: the image for set
-    condition   the class for set;  task: condition (default) | skin_type
+    condition   the class for set;  task: condition | skin_type (default: as `label set`
+                infers it, from the class or the image's labels)
     severity    for set and severity
     reason      a note recorded in history (the reason of a reject)
     version     optional: the label version the author saw (conflict if it changed since)
@@ -15,6 +16,7 @@ Import file columns (CSV header or JSON keys; extra columns are ignored):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import uuid
@@ -27,44 +29,33 @@ from sqlalchemy import func, select
 
 from skinctl.db.models import ConditionLabel, TrainingImage
 from skinctl.errors import InputRejected, SkinctlError, UsageError
-from skinctl.labels.service import LabelFilter, LabelService
+from skinctl.labels.read import infer_task
+from skinctl.labels.service import LabelService
+from skinctl.labels.views import ExportFormat, ExportRow, LabelFilter
 
 ACTIONS = ("verify", "reject", "set", "severity")
-EXPORT_FORMATS = ("csv", "jsonl", "folders")
-EXPORT_COLUMNS = (
-    "label_id", "image_id", "image_hash", "image_url", "dataset", "local_path", "split", "task",
-    "condition", "severity", "source", "status", "verified", "verified_by", "verified_at",
-)
+EXPORT_COLUMNS = tuple(f.name for f in dataclasses.fields(ExportRow))
 
 
-@dataclass
+@dataclass(frozen=True)
 class RowError:
     row: int  # 1-based data row (CSV: the line is row + 1)
-    message: str
+    error: str
     values: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImportReport:
-    file: str
-    rows: int = 0
-    applied: int = 0
-    unchanged: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    committed: bool = False
-    partial: bool = False
+    """What an import did. `applied`/`unchanged` count saved rows: 0 when nothing was saved."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "rows": self.rows,
-            "applied": self.applied if self.committed else 0,
-            "unchanged": self.unchanged if self.committed else 0,
-            "rejected": len(self.errors),
-            "committed": self.committed,
-            "partial": self.partial,
-            "errors": [{"row": e.row, "error": e.message, "values": e.values} for e in self.errors],
-        }
+    file: str
+    rows: int
+    applied: int
+    unchanged: int
+    rejected: int
+    committed: bool
+    partial: bool
+    errors: list[RowError]
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -151,7 +142,7 @@ def _apply_row(service: LabelService, session, row: dict[str, Any], note_prefix:
     if not condition:
         raise UsageError("set needs condition")
     seen = {label_id: version} if label_id is not None and version is not None else None
-    task = _text(row, "task") or "condition"
+    task = _text(row, "task") or infer_task(session, image_id, condition)  # as `label set` does
     count_before = session.scalar(select(func.count()).select_from(ConditionLabel).where(ConditionLabel.image_id == image_id))
     versions_before = session.scalar(
         select(func.coalesce(func.sum(ConditionLabel.version), 0)).where(ConditionLabel.image_id == image_id)
@@ -169,7 +160,8 @@ def import_labels(service: LabelService, path: Path, *, partial: bool = False) -
     """Validate and apply every row. All-or-nothing by default: one bad row and nothing is
     saved (every bad row is still reported); with `partial`, good rows are saved."""
     rows = read_rows(path)
-    report = ImportReport(file=str(path), rows=len(rows), partial=partial)
+    applied = unchanged = 0
+    errors: list[RowError] = []
     note_prefix = f"import {path.name}"
     with service._session() as session:
         for number, row in enumerate(rows, start=1):
@@ -177,18 +169,19 @@ def import_labels(service: LabelService, path: Path, *, partial: bool = False) -
                 with session.begin_nested():  # a savepoint: a bad row leaves no trace
                     changed = _apply_row(service, session, row, note_prefix)
             except SkinctlError as error:
-                report.errors.append(RowError(number, error.message.rstrip("."), row))
+                errors.append(RowError(number, error.message.rstrip("."), row))
                 continue
             if changed:
-                report.applied += 1
+                applied += 1
             else:
-                report.unchanged += 1
-        if report.errors and not partial:
+                unchanged += 1
+        committed = not errors or partial
+        if committed:
+            session.commit()
+        else:
             session.rollback()
-            return report
-        session.commit()
-        report.committed = True
-    return report
+            applied = unchanged = 0
+    return ImportReport(str(path), len(rows), applied, unchanged, len(errors), committed, partial, errors)
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -218,20 +211,33 @@ def _safe(name: str) -> str:
     return cleaned or "_"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportReport:
-    format: str
+    """What an export wrote: `files` written (csv/jsonl: the one file), `images` and `labels`
+    in them, and `conflicts`: images whose live labels of the task name several classes (in a
+    folder tree such an image is written into each of its class folders)."""
+
+    format: ExportFormat
     out: str
-    labels: int = 0
-    files: int = 0
-    datasets: list[str] = field(default_factory=list)
+    labels: int
+    files: int
+    datasets: list[str]
+    images: int
+    conflicts: int
+
+
+def _conflicts(rows: list[ExportRow]) -> int:
+    classes: dict[tuple[int, str], set[str]] = {}
+    for row in rows:
+        classes.setdefault((row.image_id, row.task), set()).add(row.condition)
+    return sum(1 for names in classes.values() if len(names) > 1)
 
 
 def export_labels(
     service: LabelService,
     out: Path,
     *,
-    format: str = "csv",
+    format: ExportFormat = ExportFormat.csv,
     verified_only: bool = False,
     filters: LabelFilter = LabelFilter(),
     storage=None,
@@ -240,34 +246,32 @@ def export_labels(
 
     `folders` writes `OUT/<dataset>/[<split>/]<class>/<file name>`: the split level appears
     when every exported image of that dataset has a split, which is the layout the ingest
-    folders reader expects (`train|valid|val|test/<class>/img` or `<class>/img`). An image with
-    two classes is written into both class folders; ingest records the second as an exact
-    duplicate with its label, so labels survive the round trip."""
-    if format not in EXPORT_FORMATS:
-        raise UsageError(f"Unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}.")
-    report = ExportReport(format=format, out=str(out))
-    rows = service.iter_export(filters, verified_only=verified_only)
-    if format in ("csv", "jsonl"):
+    folders reader expects (`train|valid|val|test/<class>/img` or `<class>/img`). One file per
+    image and class: labels that agree (exact copies filed under one class) are one file; an
+    image in conflict (labels of several classes) is written into each of its class folders,
+    so ingest reads every label back. `verified_only` resolves a conflict a reviewer decided."""
+    format = ExportFormat(format)
+    rows = list(service.iter_export(filters, verified_only=verified_only))
+    datasets = list(dict.fromkeys(row.dataset for row in rows))
+    images = len({row.image_id for row in rows})
+    if format in (ExportFormat.csv, ExportFormat.jsonl):
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         with tmp.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS) if format == "csv" else None
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS) if format is ExportFormat.csv else None
             if writer:
                 writer.writeheader()
             for row in rows:
-                row = {**row, "verified_at": row["verified_at"].isoformat() if row["verified_at"] else None}
+                data = dataclasses.asdict(row)
+                data["verified_at"] = row.verified_at.isoformat() if row.verified_at else None
                 if writer:
-                    writer.writerow(row)
+                    writer.writerow(data)
                 else:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                report.labels += 1
-                if row["dataset"] not in report.datasets:
-                    report.datasets.append(row["dataset"])
+                    handle.write(json.dumps(data, ensure_ascii=False) + "\n")
         os.replace(tmp, out)  # a reader never sees half a file
-        return report
+        return ExportReport(format, str(out), len(rows), 1, datasets, images, _conflicts(rows))
 
-    all_rows = list(rows)  # needed twice: split detection, then writing (ids and paths only)
-    tasks = {row["task"] for row in all_rows}
+    tasks = {row.task for row in rows}
     if len(tasks) > 1:
         raise UsageError(
             f"The labels to export belong to several tasks ({', '.join(sorted(tasks))}); a class-folder "
@@ -275,31 +279,32 @@ def export_labels(
             hint="Pass --task condition or --task skin_type.",
         )
     with_split: dict[str, bool] = {}
-    for row in all_rows:
-        with_split[row["dataset"]] = with_split.get(row["dataset"], True) and bool(row["split"])
+    for row in rows:
+        with_split[row.dataset] = with_split.get(row.dataset, True) and bool(row.split)
     used: dict[Path, str] = {}
-    for row in all_rows:
-        parts = [_safe(row["dataset"])]
-        if with_split[row["dataset"]]:
-            parts.append(_safe(row["split"]))
-        parts.append(_safe(row["condition"]))
+    written: set[Path] = set()
+    for row in rows:
+        parts = [_safe(row.dataset)]
+        if with_split[row.dataset]:
+            parts.append(_safe(row.split or ""))
+        parts.append(_safe(row.condition))
         folder = out.joinpath(*parts)
-        name = _safe(Path(row["local_path"]).name) if row["local_path"] else ""
+        name = _safe(Path(row.local_path).name) if row.local_path else ""
         if not name:
-            ext = Path(urlparse(row["image_url"]).path).suffix
-            name = f"{row['image_hash'] or row['image_id']}{ext}"
+            ext = Path(urlparse(row.image_url).path).suffix
+            name = f"{row.image_hash or row.image_id}{ext}"
+        key = row.image_hash or str(row.image_id)
         target = folder / name
-        if used.get(target, row["image_hash"]) != row["image_hash"]:
-            target = folder / f"{(row['image_hash'] or str(row['image_id']))[:12]}_{name}"
-        used[target] = row["image_hash"]
-        data = read_image_bytes(row["image_url"], storage)
+        if used.get(target, key) != key:
+            target = folder / f"{key[:12]}_{name}"
+        used[target] = key
+        if target in written:
+            continue  # another label of the same image and class (an exact copy): one file
+        data = read_image_bytes(row.image_url, storage)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (target.exists() and target.stat().st_size == len(data)):
             tmp = target.with_name(f".{target.name}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, target)
-        report.files += 1
-        report.labels += 1
-        if row["dataset"] not in report.datasets:
-            report.datasets.append(row["dataset"])
-    return report
+        written.add(target)
+    return ExportReport(format, str(out), len(rows), len(written), datasets, images, _conflicts(rows))

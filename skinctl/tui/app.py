@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
 
-from skinctl.labels import LabelFilter, LabelService
+from skinctl.labels import LabelFilter, LabelService, LabelStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -85,10 +87,12 @@ class SkinctlApp(App):
         self.labels = LabelService(engine, settings.user)
         self.storage = storage
         self.start = start
-        self.queue_filter = queue_filter or LabelFilter(verified=False)
+        self.queue_filter = queue_filter or LabelFilter(status=LabelStatus.pending)
         self.queue_order = queue_order
         self.image_renderer = image_renderer
         self.sub_title = f"{settings.user}"
+        self.log_path: Path | None = None
+        self._log_handler: logging.Handler | None = None
         # The browser's first page is read while Textual builds the screen, so the first frame
         # can already show rows (a worker started by the mounted screen answers a frame later).
         self._first_page: Future[list[Any]] | None = _read_first_page(engine) if start == "browser" else None
@@ -99,9 +103,22 @@ class SkinctlApp(App):
         return future
 
     def on_mount(self) -> None:
+        from skinctl.tui.worker import open_log
+
+        try:
+            self.log_path, self._log_handler = open_log(self.settings.home)
+        except OSError as error:  # an unwritable home must not keep anyone from reviewing
+            self.notify(f"Cannot write the TUI log under {self.settings.home}: {error}", severity="warning")
         if self.settings.keys:
             self.set_keymap(dict(self.settings.keys))
         self.switch_mode(self.start)
+
+    def on_unmount(self) -> None:
+        if self._log_handler is not None:
+            from skinctl.tui.worker import close_log
+
+            close_log(self._log_handler)
+            self._log_handler = None
 
     def action_help(self) -> None:
         from skinctl.tui.screens.help import HelpScreen
@@ -131,7 +148,7 @@ def run_tui(settings: Settings, engine: Engine, *, start: str = "browser", datas
         renderer = "halfcell"
     app = SkinctlApp(
         settings, engine, start=start,
-        queue_filter=LabelFilter(dataset=dataset, condition=condition, verified=False),
+        queue_filter=LabelFilter(dataset=dataset, condition=condition, status=LabelStatus.pending),
         queue_order=order, storage=open_storage(settings.storage), image_renderer=renderer, **kwargs,
     )
     app.run()

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, and_, exists, func, or_, select, text
+from sqlalchemy.orm import Session, aliased
 
 from skinctl.db.models import (
     ConditionLabel,
     ImageDuplicate,
+    ImagePrediction,
     ImageSource,
     SubjectMetadata,
     TrainingImage,
@@ -37,6 +38,15 @@ class ImageFilter:
     verified: str | None = None  # None | "verified" | "unverified"
     flag: str | None = None
     duplicates: bool = False  # only images with an exact or near duplicate
+    split: str | None = None
+    skin_type: str | None = None  # the subject's (subject_metadata)
+    fitzpatrick: int | None = None
+    run_id: int | None = None  # only images this run scored, most likely mislabeled first
+    predicted: str | None = None  # the run's predicted class (with run_id)
+
+
+# A page ends at a position: the last row's id, or (score, id) when a run's mislabel score orders.
+PagePosition = int | tuple[float, int]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,12 @@ class ImageRow:
     status: str
     flags: str
     duplicates: int
+    predicted: str | None = None  # the filter's run: its predicted class and mislabel score
+    score: float | None = None
+
+    @property
+    def position(self) -> PagePosition:
+        return (self.score, self.id) if self.score is not None else self.id
 
 
 def _image_conditions(f: ImageFilter) -> list[Any]:
@@ -67,6 +83,21 @@ def _image_conditions(f: ImageFilter) -> list[Any]:
         conditions.append(exists().where(lab.image_id == img.id, lab.status == "pending"))
     if f.flag:
         conditions.append(img.quality_flags.contains([f.flag]))  # @> uses the GIN index
+    if f.split:
+        conditions.append(img.split == f.split)
+    if f.skin_type or f.fitzpatrick is not None:
+        subject = [SubjectMetadata.image_id == img.id]
+        if f.skin_type:
+            subject.append(SubjectMetadata.skin_type == f.skin_type)
+        if f.fitzpatrick is not None:
+            subject.append(SubjectMetadata.fitzpatrick_scale == f.fitzpatrick)
+        conditions.append(exists().where(*subject))
+    if f.run_id is not None:
+        pred = aliased(ImagePrediction)  # the page query joins ImagePrediction itself
+        scored = [pred.image_id == img.id, pred.run_id == f.run_id]
+        if f.predicted:
+            scored.append(pred.predicted_label == f.predicted)
+        conditions.append(exists().where(*scored))
     if f.duplicates:
         conditions.append(
             or_(
@@ -78,16 +109,30 @@ def _image_conditions(f: ImageFilter) -> list[Any]:
     return conditions
 
 
-def image_page(engine: Engine, f: ImageFilter, after_id: int | None = None, limit: int = PAGE_SIZE) -> list[ImageRow]:
-    """The next `limit` images after `after_id` in id order (keyset: constant cost per page
-    however deep the user scrolls), with their labels and duplicate counts."""
-    img, lab = TrainingImage, ConditionLabel
+def image_page(engine: Engine, f: ImageFilter, after: PagePosition | None = None, limit: int = PAGE_SIZE) -> list[ImageRow]:
+    """The next `limit` images after position `after` (keyset: constant cost per page however
+    deep the user scrolls), with their labels and duplicate counts. In id order; with a run in
+    the filter, by that run's mislabel score, highest (most likely mislabeled) first."""
+    img, lab, pred = TrainingImage, ConditionLabel, ImagePrediction
     with Session(engine) as session:
-        query = select(img.id, img.dataset_source, img.split, img.width, img.height, img.format, img.quality_flags)
+        columns = [img.id, img.dataset_source, img.split, img.width, img.height, img.format, img.quality_flags]
+        if f.run_id is not None:
+            query = select(*columns, pred.predicted_label, pred.mislabel_score).join(
+                pred, and_(pred.image_id == img.id, pred.run_id == f.run_id)
+            )
+        else:
+            query = select(*columns)
         query = query.where(*_image_conditions(f))
-        if after_id is not None:
-            query = query.where(img.id > after_id)
-        rows = session.execute(query.order_by(img.id).limit(limit)).all()
+        if f.run_id is not None:
+            if isinstance(after, tuple):
+                score, last_id = after
+                query = query.where(or_(pred.mislabel_score < score, and_(pred.mislabel_score == score, img.id > last_id)))
+            query = query.order_by(pred.mislabel_score.desc(), img.id)
+        else:
+            if after is not None:
+                query = query.where(img.id > (after[1] if isinstance(after, tuple) else after))
+            query = query.order_by(img.id)
+        rows = session.execute(query.limit(limit)).all()
         ids = [row.id for row in rows]
         labels: dict[int, list[tuple[str, str]]] = {}
         dups: dict[int, int] = {}
@@ -126,6 +171,8 @@ def image_page(engine: Engine, f: ImageFilter, after_id: int | None = None, limi
                 status=status,
                 flags=", ".join(row.quality_flags or []),
                 duplicates=dups.get(row.id, 0),
+                predicted=row.predicted_label if f.run_id is not None else None,
+                score=row.mislabel_score if f.run_id is not None else None,
             )
         )
     return result
@@ -141,16 +188,36 @@ class FilterChoices:
     datasets: list[str]
     classes: list[str]
     flags: list[str]
+    splits: list[str] = field(default_factory=list)
+    skin_types: list[str] = field(default_factory=list)
+    fitzpatrick: list[int] = field(default_factory=list)
+    runs: list[tuple[int, str]] = field(default_factory=list)  # (run id, "12 condition-cnn 3") that scored images
+    predicted: list[str] = field(default_factory=list)
 
 
 def filter_choices(engine: Engine) -> FilterChoices:
+    def distinct(column) -> list[Any]:
+        return list(session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column)))
+
     with Session(engine) as session:
-        datasets = list(session.scalars(select(TrainingImage.dataset_source).distinct().order_by(TrainingImage.dataset_source)))
-        classes = list(session.scalars(select(ConditionLabel.condition_type).distinct().order_by(ConditionLabel.condition_type)))
+        datasets = distinct(TrainingImage.dataset_source)
+        classes = distinct(ConditionLabel.condition_type)
         flags = list(
             session.scalars(text("SELECT DISTINCT unnest(quality_flags) AS f FROM ml_training_images ORDER BY f"))
         )
-    return FilterChoices(datasets, classes, flags)
+        scored = select(ImagePrediction.run_id).distinct().subquery()
+        runs = [
+            (run_id, f"{run_id} {model} {version or ''}".strip())
+            for run_id, model, version in session.execute(
+                select(TrainingMetrics.id, TrainingMetrics.model_name, TrainingMetrics.version)
+                .join(scored, scored.c.run_id == TrainingMetrics.id)
+                .order_by(TrainingMetrics.id.desc())
+            )
+        ]
+        return FilterChoices(
+            datasets, classes, flags, distinct(TrainingImage.split), distinct(SubjectMetadata.skin_type),
+            distinct(SubjectMetadata.fitzpatrick_scale), runs, distinct(ImagePrediction.predicted_label),
+        )
 
 
 @dataclass

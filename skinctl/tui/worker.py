@@ -4,11 +4,16 @@
 to `done` on the UI thread. Conflicts and other SkinctlErrors become notifications; a lost
 connection becomes a warning and, for reads, a retry with back-off (the engine's pool
 pre-ping replaces dead connections), so the app recovers instead of crashing.
+
+Worker errors are written, with their traceback, to `<home>/logs/tui.log` (the screen is no
+place for a traceback), and the error notice names that file.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -17,6 +22,29 @@ from textual.worker import get_current_worker
 from skinctl.errors import Conflict, DatabaseUnavailable, SkinctlError
 
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+log = logging.getLogger("skinctl.tui")
+
+
+def open_log(home: Path) -> tuple[Path, logging.Handler]:
+    """Send the `skinctl.tui` logger to `<home>/logs/tui.log`; the caller closes the handler."""
+    path = home / "logs" / "tui.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # the terminal belongs to Textual
+    return path, handler
+
+
+def close_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+def _where(app) -> str:
+    path = getattr(app, "log_path", None)
+    return f" Details: {path}" if path else ""
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -51,14 +79,17 @@ class DatabaseWork:
                 return
             except SkinctlError as error:
                 if is_connection_error(error):
+                    log.warning("database connection lost: %s", error.message)
                     app.call_from_thread(self._connection_lost, job, done, group, exclusive, retry, on_error, _attempt)
                     return
-                app.call_from_thread(app.notify, error.message, title="skinctl", severity="error", timeout=8)
+                log.error("%s", error.message, exc_info=error)
+                app.call_from_thread(app.notify, error.message + _where(app), title="skinctl", severity="error", timeout=8)
                 if on_error:
                     app.call_from_thread(on_error, error)
                 return
             except (OperationalError, DBAPIError) as error:
                 if is_connection_error(error):
+                    log.warning("database connection lost: %s", error)
                     app.call_from_thread(self._connection_lost, job, done, group, exclusive, retry, on_error, _attempt)
                     return
                 self._unexpected(error, on_error)
@@ -76,11 +107,11 @@ class DatabaseWork:
         return self.run_worker(work, thread=True, group=group, exclusive=exclusive, exit_on_error=False)  # type: ignore[attr-defined]
 
     def _unexpected(self, error: BaseException, on_error) -> None:
-        import logging
-
-        logging.getLogger("skinctl.tui").error("database work failed", exc_info=error)
+        log.error("database work failed", exc_info=error)
         app = self.app  # type: ignore[attr-defined]
-        app.call_from_thread(app.notify, f"{type(error).__name__}: {error}", title="Unexpected error", severity="error", timeout=10)
+        app.call_from_thread(
+            app.notify, f"{type(error).__name__}: {error}.{_where(app)}", title="Unexpected error", severity="error", timeout=10
+        )
         if on_error:
             app.call_from_thread(on_error, error)
 

@@ -227,4 +227,87 @@ def test_list_suspect_order_puts_disagreeing_images_first(cli, data, engine):
 
 def test_tui_rejects_an_unknown_screen(cli, data):
     result = cli("tui", "--screen", "nope")
-    assert result.exit_code == 2 and "Unknown screen 'nope'" in result.stderr
+    assert result.exit_code == 2 and "'nope' is not one of" in result.stderr and "'metrics'" in result.stderr
+
+
+def test_set_infers_the_task_from_the_class_or_the_image(cli, data, engine, tmp_path):
+    """#11.2: `label set IMAGE --condition oily` on a skin-type image is a skin_type label."""
+    skin = add_images(engine, tmp_path / "store", [("skin_types", "dry", "train")], task="skin_type", seed_offset=30)
+    result = cli("label", "set", str(skin.images[0]), "--condition", "oily", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["label"]["task"], result.json()["label"]["condition_type"]) == ("skin_type", "oily")
+    labels = {lb.condition_type: (lb.task, lb.status) for lb in LabelService(engine, "x").labels_of_image(skin.images[0])}
+    assert labels == {"dry": ("skin_type", "rejected"), "oily": ("skin_type", "verified")}
+    # a new class on a condition image: the image's own task
+    assert cli("label", "set", str(data.images[0]), "--condition", "psoriasis", "--json").json()["label"]["task"] == "condition"
+
+
+def test_set_with_an_ambiguous_task_is_a_usage_error_naming_both(cli, data, engine, tmp_path):
+    from tests.labels.factory import add_label
+
+    add_label(engine, data.images[0], "oily", task="skin_type")  # image 1: acne (condition) and oily (skin_type)
+    result = cli("label", "set", str(data.images[0]), "--condition", "freckles")
+    assert result.exit_code == 2
+    assert "condition and skin_type" in result.stderr and "--task" in result.stderr
+    assert cli("label", "set", str(data.images[0]), "--condition", "freckles", "--task", "condition").exit_code == 0
+    assert cli("label", "set", str(data.images[0]), "--condition", "x", "--task", "nope").exit_code == 2
+
+
+def test_export_folders_says_what_it_wrote_and_round_trips_copies_and_a_conflict(cli, data, engine, tmp_path):
+    """#11.9: an image whose copies agree is one file; an image whose copies disagree is in each
+    of its class folders (unless --verified-only resolves it); the summary counts files, images,
+    labels and conflicts; ingesting the tree back gives the same (image, class) pairs."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from skinctl.db.models import ConditionLabel, ImageSource, TrainingImage
+    from tests.labels.factory import add_label
+
+    add_label(engine, data.images[0], "acne")  # an exact copy filed under the same class
+    add_label(engine, data.images[1], "acne")  # an exact copy filed under another class: conflict
+    out = tmp_path / "tree"
+    result = cli("label", "export", str(out), "--format", "folders", "--dataset", "derm", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    assert (report["labels"], report["images"], report["files"], report["conflicts"]) == (5, 3, 4, 1)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "derm/train/acne/img_0000.png",
+        "derm/train/acne/img_0001.jpg",
+        "derm/train/eczema/img_0001.jpg",
+        "derm/valid/acne/img_0002.png",
+    ]
+    human = cli("label", "export", str(tmp_path / "t2"), "--format", "folders", "--dataset", "derm")
+    assert "wrote 4 files" in human.stderr and "3 images, 5 labels; 1 images in conflict" in human.stderr
+
+    ingested = cli("ingest", "images", str(out / "derm"), "--dataset", "derm-again", "--layout", "folders")
+    assert ingested.exit_code == 0, ingested.stderr
+    with Session(engine) as session:
+        back = set(
+            session.execute(
+                select(TrainingImage.image_hash, ConditionLabel.condition_type)
+                .join(ImageSource, ImageSource.id == ConditionLabel.image_source_id)
+                .join(TrainingImage, TrainingImage.id == ConditionLabel.image_id)
+                .where(ImageSource.dataset_source == "derm-again")
+            ).all()
+        )
+    rows = [json.loads(x) for x in _export_jsonl(cli, tmp_path)]
+    assert back == {(r["image_hash"], r["condition"]) for r in rows if r["dataset"] == "derm"}
+
+    # a reviewer decides the conflict: --verified-only writes the image into one folder
+    LabelService(engine, "tester").decide(data.images[1], "condition", "eczema")
+    decided = cli("label", "export", str(tmp_path / "v"), "--format", "folders", "--verified-only", "--json").json()
+    assert (decided["files"], decided["conflicts"]) == (1, 0)
+    assert [p.parent.name for p in (tmp_path / "v").rglob("*.jpg")] == ["eczema"]
+
+
+def test_import_infers_the_task_of_a_set_row_as_label_set_does(cli, data, engine, tmp_path):
+    skin = add_images(engine, tmp_path / "store", [("skin_types", "dry", "train")], task="skin_type", seed_offset=30)
+    file = tmp_path / "fix.csv"
+    file.write_text(f"image_id,condition\n{skin.images[0]},oily\n{data.images[0]},milia\n")
+    assert cli("label", "import", str(file)).exit_code == 0
+    service = LabelService(engine, "x")
+    assert {(lb.task, lb.condition_type, lb.status) for lb in service.labels_of_image(skin.images[0])} == {
+        ("skin_type", "dry", "rejected"), ("skin_type", "oily", "verified"),
+    }
+    assert ("condition", "milia", "verified") in {(lb.task, lb.condition_type, lb.status) for lb in service.labels_of_image(data.images[0])}

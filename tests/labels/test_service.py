@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from skinctl.db.models import ConditionLabel, ImagePrediction, LabelHistory, TrainingMetrics
 from skinctl.errors import Conflict, NotFound
 from skinctl.labels import LabelFilter, LabelService
+from skinctl.labels.views import DatasetStats, ModelSuggestion
 from tests.labels.factory import add_duplicate, add_images, add_label
 
 
@@ -164,7 +165,7 @@ def test_queue_puts_conflicts_first_then_id(engine, data, tmp_path):
     first = {data.labels[0], data.labels[3], extra, more.labels[0]}
     assert set(order[:4]) == first and order[:4] == sorted(first)
     assert order[4:] == [data.labels[1], data.labels[2]]
-    listed = service.list_labels(LabelFilter(verified=False), order="suspect", limit=2)
+    listed = service.list_labels(LabelFilter(status="pending"), order="suspect", limit=2)
     assert [lb.id for lb in listed] == order[:2]
 
 
@@ -186,7 +187,7 @@ def test_queue_uses_model_scores_from_the_trainers_predictions(engine, data):
         session.commit()
         run_id = run.id
     assert service.queue()[:2] == [data.labels[2], data.labels[1]]
-    assert service.suggestion(data.images[2]) == {"label": "eczema", "confidence": 0.1, "mislabel_score": 0.9, "run_id": run_id}
+    assert service.suggestion(data.images[2]) == ModelSuggestion("eczema", 0.1, 0.9, run_id)
     assert service.suggestion(data.images[0]) is None
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM image_predictions"))
@@ -200,21 +201,21 @@ def test_stats_verified_share_and_agreement(engine, data):
     alice.reject(data.labels[2])
     alice.set_condition(data.images[1], "psoriasis")
     report = alice.stats()
-    derm = next(d for d in report["datasets"] if d["dataset"] == "derm")
+    derm = next(d for d in report.datasets if d.dataset == "derm")
     # derm: acne x2 (1 verified, 1 rejected), eczema (rejected by the correction), psoriasis (human, verified)
-    assert derm == {"dataset": "derm", "labels": 4, "verified": 2, "verified_share": 0.5, "agreement": round(1 / 3, 4), "reviewed_dataset_labels": 3}
-    acne = next(c for c in report["classes"] if c["condition"] == "acne")
-    assert (acne["verified"], acne["rejected"], acne["pending"], acne["agreement"]) == (1, 1, 0, 0.5)
-    other = next(d for d in report["datasets"] if d["dataset"] == "other")
-    assert other["agreement"] is None and other["verified_share"] == 0.0
-    assert report["agreement"] == round(1 / 3, 4)
+    assert derm == DatasetStats("derm", labels=4, verified=2, verified_share=0.5, agreement=round(1 / 3, 4), reviewed_dataset_labels=3)
+    acne = next(c for c in report.classes if c.condition == "acne")
+    assert (acne.verified, acne.rejected, acne.pending, acne.agreement) == (1, 1, 0, 0.5)
+    other = next(d for d in report.datasets if d.dataset == "other")
+    assert other.agreement is None and other.verified_share == 0.0
+    assert report.agreement == round(1 / 3, 4)
 
 
 def test_progress_counts_verified_of_all(engine, data):
     service = LabelService(engine, "alice")
     service.verify(data.labels[0])
     assert service.progress() == (1, 4)
-    assert service.progress(LabelFilter(dataset="derm", verified=False)) == (1, 3)
+    assert service.progress(LabelFilter(dataset="derm", status="pending")) == (1, 3)
 
 
 def test_models_match_the_migrations(engine):

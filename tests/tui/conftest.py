@@ -42,6 +42,30 @@ async def settle(pilot, rounds: int = 40) -> None:
     await pilot.pause()
 
 
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (a state the test expects, e.g. a worker's
+    result shown); fail after `timeout` seconds instead of sleeping a guessed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {condition}")
+        await pilot.pause(0.02)
+
+
+def screen_lines(app) -> list[str]:
+    """The screen as a screenshot shows it: per row, the text of its pieces joined as drawn.
+    A whitespace-only piece between two styled ones is not drawn in a screenshot (nor kept by
+    some terminals' copy), so words separated only by such a piece run together here."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for match in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()):
+        rows.setdefault(float(match.group(2)), []).append((float(match.group(1)), html.unescape(match.group(3))))
+    return ["".join(t for _, t in sorted(pieces)).replace("\xa0", " ") for _, pieces in sorted(rows.items())]
+
+
 def text_of(widget) -> str:
     """The plain text a widget shows (markup strings and Rich renderables alike)."""
     import io

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from textual.widgets import Checkbox, DataTable, Select
 
-from tests.tui.conftest import SIZE, make_app, run_async, settle
+from tests.tui.conftest import SIZE, make_app, run_async, settle, wait_for
 
 
 def table_ids(app) -> list[int]:
@@ -94,18 +94,98 @@ async def test_a_lost_connection_notifies_and_recovers(settings, engine, images,
             )
             try:
                 await pilot.press("r")
-                await pilot.pause(0.8)
-                messages = [n.message for n in app._notifications]
-                assert any("Lost the database connection; retrying" in m for m in messages), messages
+                await wait_for(
+                    pilot, lambda: any("Lost the database connection; retrying" in n.message for n in app._notifications)
+                )
                 assert app.screen.query_one(DataTable).row_count == 0
             finally:
                 connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        for _ in range(30):  # retries back off 0.5 s, 1 s, 2 s ...
-            await pilot.pause(0.2)
-            if app.screen.query_one(DataTable).row_count:
-                break
+        # retries back off 0.5 s, 1 s, 2 s ...
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count > 0, timeout=20)
         await settle(pilot)
         assert table_ids(app) == images.images  # the page came back by itself
         assert any("connection is back" in n.message for n in app._notifications)
         assert "Unexpected error" not in [n.title for n in app._notifications]
     admin.dispose()
+
+
+@run_async
+async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_scores(settings, engine, images):
+    """#11.8: split, skin type, Fitzpatrick, a run's predicted class, and its mislabel score
+    (the run's images, most likely mislabeled first, paged by that order)."""
+    from sqlalchemy.orm import Session
+
+    from skinctl.db.models import ImagePrediction, SubjectMetadata, TrainingMetrics
+
+    ids = images.images
+    with Session(engine) as session:
+        session.add_all(
+            [
+                SubjectMetadata(image_id=ids[0], skin_type="oily", fitzpatrick_scale=2),
+                SubjectMetadata(image_id=ids[2], skin_type="dry", fitzpatrick_scale=5),
+                SubjectMetadata(image_id=ids[3], skin_type="oily", fitzpatrick_scale=5),
+            ]
+        )
+        run = TrainingMetrics(model_name="condition-cnn", version="7", task="condition")
+        session.add(run)
+        session.flush()
+        for image_id, given, predicted, score in (
+            (ids[0], "acne", "eczema", 0.4), (ids[1], "eczema", "eczema", 0.1), (ids[2], "acne", "rosacea", 0.9),
+            (ids[3], "rosacea", "rosacea", 0.2),
+        ):
+            session.add(ImagePrediction(
+                run_id=run.id, image_id=image_id, origin="held-out-test", given_labels=[given], predicted_label=predicted,
+                probabilities={predicted: 1 - score}, self_confidence=1 - score, mislabel_score=score,
+            ))
+        session.commit()
+        run_id = run.id
+    app = make_app(settings, engine, images.storage_dir, start="browser")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+
+        async def choose(widget_id: str, value) -> None:
+            screen.query_one(widget_id, Select).value = value
+            await settle(pilot)
+
+        await choose("#filter-split", "train")
+        assert table_ids(app) == ids[:2]
+        await pilot.press("c")
+        await settle(pilot)
+        await choose("#filter-skin-type", "oily")
+        assert table_ids(app) == [ids[0], ids[3]]
+        await choose("#filter-fitzpatrick", "5")
+        assert table_ids(app) == [ids[3]]
+        await pilot.press("c")
+        await settle(pilot)
+        await choose("#filter-run", str(run_id))
+        assert table_ids(app) == [ids[2], ids[0], ids[3], ids[1]]  # by mislabel score, highest first
+        table = screen.query_one(DataTable)
+        assert [table.get_row_at(i)[-2:] for i in range(2)] == [["rosacea", "0.90"], ["eczema", "0.40"]]
+        await choose("#filter-predicted", "rosacea")
+        assert table_ids(app) == [ids[2], ids[3]]
+
+
+def test_pages_by_mislabel_score_continue_where_the_last_ended(engine, images):
+    from sqlalchemy.orm import Session
+
+    from skinctl.db.models import ImagePrediction, TrainingMetrics
+    from skinctl.tui.queries import ImageFilter, image_page
+
+    with Session(engine) as session:
+        run = TrainingMetrics(model_name="m", version="1", task="condition")
+        session.add(run)
+        session.flush()
+        for image_id, score in zip(images.images, (0.5, 0.5, 0.9, 0.1, 0.5, 0.3), strict=True):
+            session.add(ImagePrediction(
+                run_id=run.id, image_id=image_id, origin="cv", given_labels=["x"], predicted_label="y",
+                probabilities={}, self_confidence=1 - score, mislabel_score=score,
+            ))
+        session.commit()
+        f = ImageFilter(run_id=run.id)
+    pages, after = [], None
+    while page := image_page(engine, f, after, limit=2):
+        pages.append([row.id for row in page])
+        after = page[-1].position
+    ids = images.images
+    assert pages == [[ids[2], ids[0]], [ids[1], ids[4]], [ids[5], ids[3]]]

@@ -10,7 +10,7 @@ from skinctl.db.models import (
     TrainingMetrics,
 )
 from skinctl.tui.queries import run_detail
-from tests.tui.conftest import SIZE, make_app, run_async, settle, text_of
+from tests.tui.conftest import SIZE, make_app, run_async, screen_lines, settle, text_of, wait_for
 
 
 def test_run_detail_reads_hand_written_rows(engine, runs):
@@ -99,4 +99,49 @@ async def test_metrics_screen_shows_the_trainers_intervals_groups_and_status(set
         await pilot.press("down")  # run 1: hand-written, no groups, no intervals
         await settle(pilot)
         assert not screen.query_one("#metrics-groups").display
-        assert "accuracy 0.710   F1 0.695" in str(screen.query_one("#metrics-title").render())
+        assert "accuracy 0.710 · F1 0.695" in str(screen.query_one("#metrics-title").render())
+
+
+@run_async
+async def test_metrics_screen_follows_a_running_training(settings, engine, images, runs, monkeypatch):
+    """#11.7: epochs appear as the trainer records them and the status changes when the run
+    ends, without pressing r; a run that starts meanwhile appears."""
+    monkeypatch.setattr("skinctl.tui.screens.metrics.POLL_SECONDS", 0.1)
+    with Session(engine) as session:
+        run = TrainingMetrics(model_name="condition-cnn", version="3", task="condition", status="running")
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    app = make_app(settings, engine, images.storage_dir, start="metrics")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen.selected == run_id
+        assert "status running" in str(screen.query_one("#metrics-title").render())
+        with Session(engine) as session:
+            session.add_all([TrainingEpoch(run_id=run_id, epoch=n, train_loss=1.0 / n, val_loss=1.1 / n) for n in (1, 2)])
+            session.commit()
+        await wait_for(pilot, lambda: len(screen.details[run_id].epochs) == 2)
+        with Session(engine) as session:
+            session.add(TrainingEpoch(run_id=run_id, epoch=3, train_loss=0.3, val_loss=0.4))
+            session.get_one(TrainingMetrics, run_id).status = "finished"
+            session.add(TrainingMetrics(model_name="skin-type-cnn", version="1", task="skin_type", status="running"))
+            session.commit()
+        await wait_for(pilot, lambda: "status finished" in str(screen.query_one("#metrics-title").render()))
+        assert len(screen.details[run_id].epochs) == 3
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        assert screen.selected == run_id  # the cursor stays on the run being read
+        assert [table.get_row_at(i)[3] for i in range(table.row_count)] == ["running", "finished", "finished", "finished"]
+
+
+@run_async
+async def test_metrics_text_keeps_its_separators(settings, engine, images, runs):
+    """#11.6: "condition-cnn1 run 1" ran together in the title."""
+    app = make_app(settings, engine, images.storage_dir, start="metrics")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("down")
+        await settle(pilot)
+        shown = "\n".join(screen_lines(app))
+        assert "condition-cnn 1 · run 1 · best epoch 3" in shown

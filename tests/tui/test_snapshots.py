@@ -4,7 +4,7 @@ and review the SVGs."""
 
 from __future__ import annotations
 
-from tests.tui.conftest import SIZE, make_app, settle
+from tests.tui.conftest import SIZE, make_app, settle, text_of, wait_for
 
 
 async def _settled(pilot) -> None:
@@ -27,7 +27,8 @@ def test_browser_screen(snap_compare, settings, engine, images):
     async def second_row(pilot) -> None:
         await settle(pilot)
         await pilot.press("down")
-        await pilot.pause(0.2)
+        meta = app.screen.query_one("#browser-meta")
+        await wait_for(pilot, lambda: "image 2" in text_of(meta))  # the side panel follows the cursor
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=second_row)

@@ -17,6 +17,7 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Select, Static
 from skinctl.tui.queries import (
     PAGE_SIZE,
     ImageFilter,
+    PagePosition,
     count_images,
     filter_choices,
     image_detail,
@@ -26,7 +27,13 @@ from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
 
 PREFETCH_ROWS = 20  # fetch the next page when the cursor is this close to the last row
-COLUMNS = ("id", "dataset", "split", "labels", "status", "size", "flags", "dups")
+COLUMNS = ("id", "dataset", "split", "labels", "status", "size", "flags", "dups", "predicted", "score")
+# Select id -> (ImageFilter field, type of its value)
+FILTERS = {
+    "filter-dataset": ("dataset", str), "filter-class": ("condition", str), "filter-verified": ("verified", str),
+    "filter-flag": ("flag", str), "filter-split": ("split", str), "filter-skin-type": ("skin_type", str),
+    "filter-fitzpatrick": ("fitzpatrick", int), "filter-run": ("run_id", int), "filter-predicted": ("predicted", str),
+}
 
 
 class BrowserScreen(DatabaseWork, Screen):
@@ -42,7 +49,7 @@ class BrowserScreen(DatabaseWork, Screen):
     def __init__(self) -> None:
         super().__init__()
         self.filter = ImageFilter()
-        self.last_id: int | None = None
+        self.last_position: PagePosition | None = None  # where the loaded rows end (keyset)
         self.exhausted = False
         self.loading = False
         self.generation = 0  # bumps on filter change: late pages of an old filter are dropped
@@ -58,6 +65,12 @@ class BrowserScreen(DatabaseWork, Screen):
             yield Select([], prompt="quality flag", id="filter-flag")
             yield Checkbox("duplicates", id="filter-duplicates")
             yield Static("", id="browser-count")
+        with Horizontal(id="browser-filters-2", classes="browser-filters"):
+            yield Select([], prompt="split", id="filter-split")
+            yield Select([], prompt="skin type", id="filter-skin-type")
+            yield Select([], prompt="Fitzpatrick", id="filter-fitzpatrick")
+            yield Select([], prompt="by run score", id="filter-run")
+            yield Select([], prompt="predicted", id="filter-predicted")
         with Horizontal(id="browser-body"):
             yield DataTable(id="browser-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="browser-side"):
@@ -76,19 +89,29 @@ class BrowserScreen(DatabaseWork, Screen):
         table.focus()
 
     def _choices_loaded(self, choices) -> None:
-        for widget_id, values in (("#filter-dataset", choices.datasets), ("#filter-class", choices.classes), ("#filter-flag", choices.flags)):
+        options = {
+            "#filter-dataset": [(v, v) for v in choices.datasets],
+            "#filter-class": [(v, v) for v in choices.classes],
+            "#filter-flag": [(v, v) for v in choices.flags],
+            "#filter-split": [(v, v) for v in choices.splits],
+            "#filter-skin-type": [(v, v) for v in choices.skin_types],
+            "#filter-fitzpatrick": [(f"Fitzpatrick {v}", str(v)) for v in choices.fitzpatrick],
+            "#filter-run": [(f"run {name}", str(run_id)) for run_id, name in choices.runs],
+            "#filter-predicted": [(v, v) for v in choices.predicted],
+        }
+        for widget_id, pairs in options.items():
             select = self.query_one(widget_id, Select)
             current = select.value
             with self.prevent(Select.Changed):
-                select.set_options([(v, v) for v in values])
-                if current in values:
+                select.set_options(pairs)
+                if current in [value for _, value in pairs]:
                     select.value = current
 
     # -- paging -----------------------------------------------------------------------------
 
     def reload(self) -> None:
         self.generation += 1
-        self.last_id, self.exhausted, self.loading = None, False, False
+        self.last_position, self.exhausted, self.loading = None, False, False
         self.query_one(DataTable).clear()
         self.query_one("#browser-count", Static).update("…")
         self.load_page()  # the count and the filter choices follow the first page (_page_loaded)
@@ -100,7 +123,7 @@ class BrowserScreen(DatabaseWork, Screen):
         if self.loading or self.exhausted:
             return
         self.loading = True
-        engine, f, after, generation = self.app.engine, self.filter, self.last_id, self.generation
+        engine, f, after, generation = self.app.engine, self.filter, self.last_position, self.generation
         early = self.app.take_first_page() if after is None and f == ImageFilter() else None
         if early is not None and early.done() and early.exception() is None:
             self._page_loaded((generation, early.result()))  # rows in the very first frame
@@ -120,16 +143,17 @@ class BrowserScreen(DatabaseWork, Screen):
         generation, rows = result
         if generation != self.generation:
             return
-        first_of_filter = self.last_id is None
+        first_of_filter = self.last_position is None
         self.loading = False
         table = self.query_one(DataTable)
         for row in rows:
             table.add_row(
                 str(row.id), row.dataset, row.split or "", row.labels, row.status, row.size, row.flags,
-                str(row.duplicates) if row.duplicates else "", key=str(row.id),
+                str(row.duplicates) if row.duplicates else "", row.predicted or "",
+                f"{row.score:.2f}" if row.score is not None else "", key=str(row.id),
             )
         if rows:
-            self.last_id = rows[-1].id
+            self.last_position = rows[-1].position
         self.exhausted = len(rows) < PAGE_SIZE
         if first_of_filter:
             # The slower whole-table queries and the first preview (which imports PIL) start once
@@ -203,9 +227,8 @@ class BrowserScreen(DatabaseWork, Screen):
     # -- filters ----------------------------------------------------------------------------
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        value = None if event.value is Select.NULL else str(event.value)
-        name = event.select.id.removeprefix("filter-")
-        self._set_filter(**{"flag" if name == "flag" else "condition" if name == "class" else name: value})
+        name, kind = FILTERS[event.select.id or ""]
+        self._set_filter(**{name: None if event.value is Select.NULL else kind(event.value)})
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._set_filter(duplicates=event.value)

@@ -6,7 +6,12 @@ differences coloured (green: better, red: worse).
 Works on rows written by hand with only the plan's columns: per-epoch, per-class and per-group
 data come from the trainer's tables, else from `hyperparameters`/`metrics` JSON (`history`,
 `per_class`, `confusion_matrix`), else the panels say there is none. Accuracy and F1 show their
-95% intervals and the majority-class rate beside them when the trainer recorded them."""
+95% intervals and the majority-class rate beside them when the trainer recorded them.
+
+The screen follows training as it happens: every POLL_SECONDS it re-reads the runs (a new run
+appears, a status changes when a run ends) and, while the highlighted run is running, its
+epochs, so the curves grow without pressing `r`. A poll is one small query; none starts while
+the previous one is still out."""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from textual_plotext import PlotextPlot
 
 from skinctl.tui.queries import RunDetail, RunRow, list_runs, run_detail
 from skinctl.tui.worker import DatabaseWork
+
+POLL_SECONDS = 2.0
 
 # (label, attribute, higher is better)
 COMPARED = (
@@ -51,7 +58,7 @@ def _headline(run: RunRow) -> str:
         parts.append(f"majority {run.majority_rate:.3f}")
     if run.f1 is not None:
         parts.append(f"F1 {_with_ci(run.f1, run.f1_ci95)}")
-    return "   ".join(escape(p) for p in parts if p)
+    return " · ".join(escape(p) for p in parts if p)
 
 
 def _fmt(value) -> str:
@@ -76,6 +83,8 @@ class MetricsScreen(DatabaseWork, Screen):
         self.details: dict[int, RunDetail] = {}
         self.selected: int | None = None
         self.marked: int | None = None
+        self.polls = 0  # polls answered (tests wait on it)
+        self._polling = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -93,10 +102,11 @@ class MetricsScreen(DatabaseWork, Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for column in ("id", "model", "version", "date", "images", "accuracy", "precision", "recall", "F1", "min"):
+        for column in ("id", "model", "version", "status", "date", "images", "accuracy", "precision", "recall", "F1", "min"):
             table.add_column(column, key=column)
         self.reload()
         table.focus()
+        self.set_interval(POLL_SECONDS, self.poll)
 
     def reload(self) -> None:
         engine = self.app.engine
@@ -105,14 +115,19 @@ class MetricsScreen(DatabaseWork, Screen):
 
     def _runs_loaded(self, runs: list[RunRow]) -> None:
         table = self.query_one(DataTable)
+        cursor = table.cursor_row
         table.clear()
         self.runs = {run.id: run for run in runs}
         for run in runs:
             table.add_row(
-                str(run.id), run.model, run.version or "", f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
+                str(run.id), run.model, run.version or "", run.status or "", f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
                 _fmt(run.dataset_size), _fmt(run.accuracy), _fmt(run.precision), _fmt(run.recall), _fmt(run.f1),
                 _fmt(run.duration_minutes), key=str(run.id),
             )
+        if self.selected is not None and self.selected in self.runs:
+            table.move_cursor(row=table.get_row_index(str(self.selected)))
+        elif runs:
+            table.move_cursor(row=min(cursor, len(runs) - 1))
         if not runs:
             self.query_one("#metrics-title", Static).update("No training runs yet: `skinctl train` records them here.")
             self._plot(None)
@@ -135,13 +150,44 @@ class MetricsScreen(DatabaseWork, Screen):
         if detail.run.id == self.selected:
             self._show(detail)
 
+    # -- following a running training ------------------------------------------------------
+
+    def poll(self) -> None:
+        """Re-read the runs, and the highlighted run's detail while it runs or just changed."""
+        if self._polling:
+            return
+        self._polling = True
+        engine, selected, before = self.app.engine, self.selected, dict(self.runs)
+
+        def job():
+            runs = list_runs(engine)
+            now = {run.id: run for run in runs}
+            follow = selected is not None and selected in now and (
+                now[selected].status == "running" or now[selected] != before.get(selected)
+            )
+            return runs, run_detail(engine, selected) if follow else None
+
+        def done(result) -> None:
+            self._polling = False
+            self.polls += 1
+            runs, detail = result
+            if runs != list(self.runs.values()):
+                self._runs_loaded(runs)
+            if detail is not None and detail != self.details.get(detail.run.id):
+                self._detail_loaded(detail)
+
+        def failed(_error) -> None:
+            self._polling = False
+
+        self.run_db(job, done, group="poll", on_error=failed)  # a lost connection: retried, backing off
+
     # -- drawing ----------------------------------------------------------------------------
 
     def _show(self, detail: RunDetail) -> None:
         run = detail.run
-        best = f"   best epoch {detail.best_epoch}" if detail.best_epoch is not None else ""
+        best = f" · best epoch {detail.best_epoch}" if detail.best_epoch is not None else ""
         self.query_one("#metrics-title", Static).update(
-            f"[b]{escape(run.model)}[/b] {escape(run.version or '')}  run {run.id}{best}\n{_headline(run)}"
+            f"[b]{escape(run.model)} {escape(run.version or '')}[/b] · run {run.id}{best}\n{_headline(run)}"
             + (f"\n[yellow]{escape(detail.warning)}[/yellow]" if detail.warning else "")
             + (f"\n[dim]{escape(detail.notes)}[/dim]" if detail.notes else "")
         )
