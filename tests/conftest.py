@@ -156,6 +156,21 @@ def cli(database_url: str, home: Path, engine: Engine, tmp_path: Path) -> Cli:
 
 
 @pytest.fixture
+def offline_cli(home: Path, tmp_path: Path) -> Cli:
+    """`skinctl ...` with an isolated home and no database configured, for commands that need
+    none (help, config, fetch). `tmp_path / "skinctl.toml"` is its config file, if a test writes it."""
+    return Cli(
+        {
+            "SKINCTL_HOME": str(home),
+            "SKINCTL_CONFIG": str(tmp_path / "skinctl.toml"),
+            "SKINCTL_USER": "tester",
+            "SKINCTL_DATABASE_URL": "",
+            "DATABASE_URL": "",
+        }
+    )
+
+
+@pytest.fixture
 def scratch_database_url(server_url: str) -> Iterator[str]:
     """An empty database (no schema) of its own, dropped after the test."""
     name = f"skinctl_scratch_{os.getpid()}_{secrets.token_hex(3)}"

@@ -41,8 +41,10 @@ class AppState:
         if check_schema not in self._engines:
             from skinctl.db.engine import engine_from_settings
 
+            from skinctl.console import info
+
             self._engines[check_schema] = engine_from_settings(
-                self.settings, check_schema=check_schema
+                self.settings, check_schema=check_schema, announce=info
             )
         return self._engines[check_schema]
 
@@ -50,6 +52,19 @@ class AppState:
         from skinctl.storage import open_storage
 
         return open_storage(url or self.settings.storage)
+
+    def secrets(self) -> list[str]:
+        """Passwords this run knows (the configured and the embedded database's), to mask in
+        anything printed. Reads only what is already resolved: never starts a server."""
+        found = {engine.url.password for engine in self._engines.values()}
+        if self._loaded is not None and self._loaded.settings.database_url:
+            from urllib.parse import urlsplit
+
+            try:
+                found.add(urlsplit(self._loaded.settings.database_url).password)
+            except ValueError:
+                pass
+        return sorted(str(secret) for secret in found if secret)
 
     def close(self) -> None:
         for engine in self._engines.values():

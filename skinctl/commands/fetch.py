@@ -109,7 +109,16 @@ def get_dataset(
     max_size: str | None = typer.Option(None, "--max-size", help="Refuse archives that unpack to more than this (e.g. 200G)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Download (or import) a dataset into SKINCTL_HOME/datasets/<slug>/<version>."""
+    """Download (or import) a dataset into SKINCTL_HOME/datasets/<slug>/<version>.
+
+    Run again, it keeps the complete copy it has (`--force` fetches anew) and resumes a cut
+    download. Commercial sets come from a file you were given (`--from`) or a URL (`--url`).
+
+    Example: the skin-type images from Kaggle, then into the database
+
+        skinctl fetch get skin-types
+        skinctl ingest images skin-types
+    """
     from skinctl.console import info, print_json, stdout
     from skinctl.datasets.catalog import get_entry
     from skinctl.fetch.archive import DEFAULT_MAX_UNCOMPRESSED

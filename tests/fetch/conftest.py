@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult
+from tests.conftest import Cli
 from tests.fetch.fakes import FakeServer, RunningServer
 
 KAGGLE_VARIABLES = ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR",
@@ -51,22 +51,7 @@ def fetch_settings(home: Path):
     return Settings(home=home, user="tester")
 
 
-class FetchCli:
-    """`skinctl ...` in-process, with an isolated home and no database."""
-
-    def __init__(self, home: Path, config: Path) -> None:
-        self.env = {"SKINCTL_HOME": str(home), "SKINCTL_CONFIG": str(config), "DATABASE_URL": ""}
-
-    def __call__(self, *args: str) -> CliResult:
-        from typer.testing import CliRunner
-
-        from skinctl.cli import app
-
-        result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=True)
-        exception = result.exception if not isinstance(result.exception, SystemExit) else None
-        return CliResult(result.exit_code, result.stdout, result.stderr, exception)
-
-
 @pytest.fixture
-def fetch_cli(home: Path, tmp_path: Path) -> FetchCli:
-    return FetchCli(home, tmp_path / "skinctl.toml")
+def fetch_cli(offline_cli: Cli) -> Cli:
+    """`skinctl ...` in-process, with an isolated home and no database."""
+    return offline_cli
