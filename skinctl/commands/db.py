@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from skinctl.commands.common import state
-from skinctl.errors import UsageError
+from skinctl.errors import EXIT_FAILURE, UsageError
 
 app = typer.Typer(help="Manage the database: embedded server, schema migrations, status.", no_args_is_help=True)
 
@@ -115,7 +115,7 @@ def check(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     else:
         stdout.print("no drift: the schema matches the models")
     if drift:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @app.command("status")

@@ -13,54 +13,6 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 WORKERS_OPTION = typer.Option(8, "--workers", min=1, max=64, help="Parallel reads/uploads.")
 
 
-class _RowProgress:
-    """A counting progress bar on stderr (only when it is a terminal)."""
-
-    def __init__(self, description: str, total: int | None) -> None:
-
-        self.description = description
-        self.total = total
-        self._progress = None
-
-    def __enter__(self) -> _RowProgress:
-        from skinctl.console import progress_enabled, stderr
-
-        if progress_enabled():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), console=stderr)
-            self._progress.start()
-            self._task = self._progress.add_task(self.description, total=self.total)
-        return self
-
-    def advance(self, *_args: object) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
-def _count_rows(engine, dataset: str | None = None) -> int:  # noqa: ANN001
-    from sqlalchemy import func, select
-
-    from skinctl.db.models import TrainingImage
-
-    query = select(func.count()).select_from(TrainingImage)
-    if dataset:
-        query = query.where(TrainingImage.dataset_source == dataset)
-    with engine.connect() as connection:
-        return connection.scalar(query) or 0
-
-
 @app.command("check")
 def check(
     ctx: typer.Context,
@@ -69,12 +21,12 @@ def check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify that every image_url exists and its bytes hash to image_hash (exit 3 if not)."""
-    from skinctl.console import print_json, stdout
+    from skinctl.console import print_json, progress_bar, progress_enabled, stderr, stdout
     from skinctl.storage.maintenance import check_images
 
     engine = state(ctx).engine()
-    with _RowProgress("checking images", _count_rows(engine, dataset)) as progress:
-        report = check_images(engine, dataset=dataset, workers=workers, on_row=progress.advance)
+    with progress_bar(progress_enabled()) as progress:
+        report = check_images(engine, dataset=dataset, workers=workers, report=progress)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -83,9 +35,10 @@ def check(
             f"{len(report.corrupt):,} corrupt",
             highlight=False,
         )
-        # One line per problem: URLs stay whole, so they can be copied or grepped.
+        # One line per problem, on stderr like every per-item failure; URLs stay whole, so they
+        # can be copied or grepped.
         for problem in report.problems:
-            stdout.print(f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
+            stderr.print(f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
                          highlight=False, markup=False)
     if report.problems:
         raise typer.Exit(EXIT_REJECTED)
@@ -100,15 +53,15 @@ def migrate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Copy every stored image to another store, verify it, then repoint image_url (resumable)."""
-    from skinctl.console import info, print_json, stdout
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stderr, stdout
     from skinctl.storage import open_storage
     from skinctl.storage.maintenance import migrate_images
 
     app_state = state(ctx)
     engine = app_state.engine()
     target = open_storage(to)
-    with _RowProgress(f"copying to {target.base_url}", _count_rows(engine)) as progress:
-        report = migrate_images(engine, target, batch_size=batch_size, workers=workers, on_row=progress.advance)
+    with progress_bar(progress_enabled()) as progress:
+        report = migrate_images(engine, target, batch_size=batch_size, workers=workers, report=progress)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -119,7 +72,7 @@ def migrate(
             highlight=False,
         )
         for problem in report.failed:
-            stdout.print(f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
+            stderr.print(f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
                          f"({problem.detail})", highlight=False, markup=False)
     if report.moved and app_state.settings.storage.rstrip("/") != target.base_url and not as_json:
         info(f"hint: set storage_url = \"{target.base_url}\" so new images go there too.")

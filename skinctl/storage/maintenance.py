@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, bindparam, func, select, update
 
 from skinctl.db.models import IngestRun, TrainingImage
 from skinctl.errors import SkinctlError, StorageError, UsageError
+from skinctl.progress import ReportProgress, no_progress
 from skinctl.storage.base import Storage, open_storage
 
 DEFAULT_WORKERS = 8
@@ -117,13 +118,15 @@ def check_images(
     *,
     dataset: str | None = None,
     workers: int = DEFAULT_WORKERS,
-    on_row: Callable[[], None] | None = None,
+    report: ReportProgress = no_progress,
     stores: StoreCache | None = None,
 ) -> CheckReport:
-    """Every row's image exists and its bytes hash to image_hash."""
+    """Every row's image exists and its bytes hash to image_hash. Reports stage "check"
+    (rows checked of all rows)."""
     stores = stores or StoreCache()
     rows = _image_rows(engine, dataset)
-    report = CheckReport()
+    result = CheckReport()
+    report("check", 0, len(rows))
 
     def check(row: tuple[int, str, str | None, str]) -> Problem | None:
         row_id, url, image_hash, source = row
@@ -131,16 +134,15 @@ def check_images(
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for problem in pool.map(check, rows):
-            report.checked += 1
+            result.checked += 1
             if problem is None:
-                report.ok += 1
+                result.ok += 1
             elif problem.problem == "corrupt":
-                report.corrupt.append(problem)
+                result.corrupt.append(problem)
             else:
-                report.missing.append(problem)
-            if on_row:
-                on_row()
-    return report
+                result.missing.append(problem)
+            report("check", result.checked, len(rows))
+    return result
 
 
 @dataclass
@@ -169,7 +171,7 @@ def migrate_images(
     *,
     batch_size: int = 500,
     workers: int = DEFAULT_WORKERS,
-    on_row: Callable[[], None] | None = None,
+    report: ReportProgress = no_progress,
     stores: StoreCache | None = None,
 ) -> MigrateReport:
     """Copy every row's image into `target`, verify the copy, then point the rows at it.
@@ -177,17 +179,18 @@ def migrate_images(
     Per batch: copy + read back + hash in a thread pool, then one transaction rewrites the URLs
     of the rows whose copies verified (and only if the URL did not change meanwhile). An
     interrupted run leaves every row pointing at an object that exists; the next run skips rows
-    already in the target and finds the copies of the interrupted batch already stored."""
+    already in the target and finds the copies of the interrupted batch already stored.
+    Reports stage "copy" (rows handled of the rows not yet in the target)."""
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1.")
     stores = stores or StoreCache()
     target = stores.add(target)
     prefix = target.base_url + "/"
-    report = MigrateReport(target=target.base_url)
+    result = MigrateReport(target=target.base_url)
     in_target = TrainingImage.image_url.startswith(prefix, autoescape=True)
     with engine.connect() as connection:
-        report.already_there = connection.scalar(select(func.count()).where(in_target)) or 0
-        report.to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
+        result.already_there = connection.scalar(select(func.count()).where(in_target)) or 0
+        result.to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
 
     def copy(row: tuple[int, str, str | None, str]) -> tuple[int, str, str | None, Problem | None, bool]:
         row_id, url, image_hash, source = row
@@ -206,6 +209,8 @@ def migrate_images(
         return row_id, url, target.url_for(key), None, uploaded
 
     last_id = 0
+    handled = 0
+    report("copy", 0, result.to_move)
     statement = (
         update(TrainingImage.__table__)
         .where(TrainingImage.__table__.c.id == bindparam("row_id"))
@@ -229,17 +234,17 @@ def migrate_images(
             verified: list[dict] = []
             for row_id, old_url, new_url, problem, uploaded in pool.map(copy, batch):
                 if problem is not None:
-                    report.failed.append(problem)
+                    result.failed.append(problem)
                 else:
                     verified.append({"row_id": row_id, "old_url": old_url, "new_url": new_url})
-                    report.uploaded += int(uploaded)
-                if on_row:
-                    on_row()
+                    result.uploaded += int(uploaded)
+                handled += 1
+                report("copy", handled, result.to_move)
             if verified:
                 with engine.begin() as connection:  # one transaction per batch
                     connection.execute(statement, verified)
-                report.moved += len(verified)
-    return report
+                result.moved += len(verified)
+    return result
 
 
 def _suffix(url: str) -> str:
@@ -280,7 +285,6 @@ def collect_garbage(
     *,
     dry_run: bool = True,
     force: bool = False,
-    on_delete: Callable[[str], None] | None = None,
 ) -> GcReport:
     """Objects in `storage` that no ml_training_images row points at; deleted unless dry_run.
 
@@ -310,6 +314,4 @@ def collect_garbage(
         for key in report.orphans:
             storage.delete(key)
             report.deleted += 1
-            if on_delete:
-                on_delete(key)
     return report

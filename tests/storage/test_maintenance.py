@@ -50,7 +50,9 @@ def test_check_finds_deleted_and_corrupted_objects_on_gcs(engine, gcs, gcs_url, 
 
     human = storage_cli("storage", "check")
     assert human.exit_code == 3
-    assert "1 missing, 1 corrupt" in human.stdout and deleted_key in human.stdout
+    assert "1 missing, 1 corrupt" in human.stdout
+    # per-item failures go to stderr, like every command's; the summary stays on stdout
+    assert deleted_key in human.stderr and deleted_key not in human.stdout
 
     only_other = storage_cli("storage", "check", "--dataset", "other", "--json")
     assert only_other.exit_code == 0 and only_other.json()["checked"] == 2
@@ -67,14 +69,14 @@ def test_migrate_local_to_gcs_interrupted_then_resumed_then_back(engine, local_s
     ids = store_images(engine, local_store, 13)
     rows_seen = 0
 
-    def interrupt_mid_second_batch() -> None:
+    def interrupt_mid_second_batch(stage: str, completed: int, total: int | None) -> None:
         nonlocal rows_seen
-        rows_seen += 1
+        rows_seen = completed
         if rows_seen == 7:  # batch 1 (5 rows) committed; batch 2 copied in part, not committed
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        migrate_images(engine, gcs, batch_size=5, workers=3, on_row=interrupt_mid_second_batch)
+        migrate_images(engine, gcs, batch_size=5, workers=3, report=interrupt_mid_second_batch)
     urls = _urls(engine)
     moved = [row_id for row_id in ids if urls[row_id].startswith(gcs_url + "/")]
     assert moved == ids[:5]  # exactly the committed batch, in id order
@@ -175,5 +177,8 @@ def test_check_reports_rows_with_unreadable_urls(engine, local_store):
     store_images(engine, local_store, 2)
     with engine.begin() as connection:
         connection.execute(update(TrainingImage).where(TrainingImage.id == 1).values(image_url="s3://x/ab/cd.jpg"))
-    report = check_images(engine)
+    reports = []
+    report = check_images(engine, report=lambda *args: reports.append(args))
     assert [p.id for p in report.missing] == [1] and report.ok == 1
+    # cumulative progress of one stage, ending at the total
+    assert reports[0] == ("check", 0, 2) and reports[-1] == ("check", 2, 2)
