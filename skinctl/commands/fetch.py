@@ -119,10 +119,10 @@ def get_dataset(
         skinctl fetch get skin-types
         skinctl ingest images skin-types
     """
-    from skinctl.console import info, print_json, stdout
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stdout, warn
     from skinctl.datasets.catalog import get_entry
     from skinctl.fetch.archive import DEFAULT_MAX_UNCOMPRESSED
-    from skinctl.fetch.service import FetchRequest, fetch_dataset
+    from skinctl.fetch.service import BYTE_STAGES, FetchRequest, fetch_dataset
 
     settings = state(ctx).settings
     entry = get_entry(slug, settings)
@@ -136,7 +136,10 @@ def get_dataset(
         force=force,
         max_bytes=_parse_size(max_size) or DEFAULT_MAX_UNCOMPRESSED,
     )
-    result = fetch_dataset(entry, settings, request)
+    with progress_bar(progress_enabled(), byte_stages=BYTE_STAGES) as progress:
+        result = fetch_dataset(entry, settings, request, progress)
+    if result.notice:
+        warn(result.notice)
     if as_json:
         print_json(result.to_dict())
         return

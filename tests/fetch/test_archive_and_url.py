@@ -148,7 +148,7 @@ def test_url_download_resumes_after_cut_and_checks_sha256(fake_server, fetch_set
     entry = get_entry("facial-skin-condition", fetch_settings)
     url = f"{fake_server.base}/plain/facial.zip?X-Goog-Signature=very-secret"
     digest = hashlib.sha256(archive).hexdigest()
-    request = FetchRequest(url=url, sha256=digest, progress=False)
+    request = FetchRequest(url=url, sha256=digest)
 
     with pytest.raises(FetchError, match="failed after 4 attempts") as failure:
         fetch_dataset(entry, fetch_settings, request)
@@ -191,7 +191,7 @@ def test_url_404_and_server_ignoring_range(fake_server, fetch_settings, monkeypa
     monkeypatch.setattr(download, "RETRY_BASE_DELAY", 0.01)
     entry = get_entry("cosing", fetch_settings)
     with pytest.raises(NotFound, match="404"):
-        fetch_dataset(entry, fetch_settings, FetchRequest(url=f"{fake_server.base}/plain/missing.csv", progress=False))
+        fetch_dataset(entry, fetch_settings, FetchRequest(url=f"{fake_server.base}/plain/missing.csv"))
 
     # A server that ignores Range sends the whole file again: the download restarts from zero.
     data = os.urandom(400_000)
@@ -199,7 +199,7 @@ def test_url_404_and_server_ignoring_range(fake_server, fetch_settings, monkeypa
     fake_server.ignore_range = True
     fake_server.fault("plain", "cut")
     result = fetch_dataset(entry, fetch_settings,
-                           FetchRequest(url=f"{fake_server.base}/plain/annex.zip", progress=False))
+                           FetchRequest(url=f"{fake_server.base}/plain/annex.zip"))
     assert _tree(result.path) == {"COSING_Annex_III_v2.txt": data}
     assert "Range" in fake_server.requests_to("/plain/annex.zip")[-1][2]
 
@@ -220,7 +220,7 @@ def test_from_zip_tar_and_folder(fetch_settings, tmp_path, fetch_cli):
     tarball = tmp_path / "cosing.tar.gz"
     _tar(tarball, [(tarfile.TarInfo("COSING_Annex_II_v2.txt"), b"a;b\n")])
     result = fetch_dataset(get_entry("cosing", fetch_settings), fetch_settings,
-                           FetchRequest(from_path=tarball, progress=False))
+                           FetchRequest(from_path=tarball))
     assert _tree(result.path) == {"COSING_Annex_II_v2.txt": b"a;b\n"}
 
     folder = tmp_path / "images"
@@ -228,7 +228,7 @@ def test_from_zip_tar_and_folder(fetch_settings, tmp_path, fetch_cli):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     registered = fetch_dataset(get_entry("skin-types", fetch_settings), fetch_settings,
-                               FetchRequest(from_path=folder, progress=False))
+                               FetchRequest(from_path=folder))
     assert registered.path == folder  # a folder is registered where it is, not copied
     assert resolve_fetched("skin-types", fetch_settings) == (folder, "folders")
 
@@ -259,7 +259,7 @@ def test_download_that_finished_before_a_crash_is_not_fetched_again(fake_server,
     part.parent.mkdir(parents=True)
     part.write_bytes(data)
     result = fetch_dataset(get_entry("cosing", fetch_settings), fetch_settings,
-                           FetchRequest(url=url, sha256=hashlib.sha256(data).hexdigest(), progress=False))
+                           FetchRequest(url=url, sha256=hashlib.sha256(data).hexdigest()))
     assert _tree(result.path) == {"COSING_Ingredients.csv": b"INCI name\nAQUA\n"}
     (_method, _path, headers), = fake_server.requests_to("/plain/")
     assert headers["Range"] == f"bytes={len(data)}-"
