@@ -39,9 +39,8 @@ class AppState:
     def engine(self, *, check_schema: bool = True) -> Engine:
         """The database engine; by default refuses a schema that is not at head."""
         if check_schema not in self._engines:
-            from skinctl.db.engine import engine_from_settings
-
             from skinctl.console import info
+            from skinctl.db.engine import engine_from_settings
 
             self._engines[check_schema] = engine_from_settings(
                 self.settings, check_schema=check_schema, announce=info
