@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from skinctl.commands.common import state
+
+if TYPE_CHECKING:
+    from skinctl.db.embedded import EmbeddedPostgres
 from skinctl.errors import EXIT_FAILURE, UsageError
 
 app = typer.Typer(help="Manage the database: embedded server, schema migrations, status.", no_args_is_help=True)
@@ -12,7 +17,7 @@ app = typer.Typer(help="Manage the database: embedded server, schema migrations,
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 
 
-def _embedded(ctx: typer.Context):
+def _embedded(ctx: typer.Context) -> EmbeddedPostgres:
     from skinctl.db.embedded import EmbeddedPostgres
 
     settings = state(ctx).settings
@@ -31,7 +36,7 @@ def up(ctx: typer.Context) -> None:
 
     server = _embedded(ctx)
     was_running = server.status().running
-    server.ensure_running()
+    server.ensure_running(announce=info)
     status = server.status()
     info(
         f"embedded PostgreSQL {status.version} {'was already' if was_running else 'is now'} running "
@@ -162,6 +167,7 @@ def reset(
 def url(ctx: typer.Context) -> None:
     """The database URL in use, password masked."""
     from skinctl.config import mask_url
+    from skinctl.console import info
     from skinctl.db.engine import database_url
 
-    typer.echo(mask_url(database_url(state(ctx).settings)))
+    typer.echo(mask_url(database_url(state(ctx).settings, announce=info)))

@@ -19,9 +19,8 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,8 +229,10 @@ class EmbeddedPostgres:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def ensure_running(self, announce=None) -> str:
-        """Initialise (first use) and start the server if needed; return the database URL."""
+    def ensure_running(self, announce: Callable[[str], None] | None = None) -> str:
+        """Initialise (first use) and start the server if needed; return the database URL.
+        `announce` is told, in one sentence, when a new database was created (the command
+        shows it; services never print)."""
         found = self._postmaster() if self.initialised else None
         if found and self._accepting(found[1]):
             return self.url(found[1])
@@ -262,7 +263,7 @@ class EmbeddedPostgres:
         while time.monotonic() < deadline and _exists(pid) and not self._accepting(port):
             time.sleep(0.1)
 
-    def _initdb(self, announce) -> None:
+    def _initdb(self, announce: Callable[[str], None] | None) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             # A half-finished initdb (killed mid-way) leaves no PG_VERSION or no password file.
             if (self.data_dir / "PG_VERSION").is_file() and not self.password_file.is_file():
@@ -302,7 +303,8 @@ class EmbeddedPostgres:
             f"({time.monotonic() - started:.1f} s){how}. It listens on 127.0.0.1 only; "
             f"`skinctl db down` stops it."
         )
-        (announce or (lambda text: print(text, file=sys.stderr)))(message)
+        if announce is not None:
+            announce(message)
 
     def _free_port(self) -> int:
         with socket.socket() as probe:

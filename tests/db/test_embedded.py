@@ -63,8 +63,9 @@ def test_second_process_shares_the_running_server(embedded_home: Path) -> None:
 
 def test_concurrent_first_use_initialises_once(embedded_home: Path) -> None:
     code = (
-        "from pathlib import Path; from skinctl.db.embedded import EmbeddedPostgres; "
-        f"print(EmbeddedPostgres(Path({str(embedded_home)!r})).ensure_running())"
+        "import sys; from pathlib import Path; from skinctl.db.embedded import EmbeddedPostgres; "
+        f"print(EmbeddedPostgres(Path({str(embedded_home)!r})).ensure_running("
+        "announce=lambda message: print(message, file=sys.stderr)))"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
