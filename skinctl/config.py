@@ -4,7 +4,9 @@
       >  skinctl.toml in the current folder  >  skinctl.toml in the user config folder  >  default
 
 `SKINCTL_CONFIG=/path/to/file.toml` replaces the two skinctl.toml locations with one file.
-`load_settings()` records where every value came from, so `skinctl config show` can say it.
+`load_settings()` records where every value came from, so `skinctl config show` can say it:
+that is why the layers are merged here and validated by a plain pydantic model, rather than
+by pydantic-settings (which resolves sources but does not say which one won).
 """
 
 from __future__ import annotations
