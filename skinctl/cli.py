@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
@@ -32,6 +32,10 @@ from skinctl.commands import train as train_commands
 from skinctl.commands import tui as tui_commands
 from skinctl.commands.common import AppState, state
 from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED, FileAccessError, SkinctlError
+
+if TYPE_CHECKING:
+    # Typer's own copy of Click: the type its command classes are declared with.
+    from typer._click.core import Context
 
 
 def render_error(error: SkinctlError, verbose: bool, secrets: Iterable[str] = ()) -> None:
@@ -99,7 +103,7 @@ def reflow_help(text: str | None) -> str | None:
     return "\n\n".join(paragraphs)
 
 
-def _polish_help(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+def _polish_help(command: TyperCommand | TyperGroup, ctx: Context) -> None:
     """Help that reads like Typer's docs, for every command in the tree, in one place: docstrings
     reflowed into paragraphs, and no `<bool>` metavar after flags (a flag takes no value)."""
     command.help = reflow_help(command.help)
@@ -113,13 +117,13 @@ def _polish_help(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None
 class SkinctlGroup(TyperGroup):
     """Renders SkinctlError once, on stderr, and exits with its code; same under CliRunner."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         # Before the root parses anything (its eager --help included), polish every command's
         # help; subcommands' --help is parsed later, below this root.
         _polish_help(self, ctx)
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except SkinctlError as error:
@@ -142,7 +146,7 @@ class SkinctlGroup(TyperGroup):
                 ctx.obj.close()
 
     @staticmethod
-    def _fail(error: SkinctlError, ctx: typer.Context) -> NoReturn:
+    def _fail(error: SkinctlError, ctx: Context) -> NoReturn:
         # ctx.obj is set by the root callback, which runs inside invoke().
         app_state = ctx.obj if isinstance(ctx.obj, AppState) else AppState()
         render_error(error, verbose=app_state.verbose, secrets=app_state.secrets())
@@ -171,7 +175,9 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     database_url: str | None = typer.Option(
-        None, "--database-url", help="PostgreSQL URL (default: the embedded server).",
+        None,
+        "--database-url",
+        help="PostgreSQL URL (default: the embedded server).",
         show_default=False,
     ),
     home: Path | None = typer.Option(None, "--home", help="skinctl's home folder."),

@@ -94,8 +94,11 @@ def progress_bar(enabled: bool, *, byte_stages: Collection[str] = ()) -> Iterato
 
     tasks: dict[str, Any] = {}
     with Progress(
-        TextColumn("{task.description:>10}"), BarColumn(), *_count_and_rate_columns(),
-        TimeRemainingColumn(), console=stderr,
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        *_count_and_rate_columns(),
+        TimeRemainingColumn(),
+        console=stderr,
     ) as bar:
 
         def report(stage: str, completed: int, total: int | None) -> None:
@@ -119,7 +122,10 @@ def _count_and_rate_columns() -> tuple[Any, Any]:
             if task.fields.get("in_bytes"):
                 return sizes.render(task)
             done = f"{int(task.completed):,}"
-            return Text(done if task.total is None else f"{done}/{int(task.total):,}", style="progress.download")
+            return Text(
+                done if task.total is None else f"{done}/{int(task.total):,}",
+                style="progress.download",
+            )
 
     class RateColumn(ProgressColumn):
         def render(self, task: Task) -> Text:

@@ -40,19 +40,25 @@ def test_verbose_traceback_never_shows_the_database_password(offline_cli) -> Non
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 
-def test_os_error_escaping_a_command_is_one_error_line_naming_the_path(offline_cli, tmp_path: Path) -> None:
+def test_os_error_escaping_a_command_is_one_error_line_naming_the_path(
+    offline_cli, tmp_path: Path
+) -> None:
     source = tmp_path / "set"
     (source / "oily").mkdir(parents=True)
     (source / "oily" / "a.jpg").write_bytes(b"not really a jpeg")
     # /etc/hostname is a file: nobody, root included, can make a folder under it.
-    result = offline_cli("fetch", "get", "skin-types", "--from", str(source), "--output-dir", "/etc/hostname/x")
+    result = offline_cli(
+        "fetch", "get", "skin-types", "--from", str(source), "--output-dir", "/etc/hostname/x"
+    )
     assert result.exit_code == EXIT_FAILURE, result.exception
     assert result.exception is None
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "/etc/hostname" in errors[0] and "Not a directory" in errors[0]
 
-    verbose = offline_cli("-v", "fetch", "get", "skin-types", "--from", str(source), "--output-dir", "/etc/hostname/x")
+    verbose = offline_cli(
+        "-v", "fetch", "get", "skin-types", "--from", str(source), "--output-dir", "/etc/hostname/x"
+    )
     assert "NotADirectoryError" in verbose.stderr
 
 
@@ -60,7 +66,9 @@ def test_os_error_without_a_path_still_says_what_failed() -> None:
     assert FileAccessError.from_os_error(OSError(28, "No space left on device")).message == (
         "A file operation failed: No space left on device."
     )
-    error = FileAccessError.from_os_error(PermissionError(13, "Permission denied", "/srv/report.csv"))
+    error = FileAccessError.from_os_error(
+        PermissionError(13, "Permission denied", "/srv/report.csv")
+    )
     assert error.message == "Cannot use /srv/report.csv: Permission denied."
 
 

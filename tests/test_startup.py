@@ -9,11 +9,32 @@ import sys
 
 import pytest
 
-HEAVY = ("tensorflow", "keras", "textual", "kagglehub", "google.cloud", "cv2", "sqlalchemy", "PIL", "numpy")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "textual",
+    "kagglehub",
+    "google.cloud",
+    "cv2",
+    "sqlalchemy",
+    "PIL",
+    "numpy",
+)
 
 # Every command group and top-level command of skinctl. A group added to the CLI is added here
 # (test_every_command_is_expected fails until it is); one that goes missing fails its test.
-GROUPS = ("config", "db", "fetch", "storage", "ingest", "ingredients", "products", "label", "dedup", "train")
+GROUPS = (
+    "config",
+    "db",
+    "fetch",
+    "storage",
+    "ingest",
+    "ingredients",
+    "products",
+    "label",
+    "dedup",
+    "train",
+)
 COMMANDS = ("tui", "demo", "stats", "predict")
 
 PROBE = """
@@ -48,6 +69,8 @@ def test_help_imports_nothing_heavy(args: list[str]) -> None:
     )
     report = json.loads(result.stderr.strip().splitlines()[-1])
     assert report["code"] in (0, None), result.stdout
-    heavy_loaded = [m for m in report["modules"] if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    heavy_loaded = [
+        m for m in report["modules"] if any(m == h or m.startswith(h + ".") for h in HEAVY)
+    ]
     assert heavy_loaded == [], f"{' '.join(args)} imported {heavy_loaded[:10]}"
     assert "Usage" in result.stdout

@@ -94,10 +94,15 @@ def read_ids(values: list[str]) -> list[int]:
                     try:
                         tokens.append(str(json.loads(line)["id"]))
                     except (ValueError, KeyError):
-                        raise UsageError(f"Cannot read an id from the JSON line {line[:80]!r}.") from None
+                        raise UsageError(
+                            f"Cannot read an id from the JSON line {line[:80]!r}."
+                        ) from None
                 elif line.startswith("["):
                     try:
-                        tokens += [str(item["id"] if isinstance(item, dict) else item) for item in json.loads(line)]
+                        tokens += [
+                            str(item["id"] if isinstance(item, dict) else item)
+                            for item in json.loads(line)
+                        ]
                     except (ValueError, KeyError, TypeError):
                         raise UsageError(f"Cannot read ids from {line[:80]!r}.") from None
                 else:
@@ -111,5 +116,7 @@ def read_ids(values: list[str]) -> list[int]:
         except ValueError:
             raise UsageError(f"{token!r} is not an id (a whole number).") from None
     if not ids:
-        raise UsageError("No ids given.", hint="Pass ids as arguments, or `-` to read them from stdin.")
+        raise UsageError(
+            "No ids given.", hint="Pass ids as arguments, or `-` to read them from stdin."
+        )
     return ids

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from skinctl.db.embedded import EmbeddedPostgres
 from skinctl.errors import EXIT_FAILURE, UsageError
 
-app = typer.Typer(help="Manage the database: embedded server, schema migrations, status.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage the database: embedded server, schema migrations, status.", no_args_is_help=True
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 
@@ -63,11 +65,17 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> None:
     before = migrate.current_revision(engine)
     migrate.upgrade(engine, revision)
     after = migrate.current_revision(engine)
-    info(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema already at {after}")
+    info(
+        f"schema: {before or 'empty'} -> {after}"
+        if before != after
+        else f"schema already at {after}"
+    )
 
 
 @app.command("downgrade")
-def downgrade(ctx: typer.Context, revision: str = typer.Argument(..., help="Target, e.g. 0001 or base.")) -> None:
+def downgrade(
+    ctx: typer.Context, revision: str = typer.Argument(..., help="Target, e.g. 0001 or base.")
+) -> None:
     """Revert migrations down to REVISION."""
     from skinctl.console import info
     from skinctl.db import migrate
@@ -137,7 +145,10 @@ def status(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     stdout.print(f"server    {report['server_version']} ({report['location']})", highlight=False)
     stdout.print(f"database  {report['url']}", highlight=False)
     behind = "" if report["at_head"] else "  [yellow]behind: run `skinctl db upgrade`[/]"
-    stdout.print(f"schema    {report['revision'] or 'empty'} (head {report['head']}){behind}", highlight=False)
+    stdout.print(
+        f"schema    {report['revision'] or 'empty'} (head {report['head']}){behind}",
+        highlight=False,
+    )
     if report["tables"]:
         stdout.print(table(None, ["table", "rows"], sorted(report["tables"].items())))
 

@@ -9,7 +9,9 @@ import typer
 from skinctl.commands.common import state
 from skinctl.errors import UsageError
 
-app = typer.Typer(help="Browse the dataset catalog and download datasets into the cache.", no_args_is_help=True)
+app = typer.Typer(
+    help="Browse the dataset catalog and download datasets into the cache.", no_args_is_help=True
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -56,7 +58,14 @@ def list_datasets(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             "Datasets",
             ["slug", "kind", "source", "layout", "fetched", "title"],
             [
-                (r["slug"], r["kind"], r["source"], r["layout"], r["fetched_version"] or "-", r["title"])
+                (
+                    r["slug"],
+                    r["kind"],
+                    r["source"],
+                    r["layout"],
+                    r["fetched_version"] or "-",
+                    r["title"],
+                )
                 for r in rows
             ],
         )
@@ -64,7 +73,11 @@ def list_datasets(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 
 @app.command("info")
-def info_dataset(ctx: typer.Context, slug: str = typer.Argument(..., help="Dataset slug."), as_json: bool = JSON_OPTION) -> None:
+def info_dataset(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="Dataset slug."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Show a dataset's catalog entry and its fetched copies."""
     from skinctl.console import print_json, stdout, table
     from skinctl.datasets.catalog import fetched_copies, get_entry
@@ -76,9 +89,15 @@ def info_dataset(ctx: typer.Context, slug: str = typer.Argument(..., help="Datas
         print_json({**entry.to_dict(), "copies": [copy.to_dict() for copy in copies]})
         return
     fields = [
-        ("slug", entry.slug), ("title", entry.title), ("provider", entry.provider),
-        ("source", entry.source), ("reference", entry.reference), ("kind", entry.kind),
-        ("layout", entry.layout), ("licence", entry.licence), ("description", entry.description),
+        ("slug", entry.slug),
+        ("title", entry.title),
+        ("provider", entry.provider),
+        ("source", entry.source),
+        ("reference", entry.reference),
+        ("kind", entry.kind),
+        ("layout", entry.layout),
+        ("licence", entry.licence),
+        ("description", entry.description),
     ]
     if entry.files:
         fields.append(("files", ", ".join(entry.files)))
@@ -101,12 +120,22 @@ def info_dataset(ctx: typer.Context, slug: str = typer.Argument(..., help="Datas
 def get_dataset(
     ctx: typer.Context,
     slug: str = typer.Argument(..., help="Dataset slug (see `skinctl fetch list`)."),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="Put the files here instead of the cache."),
-    force: bool = typer.Option(False, "--force", help="Fetch again even when a complete copy exists."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Put the files here instead of the cache."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Fetch again even when a complete copy exists."
+    ),
     url: str | None = typer.Option(None, "--url", help="Download this http(s) URL (resumable)."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Expected SHA-256 of the --url or --from file."),
-    from_path: Path | None = typer.Option(None, "--from", help="Import a local zip, tar(.gz) file or folder."),
-    max_size: str | None = typer.Option(None, "--max-size", help="Refuse archives that unpack to more than this (e.g. 200G)."),
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="Expected SHA-256 of the --url or --from file."
+    ),
+    from_path: Path | None = typer.Option(
+        None, "--from", help="Import a local zip, tar(.gz) file or folder."
+    ),
+    max_size: str | None = typer.Option(
+        None, "--max-size", help="Refuse archives that unpack to more than this (e.g. 200G)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Download (or import) a dataset into SKINCTL_HOME/datasets/<slug>/<version>.

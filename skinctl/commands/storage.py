@@ -7,7 +7,10 @@ import typer
 from skinctl.commands.common import state
 from skinctl.errors import EXIT_REJECTED
 
-app = typer.Typer(help="Check the stored images, move them to another store, remove orphans.", no_args_is_help=True)
+app = typer.Typer(
+    help="Check the stored images, move them to another store, remove orphans.",
+    no_args_is_help=True,
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 WORKERS_OPTION = typer.Option(8, "--workers", min=1, max=64, help="Parallel reads/uploads.")
@@ -38,8 +41,11 @@ def check(
         # One line per problem, on stderr like every per-item failure; URLs stay whole, so they
         # can be copied or grepped.
         for problem in report.problems:
-            stderr.print(f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
-                         highlight=False, markup=False)
+            stderr.print(
+                f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
+                highlight=False,
+                markup=False,
+            )
     if report.problems:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -47,8 +53,12 @@ def check(
 @app.command("migrate")
 def migrate(
     ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Target store: a folder, file:///... or gs://bucket/prefix."),
-    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows per database transaction."),
+    to: str = typer.Option(
+        ..., "--to", help="Target store: a folder, file:///... or gs://bucket/prefix."
+    ),
+    batch_size: int = typer.Option(
+        500, "--batch-size", min=1, help="Rows per database transaction."
+    ),
     workers: int = WORKERS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -61,7 +71,9 @@ def migrate(
     engine = app_state.engine()
     target = open_storage(to)
     with progress_bar(progress_enabled()) as progress:
-        report = migrate_images(engine, target, batch_size=batch_size, workers=workers, report=progress)
+        report = migrate_images(
+            engine, target, batch_size=batch_size, workers=workers, report=progress
+        )
     if as_json:
         print_json(report.to_dict())
     else:
@@ -72,10 +84,14 @@ def migrate(
             highlight=False,
         )
         for problem in report.failed:
-            stderr.print(f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
-                         f"({problem.detail})", highlight=False, markup=False)
+            stderr.print(
+                f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
+                f"({problem.detail})",
+                highlight=False,
+                markup=False,
+            )
     if report.moved and app_state.settings.storage.rstrip("/") != target.base_url and not as_json:
-        info(f"hint: set storage_url = \"{target.base_url}\" so new images go there too.")
+        info(f'hint: set storage_url = "{target.base_url}" so new images go there too.')
     if report.failed:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -84,7 +100,9 @@ def migrate(
 def gc(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
-    force: bool = typer.Option(False, "--force", help="Run even while an ingest run is marked running."),
+    force: bool = typer.Option(
+        False, "--force", help="Run even while an ingest run is marked running."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete stored objects that no ml_training_images row references (the --storage store)."""
@@ -107,4 +125,6 @@ def gc(
     for key in report.orphans[:50] if dry_run else []:
         stdout.print(f"  {report.store}/{key}", highlight=False)
     if dry_run and len(report.orphans) > 50:
-        stdout.print(f"  ... and {len(report.orphans) - 50:,} more (use --json for all)", highlight=False)
+        stdout.print(
+            f"  ... and {len(report.orphans) - 50:,} more (use --json for all)", highlight=False
+        )

@@ -93,5 +93,3 @@ def require_schema_at_head(engine: Engine) -> None:
             f"database schema is at {current or 'nothing (an empty database)'}, skinctl needs "
             f"{head}: run `skinctl db upgrade`."
         )
-
-

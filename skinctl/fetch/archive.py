@@ -30,8 +30,10 @@ DEFAULT_MAX_UNCOMPRESSED = 64 * 1024**3  # 64 GiB: far above any dataset here, b
 class UnsafeArchive(FetchError):
     """An archive entry that would escape the target folder or is not a plain file."""
 
-    default_hint = "The archive was not extracted. Get it from a trusted source, or unpack it " \
+    default_hint = (
+        "The archive was not extracted. Get it from a trusted source, or unpack it "
         "yourself and use --from FOLDER."
+    )
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,16 @@ def _check_link(archive: Path, name: str, target: str, *, hard: bool) -> None:
     """A link target must stay inside: relative, and not climbing above the root."""
     cleaned = target.replace("\\", "/")
     if cleaned.startswith("/") or (len(cleaned) > 1 and cleaned[1] == ":"):
-        raise UnsafeArchive(f"{archive.name}: link {name!r} points outside the folder (to {target!r}).")
+        raise UnsafeArchive(
+            f"{archive.name}: link {name!r} points outside the folder (to {target!r})."
+        )
     # Hard link targets are relative to the archive root, symlinks to the link's own folder.
     base = "" if hard else posixpath.dirname(name)
     joined = posixpath.normpath(posixpath.join(base, cleaned))
     if joined == ".." or joined.startswith("../"):
-        raise UnsafeArchive(f"{archive.name}: link {name!r} points outside the folder (to {target!r}).")
+        raise UnsafeArchive(
+            f"{archive.name}: link {name!r} points outside the folder (to {target!r})."
+        )
 
 
 def _check_total(archive: Path, name: str, total: int, limit: int) -> None:
@@ -86,7 +92,9 @@ def _check_total(archive: Path, name: str, total: int, limit: int) -> None:
         )
 
 
-def _write_file(source: IO[bytes], destination: Path, report: ReportProgress, done: int, total: int) -> int:
+def _write_file(
+    source: IO[bytes], destination: Path, report: ReportProgress, done: int, total: int
+) -> int:
     """Copy `source` to `destination`, reporting `done` + bytes written so far; returns the
     bytes written."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +119,15 @@ def _extract_zip(archive: Path, target: Path, limit: int, report: ReportProgress
                 link_target = handle.read(info).decode("utf-8", "replace")
                 _check_link(archive, relative, link_target, hard=False)
                 plan.append((info, relative, "link:" + link_target))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-                raise UnsafeArchive(f"{archive.name}: entry {info.filename!r} is a device or special file.")
+            elif (
+                stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode)
+                or stat.S_ISFIFO(mode)
+                or stat.S_ISSOCK(mode)
+            ):
+                raise UnsafeArchive(
+                    f"{archive.name}: entry {info.filename!r} is a device or special file."
+                )
             elif info.is_dir():
                 plan.append((info, relative, "dir"))
             else:
@@ -148,7 +163,9 @@ def _extract_tar(archive: Path, target: Path, limit: int, report: ReportProgress
         for member in members:
             relative = _safe_name(archive, member.name)
             if member.isdev() or member.isfifo():
-                raise UnsafeArchive(f"{archive.name}: entry {member.name!r} is a device or special file.")
+                raise UnsafeArchive(
+                    f"{archive.name}: entry {member.name!r} is a device or special file."
+                )
             if member.issym() or member.islnk():
                 _check_link(archive, relative, member.linkname, hard=member.islnk())
                 links.append(member)
@@ -160,7 +177,9 @@ def _extract_tar(archive: Path, target: Path, limit: int, report: ReportProgress
                 if relative:
                     (target / relative).mkdir(parents=True, exist_ok=True)
             else:
-                raise UnsafeArchive(f"{archive.name}: entry {member.name!r} has an unsupported type.")
+                raise UnsafeArchive(
+                    f"{archive.name}: entry {member.name!r} has an unsupported type."
+                )
         files = 0
         written = 0
         for member in regular:
@@ -222,7 +241,9 @@ def copy_tree(source: Path, target: Path, report: ReportProgress = no_progress) 
         if path.is_symlink():
             resolved = path.resolve()
             if not resolved.is_relative_to(source):
-                raise UnsafeArchive(f"{source}: link {relative.as_posix()!r} points outside the folder.")
+                raise UnsafeArchive(
+                    f"{source}: link {relative.as_posix()!r} points outside the folder."
+                )
         if path.is_file():
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -118,11 +118,14 @@ def download(
                 if response.status_code >= 400:
                     if on_error:
                         on_error(response)
-                    raise FetchError(f"Downloading {label} failed: the server answered {response.status_code}.")
+                    raise FetchError(
+                        f"Downloading {label} failed: the server answered {response.status_code}."
+                    )
                 md5_b64 = goog_md5(response) or md5_b64
-                resumed = response.status_code == 206 and _content_range_start(
-                    response.headers.get("Content-Range")
-                ) == have
+                resumed = (
+                    response.status_code == 206
+                    and _content_range_start(response.headers.get("Content-Range")) == have
+                )
                 if not resumed:
                     have = 0  # the server sent the whole file
                 total = _total_size(response, have)
@@ -139,7 +142,11 @@ def download(
                 return part, md5_b64
         except RetryableError as error:
             last_error = error
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as error:
             last_error = error
     raise FetchError(
         f"Downloading {label} failed after {attempts} attempts: {_describe(last_error)}.",

@@ -116,7 +116,9 @@ def _kaggle_errors(reference: str) -> Iterator[None]:
                 hint="Check the reference (owner/dataset-name as in the dataset's Kaggle URL); a "
                 "private dataset also answers 404 to an account without access.",
             ) from None
-        raise FetchError(f"Kaggle answered {status} for {reference}.", hint="Try again later.") from error
+        raise FetchError(
+            f"Kaggle answered {status} for {reference}.", hint="Try again later."
+        ) from error
     except requests.ConnectionError as error:
         raise FetchError(
             f"Cannot reach Kaggle for {reference} ({type(error).__name__}).",
@@ -169,7 +171,9 @@ def current_version(client: Any, reference: str) -> int:
     request.dataset_slug = handle.dataset
     with _kaggle_errors(reference):
         dataset = _with_retries(
-            lambda: handle_call(lambda: client.datasets.dataset_api_client.get_dataset(request), handle)
+            lambda: handle_call(
+                lambda: client.datasets.dataset_api_client.get_dataset(request), handle
+            )
         )
     version = dataset.current_version_number
     if not version:
@@ -199,7 +203,9 @@ def download_archive(
         if signed_url:
             return requests.get(signed_url[0], headers=headers, stream=True, timeout=dl.TIMEOUT)
         with _kaggle_errors(reference):
-            response = handle_call(lambda: client.datasets.dataset_api_client.download_dataset(request), handle)
+            response = handle_call(
+                lambda: client.datasets.dataset_api_client.download_dataset(request), handle
+            )
         signed_url.append(response.url)
         if headers and response.headers.get("Accept-Ranges") == "bytes":
             response.close()  # ask the archive host for the missing tail only
@@ -223,5 +229,9 @@ def download_archive(
 
     # dl.download retries a RetryableError raised while opening, like a cut connection.
     return dl.download(
-        open_with_5xx_retry, part, label=f"Kaggle dataset {reference}", report=report, on_error=on_error
+        open_with_5xx_retry,
+        part,
+        label=f"Kaggle dataset {reference}",
+        report=report,
+        on_error=on_error,
     )

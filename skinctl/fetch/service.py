@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from skinctl.config import Settings
@@ -196,7 +197,17 @@ def _unpack(
     return ExtractResult(1, target.stat().st_size)
 
 
-def _finish(entry, publisher, settings, *, source, origin, unpacked, sha256, extra) -> FetchResult:  # noqa: ANN001
+def _finish(
+    entry: DatasetEntry,
+    publisher: _Publisher,
+    settings: Settings,
+    *,
+    source: str,
+    origin: str,
+    unpacked: ExtractResult,
+    sha256: str | None,
+    extra: dict[str, Any],
+) -> FetchResult:
     record = {
         "slug": entry.slug,
         "version": publisher.version,
@@ -218,7 +229,11 @@ def _finish(entry, publisher, settings, *, source, origin, unpacked, sha256, ext
 
 
 def _fetch_kaggle(
-    entry: DatasetEntry, settings: Settings, request: FetchRequest, folder: Path, report: ReportProgress
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    report: ReportProgress,
 ) -> FetchResult:
     from skinctl.fetch import kaggle
 
@@ -236,8 +251,10 @@ def _fetch_kaggle(
             raise
         version = f"v{number}"
         existing = _complete_copy(entry.slug, settings, version)
-        if existing and not request.force and (
-            not request.output_dir or existing.path == request.output_dir.absolute()
+        if (
+            existing
+            and not request.force
+            and (not request.output_dir or existing.path == request.output_dir.absolute())
         ):
             return _result(entry, existing, cached=True)
         part = folder / ".downloads" / f"{version}.zip.part"
@@ -246,18 +263,49 @@ def _fetch_kaggle(
         _part, md5_b64 = kaggle.download_archive(client, reference, number, part, report)
     # Kaggle's archive host announces an MD5 (x-goog-hash); a mismatch deletes the download.
     dl.verify(part, md5_b64=md5_b64, label=f"Kaggle dataset {reference} {version}")
-    return _extract_and_finish(entry, settings, request, folder, version, part, "kaggle", reference,
-                               name_hint="data", extra={"kaggle_version": number}, report=report)
+    return _extract_and_finish(
+        entry,
+        settings,
+        request,
+        folder,
+        version,
+        part,
+        "kaggle",
+        reference,
+        name_hint="data",
+        extra={"kaggle_version": number},
+        report=report,
+    )
 
 
-def _extract_and_finish(entry, settings, request, folder, version, part, source, origin, *, name_hint, extra,  # noqa: ANN001
-                        report: ReportProgress) -> FetchResult:
+def _extract_and_finish(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    version: str,
+    part: Path,
+    source: str,
+    origin: str,
+    *,
+    name_hint: str,
+    extra: dict[str, Any],
+    report: ReportProgress,
+) -> FetchResult:
     publisher = _Publisher(folder, version, request.output_dir, request.force)
     staging = publisher.prepare()
     sha256 = dl.file_digest(part, "sha256")
     unpacked = _unpack(part, staging, request, name_hint, report)
-    result = _finish(entry, publisher, settings, source=source, origin=origin, unpacked=unpacked,
-                     sha256=sha256, extra=extra)
+    result = _finish(
+        entry,
+        publisher,
+        settings,
+        source=source,
+        origin=origin,
+        unpacked=unpacked,
+        sha256=sha256,
+        extra=extra,
+    )
     part.unlink(missing_ok=True)  # the extracted copy is what we keep
     return result
 
@@ -267,12 +315,21 @@ def _name_from_url(url: str) -> str:
     return name.replace("/", "_") or "download"
 
 
-def _fetch_url(entry: DatasetEntry, settings: Settings, request: FetchRequest, folder: Path, url: str,
-               sha256: str | None, report: ReportProgress) -> FetchResult:
+def _fetch_url(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    url: str,
+    sha256: str | None,
+    report: ReportProgress,
+) -> FetchResult:
     url_id = hashlib.sha256(url.encode()).hexdigest()[:16]  # identifies a URL without storing it
     if not request.force:
         for copy in fetched_copies(entry.slug, settings):
-            if (sha256 and copy.sha256 == sha256) or (not sha256 and copy.extra.get("url") == url_id):
+            if (sha256 and copy.sha256 == sha256) or (
+                not sha256 and copy.extra.get("url") == url_id
+            ):
                 if not request.output_dir or copy.path == request.output_dir.absolute():
                     return _result(entry, copy, cached=True)
     part = folder / ".downloads" / f"url-{url_id}.part"
@@ -283,8 +340,19 @@ def _fetch_url(entry: DatasetEntry, settings: Settings, request: FetchRequest, f
         dl.download(dl.url_opener(session, url), part, label=label, report=report)
     actual = dl.verify(part, sha256=sha256, label=label)
     version = f"sha256-{actual[:12]}"
-    return _extract_and_finish(entry, settings, request, folder, version, part, "url", label,
-                               name_hint=_name_from_url(url), extra={"url": url_id}, report=report)
+    return _extract_and_finish(
+        entry,
+        settings,
+        request,
+        folder,
+        version,
+        part,
+        "url",
+        label,
+        name_hint=_name_from_url(url),
+        extra={"url": url_id},
+        report=report,
+    )
 
 
 def _folder_version(path: Path) -> str:
@@ -292,15 +360,25 @@ def _folder_version(path: Path) -> str:
     for item in sorted(path.rglob("*")):
         if item.is_file():
             info = item.stat()
-            digest.update(f"{item.relative_to(path).as_posix()}\0{info.st_size}\0{int(info.st_mtime)}\n".encode())
+            digest.update(
+                f"{item.relative_to(path).as_posix()}\0{info.st_size}\0{int(info.st_mtime)}\n".encode()
+            )
     return f"local-{digest.hexdigest()[:12]}"
 
 
-def _fetch_local(entry: DatasetEntry, settings: Settings, request: FetchRequest, folder: Path,
-                 source_path: Path, report: ReportProgress) -> FetchResult:
+def _fetch_local(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    source_path: Path,
+    report: ReportProgress,
+) -> FetchResult:
     source_path = source_path.expanduser().absolute()
     if not source_path.exists():
-        raise InputRejected(f"--from {source_path} does not exist.", hint="Pass a zip, tar(.gz) file or a folder.")
+        raise InputRejected(
+            f"--from {source_path} does not exist.", hint="Pass a zip, tar(.gz) file or a folder."
+        )
     if source_path.is_dir():
         version = _folder_version(source_path)
         existing = _complete_copy(entry.slug, settings, version)
@@ -310,9 +388,15 @@ def _fetch_local(entry: DatasetEntry, settings: Settings, request: FetchRequest,
             # A folder is registered where it is: no copy of a possibly huge image tree.
             files = [p for p in source_path.rglob("*") if p.is_file()]
             record = {
-                "slug": entry.slug, "version": version, "fetched_at": _now(), "source": "local",
-                "origin": str(source_path), "files": len(files),
-                "bytes": sum(p.stat().st_size for p in files), "sha256": None, "path": str(source_path),
+                "slug": entry.slug,
+                "version": version,
+                "fetched_at": _now(),
+                "source": "local",
+                "origin": str(source_path),
+                "files": len(files),
+                "bytes": sum(p.stat().st_size for p in files),
+                "sha256": None,
+                "path": str(source_path),
             }
             _write_marker(_marker_path(folder, version), record)
             copy = _complete_copy(entry.slug, settings, version)
@@ -321,38 +405,68 @@ def _fetch_local(entry: DatasetEntry, settings: Settings, request: FetchRequest,
         publisher = _Publisher(folder, version, request.output_dir, request.force)
         staging = publisher.prepare()
         copied = copy_tree(source_path, staging, report)
-        return _finish(entry, publisher, settings, source="local", origin=str(source_path),
-                       unpacked=copied, sha256=None, extra={})
+        return _finish(
+            entry,
+            publisher,
+            settings,
+            source="local",
+            origin=str(source_path),
+            unpacked=copied,
+            sha256=None,
+            extra={},
+        )
     if request.sha256:
         dl.verify(source_path, sha256=request.sha256, label=str(source_path))
     sha256 = dl.file_digest(source_path, "sha256")
     version = f"sha256-{sha256[:12]}"
     existing = _complete_copy(entry.slug, settings, version)
-    if existing and not request.force and (not request.output_dir or existing.path == request.output_dir.absolute()):
+    if (
+        existing
+        and not request.force
+        and (not request.output_dir or existing.path == request.output_dir.absolute())
+    ):
         return _result(entry, existing, cached=True)
     publisher = _Publisher(folder, version, request.output_dir, request.force)
     staging = publisher.prepare()
     unpacked = _unpack(source_path, staging, request, source_path.name, report)
-    return _finish(entry, publisher, settings, source="local", origin=str(source_path),
-                   unpacked=unpacked, sha256=sha256, extra={})
+    return _finish(
+        entry,
+        publisher,
+        settings,
+        source="local",
+        origin=str(source_path),
+        unpacked=unpacked,
+        sha256=sha256,
+        extra={},
+    )
 
 
 def fetch_dataset(
-    entry: DatasetEntry, settings: Settings, request: FetchRequest, report: ReportProgress = no_progress
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    report: ReportProgress = no_progress,
 ) -> FetchResult:
     """Fetch one dataset into the cache (or --output-dir); a complete copy is reused unless
     `force`. Raises FetchError/CredentialsError/NotFound/UsageError with a clear message.
     Progress stages, all in bytes (BYTE_STAGES): download, extract, copy."""
     if request.url and request.from_path:
         raise UsageError("Give either --url or --from, not both.")
-    if request.sha256 and not (len(request.sha256) == 64 and all(c in "0123456789abcdefABCDEF" for c in request.sha256)):
+    if request.sha256 and not (
+        len(request.sha256) == 64 and all(c in "0123456789abcdefABCDEF" for c in request.sha256)
+    ):
         raise UsageError(f"--sha256 {request.sha256!r} is not 64 hexadecimal characters.")
     if request.url and not request.url.startswith(("http://", "https://")):
         raise UsageError(f"--url {dl.safe_url(request.url)!r} must start with http:// or https://.")
     folder = datasets_dir(settings) / entry.slug
     output_dir = request.output_dir.absolute() if request.output_dir else None
-    if (output_dir and output_dir.is_dir() and any(output_dir.iterdir()) and not request.force
-            and output_dir not in _recorded_path(folder)):
+    if (
+        output_dir
+        and output_dir.is_dir()
+        and any(output_dir.iterdir())
+        and not request.force
+        and output_dir not in _recorded_path(folder)
+    ):
         # Said before downloading anything; _Publisher.prepare checks again before writing.
         raise UsageError(
             f"--output-dir {output_dir} is not empty.",

@@ -12,8 +12,9 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, Table, bindparam, func, select, update
 
 from skinctl.db.models import IngestRun, TrainingImage
 from skinctl.errors import SkinctlError, StorageError, UsageError
@@ -61,8 +62,13 @@ class Problem:
     detail: str
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "image_url": self.image_url, "dataset_source": self.dataset_source,
-                "problem": self.problem, "detail": self.detail}
+        return {
+            "id": self.id,
+            "image_url": self.image_url,
+            "dataset_source": self.dataset_source,
+            "problem": self.problem,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -90,16 +96,24 @@ def _sha256(data: bytes) -> str:
 
 
 def _image_rows(engine: Engine, dataset: str | None) -> list[tuple[int, str, str | None, str]]:
-    query = select(TrainingImage.id, TrainingImage.image_url, TrainingImage.image_hash,
-                   TrainingImage.dataset_source).order_by(TrainingImage.id)
+    query = select(
+        TrainingImage.id,
+        TrainingImage.image_url,
+        TrainingImage.image_hash,
+        TrainingImage.dataset_source,
+    ).order_by(TrainingImage.id)
     if dataset:
         query = query.where(TrainingImage.dataset_source == dataset)
     with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(query)]
+        return [
+            (id_, url, image_hash, source)
+            for id_, url, image_hash, source in connection.execute(query)
+        ]
 
 
-def _read_verified(stores: StoreCache, row_id: int, url: str, image_hash: str | None,
-                   dataset: str) -> tuple[bytes | None, Problem | None]:
+def _read_verified(
+    stores: StoreCache, row_id: int, url: str, image_hash: str | None, dataset: str
+) -> tuple[bytes | None, Problem | None]:
     try:
         store, key = stores.locate(url)
         data = store.get(key)
@@ -108,8 +122,13 @@ def _read_verified(stores: StoreCache, row_id: int, url: str, image_hash: str | 
     except (SkinctlError, ValueError, OSError) as error:
         return None, Problem(row_id, url, dataset, "missing", f"cannot read: {error}")
     if image_hash and _sha256(data) != image_hash:
-        return None, Problem(row_id, url, dataset, "corrupt",
-                             f"bytes hash to {_sha256(data)[:16]}..., expected {image_hash[:16]}...")
+        return None, Problem(
+            row_id,
+            url,
+            dataset,
+            "corrupt",
+            f"bytes hash to {_sha256(data)[:16]}..., expected {image_hash[:16]}...",
+        )
     return data, None
 
 
@@ -192,10 +211,12 @@ def migrate_images(
         result.already_there = connection.scalar(select(func.count()).where(in_target)) or 0
         result.to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
 
-    def copy(row: tuple[int, str, str | None, str]) -> tuple[int, str, str | None, Problem | None, bool]:
+    def copy(
+        row: tuple[int, str, str | None, str],
+    ) -> tuple[int, str, str | None, Problem | None, bool]:
         row_id, url, image_hash, source = row
         data, problem = _read_verified(stores, row_id, url, image_hash, source)
-        if problem is not None:
+        if data is None:  # then there is a problem
             return row_id, url, None, problem, False
         try:
             _source_store, key = stores.locate(url)
@@ -203,25 +224,40 @@ def migrate_images(
                 key = f"{image_hash[:2]}/{image_hash}" + _suffix(url)
             uploaded = target.put(key, data)
             if _sha256(target.get(key)) != _sha256(data):
-                raise StorageError(f"the copy at {target.url_for(key)} does not read back identical")
+                raise StorageError(
+                    f"the copy at {target.url_for(key)} does not read back identical"
+                )
         except SkinctlError as error:
-            return row_id, url, None, Problem(row_id, url, source, "copy-failed", error.message), False
+            return (
+                row_id,
+                url,
+                None,
+                Problem(row_id, url, source, "copy-failed", error.message),
+                False,
+            )
         return row_id, url, target.url_for(key), None, uploaded
 
     last_id = 0
     handled = 0
     report("copy", 0, result.to_move)
+    # A Core UPDATE on the table (not the ORM entity): executed with a list of parameter
+    # sets, it is one executemany, and rows whose URL changed meanwhile are left alone.
+    table = cast(Table, TrainingImage.__table__)
     statement = (
-        update(TrainingImage.__table__)
-        .where(TrainingImage.__table__.c.id == bindparam("row_id"))
-        .where(TrainingImage.__table__.c.image_url == bindparam("old_url"))
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .where(table.c.image_url == bindparam("old_url"))
         .values(image_url=bindparam("new_url"))
     )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while True:
             query = (
-                select(TrainingImage.id, TrainingImage.image_url, TrainingImage.image_hash,
-                       TrainingImage.dataset_source)
+                select(
+                    TrainingImage.id,
+                    TrainingImage.image_url,
+                    TrainingImage.image_hash,
+                    TrainingImage.dataset_source,
+                )
                 .where(~in_target, TrainingImage.id > last_id)
                 .order_by(TrainingImage.id)
                 .limit(batch_size)
@@ -262,9 +298,14 @@ class GcReport:
     dry_run: bool = True
 
     def to_dict(self) -> dict:
-        return {"store": self.store, "scanned": self.scanned, "referenced": self.referenced,
-                "orphans": [f"{self.store}/{key}" for key in self.orphans],
-                "deleted": self.deleted, "dry_run": self.dry_run}
+        return {
+            "store": self.store,
+            "scanned": self.scanned,
+            "referenced": self.referenced,
+            "orphans": [f"{self.store}/{key}" for key in self.orphans],
+            "deleted": self.deleted,
+            "dry_run": self.dry_run,
+        }
 
 
 def running_ingests(engine: Engine) -> list[int]:
@@ -301,9 +342,11 @@ def collect_garbage(
     prefix = storage.base_url + "/"
     with engine.connect() as connection:
         urls: Iterable[str] = connection.scalars(
-            select(TrainingImage.image_url).where(TrainingImage.image_url.startswith(prefix, autoescape=True))
+            select(TrainingImage.image_url).where(
+                TrainingImage.image_url.startswith(prefix, autoescape=True)
+            )
         )
-        referenced = {url[len(prefix):] for url in urls}
+        referenced = {url[len(prefix) :] for url in urls}
     report = GcReport(store=storage.base_url, referenced=len(referenced), dry_run=dry_run)
     for key in storage.iter_keys():
         report.scanned += 1

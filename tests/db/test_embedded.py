@@ -68,7 +68,9 @@ def test_concurrent_first_use_initialises_once(embedded_home: Path) -> None:
         "announce=lambda message: print(message, file=sys.stderr)))"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
@@ -143,7 +145,9 @@ def test_pid_file_naming_an_unrelated_live_process_is_stale(embedded_home: Path)
         sleeper.wait()
 
 
-def test_first_data_command_on_the_embedded_default_creates_the_schema(embedded_home: Path, tmp_path: Path) -> None:
+def test_first_data_command_on_the_embedded_default_creates_the_schema(
+    embedded_home: Path, tmp_path: Path
+) -> None:
     from skinctl.db import migrate
 
     cli = _embedded_cli(embedded_home, tmp_path)

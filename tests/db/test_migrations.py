@@ -145,12 +145,16 @@ def test_revision_0001_is_exactly_the_four_original_tables(scratch_engine) -> No
 def test_plan_constraints_hold_at_head(engine) -> None:
     with engine.begin() as connection:
         connection.execute(
-            text("INSERT INTO ml_training_images (image_url, image_hash, dataset_source) VALUES ('file:///a', :h, 'd')"),
+            text(
+                "INSERT INTO ml_training_images (image_url, image_hash, dataset_source) VALUES ('file:///a', :h, 'd')"
+            ),
             {"h": "a" * 64},
         )
     with pytest.raises(DBAPIError), engine.begin() as connection:
         connection.execute(
-            text("INSERT INTO ml_training_images (image_url, image_hash, dataset_source) VALUES ('file:///b', :h, 'd')"),
+            text(
+                "INSERT INTO ml_training_images (image_url, image_hash, dataset_source) VALUES ('file:///b', :h, 'd')"
+            ),
             {"h": "a" * 64},
         )
     with pytest.raises(DBAPIError), engine.begin() as connection:
@@ -166,14 +170,20 @@ def test_head_schema_matches_models(engine) -> None:
 def test_label_history_is_append_only(engine) -> None:
     with engine.begin() as connection:
         image_id = connection.execute(
-            text("INSERT INTO ml_training_images (image_url, dataset_source) VALUES ('file:///x', 'd') RETURNING id")
+            text(
+                "INSERT INTO ml_training_images (image_url, dataset_source) VALUES ('file:///x', 'd') RETURNING id"
+            )
         ).scalar_one()
         label_id = connection.execute(
-            text("INSERT INTO skin_condition_labels (image_id, condition_type) VALUES (:i, 'acne') RETURNING id"),
+            text(
+                "INSERT INTO skin_condition_labels (image_id, condition_type) VALUES (:i, 'acne') RETURNING id"
+            ),
             {"i": image_id},
         ).scalar_one()
         connection.execute(
-            text("INSERT INTO label_history (label_id, action, changed_by) VALUES (:l, 'verify', 'me')"),
+            text(
+                "INSERT INTO label_history (label_id, action, changed_by) VALUES (:l, 'verify', 'me')"
+            ),
             {"l": label_id},
         )
     for statement in ("UPDATE label_history SET changed_by = 'other'", "DELETE FROM label_history"):

@@ -11,8 +11,15 @@ import pytest
 from tests.conftest import Cli
 from tests.fetch.fakes import FakeServer, RunningServer
 
-KAGGLE_VARIABLES = ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR",
-                    "KAGGLE_API_ENVIRONMENT", "KAGGLEHUB_CACHE", "KAGGLE_KERNEL_RUN_TYPE")
+KAGGLE_VARIABLES = (
+    "KAGGLE_USERNAME",
+    "KAGGLE_KEY",
+    "KAGGLE_API_TOKEN",
+    "KAGGLE_CONFIG_DIR",
+    "KAGGLE_API_ENVIRONMENT",
+    "KAGGLEHUB_CACHE",
+    "KAGGLE_KERNEL_RUN_TYPE",
+)
 
 
 @pytest.fixture
@@ -36,7 +43,14 @@ def kaggle(fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     user_home.mkdir()
     monkeypatch.setenv("HOME", str(user_home))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     from skinctl.fetch import download
 

@@ -40,7 +40,11 @@ def test_fetch_downloads_extracts_and_marks_complete(kaggle, skin_types, fetch_s
     assert not list((fetch_settings.home / "datasets/skin-types/.downloads").glob("*.part"))
     assert resolve_fetched("skin-types", fetch_settings) == (result.path, "folders")
     # The API was asked for the version, then for the download, then the archive was fetched.
-    assert [path.rsplit("/", 1)[-1] for _, path, _ in kaggle.log] == ["GetDataset", "DownloadDataset", "3.zip"]
+    assert [path.rsplit("/", 1)[-1] for _, path, _ in kaggle.log] == [
+        "GetDataset",
+        "DownloadDataset",
+        "3.zip",
+    ]
 
 
 def test_complete_fetch_is_not_fetched_again_unless_forced(kaggle, skin_types, fetch_settings):
@@ -82,7 +86,9 @@ def test_connection_cut_halfway_resumes_with_range(kaggle, skin_types, fetch_set
     assert 0 < resumed_from <= archive_size // 2  # what arrived before the cut was kept
 
 
-def test_interrupted_fetch_never_looks_complete_and_next_run_resumes(kaggle, skin_types, fetch_settings, fetch_cli):
+def test_interrupted_fetch_never_looks_complete_and_next_run_resumes(
+    kaggle, skin_types, fetch_settings, fetch_cli
+):
     kaggle.fault("file", *["cut"] * 4)  # more cuts than one run's attempts
     failed = fetch_cli("fetch", "get", "skin-types")
     assert failed.exit_code == 1
@@ -117,8 +123,10 @@ def test_server_error_then_success_is_retried(kaggle, skin_types, fetch_settings
 
 def test_unknown_dataset_is_a_clear_404(kaggle, fetch_settings, fetch_cli, tmp_path):
     config = tmp_path / "skinctl.toml"
-    config.write_text('[datasets.ghost]\nsource = "kaggle"\nreference = "nobody/no-such-set"\n'
-                      'kind = "images"\nlayout = "folders"\n')
+    config.write_text(
+        '[datasets.ghost]\nsource = "kaggle"\nreference = "nobody/no-such-set"\n'
+        'kind = "images"\nlayout = "folders"\n'
+    )
     result = fetch_cli("fetch", "get", "ghost")
     assert result.exit_code == 1
     assert "Kaggle has no dataset 'nobody/no-such-set' (404)" in result.stderr
@@ -126,27 +134,46 @@ def test_unknown_dataset_is_a_clear_404(kaggle, fetch_settings, fetch_cli, tmp_p
     with pytest.raises(NotFound):
         from skinctl.config import Settings
 
-        settings = Settings(home=fetch_settings.home, datasets={"ghost": {
-            "source": "kaggle", "reference": "nobody/no-such-set", "kind": "images", "layout": "folders"}})
+        settings = Settings(
+            home=fetch_settings.home,
+            datasets={
+                "ghost": {
+                    "source": "kaggle",
+                    "reference": "nobody/no-such-set",
+                    "kind": "images",
+                    "layout": "folders",
+                }
+            },
+        )
         fetch_dataset(get_entry("ghost", settings), settings, FetchRequest())
 
 
-def test_401_without_credentials_names_where_skinctl_looked(kaggle, skin_types, fetch_cli, tmp_path):
+def test_401_without_credentials_names_where_skinctl_looked(
+    kaggle, skin_types, fetch_cli, tmp_path
+):
     kaggle.require_auth = {"Bearer the-right-token"}
     result = fetch_cli("fetch", "get", "skin-types")
     assert result.exit_code == 2
     message = result.stderr
     assert "without credentials (401)" in message
-    for place in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME/KAGGLE_KEY", str(tmp_path / "kaggle-config" / "kaggle.json"),
-                  "access_token"):
+    for place in (
+        "KAGGLE_API_TOKEN",
+        "KAGGLE_USERNAME/KAGGLE_KEY",
+        str(tmp_path / "kaggle-config" / "kaggle.json"),
+        "access_token",
+    ):
         assert place in message
 
 
-def test_401_with_rejected_key_names_the_source_but_never_the_secret(kaggle, skin_types, fetch_cli, monkeypatch, tmp_path):
+def test_401_with_rejected_key_names_the_source_but_never_the_secret(
+    kaggle, skin_types, fetch_cli, monkeypatch, tmp_path
+):
     kaggle.require_auth = {"Bearer the-right-token"}
     config_dir = tmp_path / "kaggle-config"
     config_dir.mkdir()
-    (config_dir / "kaggle.json").write_text(json.dumps({"username": "alice", "key": "s3cr3t-key-value"}))
+    (config_dir / "kaggle.json").write_text(
+        json.dumps({"username": "alice", "key": "s3cr3t-key-value"})
+    )
     result = fetch_cli("fetch", "get", "skin-types")
     assert result.exit_code == 2
     assert f"Kaggle rejected the credential from {config_dir / 'kaggle.json'}" in result.stderr
@@ -179,8 +206,12 @@ def test_broken_kaggle_json_is_reported(kaggle, skin_types, fetch_settings, tmp_
 def test_output_dir_and_progress(kaggle, skin_types, fetch_settings, tmp_path):
     target = tmp_path / "mine"
     reports: list[tuple[str, int, int | None]] = []
-    result = fetch_dataset(get_entry("skin-types", fetch_settings), fetch_settings,
-                           FetchRequest(output_dir=target), lambda *args: reports.append(args))
+    result = fetch_dataset(
+        get_entry("skin-types", fetch_settings),
+        fetch_settings,
+        FetchRequest(output_dir=target),
+        lambda *args: reports.append(args),
+    )
     assert result.path == target.absolute() and _tree(target) == skin_types
     # Byte stages, cumulative: the download ends at the archive's size, extraction at the files'.
     stages = {stage for stage, _done, _total in reports}
@@ -188,7 +219,10 @@ def test_output_dir_and_progress(kaggle, skin_types, fetch_settings, tmp_path):
     for stage in stages:
         done = [completed for name, completed, _total in reports if name == stage]
         assert done == sorted(done)
-        assert reports[max(i for i, r in enumerate(reports) if r[0] == stage)][1:] == (done[-1], done[-1])
+        assert reports[max(i for i, r in enumerate(reports) if r[0] == stage)][1:] == (
+            done[-1],
+            done[-1],
+        )
     assert [done for name, done, _ in reports if name == "extract"][-1] == result.bytes
     assert resolve_fetched("skin-types", fetch_settings)[0] == target.absolute()
 
@@ -197,8 +231,11 @@ def test_output_dir_and_progress(kaggle, skin_types, fetch_settings, tmp_path):
     (occupied / "keep.txt").write_text("user data")
     kaggle.log.clear()
     with pytest.raises(UsageError, match="is not empty"):
-        fetch_dataset(get_entry("skin-types", fetch_settings), fetch_settings,
-                      FetchRequest(output_dir=occupied))
+        fetch_dataset(
+            get_entry("skin-types", fetch_settings),
+            fetch_settings,
+            FetchRequest(output_dir=occupied),
+        )
     assert (occupied / "keep.txt").read_text() == "user data"
     assert kaggle.log == []  # refused before asking Kaggle for anything
 

@@ -65,7 +65,9 @@ def test_check_of_a_healthy_local_store_exits_zero(engine, local_store, cli):
     assert result.json() == {"checked": 5, "ok": 5, "missing": [], "corrupt": []}
 
 
-def test_migrate_local_to_gcs_interrupted_then_resumed_then_back(engine, local_store, gcs, gcs_url, storage_cli):
+def test_migrate_local_to_gcs_interrupted_then_resumed_then_back(
+    engine, local_store, gcs, gcs_url, storage_cli
+):
     ids = store_images(engine, local_store, 13)
     rows_seen = 0
 
@@ -113,7 +115,9 @@ def test_migrate_back_from_gcs_to_an_empty_folder(engine, gcs, tmp_path, storage
     _all_rows_readable(engine)
 
 
-def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(engine, local_store, gcs, gcs_url, storage_cli):
+def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(
+    engine, local_store, gcs, gcs_url, storage_cli
+):
     ids = store_images(engine, local_store, 4)
     urls = _urls(engine)
     local_store.delete(local_store.key_for(urls[ids[0]]))
@@ -122,7 +126,10 @@ def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(engine, local_sto
     assert result.exit_code == 3
     report = result.json()
     assert report["moved"] == 2
-    assert sorted((p["id"], p["problem"]) for p in report["failed"]) == [(ids[0], "missing"), (ids[2], "corrupt")]
+    assert sorted((p["id"], p["problem"]) for p in report["failed"]) == [
+        (ids[0], "missing"),
+        (ids[2], "corrupt"),
+    ]
     after = _urls(engine)
     assert after[ids[0]] == urls[ids[0]] and after[ids[2]] == urls[ids[2]]  # left where they were
     assert not any(key.endswith(urls[ids[2]].rsplit("/", 1)[-1]) for key in gcs.iter_keys())
@@ -163,7 +170,9 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
         with pytest.raises(UsageError, match="are running"):
             collect_garbage(engine, local_store, dry_run=False)
         assert local_store.exists("ee/new-from-running-ingest.jpg")
-        assert collect_garbage(engine, local_store, dry_run=True).orphans == ["ee/new-from-running-ingest.jpg"]
+        assert collect_garbage(engine, local_store, dry_run=True).orphans == [
+            "ee/new-from-running-ingest.jpg"
+        ]
         result = cli("--storage", local_store.base_url, "storage", "gc")
         assert result.exit_code == 2 and "are running" in result.stderr
     finally:
@@ -176,7 +185,9 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
 def test_check_reports_rows_with_unreadable_urls(engine, local_store):
     store_images(engine, local_store, 2)
     with engine.begin() as connection:
-        connection.execute(update(TrainingImage).where(TrainingImage.id == 1).values(image_url="s3://x/ab/cd.jpg"))
+        connection.execute(
+            update(TrainingImage).where(TrainingImage.id == 1).values(image_url="s3://x/ab/cd.jpg")
+        )
     reports = []
     report = check_images(engine, report=lambda *args: reports.append(args))
     assert [p.id for p in report.missing] == [1] and report.ok == 1
