@@ -142,7 +142,7 @@ def test_revision_0001_is_exactly_the_four_original_tables(scratch_engine) -> No
     }
 
 
-def test_plan_constraints_hold_at_head(engine) -> None:
+def test_original_constraints_hold_at_head(engine) -> None:
     with engine.begin() as connection:
         connection.execute(
             text(
