@@ -77,8 +77,11 @@ def _as_skinctl_error(error: OSError) -> SkinctlError:
 def _quiet_broken_pipe() -> None:
     # `skinctl ... --json | head -1`: the reader went away; that is not an error to report.
     # Point stdout at /dev/null so the interpreter's final flush does not fail again.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test runner's buffer)
+        pass
 
 
 def reflow_help(text: str | None) -> str | None:

@@ -135,3 +135,31 @@ def test_reflow_keeps_paragraphs_lists_examples_and_no_rewrap_blocks() -> None:
         "    skinctl fetch get skin-types\n\n"
         "kept  as\nwritten"
     )
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
+    # `skinctl ... | head -1`: no traceback, no "error:" line, no "Exception ignored" noise.
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "flood.py"
+    script.write_text(
+        "from skinctl.cli import app\n"
+        "from skinctl.commands import fetch\n"
+        "@fetch.app.command('flood')\n"
+        "def flood() -> None:\n"
+        "    for _ in range(100_000):\n"
+        "        print('x' * 100)\n"
+        "app(prog_name='skinctl')\n"
+    )
+    reader = subprocess.run(
+        f"{sys.executable} {script} fetch flood | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ,
+    )
+    assert reader.stdout == "x" * 100 + "\n"
+    assert reader.stderr == ""
