@@ -142,15 +142,15 @@ def status(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     if json_output:
         print_json(report)
         return
-    stdout.print(f"server    {report['server_version']} ({report['location']})", highlight=False)
-    stdout.print(f"database  {report['url']}", highlight=False)
-    behind = "" if report["at_head"] else "  [yellow]behind: run `skinctl db upgrade`[/]"
+    stdout.print(f"server    {report.server_version} ({report.location})", highlight=False)
+    stdout.print(f"database  {report.url}", highlight=False)
+    behind = "" if report.at_head else "  [yellow]behind: run `skinctl db upgrade`[/]"
     stdout.print(
-        f"schema    {report['revision'] or 'empty'} (head {report['head']}){behind}",
+        f"schema    {report.revision or 'empty'} (head {report.head}){behind}",
         highlight=False,
     )
-    if report["tables"]:
-        stdout.print(table(None, ["table", "rows"], sorted(report["tables"].items())))
+    if report.tables:
+        stdout.print(table(None, ["table", "rows"], sorted(report.tables.items())))
 
 
 @app.command("reset")

@@ -31,7 +31,7 @@ def check(
     with progress_bar(progress_enabled()) as progress:
         report = check_images(engine, dataset=dataset, workers=workers, report=progress)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
     else:
         stdout.print(
             f"checked {report.checked:,} images: {report.ok:,} ok, {len(report.missing):,} missing, "
@@ -75,7 +75,7 @@ def migrate(
             engine, target, batch_size=batch_size, workers=workers, report=progress
         )
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
     else:
         stdout.print(
             f"{report.moved:,} of {report.to_move:,} images now in {report.target} "
@@ -114,7 +114,7 @@ def gc(
     storage = app_state.storage()
     report = collect_garbage(engine, storage, dry_run=dry_run, force=force)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
         return
     verb = "would delete" if dry_run else "deleted"
     count = len(report.orphans) if dry_run else report.deleted
@@ -122,8 +122,8 @@ def gc(
         f"{report.store}: {report.scanned:,} objects, {report.referenced:,} referenced, {verb} {count:,}",
         highlight=False,
     )
-    for key in report.orphans[:50] if dry_run else []:
-        stdout.print(f"  {report.store}/{key}", highlight=False)
+    for url in report.orphans[:50] if dry_run else []:
+        stdout.print(f"  {url}", highlight=False)
     if dry_run and len(report.orphans) > 50:
         stdout.print(
             f"  ... and {len(report.orphans) - 50:,} more (use --json for all)", highlight=False

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Engine, Table, bindparam, func, select, update
@@ -58,37 +58,22 @@ class Problem:
     id: int
     image_url: str
     dataset_source: str
-    problem: str  # missing | corrupt | unreadable
+    problem: str  # missing | corrupt | copy-failed
     detail: str
 
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "image_url": self.image_url,
-            "dataset_source": self.dataset_source,
-            "problem": self.problem,
-            "detail": self.detail,
-        }
 
-
-@dataclass
+@dataclass(frozen=True)
 class CheckReport:
-    checked: int = 0
-    ok: int = 0
-    missing: list[Problem] = field(default_factory=list)
-    corrupt: list[Problem] = field(default_factory=list)
+    """`skinctl storage check`; its `--json` has these fields, in this order."""
+
+    checked: int
+    ok: int
+    missing: tuple[Problem, ...]
+    corrupt: tuple[Problem, ...]
 
     @property
     def problems(self) -> list[Problem]:
         return sorted(self.missing + self.corrupt, key=lambda p: p.id)
-
-    def to_dict(self) -> dict:
-        return {
-            "checked": self.checked,
-            "ok": self.ok,
-            "missing": [p.to_dict() for p in self.missing],
-            "corrupt": [p.to_dict() for p in self.corrupt],
-        }
 
 
 def _sha256(data: bytes) -> str:
@@ -144,7 +129,8 @@ def check_images(
     (rows checked of all rows)."""
     stores = stores or StoreCache()
     rows = _image_rows(engine, dataset)
-    result = CheckReport()
+    missing: list[Problem] = []
+    corrupt: list[Problem] = []
     report("check", 0, len(rows))
 
     def check(row: tuple[int, str, str | None, str]) -> Problem | None:
@@ -152,36 +138,28 @@ def check_images(
         return _read_verified(stores, row_id, url, image_hash, source)[1]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for problem in pool.map(check, rows):
-            result.checked += 1
-            if problem is None:
-                result.ok += 1
-            elif problem.problem == "corrupt":
-                result.corrupt.append(problem)
-            else:
-                result.missing.append(problem)
-            report("check", result.checked, len(rows))
-    return result
+        for checked, problem in enumerate(pool.map(check, rows), start=1):
+            if problem is not None:
+                (corrupt if problem.problem == "corrupt" else missing).append(problem)
+            report("check", checked, len(rows))
+    return CheckReport(
+        checked=len(rows),
+        ok=len(rows) - len(missing) - len(corrupt),
+        missing=tuple(missing),
+        corrupt=tuple(corrupt),
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class MigrateReport:
-    target: str
-    to_move: int = 0  # rows not yet in the target when the run started
-    moved: int = 0  # rows whose image_url now points at the target
-    uploaded: int = 0  # objects actually written (the rest were already there)
-    already_there: int = 0  # rows that pointed at the target before this run
-    failed: list[Problem] = field(default_factory=list)
+    """`skinctl storage migrate`; its `--json` has these fields, in this order."""
 
-    def to_dict(self) -> dict:
-        return {
-            "target": self.target,
-            "to_move": self.to_move,
-            "moved": self.moved,
-            "uploaded": self.uploaded,
-            "already_there": self.already_there,
-            "failed": [p.to_dict() for p in self.failed],
-        }
+    target: str
+    to_move: int  # rows not yet in the target when the run started
+    moved: int  # rows whose image_url now points at the target
+    uploaded: int  # objects actually written (the rest were already there)
+    already_there: int  # rows that pointed at the target before this run
+    failed: tuple[Problem, ...]
 
 
 def migrate_images(
@@ -205,11 +183,12 @@ def migrate_images(
     stores = stores or StoreCache()
     target = stores.add(target)
     prefix = target.base_url + "/"
-    result = MigrateReport(target=target.base_url)
+    failed: list[Problem] = []
+    moved = uploaded_count = 0
     in_target = TrainingImage.image_url.startswith(prefix, autoescape=True)
     with engine.connect() as connection:
-        result.already_there = connection.scalar(select(func.count()).where(in_target)) or 0
-        result.to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
+        already_there = connection.scalar(select(func.count()).where(in_target)) or 0
+        to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
 
     def copy(
         row: tuple[int, str, str | None, str],
@@ -239,7 +218,7 @@ def migrate_images(
 
     last_id = 0
     handled = 0
-    report("copy", 0, result.to_move)
+    report("copy", 0, to_move)
     # A Core UPDATE on the table (not the ORM entity): executed with a list of parameter
     # sets, it is one executemany, and rows whose URL changed meanwhile are left alone.
     table = cast(Table, TrainingImage.__table__)
@@ -270,17 +249,24 @@ def migrate_images(
             verified: list[dict] = []
             for row_id, old_url, new_url, problem, uploaded in pool.map(copy, batch):
                 if problem is not None:
-                    result.failed.append(problem)
+                    failed.append(problem)
                 else:
                     verified.append({"row_id": row_id, "old_url": old_url, "new_url": new_url})
-                    result.uploaded += int(uploaded)
+                    uploaded_count += int(uploaded)
                 handled += 1
-                report("copy", handled, result.to_move)
+                report("copy", handled, to_move)
             if verified:
                 with engine.begin() as connection:  # one transaction per batch
                     connection.execute(statement, verified)
-                result.moved += len(verified)
-    return result
+                moved += len(verified)
+    return MigrateReport(
+        target=target.base_url,
+        to_move=to_move,
+        moved=moved,
+        uploaded=uploaded_count,
+        already_there=already_there,
+        failed=tuple(failed),
+    )
 
 
 def _suffix(url: str) -> str:
@@ -288,24 +274,16 @@ def _suffix(url: str) -> str:
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class GcReport:
-    store: str
-    scanned: int = 0
-    referenced: int = 0
-    orphans: list[str] = field(default_factory=list)
-    deleted: int = 0
-    dry_run: bool = True
+    """`skinctl storage gc`; its `--json` has these fields, in this order."""
 
-    def to_dict(self) -> dict:
-        return {
-            "store": self.store,
-            "scanned": self.scanned,
-            "referenced": self.referenced,
-            "orphans": [f"{self.store}/{key}" for key in self.orphans],
-            "deleted": self.deleted,
-            "dry_run": self.dry_run,
-        }
+    store: str
+    scanned: int
+    referenced: int
+    orphans: tuple[str, ...]  # URLs of the objects no row references (deleted unless dry_run)
+    deleted: int
+    dry_run: bool
 
 
 def running_ingests(engine: Engine) -> list[int]:
@@ -347,14 +325,22 @@ def collect_garbage(
             )
         )
         referenced = {url[len(prefix) :] for url in urls}
-    report = GcReport(store=storage.base_url, referenced=len(referenced), dry_run=dry_run)
+    scanned = deleted = 0
+    orphans: list[str] = []
     for key in storage.iter_keys():
-        report.scanned += 1
+        scanned += 1
         if key not in referenced:
-            report.orphans.append(key)
-    report.orphans.sort()
+            orphans.append(key)
+    orphans.sort()
     if not dry_run:
-        for key in report.orphans:
+        for key in orphans:
             storage.delete(key)
-            report.deleted += 1
-    return report
+            deleted += 1
+    return GcReport(
+        store=storage.base_url,
+        scanned=scanned,
+        referenced=len(referenced),
+        orphans=tuple(storage.url_for(key) for key in orphans),
+        deleted=deleted,
+        dry_run=dry_run,
+    )

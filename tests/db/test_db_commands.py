@@ -18,6 +18,16 @@ def test_status_json(cli) -> None:
     result = cli("db", "status", "--json")
     assert result.exit_code == 0, result.stderr
     report = result.json()
+    # the keys scripts read, in this order
+    assert list(report) == [
+        "server_version",
+        "location",
+        "url",
+        "revision",
+        "head",
+        "at_head",
+        "tables",
+    ]
     assert report["at_head"] is True and report["revision"] == migrate.head_revision()
     assert report["tables"]["ml_training_images"] == 0
     assert "***" in report["url"]

@@ -42,6 +42,8 @@ def test_check_finds_deleted_and_corrupted_objects_on_gcs(engine, gcs, gcs_url, 
     result = storage_cli("storage", "check", "--json")
     assert result.exit_code == 3, result.stderr
     report = result.json()
+    assert list(report) == ["checked", "ok", "missing", "corrupt"]
+    assert list(report["missing"][0]) == ["id", "image_url", "dataset_source", "problem", "detail"]
     assert report["checked"] == 8 and report["ok"] == 6
     assert [p["id"] for p in report["missing"]] == [ids[1]]
     assert report["missing"][0]["image_url"] == f"{gcs_url}/{deleted_key}"
@@ -125,6 +127,8 @@ def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(
     result = storage_cli("storage", "migrate", "--to", gcs_url, "--json")
     assert result.exit_code == 3
     report = result.json()
+    assert list(report) == ["target", "to_move", "moved", "uploaded", "already_there", "failed"]
+    assert list(report["failed"][0]) == ["id", "image_url", "dataset_source", "problem", "detail"]
     assert report["moved"] == 2
     assert sorted((p["id"], p["problem"]) for p in report["failed"]) == [
         (ids[0], "missing"),
@@ -143,6 +147,7 @@ def test_gc_lists_and_deletes_unreferenced_objects(engine, gcs, gcs_url, storage
     dry = storage_cli("--storage", gcs_url, "storage", "gc", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.stderr
     report = dry.json()
+    assert list(report) == ["store", "scanned", "referenced", "orphans", "deleted", "dry_run"]
     assert report["orphans"] == [f"{gcs_url}/ab/orphan-one.jpg", f"{gcs_url}/cd/orphan-two.jpg"]
     assert (report["scanned"], report["referenced"], report["deleted"]) == (5, 3, 0)
     assert len(list(gcs.iter_keys())) == 5
@@ -170,9 +175,9 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
         with pytest.raises(UsageError, match="are running"):
             collect_garbage(engine, local_store, dry_run=False)
         assert local_store.exists("ee/new-from-running-ingest.jpg")
-        assert collect_garbage(engine, local_store, dry_run=True).orphans == [
-            "ee/new-from-running-ingest.jpg"
-        ]
+        assert collect_garbage(engine, local_store, dry_run=True).orphans == (
+            local_store.url_for("ee/new-from-running-ingest.jpg"),
+        )
         result = cli("--storage", local_store.base_url, "storage", "gc")
         assert result.exit_code == 2 and "are running" in result.stderr
     finally:
