@@ -94,7 +94,7 @@ def make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 return True
             return self.headers.get("Authorization") in server.require_auth
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             server.log.append(("POST", self.path, dict(self.headers)))
@@ -118,7 +118,7 @@ def make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             server.log.append(("GET", self.path, dict(self.headers)))
             if self.path.startswith("/files/"):
                 ref, _, version_file = self.path[len("/files/") :].rpartition("/")
