@@ -121,6 +121,16 @@ def test_server_error_then_success_is_retried(kaggle, skin_types, fetch_settings
     assert len(kaggle.requests_to("/api/v1/datasets.DatasetApiService/DownloadDataset")) == 2
 
 
+def test_kaggle_unreachable_uses_the_fetched_copy_with_a_warning(kaggle, skin_types, fetch_cli):
+    first = fetch_cli("fetch", "get", "skin-types", "--json")
+    assert first.exit_code == 0, first.stderr
+    kaggle.fault("get", *[500] * 10)  # every attempt to ask for the current version fails
+    again = fetch_cli("fetch", "get", "skin-types", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert again.json() == {**first.json(), "cached": True}  # same keys: the notice is not JSON
+    assert "warning:" in again.stderr and "Using the copy fetched on" in again.stderr
+
+
 def test_unknown_dataset_is_a_clear_404(kaggle, fetch_settings, fetch_cli, tmp_path):
     config = tmp_path / "skinctl.toml"
     config.write_text(
