@@ -118,7 +118,8 @@ def _polish_help(command: TyperCommand | TyperGroup, ctx: Context) -> None:
 
 
 class SkinctlGroup(TyperGroup):
-    """Renders SkinctlError once, on stderr, and exits with its code; same under CliRunner."""
+    """The root group: polishes every command's help once, renders SkinctlError (and an
+    escaping OSError) once on stderr and exits with its code; same under CliRunner."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         # Before the root parses anything (its eager --help included), polish every command's
