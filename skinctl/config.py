@@ -4,7 +4,9 @@
       >  skinctl.toml in the current folder  >  skinctl.toml in the user config folder  >  default
 
 `SKINCTL_CONFIG=/path/to/file.toml` replaces the two skinctl.toml locations with one file.
-`load_settings()` records where every value came from, so `skinctl config show` can say it.
+`load_settings()` records where every value came from, so `skinctl config show` can say it:
+that is why the layers are merged here and validated by a plain pydantic model, rather than
+by pydantic-settings (which resolves sources but does not say which one won).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ CONFIG_FILE_NAME = "skinctl.toml"
 def _default_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no passwd entry (containers): still a usable name
+    except (KeyError, OSError):  # no passwd entry (containers): still a usable name
         return f"uid{os.getuid()}"
 
 
@@ -66,7 +68,7 @@ class Settings(BaseModel):
     )
     keys: dict[str, str] = Field(
         default_factory=dict,
-        description="TUI key remapping: binding id -> key(s), e.g. queue_verify = \"enter,space\" (`?` in the TUI lists the ids).",
+        description='TUI key remapping: binding id -> key(s), e.g. queue_verify = "enter,space" (`?` in the TUI lists the ids).',
     )
     datasets: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -195,7 +197,9 @@ def _layers(flags: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Sourc
     layers: list[tuple[dict[str, Any], dict[str, Source]]] = []
 
     flag_values = {k: v for k, v in flags.items() if v is not None}
-    layers.append((flag_values, {k: Source("flag", "--" + k.replace("_", "-")) for k in flag_values}))
+    layers.append(
+        (flag_values, {k: Source("flag", "--" + k.replace("_", "-")) for k in flag_values})
+    )
 
     env_values: dict[str, Any] = {}
     env_sources: dict[str, Source] = {}
@@ -211,7 +215,10 @@ def _layers(flags: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Sourc
 
     if os.environ.get("DATABASE_URL"):
         layers.append(
-            ({"database_url": os.environ["DATABASE_URL"]}, {"database_url": Source("env", "DATABASE_URL")})
+            (
+                {"database_url": os.environ["DATABASE_URL"]},
+                {"database_url": Source("env", "DATABASE_URL")},
+            )
         )
 
     for path in reversed(config_file_candidates()):  # current folder before user folder

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -82,40 +82,59 @@ def progress_enabled() -> bool:
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[ReportProgress]:
+def progress_bar(enabled: bool, *, byte_stages: Collection[str] = ()) -> Iterator[ReportProgress]:
     """A `ReportProgress` that draws one Rich bar per stage on stderr (rate and ETA), or a no-op.
 
-    The one progress renderer: commands open it and hand the reporter to a service."""
+    The one progress renderer: commands open it and hand the reporter to a service. Stages
+    named in `byte_stages` count bytes and show sizes (1.2/3.4 GB, 5.6 MB/s) instead of counts."""
     if not enabled:
         yield no_progress
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     tasks: dict[str, Any] = {}
     with Progress(
-        TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-        TimeRemainingColumn(), console=stderr,
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        *_count_and_rate_columns(),
+        TimeRemainingColumn(),
+        console=stderr,
     ) as bar:
 
         def report(stage: str, completed: int, total: int | None) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
+                tasks[stage] = bar.add_task(stage, total=total, in_bytes=stage in byte_stages)
             bar.update(tasks[stage], completed=completed, total=total)
 
         yield report
+
+
+def _count_and_rate_columns() -> tuple[Any, Any]:
+    """`done/total` and a rate: in items, or in sizes (1.5/3.0 MB, 2.1 MB/s) for tasks that
+    count bytes."""
+    from rich.progress import DownloadColumn, ProgressColumn, Task, TransferSpeedColumn
+    from rich.text import Text
+
+    sizes, size_rate = DownloadColumn(), TransferSpeedColumn()
+
+    class CountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if task.fields.get("in_bytes"):
+                return sizes.render(task)
+            done = f"{int(task.completed):,}"
+            return Text(
+                done if task.total is None else f"{done}/{int(task.total):,}",
+                style="progress.download",
+            )
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if task.fields.get("in_bytes"):
+                return size_rate.render(task)
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+    return CountColumn(), RateColumn()
 
 
 stage_progress = progress_bar  # the older name; new code uses progress_bar

@@ -6,8 +6,8 @@ Messages must never contain secrets: callers pass masked URLs (see `skinctl.conf
 
 from __future__ import annotations
 
-# Exit codes (DESIGN.md): 0 success, 1 failure, 2 bad usage or configuration,
-# 3 finished but some inputs were rejected.
+# Exit codes (README, "Errors and exit codes"): 0 success, 1 failure, 2 bad usage or
+# configuration, 3 finished but some inputs were rejected, 130 interrupted (Ctrl-C).
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -96,6 +96,24 @@ class CredentialsError(FetchError):
     """Credentials are missing or were rejected (never printed)."""
 
     exit_code = EXIT_USAGE
+
+
+class FileAccessError(SkinctlError):
+    """A file or folder skinctl was told to use cannot be read or written (an unwritable
+    `--report` or export path, a file where a folder should be, a full disk)."""
+
+    exit_code = EXIT_FAILURE
+    default_hint = "Check that the folder exists and is writable, or give another path."
+
+    @classmethod
+    def from_os_error(cls, error: OSError) -> FileAccessError:
+        """One sentence naming the path and the system's reason, e.g. `Cannot use
+        /etc/hostname/x.csv: Not a directory.`"""
+        reason = error.strerror or str(error) or type(error).__name__
+        paths = [str(path) for path in (error.filename, error.filename2) if path is not None]
+        if not paths:
+            return cls(f"A file operation failed: {reason}.")
+        return cls(f"Cannot use {' -> '.join(paths)}: {reason}.")
 
 
 class TrainingError(SkinctlError):

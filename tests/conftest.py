@@ -17,7 +17,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data next to the repository; SKINCTL_SHARED_DATA points elsewhere (a git worktree).
+SHARED_DATA = Path(
+    os.environ.get("SKINCTL_SHARED_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 def shared_data(*parts: str) -> Path:
@@ -62,7 +66,8 @@ def database_url(server_url: str) -> Iterator[str]:
     yield url
     with admin.connect() as connection:
         connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
         )
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
@@ -79,12 +84,16 @@ def session_engine(database_url: str) -> Iterator[Engine]:
 
 def truncate_all(engine: Engine) -> None:
     with engine.begin() as connection:
-        tables = connection.execute(
-            text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'alembic_version'"
+        tables = (
+            connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if tables:
             quoted = ", ".join(f'"{t}"' for t in tables)
             connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
@@ -130,13 +139,17 @@ class Cli:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
 
-    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> CliResult:
         from typer.testing import CliRunner
 
         from skinctl.cli import app
 
         runner = CliRunner()
-        result = runner.invoke(app, list(args), input=input, env={**self.env, **(env or {})}, catch_exceptions=True)
+        result = runner.invoke(
+            app, list(args), input=input, env={**self.env, **(env or {})}, catch_exceptions=True
+        )
         exception = result.exception if not isinstance(result.exception, SystemExit) else None
         return CliResult(result.exit_code, result.stdout, result.stderr, exception)
 
@@ -156,6 +169,21 @@ def cli(database_url: str, home: Path, engine: Engine, tmp_path: Path) -> Cli:
 
 
 @pytest.fixture
+def offline_cli(home: Path, tmp_path: Path) -> Cli:
+    """`skinctl ...` with an isolated home and no database configured, for commands that need
+    none (help, config, fetch). `tmp_path / "skinctl.toml"` is its config file, if a test writes it."""
+    return Cli(
+        {
+            "SKINCTL_HOME": str(home),
+            "SKINCTL_CONFIG": str(tmp_path / "skinctl.toml"),
+            "SKINCTL_USER": "tester",
+            "SKINCTL_DATABASE_URL": "",
+            "DATABASE_URL": "",
+        }
+    )
+
+
+@pytest.fixture
 def scratch_database_url(server_url: str) -> Iterator[str]:
     """An empty database (no schema) of its own, dropped after the test."""
     name = f"skinctl_scratch_{os.getpid()}_{secrets.token_hex(3)}"
@@ -165,7 +193,8 @@ def scratch_database_url(server_url: str) -> Iterator[str]:
     yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as connection:
         connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
         )
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()

@@ -12,8 +12,17 @@ from skinctl.errors import ConfigError
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("SKINCTL_DATABASE_URL", "SKINCTL_HOME", "SKINCTL_STORAGE_URL", "SKINCTL_STORAGE",
-                 "SKINCTL_USER", "SKINCTL_WORKERS", "SKINCTL_PG_BIN", "SKINCTL_CONFIG", "DATABASE_URL"):
+    for name in (
+        "SKINCTL_DATABASE_URL",
+        "SKINCTL_HOME",
+        "SKINCTL_STORAGE_URL",
+        "SKINCTL_STORAGE",
+        "SKINCTL_USER",
+        "SKINCTL_WORKERS",
+        "SKINCTL_PG_BIN",
+        "SKINCTL_CONFIG",
+        "DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     user_config = tmp_path / "user-config"
     monkeypatch.setattr("platformdirs.user_config_path", lambda _name: user_config)
@@ -31,11 +40,15 @@ def test_defaults_come_from_defaults(clean_env: Path) -> None:
     assert loaded.settings.storage == str(loaded.settings.home / "images")
 
 
-def test_precedence_flag_env_database_url_local_toml_user_toml(clean_env: Path, monkeypatch) -> None:
+def test_precedence_flag_env_database_url_local_toml_user_toml(
+    clean_env: Path, monkeypatch
+) -> None:
     user_dir = clean_env / "user-config"
     user_dir.mkdir()
     (user_dir / "skinctl.toml").write_text('home = "/from/user"\nuser = "user-file"\nworkers = 3\n')
-    (Path.cwd() / "skinctl.toml").write_text('home = "/from/local"\ndatabase_url = "postgresql://a@toml/db"\n')
+    (Path.cwd() / "skinctl.toml").write_text(
+        'home = "/from/local"\ndatabase_url = "postgresql://a@toml/db"\n'
+    )
 
     loaded = load_settings()
     assert loaded.settings.home == Path("/from/local")
@@ -103,7 +116,9 @@ def test_mask_url_hides_only_the_password() -> None:
 
 def test_config_show_json_masks_password_and_names_sources(cli) -> None:
     result = cli(
-        "config", "show", "--json",
+        "config",
+        "show",
+        "--json",
         env={"SKINCTL_DATABASE_URL": "postgresql://bob:topsecret@db.example:5432/x"},
     )
     assert result.exit_code == 0, result.stderr
@@ -118,7 +133,7 @@ def test_config_show_json_masks_password_and_names_sources(cli) -> None:
 
 def test_bad_toml_through_the_cli_is_exit_2_with_file_and_line(cli, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('workers = 0\n')
+    config.write_text("workers = 0\n")
     result = cli("db", "status", env={"SKINCTL_CONFIG": str(config)})
     assert result.exit_code == 2
     assert "workers" in result.stderr and str(config) in result.stderr and "line 1" in result.stderr

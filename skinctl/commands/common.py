@@ -39,10 +39,11 @@ class AppState:
     def engine(self, *, check_schema: bool = True) -> Engine:
         """The database engine; by default refuses a schema that is not at head."""
         if check_schema not in self._engines:
+            from skinctl.console import info
             from skinctl.db.engine import engine_from_settings
 
             self._engines[check_schema] = engine_from_settings(
-                self.settings, check_schema=check_schema
+                self.settings, check_schema=check_schema, announce=info
             )
         return self._engines[check_schema]
 
@@ -50,6 +51,19 @@ class AppState:
         from skinctl.storage import open_storage
 
         return open_storage(url or self.settings.storage)
+
+    def secrets(self) -> list[str]:
+        """Passwords this run knows (the configured and the embedded database's), to mask in
+        anything printed. Reads only what is already resolved: never starts a server."""
+        found = {engine.url.password for engine in self._engines.values()}
+        if self._loaded is not None and self._loaded.settings.database_url:
+            from urllib.parse import urlsplit
+
+            try:
+                found.add(urlsplit(self._loaded.settings.database_url).password)
+            except ValueError:
+                pass
+        return sorted(str(secret) for secret in found if secret)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -80,10 +94,15 @@ def read_ids(values: list[str]) -> list[int]:
                     try:
                         tokens.append(str(json.loads(line)["id"]))
                     except (ValueError, KeyError):
-                        raise UsageError(f"Cannot read an id from the JSON line {line[:80]!r}.") from None
+                        raise UsageError(
+                            f"Cannot read an id from the JSON line {line[:80]!r}."
+                        ) from None
                 elif line.startswith("["):
                     try:
-                        tokens += [str(item["id"] if isinstance(item, dict) else item) for item in json.loads(line)]
+                        tokens += [
+                            str(item["id"] if isinstance(item, dict) else item)
+                            for item in json.loads(line)
+                        ]
                     except (ValueError, KeyError, TypeError):
                         raise UsageError(f"Cannot read ids from {line[:80]!r}.") from None
                 else:
@@ -97,5 +116,7 @@ def read_ids(values: list[str]) -> list[int]:
         except ValueError:
             raise UsageError(f"{token!r} is not an id (a whole number).") from None
     if not ids:
-        raise UsageError("No ids given.", hint="Pass ids as arguments, or `-` to read them from stdin.")
+        raise UsageError(
+            "No ids given.", hint="Pass ids as arguments, or `-` to read them from stdin."
+        )
     return ids

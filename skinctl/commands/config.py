@@ -13,7 +13,7 @@ def _shown(key: str, value: object) -> object:
     from skinctl.config import mask_url
 
     if key == "database_url":
-        return mask_url(value) if value else None
+        return mask_url(str(value)) if value else None
     if hasattr(value, "__fspath__"):
         return str(value)
     return value
@@ -38,7 +38,12 @@ def show(
         if key == "workers" and value is None:
             value = settings.worker_count
         rows.append(
-            {"key": key, "value": value, "source": str(loaded.sources[key]), "description": field.description}
+            {
+                "key": key,
+                "value": value,
+                "source": str(loaded.sources[key]),
+                "description": field.description,
+            }
         )
     if key_db := next(r for r in rows if r["key"] == "database_url"):
         if key_db["value"] is None:
@@ -47,7 +52,11 @@ def show(
         print_json({row["key"]: {"value": row["value"], "source": row["source"]} for row in rows})
         return
     stdout.print(
-        table("skinctl settings", ["setting", "value", "source"], [(r["key"], r["value"], r["source"]) for r in rows])
+        table(
+            "skinctl settings",
+            ["setting", "value", "source"],
+            [(r["key"], r["value"], r["source"]) for r in rows],
+        )
     )
     stdout.print(
         "[dim]precedence: flag > SKINCTL_* env > DATABASE_URL > ./skinctl.toml > "

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from skinctl.commands.common import state
-from skinctl.errors import UsageError
 
-app = typer.Typer(help="Manage the database: embedded server, schema migrations, status.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from skinctl.db.embedded import EmbeddedPostgres
+from skinctl.errors import EXIT_FAILURE, UsageError
+
+app = typer.Typer(
+    help="Manage the database: embedded server, schema migrations, status.", no_args_is_help=True
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 
 
-def _embedded(ctx: typer.Context):
+def _embedded(ctx: typer.Context) -> EmbeddedPostgres:
     from skinctl.db.embedded import EmbeddedPostgres
 
     settings = state(ctx).settings
@@ -31,7 +38,7 @@ def up(ctx: typer.Context) -> None:
 
     server = _embedded(ctx)
     was_running = server.status().running
-    server.ensure_running()
+    server.ensure_running(announce=info)
     status = server.status()
     info(
         f"embedded PostgreSQL {status.version} {'was already' if was_running else 'is now'} running "
@@ -58,11 +65,17 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> None:
     before = migrate.current_revision(engine)
     migrate.upgrade(engine, revision)
     after = migrate.current_revision(engine)
-    info(f"schema: {before or 'empty'} -> {after}" if before != after else f"schema already at {after}")
+    info(
+        f"schema: {before or 'empty'} -> {after}"
+        if before != after
+        else f"schema already at {after}"
+    )
 
 
 @app.command("downgrade")
-def downgrade(ctx: typer.Context, revision: str = typer.Argument(..., help="Target, e.g. 0001 or base.")) -> None:
+def downgrade(
+    ctx: typer.Context, revision: str = typer.Argument(..., help="Target, e.g. 0001 or base.")
+) -> None:
     """Revert migrations down to REVISION."""
     from skinctl.console import info
     from skinctl.db import migrate
@@ -115,7 +128,7 @@ def check(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     else:
         stdout.print("no drift: the schema matches the models")
     if drift:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @app.command("status")
@@ -129,12 +142,15 @@ def status(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     if json_output:
         print_json(report)
         return
-    stdout.print(f"server    {report['server_version']} ({report['location']})", highlight=False)
-    stdout.print(f"database  {report['url']}", highlight=False)
-    behind = "" if report["at_head"] else "  [yellow]behind: run `skinctl db upgrade`[/]"
-    stdout.print(f"schema    {report['revision'] or 'empty'} (head {report['head']}){behind}", highlight=False)
-    if report["tables"]:
-        stdout.print(table(None, ["table", "rows"], sorted(report["tables"].items())))
+    stdout.print(f"server    {report.server_version} ({report.location})", highlight=False)
+    stdout.print(f"database  {report.url}", highlight=False)
+    behind = "" if report.at_head else "  [yellow]behind: run `skinctl db upgrade`[/]"
+    stdout.print(
+        f"schema    {report.revision or 'empty'} (head {report.head}){behind}",
+        highlight=False,
+    )
+    if report.tables:
+        stdout.print(table(None, ["table", "rows"], sorted(report.tables.items())))
 
 
 @app.command("reset")
@@ -162,6 +178,7 @@ def reset(
 def url(ctx: typer.Context) -> None:
     """The database URL in use, password masked."""
     from skinctl.config import mask_url
+    from skinctl.console import info
     from skinctl.db.engine import database_url
 
-    typer.echo(mask_url(database_url(state(ctx).settings)))
+    typer.echo(mask_url(database_url(state(ctx).settings, announce=info)))

@@ -9,7 +9,9 @@ import typer
 from skinctl.commands.common import state
 from skinctl.errors import UsageError
 
-app = typer.Typer(help="Browse the dataset catalog and download datasets into the cache.", no_args_is_help=True)
+app = typer.Typer(
+    help="Browse the dataset catalog and download datasets into the cache.", no_args_is_help=True
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -56,7 +58,14 @@ def list_datasets(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
             "Datasets",
             ["slug", "kind", "source", "layout", "fetched", "title"],
             [
-                (r["slug"], r["kind"], r["source"], r["layout"], r["fetched_version"] or "-", r["title"])
+                (
+                    r["slug"],
+                    r["kind"],
+                    r["source"],
+                    r["layout"],
+                    r["fetched_version"] or "-",
+                    r["title"],
+                )
                 for r in rows
             ],
         )
@@ -64,7 +73,11 @@ def list_datasets(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 
 @app.command("info")
-def info_dataset(ctx: typer.Context, slug: str = typer.Argument(..., help="Dataset slug."), as_json: bool = JSON_OPTION) -> None:
+def info_dataset(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="Dataset slug."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Show a dataset's catalog entry and its fetched copies."""
     from skinctl.console import print_json, stdout, table
     from skinctl.datasets.catalog import fetched_copies, get_entry
@@ -76,9 +89,15 @@ def info_dataset(ctx: typer.Context, slug: str = typer.Argument(..., help="Datas
         print_json({**entry.to_dict(), "copies": [copy.to_dict() for copy in copies]})
         return
     fields = [
-        ("slug", entry.slug), ("title", entry.title), ("provider", entry.provider),
-        ("source", entry.source), ("reference", entry.reference), ("kind", entry.kind),
-        ("layout", entry.layout), ("licence", entry.licence), ("description", entry.description),
+        ("slug", entry.slug),
+        ("title", entry.title),
+        ("provider", entry.provider),
+        ("source", entry.source),
+        ("reference", entry.reference),
+        ("kind", entry.kind),
+        ("layout", entry.layout),
+        ("licence", entry.licence),
+        ("description", entry.description),
     ]
     if entry.files:
         fields.append(("files", ", ".join(entry.files)))
@@ -101,19 +120,38 @@ def info_dataset(ctx: typer.Context, slug: str = typer.Argument(..., help="Datas
 def get_dataset(
     ctx: typer.Context,
     slug: str = typer.Argument(..., help="Dataset slug (see `skinctl fetch list`)."),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="Put the files here instead of the cache."),
-    force: bool = typer.Option(False, "--force", help="Fetch again even when a complete copy exists."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Put the files here instead of the cache."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Fetch again even when a complete copy exists."
+    ),
     url: str | None = typer.Option(None, "--url", help="Download this http(s) URL (resumable)."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Expected SHA-256 of the --url or --from file."),
-    from_path: Path | None = typer.Option(None, "--from", help="Import a local zip, tar(.gz) file or folder."),
-    max_size: str | None = typer.Option(None, "--max-size", help="Refuse archives that unpack to more than this (e.g. 200G)."),
+    sha256: str | None = typer.Option(
+        None, "--sha256", help="Expected SHA-256 of the --url or --from file."
+    ),
+    from_path: Path | None = typer.Option(
+        None, "--from", help="Import a local zip, tar(.gz) file or folder."
+    ),
+    max_size: str | None = typer.Option(
+        None, "--max-size", help="Refuse archives that unpack to more than this (e.g. 200G)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Download (or import) a dataset into SKINCTL_HOME/datasets/<slug>/<version>."""
-    from skinctl.console import info, print_json, stdout
+    """Download (or import) a dataset into SKINCTL_HOME/datasets/<slug>/<version>.
+
+    Run again, it keeps the complete copy it has (`--force` fetches anew) and resumes a cut
+    download. Commercial sets come from a file you were given (`--from`) or a URL (`--url`).
+
+    Example: the skin-type images from Kaggle, then into the database
+
+        skinctl fetch get skin-types
+        skinctl ingest images skin-types
+    """
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stdout, warn
     from skinctl.datasets.catalog import get_entry
     from skinctl.fetch.archive import DEFAULT_MAX_UNCOMPRESSED
-    from skinctl.fetch.service import FetchRequest, fetch_dataset
+    from skinctl.fetch.service import BYTE_STAGES, FetchRequest, fetch_dataset
 
     settings = state(ctx).settings
     entry = get_entry(slug, settings)
@@ -127,7 +165,10 @@ def get_dataset(
         force=force,
         max_bytes=_parse_size(max_size) or DEFAULT_MAX_UNCOMPRESSED,
     )
-    result = fetch_dataset(entry, settings, request)
+    with progress_bar(progress_enabled(), byte_stages=BYTE_STAGES) as progress:
+        result = fetch_dataset(entry, settings, request, progress)
+    if result.notice:
+        warn(result.notice)
     if as_json:
         print_json(result.to_dict())
         return

@@ -7,58 +7,13 @@ import typer
 from skinctl.commands.common import state
 from skinctl.errors import EXIT_REJECTED
 
-app = typer.Typer(help="Check the stored images, move them to another store, remove orphans.", no_args_is_help=True)
+app = typer.Typer(
+    help="Check the stored images, move them to another store, remove orphans.",
+    no_args_is_help=True,
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 WORKERS_OPTION = typer.Option(8, "--workers", min=1, max=64, help="Parallel reads/uploads.")
-
-
-class _RowProgress:
-    """A counting progress bar on stderr (only when it is a terminal)."""
-
-    def __init__(self, description: str, total: int | None) -> None:
-
-        self.description = description
-        self.total = total
-        self._progress = None
-
-    def __enter__(self) -> _RowProgress:
-        from skinctl.console import progress_enabled, stderr
-
-        if progress_enabled():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), console=stderr)
-            self._progress.start()
-            self._task = self._progress.add_task(self.description, total=self.total)
-        return self
-
-    def advance(self, *_args: object) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
-def _count_rows(engine, dataset: str | None = None) -> int:  # noqa: ANN001
-    from sqlalchemy import func, select
-
-    from skinctl.db.models import TrainingImage
-
-    query = select(func.count()).select_from(TrainingImage)
-    if dataset:
-        query = query.where(TrainingImage.dataset_source == dataset)
-    with engine.connect() as connection:
-        return connection.scalar(query) or 0
 
 
 @app.command("check")
@@ -69,24 +24,28 @@ def check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify that every image_url exists and its bytes hash to image_hash (exit 3 if not)."""
-    from skinctl.console import print_json, stdout
+    from skinctl.console import print_json, progress_bar, progress_enabled, stderr, stdout
     from skinctl.storage.maintenance import check_images
 
     engine = state(ctx).engine()
-    with _RowProgress("checking images", _count_rows(engine, dataset)) as progress:
-        report = check_images(engine, dataset=dataset, workers=workers, on_row=progress.advance)
+    with progress_bar(progress_enabled()) as progress:
+        report = check_images(engine, dataset=dataset, workers=workers, report=progress)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
     else:
         stdout.print(
             f"checked {report.checked:,} images: {report.ok:,} ok, {len(report.missing):,} missing, "
             f"{len(report.corrupt):,} corrupt",
             highlight=False,
         )
-        # One line per problem: URLs stay whole, so they can be copied or grepped.
+        # One line per problem, on stderr like every per-item failure; URLs stay whole, so they
+        # can be copied or grepped.
         for problem in report.problems:
-            stdout.print(f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
-                         highlight=False, markup=False)
+            stderr.print(
+                f"  {problem.problem:8} id={problem.id} {problem.image_url}  ({problem.detail})",
+                highlight=False,
+                markup=False,
+            )
     if report.problems:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -94,23 +53,29 @@ def check(
 @app.command("migrate")
 def migrate(
     ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Target store: a folder, file:///... or gs://bucket/prefix."),
-    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows per database transaction."),
+    to: str = typer.Option(
+        ..., "--to", help="Target store: a folder, file:///... or gs://bucket/prefix."
+    ),
+    batch_size: int = typer.Option(
+        500, "--batch-size", min=1, help="Rows per database transaction."
+    ),
     workers: int = WORKERS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Copy every stored image to another store, verify it, then repoint image_url (resumable)."""
-    from skinctl.console import info, print_json, stdout
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stderr, stdout
     from skinctl.storage import open_storage
     from skinctl.storage.maintenance import migrate_images
 
     app_state = state(ctx)
     engine = app_state.engine()
     target = open_storage(to)
-    with _RowProgress(f"copying to {target.base_url}", _count_rows(engine)) as progress:
-        report = migrate_images(engine, target, batch_size=batch_size, workers=workers, on_row=progress.advance)
+    with progress_bar(progress_enabled()) as progress:
+        report = migrate_images(
+            engine, target, batch_size=batch_size, workers=workers, report=progress
+        )
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
     else:
         stdout.print(
             f"{report.moved:,} of {report.to_move:,} images now in {report.target} "
@@ -119,10 +84,14 @@ def migrate(
             highlight=False,
         )
         for problem in report.failed:
-            stdout.print(f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
-                         f"({problem.detail})", highlight=False, markup=False)
+            stderr.print(
+                f"  not migrated: {problem.problem} id={problem.id} {problem.image_url}  "
+                f"({problem.detail})",
+                highlight=False,
+                markup=False,
+            )
     if report.moved and app_state.settings.storage.rstrip("/") != target.base_url and not as_json:
-        info(f"hint: set storage_url = \"{target.base_url}\" so new images go there too.")
+        info(f'hint: set storage_url = "{target.base_url}" so new images go there too.')
     if report.failed:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -131,7 +100,9 @@ def migrate(
 def gc(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
-    force: bool = typer.Option(False, "--force", help="Run even while an ingest run is marked running."),
+    force: bool = typer.Option(
+        False, "--force", help="Run even while an ingest run is marked running."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete stored objects that no ml_training_images row references (the --storage store)."""
@@ -143,7 +114,7 @@ def gc(
     storage = app_state.storage()
     report = collect_garbage(engine, storage, dry_run=dry_run, force=force)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
         return
     verb = "would delete" if dry_run else "deleted"
     count = len(report.orphans) if dry_run else report.deleted
@@ -151,7 +122,9 @@ def gc(
         f"{report.store}: {report.scanned:,} objects, {report.referenced:,} referenced, {verb} {count:,}",
         highlight=False,
     )
-    for key in report.orphans[:50] if dry_run else []:
-        stdout.print(f"  {report.store}/{key}", highlight=False)
+    for url in report.orphans[:50] if dry_run else []:
+        stdout.print(f"  {url}", highlight=False)
     if dry_run and len(report.orphans) > 50:
-        stdout.print(f"  ... and {len(report.orphans) - 50:,} more (use --json for all)", highlight=False)
+        stdout.print(
+            f"  ... and {len(report.orphans) - 50:,} more (use --json for all)", highlight=False
+        )

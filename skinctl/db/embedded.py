@@ -19,9 +19,8 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +46,9 @@ def _candidate_bin_dirs(configured: Path | None) -> list[Path]:
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10
+            )
             candidates.append(Path(out.stdout.strip()))
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     return candidates
@@ -230,8 +231,10 @@ class EmbeddedPostgres:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def ensure_running(self, announce=None) -> str:
-        """Initialise (first use) and start the server if needed; return the database URL."""
+    def ensure_running(self, announce: Callable[[str], None] | None = None) -> str:
+        """Initialise (first use) and start the server if needed; return the database URL.
+        `announce` is told, in one sentence, when a new database was created (the command
+        shows it; services never print)."""
         found = self._postmaster() if self.initialised else None
         if found and self._accepting(found[1]):
             return self.url(found[1])
@@ -262,7 +265,7 @@ class EmbeddedPostgres:
         while time.monotonic() < deadline and _exists(pid) and not self._accepting(port):
             time.sleep(0.1)
 
-    def _initdb(self, announce) -> None:
+    def _initdb(self, announce: Callable[[str], None] | None) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             # A half-finished initdb (killed mid-way) leaves no PG_VERSION or no password file.
             if (self.data_dir / "PG_VERSION").is_file() and not self.password_file.is_file():
@@ -279,9 +282,12 @@ class EmbeddedPostgres:
         started = time.monotonic()
         result = self._run(
             "initdb",
-            "-D", str(self.data_dir),
-            "-U", SUPERUSER,
-            "--pwfile", str(pwfile),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            "--pwfile",
+            str(pwfile),
             "--auth-local=scram-sha-256",
             "--auth-host=scram-sha-256",
             "--encoding=UTF8",
@@ -296,13 +302,18 @@ class EmbeddedPostgres:
             )
         os.replace(pwfile, self.password_file)
         version = (self.data_dir / "PG_VERSION").read_text().strip()
-        how = " in a user namespace (as root; no users or permissions were changed)" if os.geteuid() == 0 else ""
+        how = (
+            " in a user namespace (as root; no users or permissions were changed)"
+            if os.geteuid() == 0
+            else ""
+        )
         message = (
             f"skinctl: created an embedded PostgreSQL {version} database in {self.data_dir} "
             f"({time.monotonic() - started:.1f} s){how}. It listens on 127.0.0.1 only; "
             f"`skinctl db down` stops it."
         )
-        (announce or (lambda text: print(text, file=sys.stderr)))(message)
+        if announce is not None:
+            announce(message)
 
     def _free_port(self) -> int:
         with socket.socket() as probe:
@@ -315,8 +326,17 @@ class EmbeddedPostgres:
             port = self._free_port()
             options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
             result = self._run(
-                "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file),
-                "-o", options, "-w", "-t", "60", "start",
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
             )
             if result.returncode == 0 and self._accepting(port):
                 return port
@@ -328,7 +348,9 @@ class EmbeddedPostgres:
 
     def _log_tail(self) -> str:
         with contextlib.suppress(OSError):
-            lines = [ln for ln in self.log_file.read_text(errors="replace").splitlines() if ln.strip()]
+            lines = [
+                ln for ln in self.log_file.read_text(errors="replace").splitlines() if ln.strip()
+            ]
             return lines[-1] if lines else ""
         return ""
 
@@ -336,8 +358,11 @@ class EmbeddedPostgres:
         import psycopg2
 
         connection = psycopg2.connect(
-            host="127.0.0.1", port=port, user=SUPERUSER,
-            password=self.password_file.read_text().strip(), dbname="postgres",
+            host="127.0.0.1",
+            port=port,
+            user=SUPERUSER,
+            password=self.password_file.read_text().strip(),
+            dbname="postgres",
         )
         try:
             connection.autocommit = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 from sqlalchemy import Engine, create_engine, text
@@ -80,7 +79,8 @@ def _create_schema_if_empty(engine: Engine, announce: Callable[[str], None] | No
         return
     migrate.upgrade(engine)
     message = f"skinctl: created the schema (revision {migrate.head_revision()}) in the embedded database."
-    (announce or (lambda text: print(text, file=sys.stderr)))(message)
+    if announce is not None:
+        announce(message)
 
 
 def require_schema_at_head(engine: Engine) -> None:
@@ -93,5 +93,3 @@ def require_schema_at_head(engine: Engine) -> None:
             f"database schema is at {current or 'nothing (an empty database)'}, skinctl needs "
             f"{head}: run `skinctl db upgrade`."
         )
-
-

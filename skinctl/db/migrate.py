@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -83,7 +84,8 @@ def schema_drift(engine: Engine) -> list[str]:
     return [_describe_diff(diff) for diff in diffs]
 
 
-def _describe_diff(diff) -> str:  # noqa: ANN001 - Alembic's diff tuples are loosely typed
+def _describe_diff(diff: tuple[Any, ...] | list[tuple[Any, ...]]) -> str:
+    # Alembic's diffs: ("add_table", Table) or, for column changes, a list of such tuples.
     if isinstance(diff, list):
         return "; ".join(_describe_diff(d) for d in diff)
     kind, *rest = diff

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
@@ -10,7 +10,20 @@ from sqlalchemy.engine import make_url
 from skinctl.config import Settings, mask_url
 
 
-def database_status(engine: Engine, settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """`skinctl db status`; its `--json` has these keys, in this order."""
+
+    server_version: str
+    location: str  # "embedded, data in <folder>" or host:port
+    url: str  # password masked
+    revision: str | None  # None: an empty database
+    head: str
+    at_head: bool
+    tables: dict[str, int]  # rows per table
+
+
+def database_status(engine: Engine, settings: Settings) -> DatabaseStatus:
     from skinctl.db import migrate
 
     url = engine.url.render_as_string(hide_password=False)
@@ -30,15 +43,15 @@ def database_status(engine: Engine, settings: Settings) -> dict[str, Any]:
         if settings.uses_embedded_database
         else f"{parsed.host}:{parsed.port or 5432}"
     )
-    return {
-        "server_version": version,
-        "location": location,
-        "url": mask_url(url),
-        "revision": revision,
-        "head": head,
-        "at_head": revision == head,
-        "tables": counts,
-    }
+    return DatabaseStatus(
+        server_version=version,
+        location=location,
+        url=mask_url(url) or "",
+        revision=revision,
+        head=head,
+        at_head=revision == head,
+        tables=counts,
+    )
 
 
 def drop_everything(engine: Engine) -> None:

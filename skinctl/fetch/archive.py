@@ -13,11 +13,16 @@ import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from skinctl.errors import FetchError
+from skinctl.progress import ReportProgress, no_progress
+
+# Progress stages (bytes written so far, of the archive's or folder's total).
+EXTRACT_STAGE = "extract"
+COPY_STAGE = "copy"
 
 DEFAULT_MAX_UNCOMPRESSED = 64 * 1024**3  # 64 GiB: far above any dataset here, below a zip bomb
 
@@ -25,8 +30,10 @@ DEFAULT_MAX_UNCOMPRESSED = 64 * 1024**3  # 64 GiB: far above any dataset here, b
 class UnsafeArchive(FetchError):
     """An archive entry that would escape the target folder or is not a plain file."""
 
-    default_hint = "The archive was not extracted. Get it from a trusted source, or unpack it " \
+    default_hint = (
+        "The archive was not extracted. Get it from a trusted source, or unpack it "
         "yourself and use --from FOLDER."
+    )
 
 
 @dataclass(frozen=True)
@@ -65,12 +72,16 @@ def _check_link(archive: Path, name: str, target: str, *, hard: bool) -> None:
     """A link target must stay inside: relative, and not climbing above the root."""
     cleaned = target.replace("\\", "/")
     if cleaned.startswith("/") or (len(cleaned) > 1 and cleaned[1] == ":"):
-        raise UnsafeArchive(f"{archive.name}: link {name!r} points outside the folder (to {target!r}).")
+        raise UnsafeArchive(
+            f"{archive.name}: link {name!r} points outside the folder (to {target!r})."
+        )
     # Hard link targets are relative to the archive root, symlinks to the link's own folder.
     base = "" if hard else posixpath.dirname(name)
     joined = posixpath.normpath(posixpath.join(base, cleaned))
     if joined == ".." or joined.startswith("../"):
-        raise UnsafeArchive(f"{archive.name}: link {name!r} points outside the folder (to {target!r}).")
+        raise UnsafeArchive(
+            f"{archive.name}: link {name!r} points outside the folder (to {target!r})."
+        )
 
 
 def _check_total(archive: Path, name: str, total: int, limit: int) -> None:
@@ -81,19 +92,22 @@ def _check_total(archive: Path, name: str, total: int, limit: int) -> None:
         )
 
 
-def _write_file(source, destination: Path, on_bytes: Callable[[int], None] | None) -> int:  # noqa: ANN001
+def _write_file(
+    source: IO[bytes], destination: Path, report: ReportProgress, done: int, total: int
+) -> int:
+    """Copy `source` to `destination`, reporting `done` + bytes written so far; returns the
+    bytes written."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with open(destination, "wb") as out:
         while chunk := source.read(1024 * 1024):
             out.write(chunk)
             written += len(chunk)
-            if on_bytes:
-                on_bytes(len(chunk))
+            report(EXTRACT_STAGE, done + written, total)
     return written
 
 
-def _extract_zip(archive: Path, target: Path, limit: int, on_bytes) -> ExtractResult:  # noqa: ANN001
+def _extract_zip(archive: Path, target: Path, limit: int, report: ReportProgress) -> ExtractResult:
     with zipfile.ZipFile(archive) as handle:
         infos = handle.infolist()
         plan: list[tuple[zipfile.ZipInfo, str, str]] = []  # (info, relative name, kind)
@@ -105,8 +119,15 @@ def _extract_zip(archive: Path, target: Path, limit: int, on_bytes) -> ExtractRe
                 link_target = handle.read(info).decode("utf-8", "replace")
                 _check_link(archive, relative, link_target, hard=False)
                 plan.append((info, relative, "link:" + link_target))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-                raise UnsafeArchive(f"{archive.name}: entry {info.filename!r} is a device or special file.")
+            elif (
+                stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode)
+                or stat.S_ISFIFO(mode)
+                or stat.S_ISSOCK(mode)
+            ):
+                raise UnsafeArchive(
+                    f"{archive.name}: entry {info.filename!r} is a device or special file."
+                )
             elif info.is_dir():
                 plan.append((info, relative, "dir"))
             else:
@@ -123,7 +144,7 @@ def _extract_zip(archive: Path, target: Path, limit: int, on_bytes) -> ExtractRe
                 destination.mkdir(parents=True, exist_ok=True)
             elif kind == "file":
                 with handle.open(info) as source:  # ZipExtFile stops at the declared size
-                    written += _write_file(source, destination, on_bytes)
+                    written += _write_file(source, destination, report, written, total)
                 files += 1
         for _info, relative, kind in plan:
             if kind.startswith("link:"):
@@ -133,7 +154,7 @@ def _extract_zip(archive: Path, target: Path, limit: int, on_bytes) -> ExtractRe
         return ExtractResult(files, written)
 
 
-def _extract_tar(archive: Path, target: Path, limit: int, on_bytes) -> ExtractResult:  # noqa: ANN001
+def _extract_tar(archive: Path, target: Path, limit: int, report: ReportProgress) -> ExtractResult:
     with tarfile.open(archive) as handle:
         members = handle.getmembers()
         total = 0
@@ -142,7 +163,9 @@ def _extract_tar(archive: Path, target: Path, limit: int, on_bytes) -> ExtractRe
         for member in members:
             relative = _safe_name(archive, member.name)
             if member.isdev() or member.isfifo():
-                raise UnsafeArchive(f"{archive.name}: entry {member.name!r} is a device or special file.")
+                raise UnsafeArchive(
+                    f"{archive.name}: entry {member.name!r} is a device or special file."
+                )
             if member.issym() or member.islnk():
                 _check_link(archive, relative, member.linkname, hard=member.islnk())
                 links.append(member)
@@ -154,7 +177,9 @@ def _extract_tar(archive: Path, target: Path, limit: int, on_bytes) -> ExtractRe
                 if relative:
                     (target / relative).mkdir(parents=True, exist_ok=True)
             else:
-                raise UnsafeArchive(f"{archive.name}: entry {member.name!r} has an unsupported type.")
+                raise UnsafeArchive(
+                    f"{archive.name}: entry {member.name!r} has an unsupported type."
+                )
         files = 0
         written = 0
         for member in regular:
@@ -162,7 +187,9 @@ def _extract_tar(archive: Path, target: Path, limit: int, on_bytes) -> ExtractRe
             if source is None:
                 continue
             with source:
-                written += _write_file(source, target / _safe_name(archive, member.name), on_bytes)
+                written += _write_file(
+                    source, target / _safe_name(archive, member.name), report, written, total
+                )
             files += 1
         # The "data" filter re-checks each link as tarfile itself understands it.
         for member in links:
@@ -175,9 +202,10 @@ def extract_archive(
     target: Path,
     *,
     max_bytes: int = DEFAULT_MAX_UNCOMPRESSED,
-    on_bytes: Callable[[int], None] | None = None,
+    report: ReportProgress = no_progress,
 ) -> ExtractResult:
     """Extract a zip or tar(.gz/.bz2/.xz) archive into `target` (created), refusing unsafe entries.
+    Reports stage "extract" in bytes.
 
     On refusal nothing of the archive is left in `target` that a caller should trust: callers
     extract into a staging folder and only publish it when this returns.
@@ -186,9 +214,9 @@ def extract_archive(
     target.mkdir(parents=True, exist_ok=True)
     try:
         if kind == "zip":
-            return _extract_zip(archive, target, max_bytes, on_bytes)
+            return _extract_zip(archive, target, max_bytes, report)
         if kind == "tar":
-            return _extract_tar(archive, target, max_bytes, on_bytes)
+            return _extract_tar(archive, target, max_bytes, report)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
         raise FetchError(
             f"{archive.name} is damaged: {error}.",
@@ -200,17 +228,22 @@ def extract_archive(
     )
 
 
-def copy_tree(source: Path, target: Path, on_bytes: Callable[[int], None] | None = None) -> ExtractResult:
-    """Copy a folder's regular files into `target`, skipping links that leave `source`."""
+def copy_tree(source: Path, target: Path, report: ReportProgress = no_progress) -> ExtractResult:
+    """Copy a folder's regular files into `target`, refusing links that leave `source`.
+    Reports stage "copy" in bytes."""
     source = source.resolve()
     files = 0
     written = 0
-    for path in sorted(source.rglob("*")):
+    paths = sorted(source.rglob("*"))
+    total = sum(path.stat().st_size for path in paths if path.is_file())
+    for path in paths:
         relative = path.relative_to(source)
         if path.is_symlink():
             resolved = path.resolve()
             if not resolved.is_relative_to(source):
-                raise UnsafeArchive(f"{source}: link {relative.as_posix()!r} points outside the folder.")
+                raise UnsafeArchive(
+                    f"{source}: link {relative.as_posix()!r} points outside the folder."
+                )
         if path.is_file():
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +251,5 @@ def copy_tree(source: Path, target: Path, on_bytes: Callable[[int], None] | None
             size = destination.stat().st_size
             written += size
             files += 1
-            if on_bytes:
-                on_bytes(size)
+            report(COPY_STAGE, written, total)
     return ExtractResult(files, written)

@@ -1,4 +1,4 @@
-"""Resumable http(s) downloads with checksum verification and a byte progress bar on stderr.
+"""Resumable http(s) downloads with checksum verification, reporting progress in bytes.
 
 A download writes to `<name>.part`; after a cut connection the next attempt (in this run, or in
 the next run of the command) asks for the rest with a `Range` header. A server that ignores
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from skinctl.errors import FetchError, NotFound
+from skinctl.progress import ReportProgress, no_progress
 
 if TYPE_CHECKING:
     import requests
@@ -26,6 +27,7 @@ CHUNK_SIZE = 64 * 1024  # small enough that a cut loses little of what already a
 ATTEMPTS = 4
 RETRY_BASE_DELAY = 0.5  # seconds; doubles after each failed attempt
 TIMEOUT = (10, 60)  # connect, read (seconds between bytes)
+DOWNLOAD_STAGE = "download"  # progress stage: bytes in the .part file, of the file's size
 
 OpenResponse = Callable[[dict[str, str]], "requests.Response"]
 
@@ -37,56 +39,6 @@ def safe_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-class ByteProgress:
-    """A Rich progress bar with bytes, bytes/s and ETA on stderr; silent when stderr is no TTY."""
-
-    def __init__(self, description: str, *, enabled: bool | None = None) -> None:
-        from skinctl.console import progress_enabled
-
-        self.description = description
-        self.enabled = progress_enabled() if enabled is None else enabled
-        self._progress = None
-        self._task = None
-
-    def __enter__(self) -> ByteProgress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            from skinctl.console import stderr
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=stderr,
-                transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self.description, total=None)
-        return self
-
-    def start(self, total: int | None, completed: int = 0) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, total=total, completed=completed)
-
-    def advance(self, size: int) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=size)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -134,13 +86,13 @@ def download(
     part: Path,
     *,
     label: str,
-    progress: ByteProgress | None = None,
+    report: ReportProgress = no_progress,
     attempts: int = ATTEMPTS,
     on_error: Callable[[requests.Response], None] | None = None,
 ) -> tuple[Path, str | None]:
     """Download into `part`, resuming what is already there. Returns the path and the server's
     base64 MD5 (x-goog-hash) when it sent one. `on_error(response)` may raise a better error for
-    a 4xx answer; otherwise a generic FetchError names the status."""
+    a 4xx answer; otherwise a generic FetchError names the status. Reports stage "download"."""
     import requests
 
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -166,28 +118,35 @@ def download(
                 if response.status_code >= 400:
                     if on_error:
                         on_error(response)
-                    raise FetchError(f"Downloading {label} failed: the server answered {response.status_code}.")
+                    raise FetchError(
+                        f"Downloading {label} failed: the server answered {response.status_code}."
+                    )
                 md5_b64 = goog_md5(response) or md5_b64
-                resumed = response.status_code == 206 and _content_range_start(
-                    response.headers.get("Content-Range")
-                ) == have
+                resumed = (
+                    response.status_code == 206
+                    and _content_range_start(response.headers.get("Content-Range")) == have
+                )
                 if not resumed:
                     have = 0  # the server sent the whole file
                 total = _total_size(response, have)
-                if progress:
-                    progress.start(total, have)
+                done = have
+                report(DOWNLOAD_STAGE, done, total)
                 with open(part, "ab" if resumed else "wb") as out:
                     for chunk in response.iter_content(CHUNK_SIZE):
                         out.write(chunk)
-                        if progress:
-                            progress.advance(len(chunk))
+                        done += len(chunk)
+                        report(DOWNLOAD_STAGE, done, total)
                 size = part.stat().st_size
                 if total is not None and size != total:
                     raise RetryableError(f"got {size:,} of {total:,} bytes")
                 return part, md5_b64
         except RetryableError as error:
             last_error = error
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as error:
             last_error = error
     raise FetchError(
         f"Downloading {label} failed after {attempts} attempts: {_describe(last_error)}.",

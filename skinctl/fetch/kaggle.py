@@ -2,7 +2,7 @@
 
 kagglehub's client asks Kaggle for the dataset's current version and for its download (a 302 to a
 signed archive URL); skinctl then streams the archive itself so it can resume with Range after a
-cut, show a byte progress bar, verify the MD5 Kaggle announces, and extract it safely into its
+cut, report progress in bytes, verify the MD5 Kaggle announces, and extract it safely into its
 own cache. kagglehub and kagglesdk are imported inside functions: they are slow to import.
 
 Credentials are kagglehub's: KAGGLE_API_TOKEN (a token or a file holding one),
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from skinctl.errors import CredentialsError, FetchError, NotFound
 from skinctl.fetch import download as dl
+from skinctl.progress import ReportProgress, no_progress
 
 if TYPE_CHECKING:
     import requests
@@ -115,7 +116,9 @@ def _kaggle_errors(reference: str) -> Iterator[None]:
                 hint="Check the reference (owner/dataset-name as in the dataset's Kaggle URL); a "
                 "private dataset also answers 404 to an account without access.",
             ) from None
-        raise FetchError(f"Kaggle answered {status} for {reference}.", hint="Try again later.") from error
+        raise FetchError(
+            f"Kaggle answered {status} for {reference}.", hint="Try again later."
+        ) from error
     except requests.ConnectionError as error:
         raise FetchError(
             f"Cannot reach Kaggle for {reference} ({type(error).__name__}).",
@@ -168,7 +171,9 @@ def current_version(client: Any, reference: str) -> int:
     request.dataset_slug = handle.dataset
     with _kaggle_errors(reference):
         dataset = _with_retries(
-            lambda: handle_call(lambda: client.datasets.dataset_api_client.get_dataset(request), handle)
+            lambda: handle_call(
+                lambda: client.datasets.dataset_api_client.get_dataset(request), handle
+            )
         )
     version = dataset.current_version_number
     if not version:
@@ -177,7 +182,7 @@ def current_version(client: Any, reference: str) -> int:
 
 
 def download_archive(
-    client: Any, reference: str, version: int, part: Path, progress: dl.ByteProgress | None
+    client: Any, reference: str, version: int, part: Path, report: ReportProgress = no_progress
 ) -> tuple[Path, str | None]:
     """Download the dataset's archive into `part` (resuming), returning it and Kaggle's MD5."""
     from kagglehub.exceptions import handle_call
@@ -198,7 +203,9 @@ def download_archive(
         if signed_url:
             return requests.get(signed_url[0], headers=headers, stream=True, timeout=dl.TIMEOUT)
         with _kaggle_errors(reference):
-            response = handle_call(lambda: client.datasets.dataset_api_client.download_dataset(request), handle)
+            response = handle_call(
+                lambda: client.datasets.dataset_api_client.download_dataset(request), handle
+            )
         signed_url.append(response.url)
         if headers and response.headers.get("Accept-Ranges") == "bytes":
             response.close()  # ask the archive host for the missing tail only
@@ -222,5 +229,9 @@ def download_archive(
 
     # dl.download retries a RetryableError raised while opening, like a cut connection.
     return dl.download(
-        open_with_5xx_retry, part, label=f"Kaggle dataset {reference}", progress=progress, on_error=on_error
+        open_with_5xx_retry,
+        part,
+        label=f"Kaggle dataset {reference}",
+        report=report,
+        on_error=on_error,
     )

@@ -21,9 +21,10 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from skinctl.config import Settings
@@ -37,15 +38,21 @@ from skinctl.datasets.catalog import (
 from skinctl.errors import CredentialsError, FetchError, InputRejected, UsageError
 from skinctl.fetch import download as dl
 from skinctl.fetch.archive import (
+    COPY_STAGE,
     DEFAULT_MAX_UNCOMPRESSED,
+    EXTRACT_STAGE,
     ExtractResult,
     archive_kind,
     copy_tree,
     extract_archive,
 )
+from skinctl.progress import ReportProgress, no_progress
+
+# Every progress stage of a fetch counts bytes.
+BYTE_STAGES = frozenset({dl.DOWNLOAD_STAGE, EXTRACT_STAGE, COPY_STAGE})
 
 
-@dataclass
+@dataclass(frozen=True)
 class FetchResult:
     slug: str
     version: str
@@ -57,9 +64,11 @@ class FetchResult:
     sha256: str | None
     cached: bool  # True when a complete copy was already there and nothing was fetched
     layout: str
+    # Said to the user (on stderr), not part of the JSON: why a cached copy stood in.
+    notice: str | None = None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notice"}
         data["path"] = str(self.path)
         return data
 
@@ -72,7 +81,6 @@ class FetchRequest:
     output_dir: Path | None = None
     force: bool = False
     max_bytes: int = DEFAULT_MAX_UNCOMPRESSED
-    progress: bool | None = None  # None: when stderr is a terminal
 
 
 def _now() -> str:
@@ -179,18 +187,27 @@ def _result(entry: DatasetEntry, copy: FetchedCopy, cached: bool) -> FetchResult
 
 
 def _unpack(
-    source: Path, staging: Path, request: FetchRequest, label: str, name_hint: str
+    source: Path, staging: Path, request: FetchRequest, name_hint: str, report: ReportProgress
 ) -> ExtractResult:
     """Extract an archive into staging, or copy a single non-archive file (a CSV export)."""
-    with dl.ByteProgress(f"extract {label}", enabled=request.progress) as progress:
-        if archive_kind(source) is not None:
-            return extract_archive(source, staging, max_bytes=request.max_bytes, on_bytes=progress.advance)
-        target = staging / name_hint
-        shutil.copyfile(source, target)
-        return ExtractResult(1, target.stat().st_size)
+    if archive_kind(source) is not None:
+        return extract_archive(source, staging, max_bytes=request.max_bytes, report=report)
+    target = staging / name_hint
+    shutil.copyfile(source, target)
+    return ExtractResult(1, target.stat().st_size)
 
 
-def _finish(entry, publisher, settings, *, source, origin, unpacked, sha256, extra) -> FetchResult:  # noqa: ANN001
+def _finish(
+    entry: DatasetEntry,
+    publisher: _Publisher,
+    settings: Settings,
+    *,
+    source: str,
+    origin: str,
+    unpacked: ExtractResult,
+    sha256: str | None,
+    extra: dict[str, Any],
+) -> FetchResult:
     record = {
         "slug": entry.slug,
         "version": publisher.version,
@@ -211,7 +228,13 @@ def _finish(entry, publisher, settings, *, source, origin, unpacked, sha256, ext
 # --- the three sources ------------------------------------------------------------------------
 
 
-def _fetch_kaggle(entry: DatasetEntry, settings: Settings, request: FetchRequest, folder: Path) -> FetchResult:
+def _fetch_kaggle(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    report: ReportProgress,
+) -> FetchResult:
     from skinctl.fetch import kaggle
 
     reference = entry.reference
@@ -221,35 +244,68 @@ def _fetch_kaggle(entry: DatasetEntry, settings: Settings, request: FetchRequest
         except FetchError as error:
             copies = fetched_copies(entry.slug, settings)
             if copies and not request.force and not isinstance(error, CredentialsError):
-                from skinctl.console import warn
-
-                warn(f"{error.message} Using the copy fetched on {copies[0].fetched_at[:10]}.")
-                return _result(entry, copies[0], cached=True)
+                # Offline, or Kaggle is down: the copy we have is better than nothing; the
+                # command says so.
+                notice = f"{error.message} Using the copy fetched on {copies[0].fetched_at[:10]}."
+                return replace(_result(entry, copies[0], cached=True), notice=notice)
             raise
         version = f"v{number}"
         existing = _complete_copy(entry.slug, settings, version)
-        if existing and not request.force and (
-            not request.output_dir or existing.path == request.output_dir.absolute()
+        if (
+            existing
+            and not request.force
+            and (not request.output_dir or existing.path == request.output_dir.absolute())
         ):
             return _result(entry, existing, cached=True)
         part = folder / ".downloads" / f"{version}.zip.part"
         if request.force and part.exists():
             part.unlink()
-        with dl.ByteProgress(f"{entry.slug} {version}", enabled=request.progress) as progress:
-            _part, md5_b64 = kaggle.download_archive(client, reference, number, part, progress)
+        _part, md5_b64 = kaggle.download_archive(client, reference, number, part, report)
     # Kaggle's archive host announces an MD5 (x-goog-hash); a mismatch deletes the download.
     dl.verify(part, md5_b64=md5_b64, label=f"Kaggle dataset {reference} {version}")
-    return _extract_and_finish(entry, settings, request, folder, version, part, "kaggle", reference,
-                               name_hint="data", extra={"kaggle_version": number})
+    return _extract_and_finish(
+        entry,
+        settings,
+        request,
+        folder,
+        version,
+        part,
+        "kaggle",
+        reference,
+        name_hint="data",
+        extra={"kaggle_version": number},
+        report=report,
+    )
 
 
-def _extract_and_finish(entry, settings, request, folder, version, part, source, origin, *, name_hint, extra):  # noqa: ANN001, ANN202
+def _extract_and_finish(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    version: str,
+    part: Path,
+    source: str,
+    origin: str,
+    *,
+    name_hint: str,
+    extra: dict[str, Any],
+    report: ReportProgress,
+) -> FetchResult:
     publisher = _Publisher(folder, version, request.output_dir, request.force)
     staging = publisher.prepare()
     sha256 = dl.file_digest(part, "sha256")
-    unpacked = _unpack(part, staging, request, f"{entry.slug} {version}", name_hint)
-    result = _finish(entry, publisher, settings, source=source, origin=origin, unpacked=unpacked,
-                     sha256=sha256, extra=extra)
+    unpacked = _unpack(part, staging, request, name_hint, report)
+    result = _finish(
+        entry,
+        publisher,
+        settings,
+        source=source,
+        origin=origin,
+        unpacked=unpacked,
+        sha256=sha256,
+        extra=extra,
+    )
     part.unlink(missing_ok=True)  # the extracted copy is what we keep
     return result
 
@@ -259,24 +315,44 @@ def _name_from_url(url: str) -> str:
     return name.replace("/", "_") or "download"
 
 
-def _fetch_url(entry: DatasetEntry, settings: Settings, request: FetchRequest, folder: Path, url: str,
-               sha256: str | None) -> FetchResult:
+def _fetch_url(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    url: str,
+    sha256: str | None,
+    report: ReportProgress,
+) -> FetchResult:
     url_id = hashlib.sha256(url.encode()).hexdigest()[:16]  # identifies a URL without storing it
     if not request.force:
         for copy in fetched_copies(entry.slug, settings):
-            if (sha256 and copy.sha256 == sha256) or (not sha256 and copy.extra.get("url") == url_id):
+            if (sha256 and copy.sha256 == sha256) or (
+                not sha256 and copy.extra.get("url") == url_id
+            ):
                 if not request.output_dir or copy.path == request.output_dir.absolute():
                     return _result(entry, copy, cached=True)
     part = folder / ".downloads" / f"url-{url_id}.part"
     if request.force and part.exists():
         part.unlink()
     label = dl.safe_url(url)
-    with dl.http_session() as session, dl.ByteProgress(f"{entry.slug}", enabled=request.progress) as progress:
-        dl.download(dl.url_opener(session, url), part, label=label, progress=progress)
+    with dl.http_session() as session:
+        dl.download(dl.url_opener(session, url), part, label=label, report=report)
     actual = dl.verify(part, sha256=sha256, label=label)
     version = f"sha256-{actual[:12]}"
-    return _extract_and_finish(entry, settings, request, folder, version, part, "url", label,
-                               name_hint=_name_from_url(url), extra={"url": url_id})
+    return _extract_and_finish(
+        entry,
+        settings,
+        request,
+        folder,
+        version,
+        part,
+        "url",
+        label,
+        name_hint=_name_from_url(url),
+        extra={"url": url_id},
+        report=report,
+    )
 
 
 def _folder_version(path: Path) -> str:
@@ -284,15 +360,25 @@ def _folder_version(path: Path) -> str:
     for item in sorted(path.rglob("*")):
         if item.is_file():
             info = item.stat()
-            digest.update(f"{item.relative_to(path).as_posix()}\0{info.st_size}\0{int(info.st_mtime)}\n".encode())
+            digest.update(
+                f"{item.relative_to(path).as_posix()}\0{info.st_size}\0{int(info.st_mtime)}\n".encode()
+            )
     return f"local-{digest.hexdigest()[:12]}"
 
 
-def _fetch_local(entry: DatasetEntry, settings: Settings, request: FetchRequest, folder: Path,
-                 source_path: Path) -> FetchResult:
+def _fetch_local(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    folder: Path,
+    source_path: Path,
+    report: ReportProgress,
+) -> FetchResult:
     source_path = source_path.expanduser().absolute()
     if not source_path.exists():
-        raise InputRejected(f"--from {source_path} does not exist.", hint="Pass a zip, tar(.gz) file or a folder.")
+        raise InputRejected(
+            f"--from {source_path} does not exist.", hint="Pass a zip, tar(.gz) file or a folder."
+        )
     if source_path.is_dir():
         version = _folder_version(source_path)
         existing = _complete_copy(entry.slug, settings, version)
@@ -302,9 +388,15 @@ def _fetch_local(entry: DatasetEntry, settings: Settings, request: FetchRequest,
             # A folder is registered where it is: no copy of a possibly huge image tree.
             files = [p for p in source_path.rglob("*") if p.is_file()]
             record = {
-                "slug": entry.slug, "version": version, "fetched_at": _now(), "source": "local",
-                "origin": str(source_path), "files": len(files),
-                "bytes": sum(p.stat().st_size for p in files), "sha256": None, "path": str(source_path),
+                "slug": entry.slug,
+                "version": version,
+                "fetched_at": _now(),
+                "source": "local",
+                "origin": str(source_path),
+                "files": len(files),
+                "bytes": sum(p.stat().st_size for p in files),
+                "sha256": None,
+                "path": str(source_path),
             }
             _write_marker(_marker_path(folder, version), record)
             copy = _complete_copy(entry.slug, settings, version)
@@ -312,37 +404,69 @@ def _fetch_local(entry: DatasetEntry, settings: Settings, request: FetchRequest,
             return _result(entry, copy, cached=False)
         publisher = _Publisher(folder, version, request.output_dir, request.force)
         staging = publisher.prepare()
-        with dl.ByteProgress(f"copy {entry.slug}", enabled=request.progress) as progress:
-            copied = copy_tree(source_path, staging, progress.advance)
-        return _finish(entry, publisher, settings, source="local", origin=str(source_path),
-                       unpacked=copied, sha256=None, extra={})
+        copied = copy_tree(source_path, staging, report)
+        return _finish(
+            entry,
+            publisher,
+            settings,
+            source="local",
+            origin=str(source_path),
+            unpacked=copied,
+            sha256=None,
+            extra={},
+        )
     if request.sha256:
         dl.verify(source_path, sha256=request.sha256, label=str(source_path))
     sha256 = dl.file_digest(source_path, "sha256")
     version = f"sha256-{sha256[:12]}"
     existing = _complete_copy(entry.slug, settings, version)
-    if existing and not request.force and (not request.output_dir or existing.path == request.output_dir.absolute()):
+    if (
+        existing
+        and not request.force
+        and (not request.output_dir or existing.path == request.output_dir.absolute())
+    ):
         return _result(entry, existing, cached=True)
     publisher = _Publisher(folder, version, request.output_dir, request.force)
     staging = publisher.prepare()
-    unpacked = _unpack(source_path, staging, request, f"{entry.slug}", source_path.name)
-    return _finish(entry, publisher, settings, source="local", origin=str(source_path),
-                   unpacked=unpacked, sha256=sha256, extra={})
+    unpacked = _unpack(source_path, staging, request, source_path.name, report)
+    return _finish(
+        entry,
+        publisher,
+        settings,
+        source="local",
+        origin=str(source_path),
+        unpacked=unpacked,
+        sha256=sha256,
+        extra={},
+    )
 
 
-def fetch_dataset(entry: DatasetEntry, settings: Settings, request: FetchRequest) -> FetchResult:
+def fetch_dataset(
+    entry: DatasetEntry,
+    settings: Settings,
+    request: FetchRequest,
+    report: ReportProgress = no_progress,
+) -> FetchResult:
     """Fetch one dataset into the cache (or --output-dir); a complete copy is reused unless
-    `force`. Raises FetchError/CredentialsError/NotFound/UsageError with a clear message."""
+    `force`. Raises FetchError/CredentialsError/NotFound/UsageError with a clear message.
+    Progress stages, all in bytes (BYTE_STAGES): download, extract, copy."""
     if request.url and request.from_path:
         raise UsageError("Give either --url or --from, not both.")
-    if request.sha256 and not (len(request.sha256) == 64 and all(c in "0123456789abcdefABCDEF" for c in request.sha256)):
+    if request.sha256 and not (
+        len(request.sha256) == 64 and all(c in "0123456789abcdefABCDEF" for c in request.sha256)
+    ):
         raise UsageError(f"--sha256 {request.sha256!r} is not 64 hexadecimal characters.")
     if request.url and not request.url.startswith(("http://", "https://")):
         raise UsageError(f"--url {dl.safe_url(request.url)!r} must start with http:// or https://.")
     folder = datasets_dir(settings) / entry.slug
     output_dir = request.output_dir.absolute() if request.output_dir else None
-    if (output_dir and output_dir.is_dir() and any(output_dir.iterdir()) and not request.force
-            and output_dir not in _recorded_path(folder)):
+    if (
+        output_dir
+        and output_dir.is_dir()
+        and any(output_dir.iterdir())
+        and not request.force
+        and output_dir not in _recorded_path(folder)
+    ):
         # Said before downloading anything; _Publisher.prepare checks again before writing.
         raise UsageError(
             f"--output-dir {output_dir} is not empty.",
@@ -350,13 +474,14 @@ def fetch_dataset(entry: DatasetEntry, settings: Settings, request: FetchRequest
         )
     with _locked(folder, entry.slug):
         if request.from_path:
-            return _fetch_local(entry, settings, request, folder, request.from_path)
+            return _fetch_local(entry, settings, request, folder, request.from_path, report)
         if request.url:
-            return _fetch_url(entry, settings, request, folder, request.url, (request.sha256 or "").lower() or None)
+            sha256 = (request.sha256 or "").lower() or None
+            return _fetch_url(entry, settings, request, folder, request.url, sha256, report)
         if entry.source == "kaggle":
-            return _fetch_kaggle(entry, settings, request, folder)
+            return _fetch_kaggle(entry, settings, request, folder, report)
         if entry.source == "url" and entry.url:
-            return _fetch_url(entry, settings, request, folder, entry.url, entry.sha256)
+            return _fetch_url(entry, settings, request, folder, entry.url, entry.sha256, report)
         raise UsageError(
             f"{entry.title} ({entry.slug}) cannot be downloaded automatically: {entry.reference}",
             hint=f"Run `skinctl fetch get {entry.slug} --from FILE_OR_FOLDER` or `--url URL [--sha256 HEX]`.",

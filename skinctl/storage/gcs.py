@@ -37,7 +37,9 @@ def parse_gs_url(url: str) -> tuple[str, str]:
         raise ConfigError(f"{url!r} is not a gs:// URL.")
     bucket, _, prefix = url[len("gs://") :].partition("/")
     if not bucket:
-        raise ConfigError(f"{url!r} has no bucket name.", hint="Use gs://bucket or gs://bucket/prefix.")
+        raise ConfigError(
+            f"{url!r} has no bucket name.", hint="Use gs://bucket or gs://bucket/prefix."
+        )
     return bucket, prefix.strip("/")
 
 
@@ -59,10 +61,19 @@ def _transient(error: BaseException) -> bool:
         from google.resumable_media import DataCorruption, InvalidResponse
     except ImportError:  # pragma: no cover - resumable-media is a dependency of the client
         DataCorruption = InvalidResponse = ()  # noqa: N806
-    if isinstance(error, api.TooManyRequests | api.InternalServerError | api.BadGateway
-                  | api.ServiceUnavailable | api.GatewayTimeout | api.RequestRangeNotSatisfiable):
+    if isinstance(
+        error,
+        api.TooManyRequests
+        | api.InternalServerError
+        | api.BadGateway
+        | api.ServiceUnavailable
+        | api.GatewayTimeout
+        | api.RequestRangeNotSatisfiable,
+    ):
         return True
-    if isinstance(error, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+    if isinstance(
+        error, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError
+    ):
         return True
     if DataCorruption and isinstance(error, DataCorruption):
         return True  # the bytes arrived damaged: send them again
@@ -93,8 +104,10 @@ class GCSStorage(KeyedByUrl):
                 if os.environ.get("STORAGE_EMULATOR_HOST"):
                     from google.auth.credentials import AnonymousCredentials
 
-                    client = storage.Client(project=self.project or "skinctl-emulator",
-                                            credentials=AnonymousCredentials())
+                    client = storage.Client(
+                        project=self.project or "skinctl-emulator",
+                        credentials=AnonymousCredentials(),
+                    )
                 else:
                     client = storage.Client(project=self.project)
             except DefaultCredentialsError as error:
@@ -129,7 +142,12 @@ class GCSStorage(KeyedByUrl):
                 return call()
             except StorageError:
                 raise
-            except (api.Unauthorized, api.Forbidden, RefreshError, DefaultCredentialsError) as error:
+            except (
+                api.Unauthorized,
+                api.Forbidden,
+                RefreshError,
+                DefaultCredentialsError,
+            ) as error:
                 raise StorageError(
                     f"Google Cloud Storage refused to {what} {self.url_for(key)} ({type(error).__name__}).",
                     hint="Check that the credentials in use may read and write the bucket "

@@ -25,7 +25,9 @@ class LocalStorage(KeyedByUrl):
     def __init__(self, url: str) -> None:
         self.root = _path_from_url(url).resolve()
         self.base_url = self.root.as_uri()
-        self._made_dirs: set[Path] = set()  # folders known to exist: one mkdir each, not one per put
+        self._made_dirs: set[Path] = (
+            set()
+        )  # folders known to exist: one mkdir each, not one per put
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in Path(key).parts:

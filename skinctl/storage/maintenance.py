@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, Table, bindparam, func, select, update
 
 from skinctl.db.models import IngestRun, TrainingImage
 from skinctl.errors import SkinctlError, StorageError, UsageError
+from skinctl.progress import ReportProgress, no_progress
 from skinctl.storage.base import Storage, open_storage
 
 DEFAULT_WORKERS = 8
@@ -56,32 +58,22 @@ class Problem:
     id: int
     image_url: str
     dataset_source: str
-    problem: str  # missing | corrupt | unreadable
+    problem: str  # missing | corrupt | copy-failed
     detail: str
 
-    def to_dict(self) -> dict:
-        return {"id": self.id, "image_url": self.image_url, "dataset_source": self.dataset_source,
-                "problem": self.problem, "detail": self.detail}
 
-
-@dataclass
+@dataclass(frozen=True)
 class CheckReport:
-    checked: int = 0
-    ok: int = 0
-    missing: list[Problem] = field(default_factory=list)
-    corrupt: list[Problem] = field(default_factory=list)
+    """`skinctl storage check`; its `--json` has these fields, in this order."""
+
+    checked: int
+    ok: int
+    missing: tuple[Problem, ...]
+    corrupt: tuple[Problem, ...]
 
     @property
     def problems(self) -> list[Problem]:
         return sorted(self.missing + self.corrupt, key=lambda p: p.id)
-
-    def to_dict(self) -> dict:
-        return {
-            "checked": self.checked,
-            "ok": self.ok,
-            "missing": [p.to_dict() for p in self.missing],
-            "corrupt": [p.to_dict() for p in self.corrupt],
-        }
 
 
 def _sha256(data: bytes) -> str:
@@ -89,16 +81,24 @@ def _sha256(data: bytes) -> str:
 
 
 def _image_rows(engine: Engine, dataset: str | None) -> list[tuple[int, str, str | None, str]]:
-    query = select(TrainingImage.id, TrainingImage.image_url, TrainingImage.image_hash,
-                   TrainingImage.dataset_source).order_by(TrainingImage.id)
+    query = select(
+        TrainingImage.id,
+        TrainingImage.image_url,
+        TrainingImage.image_hash,
+        TrainingImage.dataset_source,
+    ).order_by(TrainingImage.id)
     if dataset:
         query = query.where(TrainingImage.dataset_source == dataset)
     with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(query)]
+        return [
+            (id_, url, image_hash, source)
+            for id_, url, image_hash, source in connection.execute(query)
+        ]
 
 
-def _read_verified(stores: StoreCache, row_id: int, url: str, image_hash: str | None,
-                   dataset: str) -> tuple[bytes | None, Problem | None]:
+def _read_verified(
+    stores: StoreCache, row_id: int, url: str, image_hash: str | None, dataset: str
+) -> tuple[bytes | None, Problem | None]:
     try:
         store, key = stores.locate(url)
         data = store.get(key)
@@ -107,8 +107,13 @@ def _read_verified(stores: StoreCache, row_id: int, url: str, image_hash: str | 
     except (SkinctlError, ValueError, OSError) as error:
         return None, Problem(row_id, url, dataset, "missing", f"cannot read: {error}")
     if image_hash and _sha256(data) != image_hash:
-        return None, Problem(row_id, url, dataset, "corrupt",
-                             f"bytes hash to {_sha256(data)[:16]}..., expected {image_hash[:16]}...")
+        return None, Problem(
+            row_id,
+            url,
+            dataset,
+            "corrupt",
+            f"bytes hash to {_sha256(data)[:16]}..., expected {image_hash[:16]}...",
+        )
     return data, None
 
 
@@ -117,50 +122,44 @@ def check_images(
     *,
     dataset: str | None = None,
     workers: int = DEFAULT_WORKERS,
-    on_row: Callable[[], None] | None = None,
+    report: ReportProgress = no_progress,
     stores: StoreCache | None = None,
 ) -> CheckReport:
-    """Every row's image exists and its bytes hash to image_hash."""
+    """Every row's image exists and its bytes hash to image_hash. Reports stage "check"
+    (rows checked of all rows)."""
     stores = stores or StoreCache()
     rows = _image_rows(engine, dataset)
-    report = CheckReport()
+    missing: list[Problem] = []
+    corrupt: list[Problem] = []
+    report("check", 0, len(rows))
 
     def check(row: tuple[int, str, str | None, str]) -> Problem | None:
         row_id, url, image_hash, source = row
         return _read_verified(stores, row_id, url, image_hash, source)[1]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for problem in pool.map(check, rows):
-            report.checked += 1
-            if problem is None:
-                report.ok += 1
-            elif problem.problem == "corrupt":
-                report.corrupt.append(problem)
-            else:
-                report.missing.append(problem)
-            if on_row:
-                on_row()
-    return report
+        for checked, problem in enumerate(pool.map(check, rows), start=1):
+            if problem is not None:
+                (corrupt if problem.problem == "corrupt" else missing).append(problem)
+            report("check", checked, len(rows))
+    return CheckReport(
+        checked=len(rows),
+        ok=len(rows) - len(missing) - len(corrupt),
+        missing=tuple(missing),
+        corrupt=tuple(corrupt),
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class MigrateReport:
-    target: str
-    to_move: int = 0  # rows not yet in the target when the run started
-    moved: int = 0  # rows whose image_url now points at the target
-    uploaded: int = 0  # objects actually written (the rest were already there)
-    already_there: int = 0  # rows that pointed at the target before this run
-    failed: list[Problem] = field(default_factory=list)
+    """`skinctl storage migrate`; its `--json` has these fields, in this order."""
 
-    def to_dict(self) -> dict:
-        return {
-            "target": self.target,
-            "to_move": self.to_move,
-            "moved": self.moved,
-            "uploaded": self.uploaded,
-            "already_there": self.already_there,
-            "failed": [p.to_dict() for p in self.failed],
-        }
+    target: str
+    to_move: int  # rows not yet in the target when the run started
+    moved: int  # rows whose image_url now points at the target
+    uploaded: int  # objects actually written (the rest were already there)
+    already_there: int  # rows that pointed at the target before this run
+    failed: tuple[Problem, ...]
 
 
 def migrate_images(
@@ -169,7 +168,7 @@ def migrate_images(
     *,
     batch_size: int = 500,
     workers: int = DEFAULT_WORKERS,
-    on_row: Callable[[], None] | None = None,
+    report: ReportProgress = no_progress,
     stores: StoreCache | None = None,
 ) -> MigrateReport:
     """Copy every row's image into `target`, verify the copy, then point the rows at it.
@@ -177,22 +176,26 @@ def migrate_images(
     Per batch: copy + read back + hash in a thread pool, then one transaction rewrites the URLs
     of the rows whose copies verified (and only if the URL did not change meanwhile). An
     interrupted run leaves every row pointing at an object that exists; the next run skips rows
-    already in the target and finds the copies of the interrupted batch already stored."""
+    already in the target and finds the copies of the interrupted batch already stored.
+    Reports stage "copy" (rows handled of the rows not yet in the target)."""
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1.")
     stores = stores or StoreCache()
     target = stores.add(target)
     prefix = target.base_url + "/"
-    report = MigrateReport(target=target.base_url)
+    failed: list[Problem] = []
+    moved = uploaded_count = 0
     in_target = TrainingImage.image_url.startswith(prefix, autoescape=True)
     with engine.connect() as connection:
-        report.already_there = connection.scalar(select(func.count()).where(in_target)) or 0
-        report.to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
+        already_there = connection.scalar(select(func.count()).where(in_target)) or 0
+        to_move = connection.scalar(select(func.count()).where(~in_target)) or 0
 
-    def copy(row: tuple[int, str, str | None, str]) -> tuple[int, str, str | None, Problem | None, bool]:
+    def copy(
+        row: tuple[int, str, str | None, str],
+    ) -> tuple[int, str, str | None, Problem | None, bool]:
         row_id, url, image_hash, source = row
         data, problem = _read_verified(stores, row_id, url, image_hash, source)
-        if problem is not None:
+        if data is None:  # then there is a problem
             return row_id, url, None, problem, False
         try:
             _source_store, key = stores.locate(url)
@@ -200,23 +203,40 @@ def migrate_images(
                 key = f"{image_hash[:2]}/{image_hash}" + _suffix(url)
             uploaded = target.put(key, data)
             if _sha256(target.get(key)) != _sha256(data):
-                raise StorageError(f"the copy at {target.url_for(key)} does not read back identical")
+                raise StorageError(
+                    f"the copy at {target.url_for(key)} does not read back identical"
+                )
         except SkinctlError as error:
-            return row_id, url, None, Problem(row_id, url, source, "copy-failed", error.message), False
+            return (
+                row_id,
+                url,
+                None,
+                Problem(row_id, url, source, "copy-failed", error.message),
+                False,
+            )
         return row_id, url, target.url_for(key), None, uploaded
 
     last_id = 0
+    handled = 0
+    report("copy", 0, to_move)
+    # A Core UPDATE on the table (not the ORM entity): executed with a list of parameter
+    # sets, it is one executemany, and rows whose URL changed meanwhile are left alone.
+    table = cast(Table, TrainingImage.__table__)
     statement = (
-        update(TrainingImage.__table__)
-        .where(TrainingImage.__table__.c.id == bindparam("row_id"))
-        .where(TrainingImage.__table__.c.image_url == bindparam("old_url"))
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .where(table.c.image_url == bindparam("old_url"))
         .values(image_url=bindparam("new_url"))
     )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while True:
             query = (
-                select(TrainingImage.id, TrainingImage.image_url, TrainingImage.image_hash,
-                       TrainingImage.dataset_source)
+                select(
+                    TrainingImage.id,
+                    TrainingImage.image_url,
+                    TrainingImage.image_hash,
+                    TrainingImage.dataset_source,
+                )
                 .where(~in_target, TrainingImage.id > last_id)
                 .order_by(TrainingImage.id)
                 .limit(batch_size)
@@ -229,17 +249,24 @@ def migrate_images(
             verified: list[dict] = []
             for row_id, old_url, new_url, problem, uploaded in pool.map(copy, batch):
                 if problem is not None:
-                    report.failed.append(problem)
+                    failed.append(problem)
                 else:
                     verified.append({"row_id": row_id, "old_url": old_url, "new_url": new_url})
-                    report.uploaded += int(uploaded)
-                if on_row:
-                    on_row()
+                    uploaded_count += int(uploaded)
+                handled += 1
+                report("copy", handled, to_move)
             if verified:
                 with engine.begin() as connection:  # one transaction per batch
                     connection.execute(statement, verified)
-                report.moved += len(verified)
-    return report
+                moved += len(verified)
+    return MigrateReport(
+        target=target.base_url,
+        to_move=to_move,
+        moved=moved,
+        uploaded=uploaded_count,
+        already_there=already_there,
+        failed=tuple(failed),
+    )
 
 
 def _suffix(url: str) -> str:
@@ -247,19 +274,16 @@ def _suffix(url: str) -> str:
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class GcReport:
-    store: str
-    scanned: int = 0
-    referenced: int = 0
-    orphans: list[str] = field(default_factory=list)
-    deleted: int = 0
-    dry_run: bool = True
+    """`skinctl storage gc`; its `--json` has these fields, in this order."""
 
-    def to_dict(self) -> dict:
-        return {"store": self.store, "scanned": self.scanned, "referenced": self.referenced,
-                "orphans": [f"{self.store}/{key}" for key in self.orphans],
-                "deleted": self.deleted, "dry_run": self.dry_run}
+    store: str
+    scanned: int
+    referenced: int
+    orphans: tuple[str, ...]  # URLs of the objects no row references (deleted unless dry_run)
+    deleted: int
+    dry_run: bool
 
 
 def running_ingests(engine: Engine) -> list[int]:
@@ -280,7 +304,6 @@ def collect_garbage(
     *,
     dry_run: bool = True,
     force: bool = False,
-    on_delete: Callable[[str], None] | None = None,
 ) -> GcReport:
     """Objects in `storage` that no ml_training_images row points at; deleted unless dry_run.
 
@@ -297,19 +320,27 @@ def collect_garbage(
     prefix = storage.base_url + "/"
     with engine.connect() as connection:
         urls: Iterable[str] = connection.scalars(
-            select(TrainingImage.image_url).where(TrainingImage.image_url.startswith(prefix, autoescape=True))
+            select(TrainingImage.image_url).where(
+                TrainingImage.image_url.startswith(prefix, autoescape=True)
+            )
         )
-        referenced = {url[len(prefix):] for url in urls}
-    report = GcReport(store=storage.base_url, referenced=len(referenced), dry_run=dry_run)
+        referenced = {url[len(prefix) :] for url in urls}
+    scanned = deleted = 0
+    orphans: list[str] = []
     for key in storage.iter_keys():
-        report.scanned += 1
+        scanned += 1
         if key not in referenced:
-            report.orphans.append(key)
-    report.orphans.sort()
+            orphans.append(key)
+    orphans.sort()
     if not dry_run:
-        for key in report.orphans:
+        for key in orphans:
             storage.delete(key)
-            report.deleted += 1
-            if on_delete:
-                on_delete(key)
-    return report
+            deleted += 1
+    return GcReport(
+        store=storage.base_url,
+        scanned=scanned,
+        referenced=len(referenced),
+        orphans=tuple(storage.url_for(key) for key in orphans),
+        deleted=deleted,
+        dry_run=dry_run,
+    )

@@ -18,6 +18,16 @@ def test_status_json(cli) -> None:
     result = cli("db", "status", "--json")
     assert result.exit_code == 0, result.stderr
     report = result.json()
+    # the keys scripts read, in this order
+    assert list(report) == [
+        "server_version",
+        "location",
+        "url",
+        "revision",
+        "head",
+        "at_head",
+        "tables",
+    ]
     assert report["at_head"] is True and report["revision"] == migrate.head_revision()
     assert report["tables"]["ml_training_images"] == 0
     assert "***" in report["url"]
@@ -26,7 +36,9 @@ def test_status_json(cli) -> None:
 
 def test_unreachable_server_is_one_clear_line_exit_2(cli) -> None:
     port = _closed_port()
-    result = cli("db", "status", env={"SKINCTL_DATABASE_URL": f"postgresql://u:pw-secret@127.0.0.1:{port}/x"})
+    result = cli(
+        "db", "status", env={"SKINCTL_DATABASE_URL": f"postgresql://u:pw-secret@127.0.0.1:{port}/x"}
+    )
     assert result.exit_code == 2
     assert f"127.0.0.1:{port}" in result.stderr
     assert "pw-secret" not in result.stderr + result.stdout
@@ -41,7 +53,10 @@ def test_schema_behind_head_stops_data_commands(cli, scratch_database_url) -> No
     result = cli("db", "check", env={"SKINCTL_DATABASE_URL": scratch_database_url})
     assert result.exit_code == 2
     head = migrate.head_revision()
-    assert f"database schema is at 0001, skinctl needs {head}: run `skinctl db upgrade`" in result.stderr
+    assert (
+        f"database schema is at 0001, skinctl needs {head}: run `skinctl db upgrade`"
+        in result.stderr
+    )
 
     status = cli("db", "status", "--json", env={"SKINCTL_DATABASE_URL": scratch_database_url})
     assert status.exit_code == 0 and status.json()["at_head"] is False
@@ -65,12 +80,16 @@ def test_reset_refuses_without_yes_and_empties_with_it(cli, scratch_database_url
     assert refused.exit_code == 2
     assert "--yes" in refused.stderr
     with engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT count(*) FROM ml_training_images").scalar_one() == 1
+        assert (
+            connection.exec_driver_sql("SELECT count(*) FROM ml_training_images").scalar_one() == 1
+        )
 
     done = cli("db", "reset", "--yes", env=env)
     assert done.exit_code == 0, done.stderr
     with engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT count(*) FROM ml_training_images").scalar_one() == 0
+        assert (
+            connection.exec_driver_sql("SELECT count(*) FROM ml_training_images").scalar_one() == 0
+        )
     assert migrate.current_revision(engine) == migrate.head_revision()
     engine.dispose()
 
@@ -79,7 +98,11 @@ def test_current_history_and_downgrade(cli, scratch_database_url) -> None:
     env = {"SKINCTL_DATABASE_URL": scratch_database_url}
     assert cli("db", "upgrade", env=env).exit_code == 0
     current = cli("db", "current", "--json", env=env)
-    assert current.json() == {"current": migrate.head_revision(), "head": migrate.head_revision(), "at_head": True}
+    assert current.json() == {
+        "current": migrate.head_revision(),
+        "head": migrate.head_revision(),
+        "at_head": True,
+    }
     history = cli("db", "history", "--json").json()
     assert history[0]["revision"] == "0001" and history[0]["down_revision"] is None
     down = cli("db", "downgrade", "0001", env=env)

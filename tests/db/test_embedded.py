@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from skinctl.db.embedded import EmbeddedPostgres
+from tests.conftest import Cli
 
 
 @pytest.fixture
@@ -62,11 +63,14 @@ def test_second_process_shares_the_running_server(embedded_home: Path) -> None:
 
 def test_concurrent_first_use_initialises_once(embedded_home: Path) -> None:
     code = (
-        "from pathlib import Path; from skinctl.db.embedded import EmbeddedPostgres; "
-        f"print(EmbeddedPostgres(Path({str(embedded_home)!r})).ensure_running())"
+        "import sys; from pathlib import Path; from skinctl.db.embedded import EmbeddedPostgres; "
+        f"print(EmbeddedPostgres(Path({str(embedded_home)!r})).ensure_running("
+        "announce=lambda message: print(message, file=sys.stderr)))"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
@@ -99,30 +103,32 @@ def test_pid_file_naming_a_dead_process_is_not_fatal(embedded_home: Path) -> Non
     assert _select_one(server.ensure_running(announce=lambda _m: None)) == 1
 
 
+def _embedded_cli(embedded_home: Path, tmp_path: Path) -> Cli:
+    """The CLI with no database configured: skinctl runs its embedded one under this home."""
+    return Cli(
+        {
+            "SKINCTL_HOME": str(embedded_home),
+            "SKINCTL_DATABASE_URL": "",
+            "DATABASE_URL": "",
+            "SKINCTL_CONFIG": str(tmp_path / "none.toml"),
+        }
+    )
+
+
 def test_db_up_status_down_commands(embedded_home: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from skinctl.cli import app
-
-    env = {
-        "SKINCTL_HOME": str(embedded_home),
-        "SKINCTL_DATABASE_URL": "",
-        "DATABASE_URL": "",
-        "SKINCTL_CONFIG": str(tmp_path / "none.toml"),
-    }
-    runner = CliRunner()
-    up = runner.invoke(app, ["db", "up"], env=env)
+    cli = _embedded_cli(embedded_home, tmp_path)
+    up = cli("db", "up")
     assert up.exit_code == 0, up.stderr
     assert "created an embedded PostgreSQL" in up.stderr and "is now running" in up.stderr
-    upgrade = runner.invoke(app, ["db", "upgrade"], env=env)
+    upgrade = cli("db", "upgrade")
     assert upgrade.exit_code == 0, upgrade.stderr
-    status = runner.invoke(app, ["db", "status", "--json"], env=env)
+    status = cli("db", "status", "--json")
     assert status.exit_code == 0, status.stderr
     assert "embedded" in status.stdout
-    down = runner.invoke(app, ["db", "down"], env=env)
+    down = cli("db", "down")
     assert down.exit_code == 0 and "stopped" in down.stderr
     assert not EmbeddedPostgres(embedded_home).status().running
-    down_again = runner.invoke(app, ["db", "down"], env=env)
+    down_again = cli("db", "down")
     assert "was not running" in down_again.stderr
 
 
@@ -139,20 +145,14 @@ def test_pid_file_naming_an_unrelated_live_process_is_stale(embedded_home: Path)
         sleeper.wait()
 
 
-def test_first_data_command_on_the_embedded_default_creates_the_schema(embedded_home: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from skinctl.cli import app
+def test_first_data_command_on_the_embedded_default_creates_the_schema(
+    embedded_home: Path, tmp_path: Path
+) -> None:
     from skinctl.db import migrate
 
-    env = {
-        "SKINCTL_HOME": str(embedded_home),
-        "SKINCTL_DATABASE_URL": "",
-        "DATABASE_URL": "",
-        "SKINCTL_CONFIG": str(tmp_path / "none.toml"),
-    }
-    result = CliRunner().invoke(app, ["stats", "--json"], env=env)
+    cli = _embedded_cli(embedded_home, tmp_path)
+    result = cli("stats", "--json")
     assert result.exit_code == 0, result.stderr
     assert f"created the schema (revision {migrate.head_revision()})" in result.stderr
-    again = CliRunner().invoke(app, ["stats", "--json"], env=env)
+    again = cli("stats", "--json")
     assert again.exit_code == 0 and "created the schema" not in again.stderr

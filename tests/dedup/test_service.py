@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from skinctl.db.migrate import schema_drift
 from skinctl.db.models import ImageDedupFeatures, ImageDuplicate
 from skinctl.dedup import link_near_duplicates
 from skinctl.dedup.matcher import METHOD
@@ -174,7 +173,3 @@ def test_label_conflicts_exact_and_near(engine, filer, store):
     assert kinds[0][0] == "exact"  # exact conflicts first
     assert all(multi not in c["image_ids"] for c in conflicts)
     assert [c["labels"] for c in conflicts if c["image_ids"] == [twice]] == [["papule", "pustule"]]
-
-
-def test_schema_has_no_drift(engine):
-    assert schema_drift(engine) == []

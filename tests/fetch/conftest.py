@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CliResult
+from tests.conftest import Cli
 from tests.fetch.fakes import FakeServer, RunningServer
 
-KAGGLE_VARIABLES = ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR",
-                    "KAGGLE_API_ENVIRONMENT", "KAGGLEHUB_CACHE", "KAGGLE_KERNEL_RUN_TYPE")
+KAGGLE_VARIABLES = (
+    "KAGGLE_USERNAME",
+    "KAGGLE_KEY",
+    "KAGGLE_API_TOKEN",
+    "KAGGLE_CONFIG_DIR",
+    "KAGGLE_API_ENVIRONMENT",
+    "KAGGLEHUB_CACHE",
+    "KAGGLE_KERNEL_RUN_TYPE",
+)
 
 
 @pytest.fixture
@@ -36,7 +43,14 @@ def kaggle(fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     user_home.mkdir()
     monkeypatch.setenv("HOME", str(user_home))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     from skinctl.fetch import download
 
@@ -51,22 +65,7 @@ def fetch_settings(home: Path):
     return Settings(home=home, user="tester")
 
 
-class FetchCli:
-    """`skinctl ...` in-process, with an isolated home and no database."""
-
-    def __init__(self, home: Path, config: Path) -> None:
-        self.env = {"SKINCTL_HOME": str(home), "SKINCTL_CONFIG": str(config), "DATABASE_URL": ""}
-
-    def __call__(self, *args: str) -> CliResult:
-        from typer.testing import CliRunner
-
-        from skinctl.cli import app
-
-        result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=True)
-        exception = result.exception if not isinstance(result.exception, SystemExit) else None
-        return CliResult(result.exit_code, result.stdout, result.stderr, exception)
-
-
 @pytest.fixture
-def fetch_cli(home: Path, tmp_path: Path) -> FetchCli:
-    return FetchCli(home, tmp_path / "skinctl.toml")
+def fetch_cli(offline_cli: Cli) -> Cli:
+    """`skinctl ...` in-process, with an isolated home and no database."""
+    return offline_cli

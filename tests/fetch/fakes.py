@@ -47,7 +47,9 @@ def sample_files(size: int = 300_000) -> dict[str, bytes]:
 
 @dataclass
 class FakeServer:
-    datasets: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # "owner/name" -> (version, zip)
+    datasets: dict[str, tuple[int, bytes]] = field(
+        default_factory=dict
+    )  # "owner/name" -> (version, zip)
     plain: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     require_auth: set[str] = field(default_factory=set)  # accepted Authorization header values
@@ -92,13 +94,13 @@ def make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 return True
             return self.headers.get("Authorization") in server.require_auth
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             server.log.append(("POST", self.path, dict(self.headers)))
             if not self.path.startswith(API):
                 return self._json(404, {"code": 404, "message": "no such route"})
-            method = self.path[len(API):]
+            method = self.path[len(API) :]
             route = {"GetDataset": "get", "DownloadDataset": "download"}.get(method)
             fault = self._fault(route)
             if isinstance(fault, int):
@@ -116,16 +118,16 @@ def make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             server.log.append(("GET", self.path, dict(self.headers)))
             if self.path.startswith("/files/"):
-                ref, _, version_file = self.path[len("/files/"):].rpartition("/")
+                ref, _, version_file = self.path[len("/files/") :].rpartition("/")
                 if ref not in server.datasets:
                     return self._json(404, {"code": 404, "message": "no such file"})
                 data = server.datasets[ref][1]
                 return self._serve(data, "file", md5=True)
             if self.path.startswith("/plain/"):
-                name = self.path[len("/plain/"):].split("?", 1)[0]
+                name = self.path[len("/plain/") :].split("?", 1)[0]
                 if name not in server.plain:
                     return self._json(404, {"code": 404, "message": "no such file"})
                 return self._serve(server.plain[name], "plain", md5=False)
@@ -155,7 +157,9 @@ def make_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             if md5:
-                digest = base64.b64encode(hashlib.md5(b"other" if server.wrong_md5 else data).digest()).decode()
+                digest = base64.b64encode(
+                    hashlib.md5(b"other" if server.wrong_md5 else data).digest()
+                ).decode()
                 self.send_header("x-goog-hash", f"crc32c=AAAAAA==,md5={digest}")
             self.end_headers()
             if fault == "cut":

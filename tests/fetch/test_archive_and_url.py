@@ -23,7 +23,9 @@ def _tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
 
 
-def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w:gz") -> Path:
+def _tar(
+    path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w:gz"
+) -> Path:
     with tarfile.open(path, mode) as archive:
         for info, data in members:
             if data is not None:
@@ -59,7 +61,9 @@ def test_zip_with_dotdot_entry_is_refused_by_name(tmp_path):
 
 def test_tar_with_absolute_path_is_refused(tmp_path):
     archive = _tar(tmp_path / "abs.tar.gz", [(tarfile.TarInfo("/tmp/skinctl-absolute-evil"), b"x")])
-    with pytest.raises(UnsafeArchive, match=r"entry '/tmp/skinctl-absolute-evil' has an absolute path"):
+    with pytest.raises(
+        UnsafeArchive, match=r"entry '/tmp/skinctl-absolute-evil' has an absolute path"
+    ):
         extract_archive(archive, tmp_path / "out")
     assert not Path("/tmp/skinctl-absolute-evil").exists()
 
@@ -76,7 +80,9 @@ def test_symlink_pointing_outside_is_refused(tmp_path):
     link = tarfile.TarInfo("data/escape")
     link.type = tarfile.SYMTYPE
     link.linkname = "../../outside"
-    archive = _tar(tmp_path / "link.tar", [(tarfile.TarInfo("data/a.jpg"), b"a"), (link, None)], mode="w")
+    archive = _tar(
+        tmp_path / "link.tar", [(tarfile.TarInfo("data/a.jpg"), b"a"), (link, None)], mode="w"
+    )
     with pytest.raises(UnsafeArchive, match=r"link 'data/escape' points outside the folder"):
         extract_archive(archive, tmp_path / "out")
 
@@ -109,7 +115,9 @@ def test_symlink_inside_is_kept(tmp_path):
     link = tarfile.TarInfo("data/latest.jpg")
     link.type = tarfile.SYMTYPE
     link.linkname = "a.jpg"
-    archive = _tar(tmp_path / "ok.tar.gz", [(tarfile.TarInfo("data/a.jpg"), b"pixels"), (link, None)])
+    archive = _tar(
+        tmp_path / "ok.tar.gz", [(tarfile.TarInfo("data/a.jpg"), b"pixels"), (link, None)]
+    )
     result = extract_archive(archive, tmp_path / "out")
     assert result.files == 1
     assert os.readlink(tmp_path / "out/data/latest.jpg") == "a.jpg"
@@ -148,7 +156,7 @@ def test_url_download_resumes_after_cut_and_checks_sha256(fake_server, fetch_set
     entry = get_entry("facial-skin-condition", fetch_settings)
     url = f"{fake_server.base}/plain/facial.zip?X-Goog-Signature=very-secret"
     digest = hashlib.sha256(archive).hexdigest()
-    request = FetchRequest(url=url, sha256=digest, progress=False)
+    request = FetchRequest(url=url, sha256=digest)
 
     with pytest.raises(FetchError, match="failed after 4 attempts") as failure:
         fetch_dataset(entry, fetch_settings, request)
@@ -160,7 +168,7 @@ def test_url_download_resumes_after_cut_and_checks_sha256(fake_server, fetch_set
     assert _tree(result.path) == files
     assert result.sha256 == digest and result.version == f"sha256-{digest[:12]}"
     assert "very-secret" not in result.origin
-    (_method, _path, headers), = fake_server.requests_to("/plain/")
+    ((_method, _path, headers),) = fake_server.requests_to("/plain/")
     assert int(headers["Range"].removeprefix("bytes=").removesuffix("-")) > len(archive) // 2
 
     fake_server.log.clear()
@@ -170,14 +178,23 @@ def test_url_download_resumes_after_cut_and_checks_sha256(fake_server, fetch_set
 
 def test_url_download_with_wrong_sha256_is_deleted(fake_server, fetch_settings, fetch_cli):
     fake_server.plain["cosing.csv"] = b"INCI name,Function\nAQUA,SOLVENT\n"
-    result = fetch_cli("fetch", "get", "cosing", "--url", f"{fake_server.base}/plain/cosing.csv",
-                       "--sha256", "0" * 64)
+    result = fetch_cli(
+        "fetch",
+        "get",
+        "cosing",
+        "--url",
+        f"{fake_server.base}/plain/cosing.csv",
+        "--sha256",
+        "0" * 64,
+    )
     assert result.exit_code == 1
     assert "SHA-256 mismatch" in result.stderr
     assert not list((fetch_settings.home / "datasets/cosing/.downloads").glob("*"))
     assert fetched_copies("cosing", fetch_settings) == []
 
-    ok = fetch_cli("fetch", "get", "cosing", "--url", f"{fake_server.base}/plain/cosing.csv", "--json")
+    ok = fetch_cli(
+        "fetch", "get", "cosing", "--url", f"{fake_server.base}/plain/cosing.csv", "--json"
+    )
     assert ok.exit_code == 0, ok.stderr
     path = Path(ok.json()["path"])
     assert (path / "cosing.csv").read_bytes() == fake_server.plain["cosing.csv"]
@@ -191,15 +208,18 @@ def test_url_404_and_server_ignoring_range(fake_server, fetch_settings, monkeypa
     monkeypatch.setattr(download, "RETRY_BASE_DELAY", 0.01)
     entry = get_entry("cosing", fetch_settings)
     with pytest.raises(NotFound, match="404"):
-        fetch_dataset(entry, fetch_settings, FetchRequest(url=f"{fake_server.base}/plain/missing.csv", progress=False))
+        fetch_dataset(
+            entry, fetch_settings, FetchRequest(url=f"{fake_server.base}/plain/missing.csv")
+        )
 
     # A server that ignores Range sends the whole file again: the download restarts from zero.
     data = os.urandom(400_000)
     fake_server.plain["annex.zip"] = build_zip({"COSING_Annex_III_v2.txt": data})
     fake_server.ignore_range = True
     fake_server.fault("plain", "cut")
-    result = fetch_dataset(entry, fetch_settings,
-                           FetchRequest(url=f"{fake_server.base}/plain/annex.zip", progress=False))
+    result = fetch_dataset(
+        entry, fetch_settings, FetchRequest(url=f"{fake_server.base}/plain/annex.zip")
+    )
     assert _tree(result.path) == {"COSING_Annex_III_v2.txt": data}
     assert "Range" in fake_server.requests_to("/plain/annex.zip")[-1][2]
 
@@ -219,16 +239,18 @@ def test_from_zip_tar_and_folder(fetch_settings, tmp_path, fetch_cli):
 
     tarball = tmp_path / "cosing.tar.gz"
     _tar(tarball, [(tarfile.TarInfo("COSING_Annex_II_v2.txt"), b"a;b\n")])
-    result = fetch_dataset(get_entry("cosing", fetch_settings), fetch_settings,
-                           FetchRequest(from_path=tarball, progress=False))
+    result = fetch_dataset(
+        get_entry("cosing", fetch_settings), fetch_settings, FetchRequest(from_path=tarball)
+    )
     assert _tree(result.path) == {"COSING_Annex_II_v2.txt": b"a;b\n"}
 
     folder = tmp_path / "images"
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    registered = fetch_dataset(get_entry("skin-types", fetch_settings), fetch_settings,
-                               FetchRequest(from_path=folder, progress=False))
+    registered = fetch_dataset(
+        get_entry("skin-types", fetch_settings), fetch_settings, FetchRequest(from_path=folder)
+    )
     assert registered.path == folder  # a folder is registered where it is, not copied
     assert resolve_fetched("skin-types", fetch_settings) == (folder, "folders")
 
@@ -255,11 +277,18 @@ def test_download_that_finished_before_a_crash_is_not_fetched_again(fake_server,
     data = build_zip({"COSING_Ingredients.csv": b"INCI name\nAQUA\n"})
     fake_server.plain["inv.zip"] = data
     url = f"{fake_server.base}/plain/inv.zip"
-    part = fetch_settings.home / "datasets/cosing/.downloads" / f"url-{hashlib.sha256(url.encode()).hexdigest()[:16]}.part"
+    part = (
+        fetch_settings.home
+        / "datasets/cosing/.downloads"
+        / f"url-{hashlib.sha256(url.encode()).hexdigest()[:16]}.part"
+    )
     part.parent.mkdir(parents=True)
     part.write_bytes(data)
-    result = fetch_dataset(get_entry("cosing", fetch_settings), fetch_settings,
-                           FetchRequest(url=url, sha256=hashlib.sha256(data).hexdigest(), progress=False))
+    result = fetch_dataset(
+        get_entry("cosing", fetch_settings),
+        fetch_settings,
+        FetchRequest(url=url, sha256=hashlib.sha256(data).hexdigest()),
+    )
     assert _tree(result.path) == {"COSING_Ingredients.csv": b"INCI name\nAQUA\n"}
-    (_method, _path, headers), = fake_server.requests_to("/plain/")
+    ((_method, _path, headers),) = fake_server.requests_to("/plain/")
     assert headers["Range"] == f"bytes={len(data)}-"

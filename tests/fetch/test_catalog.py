@@ -11,12 +11,23 @@ from skinctl.errors import ConfigError, NotFound, UsageError
 
 def test_builtin_catalog_has_the_five_datasets(fetch_settings):
     entries = catalog(fetch_settings)
-    assert list(entries) == ["skin-types", "skincare-products", "sephora", "facial-skin-condition", "cosing"]
-    assert entries["skin-types"].reference == "shakyadissanayake/oily-dry-and-normal-skin-types-dataset"
+    assert list(entries) == [
+        "skin-types",
+        "skincare-products",
+        "sephora",
+        "facial-skin-condition",
+        "cosing",
+    ]
+    assert (
+        entries["skin-types"].reference
+        == "shakyadissanayake/oily-dry-and-normal-skin-types-dataset"
+    )
     assert entries["skincare-products"].reference == "eward96/skincare-products-clean-dataset"
     assert entries["sephora"].reference == "nadyinky/sephora-products-and-skincare-reviews"
     assert {e.kind for e in BUILTIN} == {"images", "products", "reviews", "ingredients"}
-    assert entries["skin-types"].layout == "folders" and entries["skincare-products"].layout == "csv"
+    assert (
+        entries["skin-types"].layout == "folders" and entries["skincare-products"].layout == "csv"
+    )
 
 
 def test_user_entry_from_skinctl_toml(fetch_cli, tmp_path):
@@ -39,11 +50,23 @@ def test_user_entry_from_skinctl_toml(fetch_cli, tmp_path):
     ("raw", "message"),
     [
         ({"source": "kaggle", "kind": "images"}, "missing 'layout'"),
-        ({"source": "ftp", "kind": "images", "layout": "folders"}, "source = 'ftp' is not one of kaggle, url, local"),
-        ({"source": "kaggle", "reference": "no-slash", "kind": "images", "layout": "folders"}, "not a Kaggle dataset"),
+        (
+            {"source": "ftp", "kind": "images", "layout": "folders"},
+            "source = 'ftp' is not one of kaggle, url, local",
+        ),
+        (
+            {"source": "kaggle", "reference": "no-slash", "kind": "images", "layout": "folders"},
+            "not a Kaggle dataset",
+        ),
         ({"source": "url", "kind": "pictures", "layout": "folders"}, "kind = 'pictures'"),
-        ({"source": "url", "kind": "images", "layout": "folders", "colour": "red"}, "Unknown key 'colour'"),
-        ({"source": "url", "kind": "images", "layout": "folders", "url": "ftp://x"}, "must start with http"),
+        (
+            {"source": "url", "kind": "images", "layout": "folders", "colour": "red"},
+            "Unknown key 'colour'",
+        ),
+        (
+            {"source": "url", "kind": "images", "layout": "folders", "url": "ftp://x"},
+            "must start with http",
+        ),
     ],
 )
 def test_bad_user_entries_are_clear_config_errors(home, raw, message):
@@ -54,7 +77,9 @@ def test_bad_user_entries_are_clear_config_errors(home, raw, message):
 
 
 def test_bad_slug_and_bad_toml_via_cli(fetch_cli, tmp_path):
-    (tmp_path / "skinctl.toml").write_text('[datasets."Bad Slug"]\nsource = "url"\nkind = "images"\nlayout = "csv"\n')
+    (tmp_path / "skinctl.toml").write_text(
+        '[datasets."Bad Slug"]\nsource = "url"\nkind = "images"\nlayout = "csv"\n'
+    )
     result = fetch_cli("fetch", "list")
     assert result.exit_code == 2
     assert "'Bad Slug'" in result.stderr

@@ -16,7 +16,9 @@ def test_register_real_skin_types_and_cosing(fetch_cli, fetch_settings):
     summary = result.json()
     assert summary["files"] >= 3152 and summary["layout"] == "folders"
     assert resolve_fetched("skin-types", fetch_settings) == (skin_types, "folders")
-    assert fetch_cli("fetch", "get", "skin-types", "--from", str(skin_types), "--json").json()["cached"]
+    assert fetch_cli("fetch", "get", "skin-types", "--from", str(skin_types), "--json").json()[
+        "cached"
+    ]
 
     cosing = shared_data("cosing", "COSING_Annex_II_v2.txt")
     result = fetch_cli("fetch", "get", "cosing", "--from", str(cosing), "--json")

@@ -11,12 +11,6 @@ def table_counts(report):
     return {t.name: (t.total, t.inserted, t.updated, t.unchanged, len(t.duplicates), t.rejected) for t in report.tables}
 
 
-def test_schema_has_no_drift(engine):
-    from skinctl.db.migrate import schema_drift
-
-    assert schema_drift(engine) == []
-
-
 def test_migration_0007_downgrades_and_upgrades(server_url):
     """On a database of its own, so the session's database stays at head."""
     import secrets

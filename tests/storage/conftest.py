@@ -45,11 +45,16 @@ def gcs(gcs_url: str):
 
 def image_bytes(index: int) -> bytes:
     """Distinct small payloads standing in for images (storage never decodes them)."""
-    return b"\xff\xd8\xff\xe0" + hashlib.sha256(str(index).encode()).digest() * 8 + index.to_bytes(4, "big")
+    return (
+        b"\xff\xd8\xff\xe0"
+        + hashlib.sha256(str(index).encode()).digest() * 8
+        + index.to_bytes(4, "big")
+    )
 
 
-def store_images(engine: Engine, storage: Storage, count: int, dataset: str = "skin-types",
-                 start: int = 0) -> list[int]:
+def store_images(
+    engine: Engine, storage: Storage, count: int, dataset: str = "skin-types", start: int = 0
+) -> list[int]:
     """Rows the way ingest records them: bytes stored content-addressed, image_url/image_hash set."""
     from sqlalchemy.orm import Session
 
@@ -62,8 +67,14 @@ def store_images(engine: Engine, storage: Storage, count: int, dataset: str = "s
             sha = hashlib.sha256(data).hexdigest()
             key = content_key(sha, "jpg")
             storage.put(key, data)
-            row = TrainingImage(image_url=storage.url_for(key), image_hash=sha, dataset_source=dataset,
-                                local_path=f"train/dry/{index}.jpg", byte_size=len(data), format="JPEG")
+            row = TrainingImage(
+                image_url=storage.url_for(key),
+                image_hash=sha,
+                dataset_source=dataset,
+                local_path=f"train/dry/{index}.jpg",
+                byte_size=len(data),
+                format="JPEG",
+            )
             session.add(row)
             session.flush()
             ids.append(row.id)

@@ -92,7 +92,9 @@ def test_no_credentials_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
     store = GCSStorage("gs://some-bucket/images")
-    with pytest.raises(StorageError, match="No usable Google Cloud credentials for gs://some-bucket/images") as error:
+    with pytest.raises(
+        StorageError, match="No usable Google Cloud credentials for gs://some-bucket/images"
+    ) as error:
         store.exists("aa/x.jpg")
     assert "GOOGLE_APPLICATION_CREDENTIALS" in error.value.hint
 

@@ -14,10 +14,24 @@ from tests.ingest.helpers import draw, encode, write
 def test_ingest_to_gcs_then_check_finds_deleted_and_corrupted(cli, engine, gcs, gcs_url, tmp_path):
     root = tmp_path / "set"
     for index in range(6):
-        write(root / ("acne" if index % 2 else "milia") / f"img_{index}.jpg", encode(draw("rings", index)))
+        write(
+            root / ("acne" if index % 2 else "milia") / f"img_{index}.jpg",
+            encode(draw("rings", index)),
+        )
     write(root / "milia" / "copy_of_0.jpg", encode(draw("rings", 0)))  # an exact duplicate
 
-    first = cli("ingest", "images", str(root), "--dataset", "gcs", "--storage", gcs_url, "--workers", "2", "--json")
+    first = cli(
+        "ingest",
+        "images",
+        str(root),
+        "--dataset",
+        "gcs",
+        "--storage",
+        gcs_url,
+        "--workers",
+        "2",
+        "--json",
+    )
     assert first.exit_code == 0, first.stderr
     assert first.json()["ingested"] == 6 and first.json()["exact_duplicates"] == 1
     with engine.connect() as connection:
@@ -35,7 +49,9 @@ def test_ingest_to_gcs_then_check_finds_deleted_and_corrupted(cli, engine, gcs, 
 
     (deleted_url, _), (corrupted_url, _) = rows[0], rows[1]
     gcs.delete(gcs.key_for(deleted_url))
-    gcs._bucket().blob(gcs._name(gcs.key_for(corrupted_url))).upload_from_string(b"not the image any more")
+    gcs._bucket().blob(gcs._name(gcs.key_for(corrupted_url))).upload_from_string(
+        b"not the image any more"
+    )
     broken = cli("--storage", gcs_url, "storage", "check", "--json")
     assert broken.exit_code == 3
     report = broken.json()

@@ -15,4 +15,6 @@ def test_url_and_key_round_trip_and_foreign_urls_are_refused(store: str) -> None
     assert key == "ab/ab" + "0" * 62 + ".jpg"
     assert storage.key_for(storage.url_for(key)) == key
     with pytest.raises(ValueError, match="is not in"):
-        storage.key_for("gs://elsewhere/ab/x.jpg" if store.startswith("file") else "file:///srv/x.jpg")
+        storage.key_for(
+            "gs://elsewhere/ab/x.jpg" if store.startswith("file") else "file:///srv/x.jpg"
+        )

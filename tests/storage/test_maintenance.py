@@ -42,6 +42,8 @@ def test_check_finds_deleted_and_corrupted_objects_on_gcs(engine, gcs, gcs_url, 
     result = storage_cli("storage", "check", "--json")
     assert result.exit_code == 3, result.stderr
     report = result.json()
+    assert list(report) == ["checked", "ok", "missing", "corrupt"]
+    assert list(report["missing"][0]) == ["id", "image_url", "dataset_source", "problem", "detail"]
     assert report["checked"] == 8 and report["ok"] == 6
     assert [p["id"] for p in report["missing"]] == [ids[1]]
     assert report["missing"][0]["image_url"] == f"{gcs_url}/{deleted_key}"
@@ -50,7 +52,9 @@ def test_check_finds_deleted_and_corrupted_objects_on_gcs(engine, gcs, gcs_url, 
 
     human = storage_cli("storage", "check")
     assert human.exit_code == 3
-    assert "1 missing, 1 corrupt" in human.stdout and deleted_key in human.stdout
+    assert "1 missing, 1 corrupt" in human.stdout
+    # per-item failures go to stderr, like every command's; the summary stays on stdout
+    assert deleted_key in human.stderr and deleted_key not in human.stdout
 
     only_other = storage_cli("storage", "check", "--dataset", "other", "--json")
     assert only_other.exit_code == 0 and only_other.json()["checked"] == 2
@@ -63,18 +67,20 @@ def test_check_of_a_healthy_local_store_exits_zero(engine, local_store, cli):
     assert result.json() == {"checked": 5, "ok": 5, "missing": [], "corrupt": []}
 
 
-def test_migrate_local_to_gcs_interrupted_then_resumed_then_back(engine, local_store, gcs, gcs_url, storage_cli):
+def test_migrate_local_to_gcs_interrupted_then_resumed_then_back(
+    engine, local_store, gcs, gcs_url, storage_cli
+):
     ids = store_images(engine, local_store, 13)
     rows_seen = 0
 
-    def interrupt_mid_second_batch() -> None:
+    def interrupt_mid_second_batch(stage: str, completed: int, total: int | None) -> None:
         nonlocal rows_seen
-        rows_seen += 1
+        rows_seen = completed
         if rows_seen == 7:  # batch 1 (5 rows) committed; batch 2 copied in part, not committed
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        migrate_images(engine, gcs, batch_size=5, workers=3, on_row=interrupt_mid_second_batch)
+        migrate_images(engine, gcs, batch_size=5, workers=3, report=interrupt_mid_second_batch)
     urls = _urls(engine)
     moved = [row_id for row_id in ids if urls[row_id].startswith(gcs_url + "/")]
     assert moved == ids[:5]  # exactly the committed batch, in id order
@@ -111,7 +117,9 @@ def test_migrate_back_from_gcs_to_an_empty_folder(engine, gcs, tmp_path, storage
     _all_rows_readable(engine)
 
 
-def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(engine, local_store, gcs, gcs_url, storage_cli):
+def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(
+    engine, local_store, gcs, gcs_url, storage_cli
+):
     ids = store_images(engine, local_store, 4)
     urls = _urls(engine)
     local_store.delete(local_store.key_for(urls[ids[0]]))
@@ -119,8 +127,13 @@ def test_migrate_skips_corrupt_and_missing_sources_and_exits_3(engine, local_sto
     result = storage_cli("storage", "migrate", "--to", gcs_url, "--json")
     assert result.exit_code == 3
     report = result.json()
+    assert list(report) == ["target", "to_move", "moved", "uploaded", "already_there", "failed"]
+    assert list(report["failed"][0]) == ["id", "image_url", "dataset_source", "problem", "detail"]
     assert report["moved"] == 2
-    assert sorted((p["id"], p["problem"]) for p in report["failed"]) == [(ids[0], "missing"), (ids[2], "corrupt")]
+    assert sorted((p["id"], p["problem"]) for p in report["failed"]) == [
+        (ids[0], "missing"),
+        (ids[2], "corrupt"),
+    ]
     after = _urls(engine)
     assert after[ids[0]] == urls[ids[0]] and after[ids[2]] == urls[ids[2]]  # left where they were
     assert not any(key.endswith(urls[ids[2]].rsplit("/", 1)[-1]) for key in gcs.iter_keys())
@@ -134,6 +147,7 @@ def test_gc_lists_and_deletes_unreferenced_objects(engine, gcs, gcs_url, storage
     dry = storage_cli("--storage", gcs_url, "storage", "gc", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.stderr
     report = dry.json()
+    assert list(report) == ["store", "scanned", "referenced", "orphans", "deleted", "dry_run"]
     assert report["orphans"] == [f"{gcs_url}/ab/orphan-one.jpg", f"{gcs_url}/cd/orphan-two.jpg"]
     assert (report["scanned"], report["referenced"], report["deleted"]) == (5, 3, 0)
     assert len(list(gcs.iter_keys())) == 5
@@ -161,7 +175,9 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
         with pytest.raises(UsageError, match="are running"):
             collect_garbage(engine, local_store, dry_run=False)
         assert local_store.exists("ee/new-from-running-ingest.jpg")
-        assert collect_garbage(engine, local_store, dry_run=True).orphans == ["ee/new-from-running-ingest.jpg"]
+        assert collect_garbage(engine, local_store, dry_run=True).orphans == (
+            local_store.url_for("ee/new-from-running-ingest.jpg"),
+        )
         result = cli("--storage", local_store.base_url, "storage", "gc")
         assert result.exit_code == 2 and "are running" in result.stderr
     finally:
@@ -174,6 +190,11 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
 def test_check_reports_rows_with_unreadable_urls(engine, local_store):
     store_images(engine, local_store, 2)
     with engine.begin() as connection:
-        connection.execute(update(TrainingImage).where(TrainingImage.id == 1).values(image_url="s3://x/ab/cd.jpg"))
-    report = check_images(engine)
+        connection.execute(
+            update(TrainingImage).where(TrainingImage.id == 1).values(image_url="s3://x/ab/cd.jpg")
+        )
+    reports = []
+    report = check_images(engine, report=lambda *args: reports.append(args))
     assert [p.id for p in report.missing] == [1] and report.ok == 1
+    # cumulative progress of one stage, ending at the total
+    assert reports[0] == ("check", 0, 2) and reports[-1] == ("check", 2, 2)
