@@ -153,7 +153,7 @@ class SubjectMetadata(Base):
     )
 
 
-class TrainingMetrics(Base):
+class TrainingRun(Base):
     __tablename__ = "model_training_metrics"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ImagePrediction, TrainingImage, TrainingMetrics, TrainingRunSplit
+from skinctl.db.models import ImagePrediction, TrainingImage, TrainingRun, TrainingRunSplit
 from skinctl.errors import SkinctlError, StorageError, TrainingError, UsageError
 from skinctl.train import dataset as ds
 from skinctl.train.records import resolve_run
@@ -34,7 +34,7 @@ class LoadedRun:
     model: Any
 
 
-def run_options(run: TrainingMetrics) -> TrainOptions:
+def run_options(run: TrainingRun) -> TrainOptions:
     hp = run.hyperparameters or {}
     names = {f.name for f in dataclasses.fields(TrainOptions)}
     try:

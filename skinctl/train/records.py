@@ -12,18 +12,18 @@ from skinctl.db.models import (
     TrainingClassMetric,
     TrainingEpoch,
     TrainingGroupMetric,
-    TrainingMetrics,
+    TrainingRun,
     TrainingRunSplit,
 )
 from skinctl.errors import NotFound, UsageError
 
 
-def resolve_run(session: Session, ref: str | int, *, with_model: bool = False) -> TrainingMetrics:
+def resolve_run(session: Session, ref: str | int, *, with_model: bool = False) -> TrainingRun:
     """A run by id, or `latest` (the newest run; with a saved model when `with_model`)."""
     if str(ref).lower() == "latest":
-        query = select(TrainingMetrics).order_by(TrainingMetrics.id.desc()).limit(1)
+        query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)
         if with_model:
-            query = query.where(TrainingMetrics.model_uri.is_not(None))
+            query = query.where(TrainingRun.model_uri.is_not(None))
         run = session.scalar(query)
         if run is None:
             raise NotFound(
@@ -35,7 +35,7 @@ def resolve_run(session: Session, ref: str | int, *, with_model: bool = False) -
         run_id = int(ref)
     except ValueError:
         raise UsageError(f"{ref!r} is not a run id.", hint="Pass a run id from `skinctl train list`, or `latest`.") from None
-    run = session.get(TrainingMetrics, run_id)
+    run = session.get(TrainingRun, run_id)
     if run is None:
         raise NotFound(f"Training run {run_id} does not exist.", hint="See `skinctl train list`.")
     if with_model and not run.model_uri:
@@ -43,7 +43,7 @@ def resolve_run(session: Session, ref: str | int, *, with_model: bool = False) -
     return run
 
 
-def _row(run: TrainingMetrics) -> dict[str, Any]:
+def _row(run: TrainingRun) -> dict[str, Any]:
     # `metrics` may be written by hand (any JSON): read the trainer's shape only when it is there
     test = run.metrics.get("test") if isinstance(run.metrics, dict) else None
     test = test if isinstance(test, dict) else {}
@@ -70,9 +70,9 @@ def _row(run: TrainingMetrics) -> dict[str, Any]:
 
 
 def list_runs(session: Session, *, task: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    query = select(TrainingMetrics).order_by(TrainingMetrics.id.desc())
+    query = select(TrainingRun).order_by(TrainingRun.id.desc())
     if task:
-        query = query.where(TrainingMetrics.task == task)
+        query = query.where(TrainingRun.task == task)
     if limit:
         query = query.limit(limit)
     return [_row(run) for run in session.scalars(query)]

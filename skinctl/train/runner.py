@@ -25,7 +25,7 @@ from skinctl.db.models import (
     TrainingClassMetric,
     TrainingEpoch,
     TrainingGroupMetric,
-    TrainingMetrics,
+    TrainingRun,
     TrainingRunSplit,
 )
 from skinctl.errors import SkinctlError, TrainingError, UsageError
@@ -292,7 +292,7 @@ def predict_probabilities(model: Any, reader: Any, examples: Sequence[ds.Example
 
 def _next_version(session: Session, name: str) -> str:
     """One more than the highest numeric version of this model name."""
-    versions = session.scalars(select(TrainingMetrics.version).where(TrainingMetrics.model_name == name))
+    versions = session.scalars(select(TrainingRun.version).where(TrainingRun.model_name == name))
     numbers = [int(v) for v in versions if v and v.isdigit()]
     return str(max(numbers, default=0) + 1)
 
@@ -399,7 +399,7 @@ def run_training(
         "library_versions": library_versions(),
     }
     with Session(engine) as session, session.begin():
-        run = TrainingMetrics(
+        run = TrainingRun(
             model_name=name,
             version=options.version or _next_version(session, name),
             dataset_size=len(selection.examples),
@@ -489,7 +489,7 @@ def record_evaluation(
     model_uri = storage.url_for(key)
 
     with Session(engine) as session, session.begin():
-        run = session.get_one(TrainingMetrics, run_id)
+        run = session.get_one(TrainingRun, run_id)
         run.accuracy = evaluation.accuracy
         run.precision_score = evaluation.precision
         run.recall = evaluation.recall
@@ -522,7 +522,7 @@ def record_evaluation(
 def _finish(engine: Engine, run_id: int, started: float, *, status: str, note: str | None) -> None:
     seconds = time.monotonic() - started
     with Session(engine) as session, session.begin():
-        run = session.get_one(TrainingMetrics, run_id)
+        run = session.get_one(TrainingRun, run_id)
         run.status = status
         run.finished_at = datetime.now()
         run.training_duration_minutes = round(seconds / 60)

@@ -23,7 +23,7 @@ from skinctl.db.models import (
     ImageSource,
     SubjectMetadata,
     TrainingImage,
-    TrainingMetrics,
+    TrainingRun,
 )
 from skinctl.train import records
 
@@ -335,7 +335,7 @@ def _confusion_from_json(blob: Any) -> dict[str, Any] | None:
 
 def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
     with Session(engine) as session:
-        if session.get(TrainingMetrics, run_id) is None:
+        if session.get(TrainingRun, run_id) is None:
             return None
         run = records.run_detail(session, run_id)
     hyper = run["hyperparameters"] if isinstance(run["hyperparameters"], dict) else {}

@@ -16,7 +16,7 @@ from skinctl.db.models import (
     TrainingClassMetric,
     TrainingEpoch,
     TrainingGroupMetric,
-    TrainingMetrics,
+    TrainingRun,
     TrainingRunSplit,
 )
 from skinctl.storage.local import LocalStorage
@@ -60,7 +60,7 @@ def test_every_metric_is_recorded(trained):
     run, engine = trained["run"], trained["engine"]
     run_id = run["id"]
     with Session(engine) as session:
-        row = session.get_one(TrainingMetrics, run_id)
+        row = session.get_one(TrainingRun, run_id)
         assert row.model_name == "shapes" and row.version == "1" and row.task == "condition"
         assert row.notes == "generated" and row.started_by == "tester"
         assert row.dataset_size == 120 and row.finished_at is not None

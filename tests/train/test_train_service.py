@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import TrainingClassMetric, TrainingEpoch, TrainingMetrics
+from skinctl.db.models import TrainingClassMetric, TrainingEpoch, TrainingRun
 from skinctl.errors import StorageError, TrainingError, UsageError
 from skinctl.storage.local import LocalStorage
 from skinctl.train.predict import predict_inputs
@@ -143,7 +143,7 @@ def test_failed_run_is_recorded(engine, storage, home):
     with pytest.raises(StorageError, match="is missing") as caught:
         run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home)
     with Session(engine) as session:
-        run = session.scalars(select(TrainingMetrics)).one()
+        run = session.scalars(select(TrainingRun)).one()
         assert run.status == "failed" and "failed" in run.notes and run.finished_at is not None
     assert key in caught.value.message and key in run.notes
 
