@@ -27,7 +27,7 @@ class SourceFile:
 @dataclass(frozen=True)
 class ImageLabel:
     task: str
-    condition_type: str | None
+    condition_type: str
     source_id: int | None  # the source file the label came with
     status: str
 
@@ -244,12 +244,15 @@ def label_conflicts(
     folders); near: two linked images whose labels differ. Most severe (exact) first."""
     with engine.connect() as connection:
         pairs = _pairs(connection, max_distance)
-        multi_source = connection.execute(
-            select(ConditionLabel.image_id)
-            .where(ConditionLabel.status != "rejected", ConditionLabel.image_id.is_not(None))
-            .group_by(ConditionLabel.image_id, ConditionLabel.task)
-            .having(func.count(func.distinct(ConditionLabel.image_source_id)) > 1)
-        ).scalars().all()
+        multi_source = [
+            image_id for image_id in connection.execute(
+                select(ConditionLabel.image_id)
+                .where(ConditionLabel.status != "rejected", ConditionLabel.image_id.is_not(None))
+                .group_by(ConditionLabel.image_id, ConditionLabel.task)
+                .having(func.count(func.distinct(ConditionLabel.image_source_id)) > 1)
+            ).scalars()
+            if image_id is not None  # the query's own filter, said again for the type checker
+        ]
         details = _image_details(
             connection, [*multi_source, *(p.image_id_a for p in pairs), *(p.image_id_b for p in pairs)]
         )
@@ -261,7 +264,7 @@ def label_conflicts(
         for task, by_source in sorted(_label_sets(detail).items()):
             distinct = {frozenset(types) for types in by_source.values()}
             if len(distinct) > 1:
-                paths = {s.source_id: s.local_path for s in detail.sources}
+                paths: dict[int | None, str | None] = {s.source_id: s.local_path for s in detail.sources}
                 conflicts.append(
                     LabelConflict(
                         kind="exact",

@@ -20,7 +20,7 @@ from skinctl.grouping import UnionFind
 from skinctl.train.choices import BalanceBy, Task
 
 # task -> (label task in the database, the label column that holds the class)
-TASKS: dict[Task, tuple[str, str]] = {
+TASKS: dict[str, tuple[str, str]] = {
     Task.skin_type: ("skin_type", "condition_type"),
     Task.condition: ("condition", "condition_type"),
     Task.severity: ("condition", "severity_level"),
@@ -28,8 +28,9 @@ TASKS: dict[Task, tuple[str, str]] = {
 
 
 BALANCE_BY = tuple(BalanceBy)
-GROUP_FIELDS = {BalanceBy.fitzpatrick: "fitzpatrick", BalanceBy.skin_type: "skin_type",
-                BalanceBy.age_range: "age_range"}
+GROUP_FIELDS: dict[str, str] = {
+    BalanceBy.fitzpatrick: "fitzpatrick", BalanceBy.skin_type: "skin_type", BalanceBy.age_range: "age_range",
+}
 
 
 @dataclass
