@@ -154,8 +154,15 @@ def test_score_by_cross_validation_folds(engine, storage, home):
 
     with Session(engine) as session, session.begin():
         generated_set(session, storage, per_class=10, seed=8, fitzpatrick=False)
-    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home)
-    result = score_run(engine, storage, summary.id, home=home, folds=2)
+    reports = []
+    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home,
+                           report=lambda stage, done, total: reports.append((stage, done, total)))
+    # cumulative progress: the epochs out of --epochs, then the evaluation
+    assert reports == [("epochs", 1, 1), ("evaluate", 0, 1), ("evaluate", 1, 1)]
+    reports.clear()
+    result = score_run(engine, storage, summary.id, home=home, folds=2,
+                       report=lambda stage, done, total: reports.append((stage, done, total)))
+    assert reports == [("folds", 1, 2), ("folds", 2, 2)]
     assert result.origin == "cv" and result.scored == 30  # every image, each out of sample
     with Session(engine) as session:
         from skinctl.db.models import ImagePrediction
