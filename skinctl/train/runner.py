@@ -3,7 +3,7 @@
 The run row is written first (status running) with the split of every image, each epoch is
 committed as it ends, and the row is finished, interrupted (Ctrl-C: the best checkpoint so far
 is kept and evaluated) or failed at the end. The steps live in their own modules:
-fitting (prepare, fit), evaluate (test figures), save (model file and checksum) and record
+fitting (prepare, fit), evaluate (test figures), save (model file and checksum) and recorder
 (the database rows); this module only runs them in order and handles how a run ends.
 """
 
@@ -26,7 +26,7 @@ from skinctl.progress import ReportProgress, no_progress
 from skinctl.train.evaluate import evaluate_model
 from skinctl.train.fitting import Epoch, Prepared, fit, library_versions, prepare
 from skinctl.train.options import TrainOptions
-from skinctl.train.record import finish_run, record_epoch, record_evaluation, start_run
+from skinctl.train.recorder import finish_run, record_epoch, record_evaluation, start_run
 from skinctl.train.records import RunDetail, run_detail
 from skinctl.train.save import save_model
 
