@@ -92,7 +92,7 @@ def drop_database(server_url: str, url: str) -> None:
 def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> tuple[float, dict, float, int]:
     """(ingest images/s, summary, near-duplicate linking images/s, pairs linked)."""
     from skinctl.db.engine import make_engine
-    from skinctl.dedup.service import link
+    from skinctl.dedup import link
     from skinctl.ingest.images import IngestOptions, ingest_images
     from skinctl.storage import open_storage
 
@@ -111,7 +111,7 @@ def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> t
     finally:
         engine.dispose()
         drop_database(server_url, url)
-    return summary.scanned / seconds, summary.as_json(), summary.ingested / link_seconds, linked["pairs"]
+    return summary.scanned / seconds, summary.as_json(), summary.ingested / link_seconds, linked.pairs
 
 
 def measure_naive(server_url: str, files: list[Path], data: Path, store: Path) -> float:

@@ -26,7 +26,10 @@ from skinctl.db import migrate  # noqa: E402
 from skinctl.db.embedded import EmbeddedPostgres  # noqa: E402
 from skinctl.db.engine import make_engine  # noqa: E402
 from skinctl.storage.local import LocalStorage  # noqa: E402
-from skinctl.train.runner import TrainOptions, prepare, run_training  # noqa: E402
+from skinctl.train.fitting import prepare  # noqa: E402
+from skinctl.train.options import TrainOptions  # noqa: E402
+from skinctl.train.records import RunDetail  # noqa: E402
+from skinctl.train.runner import run_training  # noqa: E402
 from tests.train.realdata import load_skin_types  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
@@ -43,14 +46,14 @@ def leaked_groups(engine, options: TrainOptions) -> tuple[int, int]:
     return sum("train" in splits_of_group[prepared.groups[e.image_id]] for e in test), len(test)
 
 
-def describe(label: str, run: dict, leak: tuple[int, int]) -> str:
-    t = run["metrics"]["test"]
+def describe(label: str, run: RunDetail, leak: tuple[int, int]) -> str:
+    t = run.test_metrics
     return (
         f"{label:<22} test n={t['n']:<4} accuracy {t['accuracy']:.3f} "
         f"[{t['accuracy_ci95'][0]:.3f}, {t['accuracy_ci95'][1]:.3f}]  majority {t['majority_rate']:.3f} "
         f"({t['majority_class']})  macro F1 {t['f1_macro']:.3f} [{t['f1_macro_ci95'][0]:.3f}, "
         f"{t['f1_macro_ci95'][1]:.3f}] vs {t['majority_f1_macro']:.3f}  best epoch "
-        f"{run['best_epoch']}/{run['epochs_run']}  test images with a train copy: {leak[0]}/{leak[1]}"
+        f"{run.best_epoch}/{run.epochs_run}  test images with a train copy: {leak[0]}/{leak[1]}"
         + ("  ** does not beat the majority rate **" if t["accuracy"] <= t["majority_rate"] else "")
     )
 
@@ -81,8 +84,7 @@ def main() -> None:
                                        epochs=args.epochs, seed=args.seed, split=split, patience=5)
                 leak = leaked_groups(engine, options)
                 start = time.perf_counter()
-                run = run_training(engine, storage, options, home=home,
-                                   progress=lambda m: print("  " + m, file=sys.stderr, flush=True))
+                run = run_training(engine, storage, options, home=home)
                 lines.append(describe(label, run, leak) + f"  ({time.perf_counter() - start:.0f} s)")
                 print(lines[-1], flush=True)
             print("\nskin_types, " + f"{args.model} at {args.image_size} px, CPU:")

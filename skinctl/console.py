@@ -27,8 +27,16 @@ stderr = Console(stderr=True, soft_wrap=True)
 
 def _default(value: Any) -> Any:
     # Services return frozen dataclasses; their JSON shape is derived here, in one place.
+    # Field metadata may rename a key ("json_name": a Python keyword such as "class") or leave
+    # it out while None ("omit_none": a key only some answers carry).
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+        document = {}
+        for field in dataclasses.fields(value):
+            item = getattr(value, field.name)
+            if item is None and field.metadata.get("omit_none"):
+                continue
+            document[field.metadata.get("json_name", field.name)] = item
+        return document
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime | date):

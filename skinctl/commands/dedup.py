@@ -30,7 +30,7 @@ def list_groups(
 ) -> None:
     """Duplicate groups (exact and near), largest first; or label conflicts with --conflicts."""
     from skinctl.console import print_json, stdout, table
-    from skinctl.dedup.service import duplicate_groups, label_conflicts
+    from skinctl.dedup.reports import duplicate_groups, label_conflicts
 
     engine = state(ctx).engine()
     if conflicts:
@@ -45,13 +45,11 @@ def list_groups(
                 ["kind", "task", "images", "labels", "distance", "paths"],
                 [
                     (
-                        c["kind"], c["task"], " ".join(map(str, c["image_ids"])), " vs ".join(
-                            "/".join(entry["labels"]) for entries in c["by_image"].values() for entry in entries
+                        c.kind, c.task, " ".join(map(str, c.image_ids)), " vs ".join(
+                            "/".join(entry.labels) for entries in c.by_image.values() for entry in entries
                         ),
-                        c["distance"],
-                        " | ".join(
-                            str(entry.get("local_path")) for entries in c["by_image"].values() for entry in entries
-                        ),
+                        c.distance,
+                        " | ".join(str(entry.local_path) for entries in c.by_image.values() for entry in entries),
                     )
                     for c in shown
                 ],
@@ -69,10 +67,10 @@ def list_groups(
             ["group", "images", "files", "exact", "near pairs", "labels", "image ids", "first path"],
             [
                 (
-                    g["group_id"], g["images"], g["files"], g["exact_duplicates"], g["near_pairs"],
-                    ", ".join(g["labels"]), " ".join(str(m["id"]) for m in g["members"][:8])
-                    + (" ..." if g["images"] > 8 else ""),
-                    g["members"][0]["local_path"] if g["members"] else "",
+                    g.group_id, g.images, g.files, g.exact_duplicates, g.near_pairs,
+                    ", ".join(g.labels), " ".join(str(m.id) for m in g.members[:8])
+                    + (" ..." if g.images > 8 else ""),
+                    g.members[0].local_path if g.members else "",
                 )
                 for g in shown
             ],
@@ -85,31 +83,30 @@ def show(ctx: typer.Context, image_id: int = typer.Argument(..., help="An image 
          json_output: bool = JSON_OPTION) -> None:
     """One image: its source files, labels, near duplicates and group."""
     from skinctl.console import print_json, stdout, table
-    from skinctl.dedup.service import image_duplicates
+    from skinctl.dedup.reports import image_duplicates
 
     result = image_duplicates(state(ctx).engine(), image_id)
     if json_output:
         print_json(result)
         return
-    labels = ", ".join(sorted({f"{label['task']}:{label['condition_type']}" for label in result["labels"]}))
+    labels = ", ".join(sorted({f"{label.task}:{label.condition_type}" for label in result.labels}))
     stdout.print(
-        f"image {result['id']} ({result['dataset']}) {result['local_path']}\n"
-        f"  labels: {labels or '-'}\n  group {result['group']['group_id']}: "
-        f"{result['group']['images']} images"
+        f"image {result.id} ({result.dataset}) {result.local_path}\n"
+        f"  labels: {labels or '-'}\n  group {result.group.group_id}: {result.group.images} images"
     )
     stdout.print(
         table(
             "source files (exact duplicates)", ["source", "dataset", "path", "split"],
-            [(s["source_id"], s["dataset"], s["local_path"], s["split"]) for s in result["sources"]],
+            [(s.source_id, s.dataset, s.local_path, s.split) for s in result.sources],
         )
     )
     stdout.print(
         table(
-            f"{len(result['duplicates'])} near duplicates", ["id", "distance", "method", "dataset", "labels", "path"],
+            f"{len(result.duplicates)} near duplicates", ["id", "distance", "method", "dataset", "labels", "path"],
             [
-                (d["id"], d["distance"], d["method"], d["dataset"],
-                 ", ".join(sorted({label["condition_type"] for label in d["labels"]})), d["local_path"])
-                for d in result["duplicates"]
+                (d.id, d.distance, d.method, d.dataset,
+                 ", ".join(sorted({label.condition_type for label in d.labels})), d.local_path)
+                for d in result.duplicates
             ],
         )
     )
@@ -131,36 +128,35 @@ def scan(
 ) -> None:
     """Link near duplicates among what is stored: images not linked yet (all with --full)
     against every stored image. Only adds missing pairs."""
-    import os
-
-    from skinctl.console import info, print_json, progress_enabled, stage_progress, stdout, table
-    from skinctl.dedup.service import link
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stdout, table
+    from skinctl.dedup import link
+    from skinctl.errors import EXIT_REJECTED
 
     app_state = state(ctx)
-    with stage_progress(progress_enabled()) as progress:
+    with progress_bar(progress_enabled()) as report:
         summary = link(
             app_state.engine(), app_state.storage(), dataset=dataset, max_distance=max_distance,
-            workers=workers or os.cpu_count() or 1, full=full, progress=progress,
+            workers=workers or None, full=full, report=report,
         )
     if json_output:
         print_json(summary)
     else:
         stdout.print(
             table(
-                f"near-duplicate scan ({summary['method']})", ["what", "count"],
+                f"near-duplicate scan ({summary.method})", ["what", "count"],
                 [
-                    ("images scanned", summary["images"]),
-                    ("features computed", summary["features_computed"]),
-                    ("candidate pairs", summary["candidates"]),
-                    ("already linked", summary.get("already_linked", 0)),
-                    ("verified near duplicates", summary["verified"]),
-                    ("new pairs recorded", summary["pairs"]),
-                    ("unreadable images", len(summary["unreadable"])),
-                    ("seconds", summary["seconds"]),
+                    ("images scanned", summary.images),
+                    ("features computed", summary.features_computed),
+                    ("candidate pairs", summary.candidates),
+                    ("already linked", summary.already_linked),
+                    ("verified near duplicates", summary.verified),
+                    ("new pairs recorded", summary.pairs),
+                    ("unreadable images", len(summary.unreadable)),
+                    ("seconds", summary.seconds),
                 ],
             )
         )
-        for item in summary["unreadable"][:20]:
-            info(f"image {item['image_id']}: {item['reason']}")
-    if summary["unreadable"]:
-        raise typer.Exit(3)
+        for item in summary.unreadable[:20]:
+            info(f"image {item.image_id}: {item.reason}")
+    if summary.unreadable:
+        raise typer.Exit(EXIT_REJECTED)

@@ -3,11 +3,15 @@ TensorFlow only when a command trains or predicts)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from skinctl.commands.common import state
+from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
+
+if TYPE_CHECKING:
+    from skinctl.train.records import RunDetail
 
 app = typer.Typer(
     help="Train Keras classifiers from the database, and list, compare, score and delete runs.",
@@ -27,28 +31,22 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _progress():
-    from skinctl.console import info, progress_enabled
-
-    return info if progress_enabled() else None
-
-
-def _headline(run: dict[str, Any]) -> str:
-    test = (run.get("metrics") or {}).get("test") or {}
-    if run.get("accuracy") is None:
-        return f"run {run['id']} {run['status']}: no test metrics"
+def _headline(run: RunDetail) -> str:
+    test = run.test_metrics
+    if run.accuracy is None:
+        return f"run {run.id} {run.status}: no test metrics"
     return (
-        f"run {run['id']} {run['status']}: test accuracy {_fmt(run['accuracy'])} "
-        f"(95% CI {_fmt(run.get('accuracy_ci95'))}) vs majority-class rate {_fmt(run['majority_rate'])} "
-        f"(always {test.get('majority_class')!r}); macro F1 {_fmt(run['f1_score'])} "
-        f"(95% CI {_fmt(run.get('f1_ci95'))}) vs {_fmt(test.get('majority_f1_macro'))} for the majority answer"
+        f"run {run.id} {run.status}: test accuracy {_fmt(run.accuracy)} "
+        f"(95% CI {_fmt(run.accuracy_ci95)}) vs majority-class rate {_fmt(run.majority_rate)} "
+        f"(always {test.get('majority_class')!r}); macro F1 {_fmt(run.f1_score)} "
+        f"(95% CI {_fmt(run.f1_ci95)}) vs {_fmt(test.get('majority_f1_macro'))} for the majority answer"
     )
 
 
 @app.command("run")
 def run(
     ctx: typer.Context,
-    task: str = typer.Option(..., "--task", help="skin-type, condition or severity."),
+    task: Task = typer.Option(..., "--task", help="What the model learns."),
     dataset: list[str] = typer.Option([], "--dataset", help="Only images of this dataset (repeatable)."),
     verified_only: bool = typer.Option(False, "--verified-only", help="Only labels a person verified."),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated classes to learn (default: all)."),
@@ -57,10 +55,10 @@ def run(
         help="Train images with several labels (sigmoid outputs, per-class thresholds on validation); "
         "otherwise they are left out and counted.",
     ),
-    balance_by: str | None = typer.Option(
-        None, "--balance-by", help="Reweight across subject groups: fitzpatrick, skin-type or age-range."
+    balance_by: BalanceBy | None = typer.Option(
+        None, "--balance-by", help="Reweight across subject groups."
     ),
-    model: str = typer.Option("small-cnn", "--model", help="small-cnn, mobilenet-v3-small or efficientnet-b0."),
+    model: Architecture = typer.Option(Architecture.small_cnn, "--model", help="The network to train."),
     image_size: int = typer.Option(128, "--image-size", help="Square input size in pixels."),
     epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping on val loss)."),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -68,8 +66,8 @@ def run(
     seed: int = typer.Option(42, "--seed", help="Seeds the split, the weights and the shuffling."),
     val_fraction: float = typer.Option(0.15, "--val-fraction"),
     test_fraction: float = typer.Option(0.15, "--test-fraction"),
-    split: str = typer.Option(
-        "group", "--split",
+    split: SplitMethod = typer.Option(
+        SplitMethod.group, "--split",
         help="group: group-aware split (duplicates, group keys, subjects never straddle splits); "
         "dataset: the source's own train/valid/test folders (may leak; for comparison).",
     ),
@@ -83,8 +81,11 @@ def run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a classifier on a query over the database and record the run."""
-    from skinctl.console import print_json, stdout, warn
-    from skinctl.train.runner import TrainOptions, run_training
+    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
+    from skinctl.db.models import RunStatus
+    from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED
+    from skinctl.train.options import TrainOptions
+    from skinctl.train.runner import run_training
 
     app_state = state(ctx)
     options = TrainOptions(
@@ -96,64 +97,59 @@ def run(
         weights=weights, notes=notes,
     )
     engine = app_state.engine()
-    result = run_training(
-        engine, app_state.storage(), options, home=app_state.settings.home,
-        user=app_state.settings.user, progress=_progress(),
-    )
-    left_out = (result.get("hyperparameters") or {}).get("left_out") or {}
-    for reason, count in left_out.items():
+    with progress_bar(progress_enabled()) as report:
+        result = run_training(
+            engine, app_state.storage(), options, home=app_state.settings.home,
+            user=app_state.settings.user, report=report,
+        )
+    for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
-    warning = (result.get("metrics") or {}).get("warning")
-    if warning:
-        warn(warning)
+    if result.warning:
+        warn(result.warning)
     if as_json:
         print_json(result)
     else:
         stdout.print(_headline(result), highlight=False)
         _print_per_class(result)
-        if result.get("model_uri"):
-            stdout.print(f"model saved to {result['model_uri']}", highlight=False)
-    if result["status"] == "interrupted":
-        raise typer.Exit(130)
-    if result["status"] == "failed":
-        raise typer.Exit(1)
+        if result.model_uri:
+            stdout.print(f"model saved to {result.model_uri}", highlight=False)
+    if result.status == RunStatus.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.status == RunStatus.failed:
+        raise typer.Exit(EXIT_FAILURE)
 
 
-def _print_per_class(run: dict[str, Any]) -> None:
+def _print_per_class(run: RunDetail) -> None:
     from skinctl.console import stdout, table
 
-    if run["per_class"]:
+    if run.per_class:
         stdout.print(table(
             "per class (test split)", ["class", "precision", "recall", "f1", "support"],
-            [[c["class_name"], _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]), c["support"]]
-             for c in run["per_class"]],
+            [[c.class_name, _fmt(c.precision), _fmt(c.recall), _fmt(c.f1), c.support] for c in run.per_class],
         ))
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    task: str | None = typer.Option(None, "--task", help="Only runs of this task."),
+    task: Task | None = typer.Option(None, "--task", help="Only runs of this task."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Recorded training runs, newest first."""
-    from sqlalchemy.orm import Session
-
     from skinctl.console import print_json, stdout, table
     from skinctl.train.records import list_runs
 
-    with Session(state(ctx).engine()) as session:
-        runs = list_runs(session, task=task)
+    runs = list_runs(state(ctx).engine(), task=task)
     if as_json:
         print_json(runs)
         return
     stdout.print(table(
         "training runs",
         ["id", "name", "task", "status", "images", "accuracy [95% CI]", "majority", "F1", "best", "date"],
-        [[r["id"], f"{r['model_name']} v{r['version']}", r["task"], r["status"], r["dataset_size"],
-          f"{_fmt(r['accuracy'])} [{_fmt(r['accuracy_ci95'], 2)}]" if r["accuracy"] is not None else "-",
-          _fmt(r["majority_rate"]), _fmt(r["f1_score"]), r["best_epoch"],
-          r["training_date"] and r["training_date"].strftime("%m-%d %H:%M")]
+        [[r.id, f"{r.model_name} v{r.version}", r.task, r.status, r.dataset_size,
+          f"{_fmt(r.accuracy)} [{_fmt(r.accuracy_ci95, 2)}]" if r.accuracy is not None else "-",
+          _fmt(r.majority_rate), _fmt(r.f1_score), r.best_epoch,
+          r.training_date and r.training_date.strftime("%m-%d %H:%M")]
          for r in runs],
     ))
 
@@ -162,44 +158,40 @@ def list_(
 def show(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
          as_json: bool = JSON_OPTION) -> None:
     """Everything recorded about one run: metrics with intervals, epochs, classes, groups."""
-    from sqlalchemy.orm import Session
-
     from skinctl.console import print_json, stdout, table
     from skinctl.train.records import run_detail
 
-    with Session(state(ctx).engine()) as session:
-        detail = run_detail(session, run_ref)
+    detail = run_detail(state(ctx).engine(), run_ref)
     if as_json:
         print_json(detail)
         return
-    stdout.print(f"[bold]{detail['model_name']} v{detail['version']}[/] ({detail['architecture']}, "
-                 f"task {detail['task']}, seed {detail['seed']}, splits {detail['split_sizes']})")
+    stdout.print(f"[bold]{detail.model_name} v{detail.version}[/] ({detail.architecture}, "
+                 f"task {detail.task}, seed {detail.seed}, splits {detail.split_sizes})")
     stdout.print(_headline(detail), highlight=False)
-    warning = (detail.get("metrics") or {}).get("warning")
-    if warning:
-        stdout.print(f"[yellow]{warning}[/]", highlight=False)
-    if detail["model_uri"]:
-        stdout.print(f"model: {detail['model_uri']}", highlight=False)
-    if detail["notes"]:
-        stdout.print(f"notes: {detail['notes']}", highlight=False)
-    best = detail["best_epoch"]
+    if detail.warning:
+        stdout.print(f"[yellow]{detail.warning}[/]", highlight=False)
+    if detail.model_uri:
+        stdout.print(f"model: {detail.model_uri}", highlight=False)
+    if detail.notes:
+        stdout.print(f"notes: {detail.notes}", highlight=False)
+    best = detail.best_epoch
     stdout.print(table(
         "epochs", ["epoch", "train loss", "val loss", "train acc", "val acc", "seconds"],
-        [[f"{e['epoch']}{' *' if e['epoch'] == best else ''}", _fmt(e["train_loss"], 4), _fmt(e["val_loss"], 4),
-          _fmt(e["train_accuracy"]), _fmt(e["val_accuracy"]), _fmt(e["seconds"], 1)] for e in detail["epochs"]],
+        [[f"{e.epoch}{' *' if e.epoch == best else ''}", _fmt(e.train_loss, 4), _fmt(e.val_loss, 4),
+          _fmt(e.train_accuracy), _fmt(e.val_accuracy), _fmt(e.seconds, 1)] for e in detail.epochs],
     ))
     _print_per_class(detail)
-    matrix = detail.get("confusion_matrix")
+    matrix = detail.confusion_matrix
     if matrix:
         stdout.print(table(
             "confusion matrix (rows: true, columns: predicted)", ["", *matrix["classes"]],
             [[name, *row] for name, row in zip(matrix["classes"], matrix["matrix"], strict=True)],
         ))
-    if detail["per_group"]:
+    if detail.per_group:
         stdout.print(table(
             "per subject group (test split)", ["group", "value", "support", "accuracy", "95% CI", "F1", "majority"],
-            [[g["group_by"], g["group_value"], g["support"], _fmt(g["accuracy"]), _fmt(g["accuracy_ci95"]),
-              _fmt(g["f1_macro"]), _fmt(g["majority_rate"])] for g in detail["per_group"]],
+            [[g.group_by, g.group_value, g.support, _fmt(g.accuracy), _fmt(g.accuracy_ci95),
+              _fmt(g.f1_macro), _fmt(g.majority_rate)] for g in detail.per_group],
         ))
 
 
@@ -209,27 +201,24 @@ def compare(ctx: typer.Context,
             run_b: str = typer.Argument(..., metavar="RUN"),
             as_json: bool = JSON_OPTION) -> None:
     """Two runs side by side; differences highlighted."""
-    from sqlalchemy.orm import Session
-
     from skinctl.console import print_json, stdout
     from skinctl.train.records import compare_runs
 
-    with Session(state(ctx).engine()) as session:
-        result = compare_runs(session, run_a, run_b)
+    result = compare_runs(state(ctx).engine(), run_a, run_b)
     if as_json:
         print_json(result)
         return
     from rich.table import Table
 
-    grid = Table(title=f"run {result['a']} vs run {result['b']}", title_justify="left", header_style="bold")
-    for column in ("field", f"run {result['a']}", f"run {result['b']}"):
+    grid = Table(title=f"run {result.a} vs run {result.b}", title_justify="left", header_style="bold")
+    for column in ("field", f"run {result.a}", f"run {result.b}"):
         grid.add_column(column)
-    for row in result["rows"]:
-        style = "bold yellow" if row["differs"] else "dim"
-        grid.add_row(row["field"], _fmt(row["a"]), _fmt(row["b"]), style=style)
+    for row in result.rows:
+        style = "bold yellow" if row.differs else "dim"
+        grid.add_row(row.field, _fmt(row.a), _fmt(row.b), style=style)
     stdout.print(grid)
-    stdout.print(f"test-split overlap (Jaccard): {result['test_split_overlap']:.2f}"
-                 + ("" if result["test_split_overlap"] == 1 else
+    stdout.print(f"test-split overlap (Jaccard): {result.test_split_overlap:.2f}"
+                 + ("" if result.test_split_overlap == 1 else
                     " (different test images: compare the intervals, not the point values)"),
                  highlight=False)
 
@@ -238,18 +227,15 @@ def compare(ctx: typer.Context,
 def delete(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN"),
            as_json: bool = JSON_OPTION) -> None:
     """Delete a run, its recorded metrics, splits, scores and saved model."""
-    from sqlalchemy.orm import Session
-
     from skinctl.console import info, print_json
     from skinctl.train.records import delete_run
 
     app_state = state(ctx)
-    with Session(app_state.engine()) as session, session.begin():
-        result = delete_run(session, run_ref, app_state.storage())
+    result = delete_run(app_state.engine(), run_ref, app_state.storage())
     if as_json:
         print_json(result)
     else:
-        info(f"deleted run {result['id']}" + (f" and its model {result['model_uri']}" if result["model_deleted"] else ""))
+        info(f"deleted run {result.id}" + (f" and its model {result.model_uri}" if result.model_deleted else ""))
 
 
 @app.command("score")
@@ -264,22 +250,23 @@ def score(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Store out-of-sample class probabilities and a 'likely mislabeled' score per image."""
-    from skinctl.console import print_json, stdout, table
+    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, table
     from skinctl.train.predict import score_run
 
     app_state = state(ctx)
-    result = score_run(app_state.engine(), app_state.storage(), run_ref, home=app_state.settings.home,
-                       folds=folds, progress=_progress())
+    with progress_bar(progress_enabled()) as report:
+        result = score_run(app_state.engine(), app_state.storage(), run_ref, home=app_state.settings.home,
+                           folds=folds, report=report)
     if as_json:
         print_json(result)
         return
-    stdout.print(f"run {result['run']}: scored {result['scored']} images ({result['origin']}); "
-                 f"model agrees with the given label on {result['agreement_with_given_labels']:.1%}",
+    stdout.print(f"run {result.run}: scored {result.scored} images ({result.origin}); "
+                 f"model agrees with the given label on {result.agreement_with_given_labels:.1%}",
                  highlight=False)
     stdout.print(table(
         "most likely mislabeled", ["image", "given", "predicted", "self-confidence", "score"],
-        [[r["image_id"], ",".join(r["given_labels"]), r["predicted_label"], _fmt(r["self_confidence"]),
-          _fmt(r["mislabel_score"])] for r in result["likely_mislabeled"]],
+        [[r.image_id, ",".join(r.given_labels), r.predicted_label, _fmt(r.self_confidence),
+          _fmt(r.mislabel_score)] for r in result.likely_mislabeled],
     ))
 
 
@@ -292,6 +279,7 @@ def predict(
 ) -> None:
     """Per-class confidence for images (files or database ids) from a trained run's model."""
     from skinctl.console import print_json, stdout, table, warn
+    from skinctl.errors import EXIT_REJECTED
     from skinctl.train.predict import predict_inputs
 
     app_state = state(ctx)
@@ -301,11 +289,11 @@ def predict(
         print_json(result)
     else:
         stdout.print(table(
-            f"run {result['run']} ({result['task']})", ["image", "prediction", "top classes"],
-            [[r["input"], f"severity {r['severity']}" if "severity" in r else r["prediction"],
-              ", ".join(f"{t['class']} {t['confidence']:.2f}" for t in r["top"])] for r in result["results"]],
+            f"run {result.run} ({result.task})", ["image", "prediction", "top classes"],
+            [[r.input, f"severity {r.severity}" if r.severity is not None else r.prediction,
+              ", ".join(f"{t.class_} {t.confidence:.2f}" for t in r.top)] for r in result.results],
         ))
-    for item in result["rejected"]:
-        warn(f"{item['input']}: {item['reason']}")
-    if result["rejected"]:
-        raise typer.Exit(3)
+    for item in result.rejected:
+        warn(f"{item.input}: {item.reason}")
+    if result.rejected:
+        raise typer.Exit(EXIT_REJECTED)

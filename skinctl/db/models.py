@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -44,8 +46,37 @@ NAMING_CONVENTION = {
 LABEL_SOURCES = ("dataset", "human", "model")
 LABEL_STATUSES = ("pending", "verified", "rejected")
 LABEL_TASKS = ("condition", "skin_type")
-RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+
+
+class RunStatus(StrEnum):
+    """Where a training run is: running until it ends finished, interrupted (Ctrl-C) or failed."""
+
+    running = "running"
+    finished = "finished"
+    interrupted = "interrupted"
+    failed = "failed"
+
+
+RUN_STATUSES = tuple(status.value for status in RunStatus)
 SPLITS = ("train", "val", "test")
+
+
+class StrEnumText(TypeDecorator[StrEnum]):
+    """A VARCHAR column read back as a StrEnum (the database type stays VARCHAR(length);
+    a CHECK constraint holds the values)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -153,7 +184,7 @@ class SubjectMetadata(Base):
     )
 
 
-class TrainingMetrics(Base):
+class TrainingRun(Base):
     __tablename__ = "model_training_metrics"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -173,8 +204,8 @@ class TrainingMetrics(Base):
     # migration 0006
     task: Mapped[str | None] = mapped_column(String(20))
     architecture: Mapped[str | None] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(
-        String(16), nullable=False, server_default=text("'finished'")
+    status: Mapped[RunStatus] = mapped_column(
+        StrEnumText(RunStatus, 16), nullable=False, server_default=text("'finished'")
     )
     model_uri: Mapped[str | None] = mapped_column(String(500))
     seed: Mapped[int | None] = mapped_column(Integer)

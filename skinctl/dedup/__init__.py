@@ -1,11 +1,13 @@
-"""Near-duplicate images: a Hamming multi-index over 64-bit hashes, an ORB + RANSAC method with
-token candidates, and the database service that links, groups and finds label conflicts.
+"""Near-duplicate images: a Hamming multi-index over 64-bit hashes (index), an ORB + RANSAC
+method with token candidates (features, matcher), linking pairs into the database (linking)
+and reading them back: groups, label conflicts, one image (reports).
 
 Importing this package is cheap; numpy, OpenCV and SQLAlchemy load when a function runs.
 
-Ingest calls, after its rows are committed:
+The one entry point for linking, called by ingest after its rows are committed and by
+`skinctl dedup scan`:
 
-    link_near_duplicates(engine, storage, image_ids=new_image_ids, max_distance=N)
+    link(engine, storage, image_ids=new_image_ids, max_distance=N) -> LinkSummary
 
 It reads the new images' bytes from `storage`, stores their features, links them against all
 stored images, and also picks up any image never fully linked before (an interrupted run).
@@ -15,7 +17,18 @@ geometric check accepts are recorded whatever their pHash distance, which goes i
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skinctl.dedup.linking import LinkSummary
+
+
+def link(engine: Any, storage: Any, **options: Any) -> LinkSummary:
+    """`skinctl.dedup.linking.link` (imported when called)."""
+    from skinctl.dedup.linking import link as link_images
+
+    return link_images(engine, storage, **options)
 
 
 def link_near_duplicates(
@@ -24,14 +37,15 @@ def link_near_duplicates(
     *,
     image_ids: list[int] | None = None,
     max_distance: int | None = None,
-    **options: Any,
-) -> dict:
-    """Link the given (new) images against every stored image (all pairs when `image_ids` is
-    None) and record `image_duplicates` rows idempotently. `options`: `workers`, `progress`
-    (see `skinctl.dedup.service.link_near_duplicates`)."""
-    from skinctl.dedup.service import link_near_duplicates as link
+    workers: int | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """The older name ingest still calls: `link`, its summary as a dict. New code calls `link`."""
+    summary = link(
+        engine, storage, image_ids=image_ids, max_distance=max_distance, workers=workers,
+        **({"report": progress} if progress is not None else {}),
+    )
+    return dataclasses.asdict(summary)
 
-    return link(engine, storage, image_ids=image_ids, max_distance=max_distance, **options)
 
-
-__all__ = ["link_near_duplicates"]
+__all__ = ["link", "link_near_duplicates"]

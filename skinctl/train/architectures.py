@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from skinctl.errors import TrainingError, UsageError
+from skinctl.train.choices import Architecture
 
 ARCHITECTURES = {
-    "small-cnn": "a 4-block CNN (~30k parameters) that trains on a CPU in minutes",
-    "mobilenet-v3-small": "keras.applications.MobileNetV3Small (weights=None unless --weights)",
-    "efficientnet-b0": "keras.applications.EfficientNetB0 (weights=None unless --weights)",
+    Architecture.small_cnn: "a 4-block CNN (~30k parameters) that trains on a CPU in minutes",
+    Architecture.mobilenet_v3_small: "keras.applications.MobileNetV3Small (weights=None unless --weights)",
+    Architecture.efficientnet_b0: "keras.applications.EfficientNetB0 (weights=None unless --weights)",
 }
 
 

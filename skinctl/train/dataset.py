@@ -17,15 +17,20 @@ from sqlalchemy.orm import Session
 from skinctl.db.models import ConditionLabel, ImageDuplicate, SubjectMetadata, TrainingImage
 from skinctl.errors import TrainingError, UsageError
 from skinctl.grouping import UnionFind
+from skinctl.train.choices import BalanceBy, Task
 
-# CLI task name -> (label task in the database, what the class is)
+# task -> (label task in the database, the label column that holds the class)
 TASKS: dict[str, tuple[str, str]] = {
-    "skin-type": ("skin_type", "condition_type"),
-    "condition": ("condition", "condition_type"),
-    "severity": ("condition", "severity_level"),
+    Task.skin_type: ("skin_type", "condition_type"),
+    Task.condition: ("condition", "condition_type"),
+    Task.severity: ("condition", "severity_level"),
 }
-BALANCE_BY = ("fitzpatrick", "skin-type", "age-range")
-GROUP_FIELDS = {"fitzpatrick": "fitzpatrick", "skin-type": "skin_type", "age-range": "age_range"}
+
+
+BALANCE_BY = tuple(BalanceBy)
+GROUP_FIELDS: dict[str, str] = {
+    BalanceBy.fitzpatrick: "fitzpatrick", BalanceBy.skin_type: "skin_type", BalanceBy.age_range: "age_range",
+}
 
 
 @dataclass

@@ -15,11 +15,19 @@ import numpy as np
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ImagePrediction, TrainingImage, TrainingMetrics, TrainingRunSplit
+from skinctl.db.models import ImagePrediction, TrainingImage, TrainingRun, TrainingRunSplit
 from skinctl.errors import SkinctlError, StorageError, TrainingError, UsageError
+from skinctl.progress import ReportProgress, no_progress
 from skinctl.train import dataset as ds
+from skinctl.train.choices import SplitMethod, Task
+from skinctl.train.fitting import fit, predict_probabilities, prepare
+from skinctl.train.options import TrainOptions
 from skinctl.train.records import resolve_run
-from skinctl.train.runner import Progress, TrainOptions, fit, predict_probabilities, prepare
+
+FOLDS_STAGE = "folds"
+
+# Fields left out of the JSON answer when None: a file input has no image id, and the reverse.
+OPTIONAL = {"omit_none": True}
 
 
 @dataclasses.dataclass
@@ -34,7 +42,7 @@ class LoadedRun:
     model: Any
 
 
-def run_options(run: TrainingMetrics) -> TrainOptions:
+def run_options(run: TrainingRun) -> TrainOptions:
     hp = run.hyperparameters or {}
     names = {f.name for f in dataclasses.fields(TrainOptions)}
     try:
@@ -76,24 +84,58 @@ def load_run(engine: Engine, storage: Any, ref: str | int, home: Path) -> Loaded
                      thresholds, options, model)
 
 
-def _answer(loaded: LoadedRun, probabilities: np.ndarray, top: int) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class ClassConfidence:
+    class_: str = dataclasses.field(metadata={"json_name": "class"})
+    confidence: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The answer for one input (a file, or an image id with its stored URL)."""
+
+    input: str
+    file: str | None = dataclasses.field(default=None, metadata=OPTIONAL)
+    image_id: int | None = dataclasses.field(default=None, metadata=OPTIONAL)
+    image_url: str | None = dataclasses.field(default=None, metadata=OPTIONAL)
+    prediction: str = ""
+    top: list[ClassConfidence] = dataclasses.field(default_factory=list)
+    labels: list[str] | None = dataclasses.field(default=None, metadata=OPTIONAL)  # multi-label runs
+    severity: str | None = dataclasses.field(default=None, metadata=OPTIONAL)  # severity runs
+
+
+@dataclasses.dataclass(frozen=True)
+class RejectedInput:
+    input: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictResult:
+    run: int
+    task: str
+    classes: list[str]
+    results: list[Prediction]
+    rejected: list[RejectedInput]
+
+
+def _answer(loaded: LoadedRun, source: dict[str, Any], probabilities: np.ndarray, top: int) -> Prediction:
     order = np.argsort(-probabilities)
-    ranked = [{"class": loaded.classes[i], "confidence": float(probabilities[i])} for i in order]
-    answer: dict[str, Any] = {"prediction": ranked[0]["class"], "top": ranked[:top]}
+    ranked = [ClassConfidence(loaded.classes[i], float(probabilities[i])) for i in order]
+    labels = None
     if loaded.multi_label:
         thresholds = loaded.thresholds or {}
-        answer["labels"] = [
-            r["class"] for r in ranked if r["confidence"] >= thresholds.get(r["class"], 0.5)
-        ]
-    if loaded.task == "severity":
-        answer["severity"] = ranked[0]["class"]
-    return answer
+        labels = [r.class_ for r in ranked if r.confidence >= thresholds.get(r.class_, 0.5)]
+    return Prediction(
+        **source, prediction=ranked[0].class_, top=ranked[:top], labels=labels,
+        severity=ranked[0].class_ if loaded.task == Task.severity else None,
+    )
 
 
 def predict_inputs(
     engine: Engine, storage: Any, inputs: Sequence[str], *, run: str | int = "latest",
     top: int = 3, home: Path,
-) -> dict[str, Any]:
+) -> PredictResult:
     """Per-class confidence for image files or image ids. Unreadable inputs are reported in
     `rejected` (with why) and the others are still answered."""
     from skinctl.train.pipeline import ByteReader, decode_files
@@ -102,7 +144,8 @@ def predict_inputs(
         raise UsageError("--top must be 1 or more.")
     loaded = load_run(engine, storage, run, home)
     reader = ByteReader(storage)
-    images, answered_for, rejected = [], [], []
+    images, answered_for = [], []
+    rejected: list[RejectedInput] = []
     for item in inputs:
         try:
             path = Path(item)
@@ -120,16 +163,16 @@ def predict_inputs(
             images.append(decode_files([data], loaded.image_size)[0])
             answered_for.append(source)
         except (SkinctlError, OSError) as error:
-            rejected.append({"input": item, "reason": str(error)})
+            rejected.append(RejectedInput(item, str(error)))
         except Exception as error:  # TensorFlow's decode errors: not an image
-            rejected.append({"input": item, "reason": f"cannot decode the image ({error.__class__.__name__})"})
+            rejected.append(RejectedInput(item, f"cannot decode the image ({error.__class__.__name__})"))
     results = []
     if images:
         probabilities = np.asarray(loaded.model.predict(np.stack(images), verbose=0), dtype=np.float64)
         for source, row in zip(answered_for, probabilities, strict=True):
-            results.append({**source, **_answer(loaded, row, top)})
-    return {"run": loaded.id, "task": loaded.task, "classes": loaded.classes,
-            "results": results, "rejected": rejected}
+            results.append(_answer(loaded, source, row, top))
+    return PredictResult(run=loaded.id, task=loaded.task, classes=loaded.classes,
+                         results=results, rejected=rejected)
 
 
 # --- train score -----------------------------------------------------------------------------
@@ -160,10 +203,29 @@ def _prediction_rows(
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class MislabelCandidate:
+    image_id: int
+    given_labels: list[str]
+    predicted_label: str
+    self_confidence: float
+    mislabel_score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreResult:
+    run: int
+    scored: int
+    origin: str  # held-out (the run's own model on its val/test images) or cv (K folds)
+    folds: int | None
+    agreement_with_given_labels: float
+    likely_mislabeled: list[MislabelCandidate]  # the ten highest mislabel scores
+
+
 def score_run(
     engine: Engine, storage: Any, ref: str | int, *, home: Path, folds: int | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    report: ReportProgress = no_progress,
+) -> ScoreResult:
     """Store out-of-sample class probabilities and mislabel scores for a run's images.
 
     Without `folds`: the run's own model scores the images of its validation and test splits
@@ -179,7 +241,7 @@ def score_run(
         options = run_options(run)
         classes = list((run.hyperparameters or {})["classes"])
         options.classes = classes
-        prepared = prepare(session, dataclasses.replace(options, split="group"))
+        prepared = prepare(session, dataclasses.replace(options, split=SplitMethod.group))
         split_of = dict(session.execute(
             select(TrainingRunSplit.image_id, TrainingRunSplit.split).where(TrainingRunSplit.run_id == run_id)
         ).all())
@@ -208,13 +270,12 @@ def score_run(
                                      options.seed + fold)
             train = [e for e in rest if inner[e.image_id] == "train"]
             val = [e for e in rest if inner[e.image_id] == "val"] or train[:1]
-            if progress:
-                progress(f"fold {fold + 1}/{folds}: training on {len(train)} images, scoring {len(test)}")
             result = fit(reader, options, classes, train, val)
             if result.interrupted:
                 raise KeyboardInterrupt
             probabilities = predict_probabilities(result.model, reader, test, options.image_size, options.batch_size)
             rows += _prediction_rows(run_id, test, probabilities, classes, "cv", [fold] * len(test))
+            report(FOLDS_STAGE, fold + 1, folds)
     if not rows:
         raise StorageError(f"Run {run_id}: nothing to score.")
     with Session(engine) as session, session.begin():
@@ -223,14 +284,14 @@ def score_run(
         session.execute(insert(ImagePrediction), rows)
     ranked = sorted(rows, key=lambda r: -r["mislabel_score"])
     accuracy = float(np.mean([r["predicted_label"] in r["given_labels"] for r in rows]))
-    return {
-        "run": run_id,
-        "scored": len(rows),
-        "origin": "cv" if folds else "held-out",
-        "folds": folds,
-        "agreement_with_given_labels": accuracy,
-        "likely_mislabeled": [
-            {k: r[k] for k in ("image_id", "given_labels", "predicted_label", "self_confidence", "mislabel_score")}
+    return ScoreResult(
+        run=run_id,
+        scored=len(rows),
+        origin="cv" if folds else "held-out",
+        folds=folds,
+        agreement_with_given_labels=accuracy,
+        likely_mislabeled=[
+            MislabelCandidate(**{f.name: r[f.name] for f in dataclasses.fields(MislabelCandidate)})
             for r in ranked[:10]
         ],
-    }
+    )

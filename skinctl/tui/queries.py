@@ -10,7 +10,7 @@ JSON in hand-written rows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from skinctl.db.models import (
     ImageSource,
     SubjectMetadata,
     TrainingImage,
-    TrainingMetrics,
+    TrainingRun,
 )
 from skinctl.train import records
 
@@ -309,13 +309,13 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return None
 
 
-def _run_row(run: dict[str, Any]) -> RunRow:
+def _run_row(run: records.RunSummary) -> RunRow:
     return RunRow(
-        id=run["id"], model=run["model_name"], version=run["version"], date=run["training_date"],
-        dataset_size=run["dataset_size"], accuracy=run["accuracy"], precision=run["precision_score"],
-        recall=run["recall"], f1=run["f1_score"], duration_minutes=run["training_duration_minutes"],
-        task=run["task"], status=run["status"], majority_rate=run["majority_rate"],
-        accuracy_ci95=_interval(run["accuracy_ci95"]), f1_ci95=_interval(run["f1_ci95"]),
+        id=run.id, model=run.model_name, version=run.version, date=run.training_date,
+        dataset_size=run.dataset_size, accuracy=run.accuracy, precision=run.precision_score,
+        recall=run.recall, f1=run.f1_score, duration_minutes=run.training_duration_minutes,
+        task=run.task, status=run.status, majority_rate=run.majority_rate,
+        accuracy_ci95=_interval(run.accuracy_ci95), f1_ci95=_interval(run.f1_ci95),
     )
 
 
@@ -402,27 +402,27 @@ def _confusion_from_json(blob: Any) -> dict[str, Any] | None:
 
 def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
     with Session(engine) as session:
-        if session.get(TrainingMetrics, run_id) is None:
+        if session.get(TrainingRun, run_id) is None:
             return None
         run = records.run_detail(session, run_id)
-    hyper = run["hyperparameters"] if isinstance(run["hyperparameters"], dict) else {}
-    metrics = run["metrics"]
-    detail = RunDetail(_run_row(run), hyperparameters=hyper, notes=run["notes"])
+    hyper = run.hyperparameters if isinstance(run.hyperparameters, dict) else {}
+    metrics = run.metrics
+    detail = RunDetail(_run_row(run), hyperparameters=hyper, notes=run.notes)
     detail.epochs = [
-        {"epoch": float(e["epoch"]), **{k: n for k, v in e.items() if k != "epoch" and (n := _number(v)) is not None}}
-        for e in run["epochs"]
+        {"epoch": float(e.epoch), **{k: n for k, v in asdict(e).items() if k != "epoch" and (n := _number(v)) is not None}}
+        for e in run.epochs
     ] or _epochs_from_json(metrics) or _epochs_from_json(hyper)
     detail.per_class = [
-        {"class": c["class_name"], **{k: c[k] for k in ("precision", "recall", "f1", "support")}}
-        for c in run["per_class"]
+        {"class": c.class_name, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+        for c in run.per_class
     ] or _per_class_from_json(metrics) or _per_class_from_json(hyper)
-    detail.per_group = run["per_group"]
+    detail.per_group = [asdict(g) for g in run.per_group]
     detail.confusion = (
-        _confusion_from_json(run["confusion_matrix"]) or _confusion_from_json(metrics) or _confusion_from_json(hyper)
+        _confusion_from_json(run.confusion_matrix) or _confusion_from_json(metrics) or _confusion_from_json(hyper)
     )
     if isinstance(metrics, dict) and isinstance(metrics.get("warning"), str):
         detail.warning = metrics["warning"]
-    best = run["best_epoch"] or (hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None)
+    best = run.best_epoch or (hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None)
     if best is None and detail.epochs:
         key = next((k for k in ("val_loss", "loss", "train_loss") if any(k in e for e in detail.epochs)), None)
         if key:

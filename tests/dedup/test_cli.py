@@ -50,6 +50,45 @@ def test_scan_list_show_json(cli, filer, store):
     assert cli("dedup", "list", "--json", "--dataset", "nothing-here").json()["count"] == 0
 
 
+SCAN_KEYS = ["method", "feature_method", "max_distance", "images", "stored_images", "pairs", "candidates",
+             "verified", "features_computed", "unreadable", "already_linked", "seconds"]
+IMAGE_KEYS = ["id", "dataset", "local_path", "image_url", "split", "sources", "labels"]
+
+
+def test_json_shapes_of_scan_list_and_show(cli, filer, store):
+    """The keys (and their order) scripts read from `dedup scan|list|show --json`."""
+    original, copy, other = fill(filer)
+    scan = cli("--storage", str(store.root), "dedup", "scan", "--json").json()
+    assert list(scan) == SCAN_KEYS
+    again = cli("--storage", str(store.root), "dedup", "scan", "--json").json()  # nothing to look up
+    assert list(again) == SCAN_KEYS and again["images"] == 0
+
+    listed = cli("dedup", "list", "--json").json()
+    assert list(listed) == ["groups", "count"]
+    group = listed["groups"][0]
+    assert list(group) == ["group_id", "images", "files", "exact_duplicates", "near_pairs", "labels", "members",
+                           "pairs"]
+    member = next(m for g in listed["groups"] for m in g["members"] if m["id"] == other)
+    assert list(member) == IMAGE_KEYS
+    assert list(member["sources"][0]) == ["source_id", "dataset", "local_path", "split"]
+    assert list(member["labels"][0]) == ["task", "condition_type", "source_id", "status"]
+    pair = next(p for g in listed["groups"] for p in g["pairs"])
+    assert list(pair) == ["image_id_a", "image_id_b", "distance", "method"]
+
+    conflicts = cli("dedup", "list", "--conflicts", "--json").json()
+    assert list(conflicts) == ["conflicts", "count"]
+    conflict = conflicts["conflicts"][0]
+    assert list(conflict) == ["kind", "task", "image_ids", "labels", "by_image", "distance", "method"]
+    assert conflict["kind"] == "near"
+    assert [list(entry) for entries in conflict["by_image"].values() for entry in entries] == [
+        ["local_path", "labels"], ["local_path", "labels"]]
+
+    shown = cli("dedup", "show", str(copy), "--json").json()
+    assert list(shown) == [*IMAGE_KEYS, "exact_duplicates", "duplicates", "group"]
+    assert list(shown["duplicates"][0]) == [*IMAGE_KEYS, "distance", "method"]
+    assert list(shown["group"]) == ["group_id", "images", "member_ids"]
+
+
 def test_human_output_and_errors(cli, filer, store):
     original, copy, _other = fill(filer)
     storage = ["--storage", str(store.root)]
@@ -75,3 +114,4 @@ def test_scan_exits_3_when_an_image_cannot_be_read(cli, filer, store):
     scan = cli("--storage", str(store.root), "dedup", "scan", "--json")
     assert scan.exit_code == 3
     assert len(scan.json()["unreadable"]) == 1
+    assert list(scan.json()["unreadable"][0]) == ["image_id", "reason"]

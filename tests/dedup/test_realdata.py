@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from skinctl.db.models import ImageDuplicate, ImageSource
-from skinctl.dedup import link_near_duplicates
+from skinctl.dedup import link
 from tests.conftest import shared_data
 
 pytestmark = pytest.mark.realdata
@@ -40,7 +40,7 @@ def test_skin_types_copies_are_linked(engine, filer, store):
         image_of_path[row["path"]] = image_of_sha[sha]
 
     started = time.perf_counter()
-    summary = link_near_duplicates(engine, store)
+    summary = link(engine, store)
     seconds = time.perf_counter() - started
     with engine.connect() as connection:
         linked = {(a, b) for a, b in connection.execute(select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b))}
@@ -59,7 +59,7 @@ def test_skin_types_copies_are_linked(engine, filer, store):
     precision = len(correct) / len(linked)
     print(f"\n{len(chosen)} files, {len(image_of_sha)} images, {len(truth_near)} same-source image pairs; "
           f"linked {len(linked)}; recall {recall:.3f}, precision vs source id {precision:.3f}; {seconds:.1f} s")
-    assert summary["pairs"] == len(linked)
+    assert summary.pairs == len(linked)
     assert recall >= 0.97
     # Links across source ids are mostly the same photo uploaded twice (the set's own
     # duplicates); they count as wrong here, so this bound is conservative.

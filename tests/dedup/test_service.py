@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from skinctl.console import to_json
 from skinctl.db.models import ImageDedupFeatures, ImageDuplicate
-from skinctl.dedup import link_near_duplicates
+from skinctl.dedup import link, link_near_duplicates
 from skinctl.dedup.matcher import METHOD
-from skinctl.dedup.service import duplicate_groups, image_duplicates, label_conflicts
+from skinctl.dedup.reports import duplicate_groups, image_duplicates, label_conflicts
 from skinctl.errors import NotFound, UsageError
 from tests.dedup.imagegen import augmented, drawn_image, jpeg_bytes
 
@@ -47,13 +50,13 @@ def expected_pairs(originals, copies) -> set[tuple[int, int]]:
 
 def test_all_pairs_links_copies_and_not_unrelated_images(engine, filer, store):
     originals, copies, _unrelated = file_set(filer)
-    summary = link_near_duplicates(engine, store)
-    assert summary["method"] == METHOD
-    assert summary["features_computed"] == 11 and summary["unreadable"] == []
+    summary = link(engine, store)
+    assert summary.method == METHOD
+    assert summary.features_computed == 11 and summary.unreadable == []
     # Every copy (rotated, cropped, mirrored, 90 degrees, brighter/darker) is linked to its
     # original and to its sibling copy; nothing else is.
     assert pairs(engine) == expected_pairs(originals, copies)
-    assert summary["pairs"] == len(expected_pairs(originals, copies))
+    assert summary.pairs == len(expected_pairs(originals, copies))
     with engine.connect() as connection:
         rows = connection.execute(select(ImageDuplicate.method, ImageDuplicate.distance)).all()
     assert all(row.method == METHOD and 0 <= row.distance <= 64 for row in rows)
@@ -61,35 +64,35 @@ def test_all_pairs_links_copies_and_not_unrelated_images(engine, filer, store):
 
 def test_second_run_changes_nothing(engine, filer, store):
     file_set(filer)
-    first = link_near_duplicates(engine, store)
+    first = link(engine, store)
     with engine.connect() as connection:
         before = connection.execute(select(func.count()).select_from(ImageDuplicate)).scalar_one()
         features_before = connection.execute(select(func.count()).select_from(ImageDedupFeatures)).scalar_one()
-    second = link_near_duplicates(engine, store)
+    second = link(engine, store)
     with engine.connect() as connection:
         after = connection.execute(select(func.count()).select_from(ImageDuplicate)).scalar_one()
         features_after = connection.execute(select(func.count()).select_from(ImageDedupFeatures)).scalar_one()
-    assert first["pairs"] == before > 0
-    assert second["pairs"] == 0 and second["features_computed"] == 0
-    assert second["already_linked"] == before  # found again, recorded once
+    assert first.pairs == before > 0
+    assert second.pairs == 0 and second.features_computed == 0
+    assert second.already_linked == before  # found again, recorded once
     assert (after, features_after) == (before, features_before)
 
 
 def test_new_images_are_linked_against_stored_ones(engine, filer, store):
     old = {seed: filer.add(jpeg_bytes(drawn_image(seed)), f"old/{seed}.jpg") for seed in (1, 2, 4)}
-    link_near_duplicates(engine, store)
+    link(engine, store)
     assert pairs(engine) == set()
     new_copy = filer.add(jpeg_bytes(augmented(drawn_image(2), 5, mirror=True, angle=-8)), "new/copy.jpg")
     new_other = filer.add(jpeg_bytes(drawn_image(9)), "new/other.jpg")
-    summary = link_near_duplicates(engine, store, image_ids=[new_copy, new_other], max_distance=6)
-    assert summary["images"] == 2 and summary["max_distance"] == 6
-    assert summary["features_computed"] == 2  # the stored images' features were kept
+    summary = link(engine, store, image_ids=[new_copy, new_other], max_distance=6)
+    assert summary.images == 2 and summary.max_distance == 6
+    assert summary.features_computed == 2  # the stored images' features were kept
     assert pairs(engine) == {(old[2], new_copy)}
 
 
 def test_interrupted_linking_catches_up_by_itself(engine, filer, store):
     originals, copies, _unrelated = file_set(filer)
-    link_near_duplicates(engine, store)
+    link(engine, store)
     everything = pairs(engine)
     # As if a run had stored one image's features and died before recording its pairs.
     lost = copies[(1, 12)]
@@ -99,8 +102,8 @@ def test_interrupted_linking_catches_up_by_itself(engine, filer, store):
         connection.execute(update(ImageDedupFeatures).where(ImageDedupFeatures.image_id == lost)
                            .values(linked_at=None))
     assert pairs(engine) != everything
-    summary = link_near_duplicates(engine, store, image_ids=[])  # e.g. a re-run that adds nothing
-    assert summary["images"] == 1 and summary["pairs"] == 2
+    summary = link(engine, store, image_ids=[])  # e.g. a re-run that adds nothing
+    assert summary.images == 1 and summary.pairs == 2
     assert pairs(engine) == everything
 
 
@@ -113,9 +116,9 @@ def test_unreadable_image_is_reported_and_the_rest_linked(engine, filer, store):
 
         url = connection.execute(select(TrainingImage.image_url).where(TrainingImage.id == lost)).scalar_one()
     store.delete(store.key_for(url))
-    summary = link_near_duplicates(engine, store)
-    assert [item["image_id"] for item in summary["unreadable"]] == [lost]
-    assert "cannot read" in summary["unreadable"][0]["reason"]
+    summary = link(engine, store)
+    assert [item.image_id for item in summary.unreadable] == [lost]
+    assert "cannot read" in summary.unreadable[0].reason
     expected = {pair for pair in expected_pairs(originals, copies) if lost not in pair}
     assert pairs(engine) == expected
 
@@ -123,32 +126,32 @@ def test_unreadable_image_is_reported_and_the_rest_linked(engine, filer, store):
 def test_bad_arguments(engine, filer, store):
     image_id = filer.add(jpeg_bytes(drawn_image(1)), "a.jpg")
     with pytest.raises(NotFound, match="999"):
-        link_near_duplicates(engine, store, image_ids=[image_id, 999])
+        link(engine, store, image_ids=[image_id, 999])
     with pytest.raises(UsageError):
-        link_near_duplicates(engine, store, max_distance=40)
+        link(engine, store, max_distance=40)
     with pytest.raises(NotFound):
         image_duplicates(engine, 999)
-    assert link_near_duplicates(engine, store, image_ids=[])["pairs"] == 0
+    assert link(engine, store, image_ids=[]).pairs == 0
 
 
 def test_groups_merge_exact_and_near_duplicates(engine, filer, store):
     originals, copies, unrelated = file_set(filer)
     filer.add_source(unrelated[0], "elsewhere/4.jpg", dataset="other", label="acne")  # exact copy
-    link_near_duplicates(engine, store)
+    link(engine, store)
     groups = duplicate_groups(engine)
-    by_root = {g["group_id"]: g for g in groups}
-    assert by_root[originals[1]]["images"] == 3 and by_root[originals[1]]["near_pairs"] == 3
-    assert by_root[originals[2]]["images"] == 2
+    by_root = {g.group_id: g for g in groups}
+    assert by_root[originals[1]].images == 3 and by_root[originals[1]].near_pairs == 3
+    assert by_root[originals[2]].images == 2
     exact = by_root[unrelated[0]]
-    assert (exact["images"], exact["files"], exact["exact_duplicates"], exact["near_pairs"]) == (1, 2, 1, 0)
-    assert groups[0]["group_id"] == originals[1]  # largest first
-    assert [g["group_id"] for g in duplicate_groups(engine, dataset="other")] == [unrelated[0]]
+    assert (exact.images, exact.files, exact.exact_duplicates, exact.near_pairs) == (1, 2, 1, 0)
+    assert groups[0].group_id == originals[1]  # largest first
+    assert [g.group_id for g in duplicate_groups(engine, dataset="other")] == [unrelated[0]]
     # Filtering by distance keeps only pairs within it (pHash bits; the copies are far apart).
-    assert all(p["distance"] <= 4 for g in duplicate_groups(engine, max_distance=4) for p in g["pairs"])
+    assert all(p.distance <= 4 for g in duplicate_groups(engine, max_distance=4) for p in g.pairs)
 
     shown = image_duplicates(engine, copies[(1, 12)])
-    assert {d["id"] for d in shown["duplicates"]} == {originals[1], copies[(1, 11)]}
-    assert shown["group"]["member_ids"] == sorted([originals[1], copies[(1, 11)], copies[(1, 12)]])
+    assert {d.id for d in shown.duplicates} == {originals[1], copies[(1, 11)]}
+    assert shown.group.member_ids == sorted([originals[1], copies[(1, 11)], copies[(1, 12)]])
 
 
 def test_label_conflicts_exact_and_near(engine, filer, store):
@@ -163,13 +166,27 @@ def test_label_conflicts_exact_and_near(engine, filer, store):
     multi = filer.add(jpeg_bytes(drawn_image(5)), "acne/5.jpg", label=["papule", "pustule"])
     twice = filer.add(jpeg_bytes(drawn_image(6)), "acne/6.jpg", label=["papule", "pustule"])
     filer.add_source(twice, "more/6.jpg", label=["papule"])
-    link_near_duplicates(engine, store)
+    link(engine, store)
 
     conflicts = label_conflicts(engine)
-    kinds = [(c["kind"], tuple(c["image_ids"]), tuple(c["labels"])) for c in conflicts]
+    kinds = [(c.kind, tuple(c.image_ids), tuple(c.labels)) for c in conflicts]
     assert ("exact", (photo,), ("dry", "oily")) in kinds
     assert ("near", (photo, copy), ("dry", "normal", "oily")) in kinds
-    assert all(agreeing not in c["image_ids"] for c in conflicts)
+    assert all(agreeing not in c.image_ids for c in conflicts)
     assert kinds[0][0] == "exact"  # exact conflicts first
-    assert all(multi not in c["image_ids"] for c in conflicts)
-    assert [c["labels"] for c in conflicts if c["image_ids"] == [twice]] == [["papule", "pustule"]]
+    exact = json.loads(to_json(conflicts[0]))  # the `dedup list --conflicts --json` shape
+    assert [list(entry) for entry in exact["by_image"][str(photo)]] == [["source_id", "local_path", "labels"]] * 2
+    assert all(multi not in c.image_ids for c in conflicts)
+    assert [c.labels for c in conflicts if c.image_ids == [twice]] == [["papule", "pustule"]]
+
+
+def test_the_older_entry_point_returns_the_same_summary_as_a_dict(engine, filer, store):
+    """Ingest still calls `link_near_duplicates` and reads the summary's keys."""
+    originals, copies, _unrelated = file_set(filer)
+    summary = link_near_duplicates(engine, store, image_ids=[copies[(1, 11)]], workers=1)
+    assert list(summary) == SCAN_KEYS
+    assert summary["pairs"] >= 1 and summary["method"] == METHOD and summary["unreadable"] == []
+
+
+SCAN_KEYS = ["method", "feature_method", "max_distance", "images", "stored_images", "pairs", "candidates",
+             "verified", "features_computed", "unreadable", "already_linked", "seconds"]

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ConditionLabel, ImagePrediction, LabelHistory, TrainingMetrics
+from skinctl.db.models import ConditionLabel, ImagePrediction, LabelHistory, TrainingRun
 from skinctl.errors import Conflict, NotFound
 from skinctl.labels import LabelFilter, LabelService
 from skinctl.labels.views import DatasetStats, ModelSuggestion
@@ -172,7 +172,7 @@ def test_queue_puts_conflicts_first_then_id(engine, data, tmp_path):
 def test_queue_uses_model_scores_from_the_trainers_predictions(engine, data):
     service = LabelService(engine, "alice")
     with Session(engine) as session:
-        run = TrainingMetrics(model_name="condition-cnn", version="1", task="condition")
+        run = TrainingRun(model_name="condition-cnn", version="1", task="condition")
         session.add(run)
         session.flush()
         for image_id, given, predicted, confidence, score in (

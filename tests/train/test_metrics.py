@@ -51,7 +51,7 @@ def test_multilabel_thresholds_and_exact_match():
 
 
 def test_majority_warning_wording():
-    from skinctl.train.runner import majority_warning
+    from skinctl.train.evaluate import majority_warning
 
     worse = mt.evaluate(np.array([0] * 8 + [1] * 2), np.array([1] * 10), ["a", "b"], 0)
     assert "does NOT beat the majority-class rate" in majority_warning(worse)

@@ -5,6 +5,8 @@ One run is trained once for the module (tests here use its rows and must not tru
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select, update
@@ -16,7 +18,7 @@ from skinctl.db.models import (
     TrainingClassMetric,
     TrainingEpoch,
     TrainingGroupMetric,
-    TrainingMetrics,
+    TrainingRun,
     TrainingRunSplit,
 )
 from skinctl.storage.local import LocalStorage
@@ -60,7 +62,7 @@ def test_every_metric_is_recorded(trained):
     run, engine = trained["run"], trained["engine"]
     run_id = run["id"]
     with Session(engine) as session:
-        row = session.get_one(TrainingMetrics, run_id)
+        row = session.get_one(TrainingRun, run_id)
         assert row.model_name == "shapes" and row.version == "1" and row.task == "condition"
         assert row.notes == "generated" and row.started_by == "tester"
         assert row.dataset_size == 120 and row.finished_at is not None
@@ -93,6 +95,9 @@ def test_every_metric_is_recorded(trained):
         storage = trained["storage"]
         assert row.model_uri == storage.url_for(f"models/run-{run_id}.keras")
         assert storage.exists(storage.key_for(row.model_uri))
+        # the checksum a model registry verifies the downloaded file against
+        saved = storage.get(storage.key_for(row.model_uri))
+        assert row.metrics["model_sha256"] == hashlib.sha256(saved).hexdigest()
 
 
 def test_show_and_list_json(trained):
@@ -185,6 +190,8 @@ def test_compare_and_delete(trained):
     assert second.exit_code == 0, second.stderr
     second_id = second.json()["id"]
     compared = cli("train", "compare", str(first), str(second_id), "--json")
+    assert list(compared.json()) == ["a", "b", "rows", "test_split_overlap"]
+    assert all(list(r) == ["field", "a", "b", "differs"] for r in compared.json()["rows"])
     rows = {r["field"]: r for r in compared.json()["rows"]}
     assert rows["option seed"]["differs"] and rows["option seed"]["a"] == 7
     assert not rows["task"]["differs"]
@@ -193,6 +200,76 @@ def test_compare_and_delete(trained):
     uri = second.json()["model_uri"]
     storage = trained["storage"]
     deleted = cli("train", "delete", str(second_id), "--json")
+    assert list(deleted.json()) == ["id", "deleted", "model_uri", "model_deleted"]
     assert deleted.json()["model_deleted"] and not storage.exists(storage.key_for(uri))
     assert cli("train", "show", str(second_id)).exit_code == 1
     assert [r["id"] for r in cli("train", "list", "--json").json()] == [first]
+
+
+# --- the --json shapes scripts depend on: keys and their order -------------------------------
+
+SUMMARY_KEYS = [
+    "id", "model_name", "version", "task", "architecture", "status", "training_date", "dataset_size",
+    "accuracy", "accuracy_ci95", "majority_rate", "precision_score", "recall", "f1_score", "f1_ci95",
+    "best_epoch", "epochs_run", "training_duration_minutes",
+]
+DETAIL_KEYS = [
+    *SUMMARY_KEYS, "model_uri", "seed", "started_by", "finished_at", "notes", "hyperparameters", "metrics",
+    "confusion_matrix", "split_sizes", "images_scored", "epochs", "per_class", "per_group",
+]
+EPOCH_KEYS = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate", "seconds"]
+CLASS_KEYS = ["class_name", "precision", "recall", "f1", "support", "threshold"]
+GROUP_KEYS = ["group_by", "group_value", "support", "accuracy", "accuracy_ci95", "f1_macro", "majority_rate"]
+
+
+def _assert_detail_shape(detail: dict) -> None:
+    assert list(detail) == DETAIL_KEYS
+    assert list(detail["epochs"][0]) == EPOCH_KEYS
+    assert list(detail["per_class"][0]) == CLASS_KEYS
+    assert list(detail["per_group"][0]) == GROUP_KEYS
+    assert list(detail["split_sizes"]) == ["train", "val", "test"]
+    assert isinstance(detail["status"], str) and isinstance(detail["training_date"], str)
+
+
+def test_json_shapes_of_run_show_and_list(trained):
+    cli, run = trained["cli"], trained["run"]
+    _assert_detail_shape(run)  # train run --json
+    shown = cli("train", "show", str(run["id"]), "--json")
+    _assert_detail_shape(shown.json())
+    listed = cli("train", "list", "--json").json()
+    assert isinstance(listed, list) and list(listed[0]) == SUMMARY_KEYS
+    assert cli("train", "list", "--task", "condition", "--json").json() == listed
+
+
+def test_json_shapes_of_score_and_predict(trained, tmp_path):
+    cli, run_id = trained["cli"], trained["run"]["id"]
+    scored = cli("train", "score", "--run", str(run_id), "--json")
+    assert scored.exit_code == 0, scored.stderr
+    document = scored.json()
+    assert list(document) == ["run", "scored", "origin", "folds", "agreement_with_given_labels", "likely_mislabeled"]
+    assert list(document["likely_mislabeled"][0]) == [
+        "image_id", "given_labels", "predicted_label", "self_confidence", "mislabel_score"]
+
+    image_id = trained["stored"][0].image_id
+    file = tmp_path / "one.jpg"
+    file.write_bytes(trained["stored"][0].data)
+    predicted = cli("predict", str(image_id), str(file), str(tmp_path / "missing.jpg"), "--json")
+    assert predicted.exit_code == 3, predicted.stderr
+    document = predicted.json()
+    assert list(document) == ["run", "task", "classes", "results", "rejected"]
+    by_id, by_file = document["results"]
+    assert list(by_id) == ["input", "image_id", "image_url", "prediction", "top"]  # no file, labels, severity
+    assert list(by_file) == ["input", "file", "prediction", "top"]
+    assert list(by_file["top"][0]) == ["class", "confidence"]
+    assert list(document["rejected"][0]) == ["input", "reason"]
+
+
+def test_bad_choices_are_usage_errors_listing_the_valid_values(trained):
+    cli = trained["cli"]
+    for option, value, valid in (("--task", "sentiment", "skin-type"), ("--model", "resnet", "small-cnn"),
+                                 ("--split", "random", "group"), ("--balance-by", "height", "age-range")):
+        args = ["--task", "condition", option, value] if option != "--task" else [option, value]
+        result = cli("train", "run", *args)
+        assert result.exit_code == 2, (option, result.stderr)
+        assert value in result.stderr and valid in result.stderr
+    assert cli("train", "list", "--task", "colour").exit_code == 2

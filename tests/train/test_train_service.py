@@ -12,11 +12,12 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import TrainingClassMetric, TrainingEpoch, TrainingMetrics
+from skinctl.db.models import TrainingClassMetric, TrainingEpoch, TrainingRun
 from skinctl.errors import StorageError, TrainingError, UsageError
 from skinctl.storage.local import LocalStorage
+from skinctl.train.options import TrainOptions
 from skinctl.train.predict import predict_inputs
-from skinctl.train.runner import TrainOptions, run_training
+from skinctl.train.runner import run_training
 from tests.train.factory import CLASS_STYLE, add_image, draw_image, generated_set
 
 SMALL = {"image_size": 32, "batch_size": 16, "learning_rate": 0.003, "test_fraction": 0.25,
@@ -41,16 +42,16 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_records_interrupted(engine, storag
 
     summary = run_training(engine, storage, TrainOptions(task="condition", epochs=10, **SMALL),
                            home=home, extra_callbacks=[CtrlCAfterTwoEpochs()])
-    assert summary["status"] == "interrupted"
-    assert "interrupted" in summary["notes"]
-    assert summary["epochs_run"] == 2 and summary["best_epoch"] in (1, 2)
-    assert summary["accuracy"] is not None and summary["model_uri"]
+    assert summary.status == "interrupted"
+    assert "interrupted" in summary.notes
+    assert summary.epochs_run == 2 and summary.best_epoch in (1, 2)
+    assert summary.accuracy is not None and summary.model_uri
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(TrainingEpoch)) == 2
     # the kept checkpoint is a usable model
-    answer = predict_inputs(engine, storage, ["1"], run=summary["id"], home=home)  # image id 1
-    assert answer["results"][0]["prediction"] in CLASS_STYLE
-    assert not (home / "runs" / f"run-{summary['id']}").exists()  # local scratch cleaned up
+    answer = predict_inputs(engine, storage, ["1"], run=summary.id, home=home)  # image id 1
+    assert answer.results[0].prediction in CLASS_STYLE
+    assert not (home / "runs" / f"run-{summary.id}").exists()  # local scratch cleaned up
 
 
 def _two_shapes(rng, labels):
@@ -75,17 +76,17 @@ def test_multi_label_learns_sets_with_thresholds(engine, storage, home):
 
     # without --multi-label the pairs are left out, and counted
     single = TrainOptions(task="condition", epochs=1, **SMALL)
-    from skinctl.train.runner import prepare
+    from skinctl.train.fitting import prepare
 
     with Session(engine) as session:
         prepared = prepare(session, single)
     assert sum(prepared.selection.left_out.values()) == 30 and len(prepared.selection.examples) == 60
 
     summary = run_training(engine, storage, TrainOptions(task="condition", multi_label=True, epochs=10, **SMALL), home=home)
-    assert summary["status"] == "finished" and summary["hyperparameters"]["multi_label"]
-    assert summary["dataset_size"] == 90
-    assert summary["accuracy"] > summary["majority_rate"]  # exact-set match
-    thresholds = summary["metrics"]["thresholds"]
+    assert summary.status == "finished" and summary.hyperparameters["multi_label"]
+    assert summary.dataset_size == 90
+    assert summary.accuracy > summary.majority_rate  # exact-set match
+    thresholds = summary.metrics["thresholds"]
     assert set(thresholds) == {"acne", "eczema"} and all(0 < t < 1 for t in thresholds.values())
     with Session(engine) as session:
         rows = session.scalars(select(TrainingClassMetric)).all()
@@ -93,7 +94,7 @@ def test_multi_label_learns_sets_with_thresholds(engine, storage, home):
     pair = home / "pair.jpg"
     pair.write_bytes(_two_shapes(rng, ["acne", "eczema"]))
     answer = predict_inputs(engine, storage, [str(pair)], run="latest", home=home)
-    assert set(answer["results"][0]["labels"]) <= {"acne", "eczema"}
+    assert set(answer.results[0].labels) <= {"acne", "eczema"}
 
 
 def test_severity_task_answers_a_severity(engine, storage, home):
@@ -104,13 +105,13 @@ def test_severity_task_answers_a_severity(engine, storage, home):
             for level, style in styles.items():
                 add_image(session, storage, draw_image(style, rng), labels=["acne"], severity=level)
     summary = run_training(engine, storage, TrainOptions(task="severity", epochs=6, **SMALL), home=home)
-    assert summary["hyperparameters"]["classes"] == ["0", "1", "2"]
+    assert summary.hyperparameters["classes"] == ["0", "1", "2"]
     new = home / "new.jpg"
     new.write_bytes(draw_image(styles["2"], rng))
-    answer = predict_inputs(engine, storage, [str(new)], run=summary["id"], home=home, top=2)
-    result = answer["results"][0]
-    assert answer["task"] == "severity" and result["severity"] == result["prediction"] in styles
-    assert len(result["top"]) == 2
+    answer = predict_inputs(engine, storage, [str(new)], run=summary.id, home=home, top=2)
+    result = answer.results[0]
+    assert answer.task == "severity" and result.severity == result.prediction in styles
+    assert len(result.top) == 2
 
 
 def test_weights_files_and_imagenet(tmp_path, capsys):
@@ -143,7 +144,7 @@ def test_failed_run_is_recorded(engine, storage, home):
     with pytest.raises(StorageError, match="is missing") as caught:
         run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home)
     with Session(engine) as session:
-        run = session.scalars(select(TrainingMetrics)).one()
+        run = session.scalars(select(TrainingRun)).one()
         assert run.status == "failed" and "failed" in run.notes and run.finished_at is not None
     assert key in caught.value.message and key in run.notes
 
@@ -153,9 +154,16 @@ def test_score_by_cross_validation_folds(engine, storage, home):
 
     with Session(engine) as session, session.begin():
         generated_set(session, storage, per_class=10, seed=8, fitzpatrick=False)
-    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home)
-    result = score_run(engine, storage, summary["id"], home=home, folds=2)
-    assert result["origin"] == "cv" and result["scored"] == 30  # every image, each out of sample
+    reports = []
+    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home,
+                           report=lambda stage, done, total: reports.append((stage, done, total)))
+    # cumulative progress: the epochs out of --epochs, then the evaluation
+    assert reports == [("epochs", 1, 1), ("evaluate", 0, 1), ("evaluate", 1, 1)]
+    reports.clear()
+    result = score_run(engine, storage, summary.id, home=home, folds=2,
+                       report=lambda stage, done, total: reports.append((stage, done, total)))
+    assert reports == [("folds", 1, 2), ("folds", 2, 2)]
+    assert result.origin == "cv" and result.scored == 30  # every image, each out of sample
     with Session(engine) as session:
         from skinctl.db.models import ImagePrediction
 
@@ -186,7 +194,7 @@ def test_keras_applications_model_trains_saves_and_predicts(engine, storage, hom
         stored = generated_set(session, storage, per_class=8, seed=12, fitzpatrick=False)
     summary = run_training(engine, storage, TrainOptions(task="condition", model="mobilenet-v3-small",
                                                          epochs=1, **SMALL), home=home)
-    assert summary["status"] == "finished" and summary["architecture"] == "mobilenet-v3-small"
-    answer = predict_inputs(engine, storage, [str(stored[0].image_id)], run=summary["id"], home=home)
-    probabilities = [t["confidence"] for t in answer["results"][0]["top"]]
+    assert summary.status == "finished" and summary.architecture == "mobilenet-v3-small"
+    answer = predict_inputs(engine, storage, [str(stored[0].image_id)], run=summary.id, home=home)
+    probabilities = [t.confidence for t in answer.results[0].top]
     assert sum(probabilities) == pytest.approx(1, abs=1e-4)

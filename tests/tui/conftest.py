@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 from textual.worker import WorkerCancelled
 
-from skinctl.db.models import TrainingMetrics
+from skinctl.db.models import TrainingRun
 from tests.labels.factory import add_duplicate, add_images
 
 SIZE = (120, 36)
@@ -119,7 +119,7 @@ def runs(engine):
     with Session(engine) as session:
         session.add_all(
             [
-                TrainingMetrics(
+                TrainingRun(
                     model_name="condition-cnn", version="1", training_date=datetime(2026, 11, 1, 9, 30),
                     dataset_size=3152, accuracy=0.71, precision_score=0.70, recall=0.69, f1_score=0.695,
                     training_duration_minutes=12,
@@ -131,7 +131,7 @@ def runs(engine):
                     },
                     notes="first try",
                 ),
-                TrainingMetrics(
+                TrainingRun(
                     model_name="condition-cnn", version="2", training_date=datetime(2026, 11, 2, 10, 0),
                     dataset_size=3400, accuracy=0.78, precision_score=0.77, recall=0.74, f1_score=0.755,
                     training_duration_minutes=15,

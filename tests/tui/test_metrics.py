@@ -7,7 +7,7 @@ from skinctl.db.models import (
     TrainingClassMetric,
     TrainingEpoch,
     TrainingGroupMetric,
-    TrainingMetrics,
+    TrainingRun,
 )
 from skinctl.tui.queries import run_detail
 from tests.tui.conftest import SIZE, make_app, run_async, screen_lines, settle, text_of, wait_for
@@ -27,7 +27,7 @@ def test_run_detail_reads_hand_written_rows(engine, runs):
 def _record_trainer_results(engine, run_id: int) -> None:
     """What `skinctl train` records for a run, written through the real models."""
     with Session(engine) as session:
-        run = session.get_one(TrainingMetrics, run_id)
+        run = session.get_one(TrainingRun, run_id)
         run.task, run.status, run.best_epoch, run.majority_rate = "condition", "finished", 2, 0.41
         run.metrics = {"test": {"accuracy_ci95": [0.70, 0.85], "f1_macro_ci95": [0.66, 0.83]}, "warning": None}
         run.confusion_matrix = {"classes": ["acne", "milia"], "matrix": [[10, 2], [3, 9]], "rows": "true class"}
