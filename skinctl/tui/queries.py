@@ -209,9 +209,9 @@ def filter_choices(engine: Engine) -> FilterChoices:
         runs = [
             (run_id, f"{run_id} {model} {version or ''}".strip())
             for run_id, model, version in session.execute(
-                select(TrainingMetrics.id, TrainingMetrics.model_name, TrainingMetrics.version)
-                .join(scored, scored.c.run_id == TrainingMetrics.id)
-                .order_by(TrainingMetrics.id.desc())
+                select(TrainingRun.id, TrainingRun.model_name, TrainingRun.version)
+                .join(scored, scored.c.run_id == TrainingRun.id)
+                .order_by(TrainingRun.id.desc())
             )
         ]
         return FilterChoices(

@@ -115,7 +115,7 @@ async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_
     (the run's images, most likely mislabeled first, paged by that order)."""
     from sqlalchemy.orm import Session
 
-    from skinctl.db.models import ImagePrediction, SubjectMetadata, TrainingMetrics
+    from skinctl.db.models import ImagePrediction, SubjectMetadata, TrainingRun
 
     ids = images.images
     with Session(engine) as session:
@@ -126,7 +126,7 @@ async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_
                 SubjectMetadata(image_id=ids[3], skin_type="oily", fitzpatrick_scale=5),
             ]
         )
-        run = TrainingMetrics(model_name="condition-cnn", version="7", task="condition")
+        run = TrainingRun(model_name="condition-cnn", version="7", task="condition")
         session.add(run)
         session.flush()
         for image_id, given, predicted, score in (
@@ -169,11 +169,11 @@ async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_
 def test_pages_by_mislabel_score_continue_where_the_last_ended(engine, images):
     from sqlalchemy.orm import Session
 
-    from skinctl.db.models import ImagePrediction, TrainingMetrics
+    from skinctl.db.models import ImagePrediction, TrainingRun
     from skinctl.tui.queries import ImageFilter, image_page
 
     with Session(engine) as session:
-        run = TrainingMetrics(model_name="m", version="1", task="condition")
+        run = TrainingRun(model_name="m", version="1", task="condition")
         session.add(run)
         session.flush()
         for image_id, score in zip(images.images, (0.5, 0.5, 0.9, 0.1, 0.5, 0.3), strict=True):

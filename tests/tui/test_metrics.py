@@ -108,7 +108,7 @@ async def test_metrics_screen_follows_a_running_training(settings, engine, image
     ends, without pressing r; a run that starts meanwhile appears."""
     monkeypatch.setattr("skinctl.tui.screens.metrics.POLL_SECONDS", 0.1)
     with Session(engine) as session:
-        run = TrainingMetrics(model_name="condition-cnn", version="3", task="condition", status="running")
+        run = TrainingRun(model_name="condition-cnn", version="3", task="condition", status="running")
         session.add(run)
         session.commit()
         run_id = run.id
@@ -124,8 +124,8 @@ async def test_metrics_screen_follows_a_running_training(settings, engine, image
         await wait_for(pilot, lambda: len(screen.details[run_id].epochs) == 2)
         with Session(engine) as session:
             session.add(TrainingEpoch(run_id=run_id, epoch=3, train_loss=0.3, val_loss=0.4))
-            session.get_one(TrainingMetrics, run_id).status = "finished"
-            session.add(TrainingMetrics(model_name="skin-type-cnn", version="1", task="skin_type", status="running"))
+            session.get_one(TrainingRun, run_id).status = "finished"
+            session.add(TrainingRun(model_name="skin-type-cnn", version="1", task="skin_type", status="running"))
             session.commit()
         await wait_for(pilot, lambda: "status finished" in str(screen.query_one("#metrics-title").render()))
         assert len(screen.details[run_id].epochs) == 3
