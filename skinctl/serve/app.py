@@ -20,6 +20,7 @@ import os
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ class ServerState:
         self.keys: dict[str, str] = {}  # SHA-256 of a live key -> its name
         self.keys_checked = 0.0
         self.database_error: str | None = None
+        # Image validation runs here, one thread per core: more threads only fight over the GIL.
+        self.validators = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
+                                             thread_name_prefix="skinctl-validate")
         self.engine: Any = None
         self.storage: Any = None
         self._refresh_lock = asyncio.Lock()
@@ -331,6 +335,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         finally:
             poller.cancel()
             await state.batcher.stop()
+            state.validators.shutdown(wait=False, cancel_futures=True)
             if state.engine is not None:
                 state.engine.dispose()
 
@@ -529,7 +534,8 @@ async def analyze_condition(state: ServerState, request: Request) -> Response:
             data, image_id = await _read_stored(state, request)
         else:
             data = await _read_upload(request, state.config.max_bytes)
-        facts, encoded = await run_in_threadpool(_validate, data, state.config.max_pixels)
+        facts, encoded = await asyncio.get_running_loop().run_in_executor(
+            state.validators, _validate, data, state.config.max_pixels)
     finally:
         state.batcher.unexpect()
 
