@@ -185,7 +185,8 @@ class ServerState:
                 log.info("loaded run %s for %s (promotion %s)", promotion.run_id, task.value,
                          promotion.id)
             except Exception as error:
-                self.failed[promotion.id] = _first_line(error)
+                # replaced whole: the event loop may be reading it meanwhile
+                self.failed = {**self.failed, promotion.id: _first_line(error)}
                 log.error("cannot load run %s for %s: %s", promotion.run_id, task.value,
                           _first_line(error))
                 if serving is not None:
@@ -220,6 +221,7 @@ class ServerState:
         if time.monotonic() - self.keys_checked > 0.25 and self.database_error is None:
             from skinctl.serve.keys import live_key_hashes
 
+            self.keys_checked = time.monotonic()  # before the query: one look at a time
             try:
                 self.keys = await asyncio.to_thread(live_key_hashes, self.engine)
                 self.keys_checked = time.monotonic()
@@ -319,7 +321,8 @@ def _limited(receive: Any, limit: int) -> Any:
 # -- the app ------------------------------------------------------------------------------------
 
 
-def create_app(config: ServeConfig) -> FastAPI:
+def create_app(config: ServeConfig) -> Any:
+    """The ASGI app: FastAPI wrapped in the Guard."""
     from contextlib import asynccontextmanager
 
     state = ServerState(config)
@@ -423,7 +426,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def analyze(request: Request) -> Response:
         return await analyze_condition(state, request)
 
-    return Guard(app, state)  # type: ignore[return-value]
+    return Guard(app, state)
 
 
 def app_from_environment() -> Any:
