@@ -14,8 +14,7 @@ app = typer.Typer(help="The model registry: which training run `skinctl serve` s
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 ALIAS_OPTION = typer.Option("production", "--alias", help="The promotion's alias.")
-COLUMNS = ("task", "alias", "run", "model", "accuracy (95% CI)", "majority", "beats", "sha256",
-           "promoted")
+COLUMNS = ("task", "alias", "run", "model", "accuracy (95% CI)", "majority", "beats", "promoted")
 
 
 def _fmt(value: float | None) -> str:
@@ -27,7 +26,7 @@ def _rows(promotions, *, with_demoted: bool = False):
         ci = f" ({p.accuracy_ci95[0]:.3f}-{p.accuracy_ci95[1]:.3f})" if p.accuracy_ci95 else ""
         row = [p.task.value, p.alias, p.run_id, f"{p.model_name} {p.version or ''}".strip(),
                _fmt(p.accuracy) + ci, _fmt(p.majority_rate), "yes" if p.beats_majority else "NO",
-               p.model_sha256[:8], f"{p.promoted_at:%Y-%m-%d %H:%M} {p.promoted_by}"]
+               f"{p.promoted_at:%Y-%m-%d %H:%M} {p.promoted_by}"]
         if with_demoted:
             row.append(p.demoted_at.strftime("%Y-%m-%d %H:%M") + f" by {p.demoted_by}"
                        if p.demoted_at else "live")
