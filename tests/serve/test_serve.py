@@ -6,27 +6,35 @@ The module trains two tiny models once (tests/serve/conftest.py) and shares thei
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import threading
 import time
+from datetime import datetime
 
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from skinctl.db import migrate
 from skinctl.db.engine import make_engine
-from skinctl.db.models import ConditionLabel, LabelHistory, TrainingImage, TrainingMetrics
+from skinctl.db.models import (
+    ConditionLabel,
+    LabelHistory,
+    ModelPromotion,
+    TrainingImage,
+    TrainingMetrics,
+)
 from skinctl.labels import LabelFilter, LabelService
 from skinctl.registry.service import demote, promote
 from skinctl.registry.tasks import Task
 from skinctl.serve.keys import create_key, revoke_key
 from skinctl.storage import content_key
-from tests.serve.conftest import encoded, jpeg, start_server
+from tests.serve.conftest import clone_run, encoded, jpeg, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +52,16 @@ def served(runs, session_engine, database_url, serve_home):
     yield {**runs, "server": server, "url": server.url, "key": key,
            "auth": {"Authorization": f"Bearer {key}"}}
     server.stop()
+
+
+def wait_until_serving(url: str, auth: dict, run_id: int) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        models = httpx.get(f"{url}/api/v1/ml/models", headers=auth).json()["models"]
+        if any(m["task"] == "condition" and m["run_id"] == run_id for m in models):
+            return
+        assert time.monotonic() < deadline, models
+        time.sleep(0.1)
 
 
 def post_image(url: str, data: bytes, headers: dict, *, content_type: str = "image/jpeg",
@@ -310,6 +328,7 @@ def test_analysis_continues_when_the_database_goes_away(runs, session_engine, se
 def test_bounded_load_500_requests_at_concurrency_16_with_10_percent_bad(served):
     """A fixed number of requests; stops by itself. Good ones 200, bad ones 4xx, server alive."""
     url, auth = served["url"], served["auth"]
+    wait_until_serving(url, auth, served["a"])
     bad = list(bad_inputs().values()) + [(b"", "no key", 401, "API key"),
                                         (b"\xff" * (MAX_BYTES + 20_000), "image/jpeg", 413, "limit")]
     plan = []
@@ -347,6 +366,7 @@ def test_bounded_load_500_requests_at_concurrency_16_with_10_percent_bad(served)
 
 
 def test_demoting_the_condition_model_makes_the_server_unready(served, session_engine):
+    wait_until_serving(served["url"], served["auth"], served["a"])
     demote(session_engine, Task.condition, user="tester")
     try:
         deadline = time.monotonic() + 10
@@ -357,3 +377,44 @@ def test_demoting_the_condition_model_makes_the_server_unready(served, session_e
         assert_error(post_image(served["url"], jpeg(), served["auth"]), 503, "No condition model")
     finally:
         promote(session_engine, served["storage"], served["a"], Task.condition, user="tester", force=True)
+
+
+def test_a_model_file_changed_since_promotion_is_refused_and_the_old_model_keeps_serving(
+        served, session_engine, serve_home):
+    storage = served["storage"]
+    wait_until_serving(served["url"], served["auth"], served["a"])
+    with Session(session_engine) as session:
+        uri = session.get_one(TrainingMetrics, served["b"]).model_uri
+    original = storage.get(storage.key_for(uri))
+    checksum = hashlib.sha256(original).hexdigest()
+    storage.put("models/changed.keras", original + b"changed after promotion")
+    changed = clone_run(session_engine, served["b"], model_uri=storage.url_for("models/changed.keras"))
+    # The server keeps verified copies by checksum (B's, from the swap test): without one it
+    # must read the store's file, and find it changed.
+    (serve_home / "models" / f"sha256-{checksum}.keras").unlink(missing_ok=True)
+    with Session(session_engine) as session, session.begin():  # promoted, then the file changed
+        session.execute(update(ModelPromotion).where(ModelPromotion.task == "condition",
+                                                     ModelPromotion.demoted_at.is_(None))
+                        .values(demoted_at=datetime.now(), demoted_by="tester"))
+        row = ModelPromotion(task="condition", alias="production", run_id=changed,
+                             model_uri=storage.url_for("models/changed.keras"), model_sha256=checksum,
+                             checksum_source="promotion", promoted_by="tester")
+        session.add(row)
+        session.flush()
+        promotion_id = row.id
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            models = httpx.get(f"{served['url']}/api/v1/ml/models", headers=served["auth"]).json()
+            if any(f["promotion_id"] == promotion_id for f in models["failed"]):
+                break
+            assert time.monotonic() < deadline, models
+            time.sleep(0.2)
+        (failed,) = [f for f in models["failed"] if f["promotion_id"] == promotion_id]
+        assert "changed since it was recorded" in failed["error"]
+        answer = post_image(served["url"], jpeg(), served["auth"])
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["models"][0]["run_id"] == served["a"]  # the old model still serves
+        assert httpx.get(f"{served['url']}/readyz").status_code == 200
+    finally:
+        promote(session_engine, storage, served["a"], Task.condition, user="tester", force=True)
