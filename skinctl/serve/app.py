@@ -191,6 +191,9 @@ class ServerState:
                           _first_line(error))
                 if serving is not None:
                     wanted[task] = serving
+        live = {promotion.id for promotion in promotions}
+        if not set(self.failed) <= live:  # forget failures of promotions no longer live
+            self.failed = {pid: why for pid, why in self.failed.items() if pid in live}
         if wanted.keys() != current.keys() or any(wanted[t] is not current.get(t) for t in wanted):
             self.models = wanted  # the swap: one assignment
             self.metrics.models.clear()
