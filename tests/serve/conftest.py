@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"image_size": 32, "batch_size": 16, "learning_rate": 0.003, "test_fraction": 0.25,
          "val_fraction": 0.2, "patience": 3}
 SEVERITY_LEVELS = ["mild", "moderate", "severe"]
+SKIN_TYPES = ["dry", "normal", "oily"]
 
 
 def free_port() -> int:
@@ -132,10 +133,13 @@ def runs(session_engine, serve_home):
     b = run_training(session_engine, storage, TrainOptions(task="condition", epochs=1, seed=3, **SMALL),
                      home=serve_home)
     assert a["model_uri"] and b["model_uri"]
-    # A severity model: run A's network registered as a 3-level severity run (3 outputs).
+    # Severity and skin-type models: run A's network registered as 3-class runs of those tasks.
     severity = clone_run(session_engine, a["id"], task="severity", model_name="severity-small-cnn",
                          hyperparameters={**a["hyperparameters"], "task": "severity",
                                           "classes": SEVERITY_LEVELS})
-    yield {"a": a["id"], "b": b["id"], "severity": severity, "storage": storage,
+    skin_type = clone_run(session_engine, a["id"], task="skin-type", model_name="skin-type-small-cnn",
+                          hyperparameters={**a["hyperparameters"], "task": "skin-type",
+                                           "classes": SKIN_TYPES})
+    yield {"a": a["id"], "b": b["id"], "severity": severity, "skin_type": skin_type, "storage": storage,
            "classes": sorted(CLASS_STYLE)}
     truncate_all(session_engine)

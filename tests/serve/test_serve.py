@@ -47,6 +47,7 @@ def served(runs, session_engine, database_url, serve_home):
     storage = runs["storage"]
     promote(session_engine, storage, runs["a"], Task.condition, user="tester", force=True)
     promote(session_engine, storage, runs["severity"], Task.severity, user="tester", force=True)
+    promote(session_engine, storage, runs["skin_type"], Task.skin_type, user="tester", force=True)
     key = create_key(session_engine, "tests", user="tester").key
     server = start_server(database_url, serve_home, "--max-bytes", str(MAX_BYTES))
     yield {**runs, "server": server, "url": server.url, "key": key,
@@ -90,9 +91,13 @@ def test_a_promoted_model_answers_with_confidences_over_its_classes(served):
     assert [c["confidence"] for c in conditions] == sorted((c["confidence"] for c in conditions), reverse=True)
     assert body["top"] == conditions[0]
     assert body["severity"]["level"] in ("mild", "moderate", "severe")
-    assert 0 < body["severity"]["confidence"] <= 1 and body["skin_type"] is None
+    assert 0 < body["severity"]["confidence"] <= 1
+    assert body["skin_type"]["type"] in ("dry", "normal", "oily")
+    assert body["skin_type"]["all"][0] == {"type": body["skin_type"]["type"],
+                                           "confidence": body["skin_type"]["confidence"]}
     used = {m["task"]: m for m in body["models"]}
-    assert set(used) == {"condition", "severity"}
+    assert set(used) == {"condition", "severity", "skin-type"}
+    assert used["skin-type"]["run_id"] == served["skin_type"]
     assert used["condition"]["run_id"] == served["a"]
     assert set(used["condition"]) == {"task", "run_id", "name", "version", "architecture",
                                       "test_accuracy", "accuracy_ci95", "majority_rate",
@@ -199,7 +204,7 @@ def test_health_readiness_models_and_metrics(served):
     ready = httpx.get(f"{url}/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
     models = httpx.get(f"{url}/api/v1/ml/models", headers=served["auth"]).json()
-    assert {m["task"] for m in models["models"]} == {"condition", "severity"}
+    assert {m["task"] for m in models["models"]} == {"condition", "severity", "skin-type"}
     assert httpx.get(f"{url}/docs").status_code == 200
     assert ANALYZE in httpx.get(f"{url}/openapi.json").json()["paths"]
     metrics = httpx.get(f"{url}/metrics")
@@ -262,14 +267,14 @@ def test_record_stores_the_image_and_pending_model_labels_the_queue_shows(served
         assert first.status_code == 200, first.text
         body = first.json()
         recorded = body["recorded"]
-        assert recorded["new_image"] is True and len(recorded["label_ids"]) == 1
+        assert recorded["new_image"] is True and len(recorded["label_ids"]) == 2
         again = post_image(server.url, data, served["auth"]).json()["recorded"]
         assert again == {"image_id": recorded["image_id"], "new_image": False, "label_ids": []}
     finally:
         server.stop()
     with Session(session_engine) as session:
         image = session.get_one(TrainingImage, recorded["image_id"])
-        label = session.get_one(ConditionLabel, recorded["label_ids"][0])
+        label, skin = (session.get_one(ConditionLabel, i) for i in recorded["label_ids"])
         created = session.scalars(select(LabelHistory).where(LabelHistory.label_id == label.id)).all()
     assert image.dataset_source == "api" and image.image_hash == body["input"]["sha256"]
     assert served["storage"].get(content_key(image.image_hash, "jpg")) == data
@@ -279,6 +284,8 @@ def test_record_stores_the_image_and_pending_model_labels_the_queue_shows(served
     assert label.severity_level == body["severity"]["level"]
     assert label.metadata_["run_id"] == served["a"] and label.metadata_["request_id"] == body["request_id"]
     assert [h.action for h in created] == ["create"] and created[0].changed_by == "serve-tester"
+    assert (skin.task, skin.source, skin.status) == ("skin_type", "model", "pending")
+    assert skin.condition_type == body["skin_type"]["type"] and skin.metadata_["run_id"] == served["skin_type"]
     queue = LabelService(session_engine, "reviewer").queue(LabelFilter(verified=False, dataset="api"))
     assert queue == recorded["label_ids"]
 
