@@ -140,6 +140,14 @@ def in_process(engine, storage, promotion, home: Path, images: list[bytes], batc
     return served_rate, predict_rate
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def start_server(url: str, home: Path, port: int) -> subprocess.Popen:
     import httpx
 
@@ -234,9 +242,6 @@ def main() -> None:
             engine, storage, promotion = register_model(url, home, args.size)
             measure, predict_rate = in_process(engine, storage, promotion, home, images, args.batch)
             before = measure()
-            from skinctl.serve.app import LOOPBACK  # noqa: F401 - fail early if serving is not installed
-            from tests.serve.conftest import free_port
-
             port = free_port()
             process = start_server(url, home, port)
             encoded = [multipart_request(port, data) for data in images]
