@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from skinctl import __version__
+from skinctl.commands import api_key as api_key_commands
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
 from skinctl.commands import dedup as dedup_commands
@@ -25,7 +26,9 @@ from skinctl.commands import ingest as ingest_commands
 from skinctl.commands import ingest_tables
 from skinctl.commands import ingredients as ingredients_commands
 from skinctl.commands import label as label_commands
+from skinctl.commands import model as model_commands
 from skinctl.commands import products as products_commands
+from skinctl.commands import serve as serve_commands
 from skinctl.commands import stats as stats_commands
 from skinctl.commands import storage as storage_commands
 from skinctl.commands import train as train_commands
@@ -214,5 +217,8 @@ app.command("stats")(stats_commands.stats)
 app.add_typer(dedup_commands.app, name="dedup")
 app.add_typer(train_commands.app, name="train")
 app.command("predict")(train_commands.predict)
+app.add_typer(model_commands.app, name="model")
+app.add_typer(api_key_commands.app, name="api-key")
+app.command("serve")(serve_commands.serve)
 
 __all__ = ["app", "EXIT_FAILURE"]

@@ -723,3 +723,68 @@ class ImageDedupFeatures(Base):
     )
     # Set once the image's candidates were all checked and recorded; NULL = still to link.
     linked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# --- migration 0009: the model registry and API keys (`skinctl model`, `skinctl serve`) -------
+
+PROMOTION_TASKS = ("condition", "severity", "skin-type")
+
+
+class ModelPromotion(Base):
+    """A run promoted to serve a task under an alias. Never deleted: demoting (or promoting
+    another run) sets `demoted_at`, so the rows are the registry's history. `model_sha256` is
+    the checksum the server verifies the model file against: the one training recorded, or the
+    one computed at promotion for runs trained before training recorded it."""
+
+    __tablename__ = "model_promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(20), nullable=False)
+    alias: Mapped[str] = mapped_column(
+        String(50), nullable=False, server_default=text("'production'")
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("model_training_metrics.id"), nullable=False)
+    model_uri: Mapped[str] = mapped_column(String(500), nullable=False)
+    model_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    checksum_source: Mapped[str] = mapped_column(String(16), nullable=False)  # training | promotion
+    forced: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    note: Mapped[str | None] = mapped_column(Text)
+    promoted_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    promoted_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    demoted_by: Mapped[str | None] = mapped_column(String(100))
+    demoted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index(
+            "uq_model_promotions_live", "task", "alias", unique=True,
+            postgresql_where=text("demoted_at IS NULL"),
+        ),
+        Index("ix_model_promotions_run_id", "run_id"),
+        CheckConstraint(f"task IN {PROMOTION_TASKS!r}", name="task"),
+        CheckConstraint("checksum_source IN ('training', 'promotion')", name="checksum_source"),
+    )
+
+
+class ApiKey(Base):
+    """An API key of `skinctl serve`: only its SHA-256 is kept; `prefix` identifies it in lists."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index(
+            "uq_api_keys_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")
+        ),
+    )
