@@ -256,6 +256,13 @@ class LabelService(LabelReader):
 
     # -- public changes ---------------------------------------------------------------------
 
+    def record_new_label(self, session: Session, operation_id: str, label: ConditionLabel,
+                         note: str | None = None) -> None:
+        """Append the `create` history entry of a label the caller added in `session` (model
+        answers: `serve --record`, pre-labels), the same entry this service's own changes write.
+        The caller owns the transaction."""
+        self._record(session, operation_id, label, "create", None, note)
+
     def verify(self, label_id: int, version: int | None = None, note: str | None = None) -> OperationResult:
         """Mark a label correct. `version` is the one the caller saw (None: whatever is current)."""
         op = str(uuid.uuid4())

@@ -95,8 +95,7 @@ def record_analysis(
                 },
             )
             session.add(label)
-            # The label service's own history writer: the same `create` entry its changes write.
-            labels._record(session, operation, label, "create", None,
-                           f"model answer of run {answer.run_id} (request {request_id})")
+            labels.record_new_label(session, operation, label,
+                                    f"model answer of run {answer.run_id} (request {request_id})")
             added.append(label.id)
     return Recorded(image_id, new_image, tuple(added))
