@@ -86,7 +86,7 @@ def register_model(url: str, home: Path, size: int):
 
     from skinctl.db import migrate
     from skinctl.db.engine import make_engine
-    from skinctl.db.models import TrainingMetrics
+    from skinctl.db.models import TrainingRun
     from skinctl.registry.service import promote
     from skinctl.registry.tasks import Task
     from skinctl.storage.local import LocalStorage
@@ -102,7 +102,7 @@ def register_model(url: str, home: Path, size: int):
     model.save(path)
     storage.put("models/run-1.keras", path.read_bytes())
     with Session(engine) as session, session.begin():
-        run = TrainingMetrics(
+        run = TrainingRun(
             model_name="bench-small-cnn", version="1", task="condition", architecture="small-cnn",
             status="finished", accuracy=0.5, majority_rate=0.34,
             hyperparameters={"classes": CLASSES, "image_size": size, "task": "condition"},

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ModelPromotion, TrainingMetrics
+from skinctl.db.models import ModelPromotion, TrainingRun
 from skinctl.errors import NotFound, StorageError, UsageError
 from skinctl.registry.tasks import Task
 
@@ -62,7 +62,7 @@ class PromoteResult:
     unchanged: bool  # the run was already live for this task and alias
 
 
-def accuracy_ci95(run: TrainingMetrics) -> tuple[float, float] | None:
+def accuracy_ci95(run: TrainingRun) -> tuple[float, float] | None:
     test = run.metrics.get("test") if isinstance(run.metrics, dict) else None
     ci = test.get("accuracy_ci95") if isinstance(test, dict) else None
     if isinstance(ci, list | tuple) and len(ci) == 2:
@@ -70,7 +70,7 @@ def accuracy_ci95(run: TrainingMetrics) -> tuple[float, float] | None:
     return None
 
 
-def beats_majority(run: TrainingMetrics) -> bool:
+def beats_majority(run: TrainingRun) -> bool:
     """The trainer's definition: the accuracy's 95% interval lies above the majority-class rate
     (the point estimate when no interval was recorded)."""
     if run.accuracy is None or run.majority_rate is None:
@@ -79,7 +79,7 @@ def beats_majority(run: TrainingMetrics) -> bool:
     return (ci[0] if ci else run.accuracy) > run.majority_rate
 
 
-def _promotion(row: ModelPromotion, run: TrainingMetrics) -> Promotion:
+def _promotion(row: ModelPromotion, run: TrainingRun) -> Promotion:
     return Promotion(
         id=row.id, task=Task(row.task), alias=row.alias, run_id=row.run_id,
         model_name=run.model_name, version=run.version, architecture=run.architecture,
@@ -95,7 +95,7 @@ def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.3f}"
 
 
-def _refusal(run: TrainingMetrics) -> str | None:
+def _refusal(run: TrainingRun) -> str | None:
     """Why a run should not serve without --force, or None."""
     if run.accuracy is None or run.majority_rate is None:
         return f"run {run.id} has no test accuracy and majority-class rate to judge it by"
@@ -110,7 +110,7 @@ def _refusal(run: TrainingMetrics) -> str | None:
     )
 
 
-def training_checksum(run: TrainingMetrics) -> str | None:
+def training_checksum(run: TrainingRun) -> str | None:
     """The model file's SHA-256 that training recorded, if it did."""
     value = run.metrics.get("model_sha256") if isinstance(run.metrics, dict) else None
     return value.lower() if isinstance(value, str) and len(value) == 64 else None
@@ -186,7 +186,7 @@ def promote(
         if live is not None:
             live.demoted_at, live.demoted_by = now, user
             session.flush()
-            replaced = _promotion(live, session.get_one(TrainingMetrics, live.run_id))
+            replaced = _promotion(live, session.get_one(TrainingRun, live.run_id))
         row = ModelPromotion(
             task=task.value, alias=alias, run_id=run.id, model_uri=uri, model_sha256=checksum,
             checksum_source=source, forced=bool(refusal), note=note, promoted_by=user,
@@ -194,7 +194,7 @@ def promote(
         )
         session.add(row)
         session.flush()
-        return PromoteResult(_promotion(row, session.get_one(TrainingMetrics, run.id)), replaced,
+        return PromoteResult(_promotion(row, session.get_one(TrainingRun, run.id)), replaced,
                              unchanged=False)
 
 
@@ -212,13 +212,13 @@ def demote(engine: Engine, task: Task, *, user: str, alias: str = DEFAULT_ALIAS)
             )
         live.demoted_at, live.demoted_by = datetime.now(), user
         session.flush()
-        return _promotion(live, session.get_one(TrainingMetrics, live.run_id))
+        return _promotion(live, session.get_one(TrainingRun, live.run_id))
 
 
 def _query(session: Session, query: Any) -> list[Promotion]:
     rows = session.execute(
-        query.join(TrainingMetrics, TrainingMetrics.id == ModelPromotion.run_id)
-        .add_columns(TrainingMetrics)
+        query.join(TrainingRun, TrainingRun.id == ModelPromotion.run_id)
+        .add_columns(TrainingRun)
     ).all()
     return [_promotion(row, run) for row, run in rows]
 

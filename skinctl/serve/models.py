@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import TrainingMetrics
+from skinctl.db.models import TrainingRun
 from skinctl.errors import TrainingError
 from skinctl.registry.service import Promotion, read_model_bytes, verify_checksum
 from skinctl.registry.tasks import Task
@@ -117,7 +117,7 @@ def _cached_model_file(storage: Any, promotion: Promotion, home: Path) -> Path:
 def load_served_model(engine: Engine, storage: Any, promotion: Promotion, home: Path) -> ServedModel:
     """Read, verify, load and warm up the model of a promotion."""
     with Session(engine) as session:
-        run = session.get(TrainingMetrics, promotion.run_id)
+        run = session.get(TrainingRun, promotion.run_id)
         if run is None:
             raise TrainingError(f"Run {promotion.run_id} of promotion {promotion.id} is gone.")
         hp = run.hyperparameters or {}

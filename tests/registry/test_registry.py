@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ApiKey, ModelPromotion, TrainingMetrics
+from skinctl.db.models import ApiKey, ModelPromotion, TrainingRun
 from skinctl.errors import NotFound, StorageError, UsageError
 from skinctl.registry.service import demote, history, live_promotions, promote
 from skinctl.registry.tasks import Task
@@ -29,7 +29,7 @@ def storage(settings):
 def add_run(engine, storage, *, task="condition", accuracy=0.9, ci=(0.8, 0.95), majority=0.4,
             checksum: str | None = None, data: bytes = MODEL_BYTES, status="finished") -> int:
     with Session(engine) as session, session.begin():
-        run = TrainingMetrics(model_name=f"{task}-small-cnn", version="1", task=task,
+        run = TrainingRun(model_name=f"{task}-small-cnn", version="1", task=task,
                               architecture="small-cnn", status=status, accuracy=accuracy,
                               majority_rate=majority, hyperparameters={"classes": ["a", "b"],
                                                                        "image_size": 32})

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import TrainingMetrics
+from skinctl.db.models import TrainingRun
 from skinctl.storage.local import LocalStorage
 from skinctl.train.runner import TrainOptions, run_training
 from tests.conftest import truncate_all
@@ -96,10 +96,10 @@ def start_server(database_url: str, home: Path, *args: str, log_name: str = "ser
 def clone_run(engine, run_id: int, **changes) -> int:
     """A run row sharing another run's model file (a registry entry without training again)."""
     with Session(engine) as session, session.begin():
-        source = session.get_one(TrainingMetrics, run_id)
-        columns = {c.key: getattr(source, c.key) for c in TrainingMetrics.__mapper__.column_attrs
+        source = session.get_one(TrainingRun, run_id)
+        columns = {c.key: getattr(source, c.key) for c in TrainingRun.__mapper__.column_attrs
                    if c.key != "id"}
-        clone = TrainingMetrics(**{**columns, **changes})
+        clone = TrainingRun(**{**columns, **changes})
         session.add(clone)
         session.flush()
         return clone.id

@@ -27,7 +27,7 @@ from skinctl.db.models import (
     LabelHistory,
     ModelPromotion,
     TrainingImage,
-    TrainingMetrics,
+    TrainingRun,
 )
 from skinctl.labels import LabelFilter, LabelService
 from skinctl.registry.service import demote, promote
@@ -301,10 +301,10 @@ def test_analysis_continues_when_the_database_goes_away(runs, session_engine, se
     try:
         migrate.upgrade(engine)
         with Session(session_engine) as session:
-            source = session.get_one(TrainingMetrics, runs["a"])
-            columns = {c.key: getattr(source, c.key) for c in TrainingMetrics.__mapper__.column_attrs}
+            source = session.get_one(TrainingRun, runs["a"])
+            columns = {c.key: getattr(source, c.key) for c in TrainingRun.__mapper__.column_attrs}
         with engine.begin() as connection:
-            connection.execute(insert(TrainingMetrics).values(**columns))
+            connection.execute(insert(TrainingRun).values(**columns))
         promote(engine, runs["storage"], runs["a"], Task.condition, user="tester", force=True)
         engine.dispose()
         server = start_server(url, serve_home, "--no-auth", log_name="away.log")
@@ -391,7 +391,7 @@ def test_a_model_file_changed_since_promotion_is_refused_and_the_old_model_keeps
     storage = served["storage"]
     wait_until_serving(served["url"], served["auth"], served["a"])
     with Session(session_engine) as session:
-        uri = session.get_one(TrainingMetrics, served["b"]).model_uri
+        uri = session.get_one(TrainingRun, served["b"]).model_uri
     original = storage.get(storage.key_for(uri))
     checksum = hashlib.sha256(original).hexdigest()
     storage.put("models/changed.keras", original + b"changed after promotion")
