@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ImageSource, IngestRejection, IngestRun, TrainingImage
+from skinctl.db.models import ConditionLabel, ImageSource, IngestRejection, IngestRun, TrainingImage
 from tests.ingest.helpers import draw, encode, write
 from tests.ingest.test_ingest_images import count, make_folders
 
@@ -188,3 +188,23 @@ def test_a_database_error_ends_the_run_failed(engine, home, tmp_path, monkeypatc
         ingest_images(engine, root, IngestOptions(dataset="fail", storage_url=str(home / "images")))
     with Session(engine) as session:
         assert session.execute(select(IngestRun.status)).scalar_one() == "failed"
+
+
+def test_skin_conditions_catalog_entry_reads_its_upstream_layout(cli, engine, tmp_path):
+    """The Kaggle set unpacks to `Skin_Conditions/<Class>/<file>`: six condition classes."""
+    root = tmp_path / "download"
+    classes = ("Acne", "Carcinoma", "Eczema", "Keratosis", "Milia", "Rosacea")
+    for number, name in enumerate(classes):
+        write(root / "Skin_Conditions" / name / f"{name}_1.jpg", encode(draw("spots", number)))
+    info = cli("fetch", "info", "skin-conditions", "--json")
+    assert info.exit_code == 0, info.stderr
+    assert info.json()["reference"] == "syedalinaqvi/augmented-skin-conditions-image-dataset"
+    assert cli("fetch", "get", "skin-conditions", "--from", str(root)).exit_code == 0
+
+    result = cli("ingest", "images", "skin-conditions", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["ingested"] == 6 and result.json()["labels"] == 6
+    with engine.connect() as connection:
+        labels = set(connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all())
+    assert labels == {("condition", name) for name in classes}
