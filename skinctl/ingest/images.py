@@ -62,7 +62,7 @@ def ingest_images(
     ) as run:
         tally.run_id = run.id
         try:
-            _load(engine, scan, options, tally, report)
+            _load(engine, scan, options, tally, run.id, report)
             if options.link_near_duplicates:
                 linked = link_run_images(
                     engine, dataset=options.dataset, run_id=run.id, storage_url=options.storage_url,
@@ -78,11 +78,12 @@ def ingest_images(
 
 
 def _load(
-    engine: Engine, scan: DatasetScan, options: IngestOptions, tally: IngestTally, report: ReportProgress
+    engine: Engine, scan: DatasetScan, options: IngestOptions, tally: IngestTally, run_id: int,
+    report: ReportProgress,
 ) -> None:
-    """Read the new files and write every entry's rows, one transaction per batch."""
+    """Read the new files and write every entry's rows (of run `run_id`), one transaction per batch."""
     known = known_sources(engine, options.dataset)
-    writer = BatchWriter(options.dataset, tally.run_id, tally)
+    writer = BatchWriter(options.dataset, run_id, tally)
     total = len(scan.entries)
     report(STAGE, 0, total)
 

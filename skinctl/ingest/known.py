@@ -33,10 +33,12 @@ def existing_hashes(engine: Engine, hashes: list[str]) -> set[str]:
     with engine.connect() as connection:
         for start in range(0, len(hashes), LOOKUP_CHUNK):
             found.update(
-                connection.execute(
+                image_hash
+                for image_hash in connection.execute(
                     select(TrainingImage.image_hash).where(
                         TrainingImage.image_hash.in_(hashes[start : start + LOOKUP_CHUNK])
                     )
                 ).scalars()
+                if image_hash is not None
             )
     return found

@@ -9,9 +9,10 @@ model change reaches this fast path, and `skinctl db check` (schema drift) cover
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from skinctl.db.models import (
+    Base,
     ConditionLabel,
     ImageSource,
     IngestRejection,
@@ -22,7 +23,7 @@ from skinctl.db.models import (
 from skinctl.ingest.imageproc import PHASH_METHOD
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Table
 
     from skinctl.datasets.readers import ImageEntry
     from skinctl.ingest.summary import IngestTally, Rejection
@@ -39,8 +40,8 @@ class MultiRowInsert:
     columns: tuple[str, ...]
 
     @classmethod
-    def of(cls, model: type, columns: tuple[str, ...], conflict: tuple[str, ...] = ()) -> MultiRowInsert:
-        table = model.__table__
+    def of(cls, model: type[Base], columns: tuple[str, ...], conflict: tuple[str, ...] = ()) -> MultiRowInsert:
+        table = _table(model)
         names = tuple(table.c[column].name for column in columns)  # KeyError: the model has no such column
         target = [table.c[column].name for column in conflict]
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES %s"
@@ -53,9 +54,15 @@ class MultiRowInsert:
         return [tuple(map(row.__getitem__, self.columns)) for row in rows]
 
 
-def _width(model: type, column: str) -> int:
+def _table(model: type[Base]) -> Table:
+    return cast("Table", model.__table__)
+
+
+def _width(model: type[Base], column: str) -> int:
     """The VARCHAR length of a column: longer values are cut rather than failing a batch."""
-    return model.__table__.c[column].type.length
+    length = getattr(_table(model).c[column].type, "length", None)
+    assert isinstance(length, int), f"{model.__name__}.{column} is not a VARCHAR(n)"
+    return length
 
 
 INSERT_IMAGES = MultiRowInsert.of(
@@ -84,7 +91,7 @@ INSERT_SUBJECTS = MultiRowInsert.of(
 INSERT_REJECTIONS = MultiRowInsert.of(
     IngestRejection, ("ingest_run_id", "dataset_source", "local_path", "reason", "detail")
 )
-_images, _sources, _runs = TrainingImage.__table__, ImageSource.__table__, IngestRun.__table__
+_images, _sources, _runs = _table(TrainingImage), _table(ImageSource), _table(IngestRun)
 SELECT_IMAGE_IDS = (
     f"SELECT {_images.c.image_hash.name}, {_images.c.id.name} FROM {_images.name} "
     f"WHERE {_images.c.image_hash.name} = ANY(%s)"
@@ -176,16 +183,19 @@ class BatchWriter:
             values = statement.values(rows)
             return len(execute_values(cursor, statement.sql, values, page_size=max(1, len(values)), fetch=True))
 
-        read = [p for p in batch if p.outcome is not None and p.outcome.facts is not None]
+        read = [
+            (p, p.outcome.image_url, p.outcome.facts)
+            for p in batch
+            if p.outcome is not None and p.outcome.facts is not None
+        ]
         if read:
             image_rows: dict[str, dict[str, Any]] = {}
-            for pending in read:
-                facts = pending.outcome.facts
+            for pending, image_url, facts in read:
                 if facts.sha256 in image_rows:
                     continue  # the first path of these bytes owns the image row
                 entry = pending.entry
                 image_rows[facts.sha256] = {
-                    "image_url": pending.outcome.image_url,
+                    "image_url": image_url,
                     "local_path": entry.local_path if len(entry.local_path) <= LOCAL_PATH_MAX else None,
                     "image_hash": facts.sha256,
                     "dataset_source": dataset,
@@ -206,28 +216,30 @@ class BatchWriter:
             cursor.execute(SELECT_IMAGE_IDS, (list(image_rows),))
             id_by_hash = dict(cursor.fetchall())
             insert(INSERT_SOURCES, [
-                {"image_id": id_by_hash[p.outcome.facts.sha256], "dataset_source": dataset,
+                {"image_id": id_by_hash[facts.sha256], "dataset_source": dataset,
                  "local_path": p.entry.local_path, "split": _cut(p.entry.split, SPLIT_MAX),
                  "ingest_run_id": self.run_id}
-                for p in read
+                for p, _, facts in read
             ])
-            cursor.execute(SELECT_SOURCE_IDS, (dataset, [p.entry.local_path for p in read]))
+            cursor.execute(SELECT_SOURCE_IDS, (dataset, [p.entry.local_path for p, _, _ in read]))
             source_by_path = {path: (source_id, image_id) for path, source_id, image_id in cursor.fetchall()}
-            for pending in read:
+            for pending, _, _ in read:
                 pending.source_id, pending.image_id = source_by_path[pending.entry.local_path]
 
-        placed = [p for p in batch if p.source_id is not None]
+        placed = [
+            (p.entry, p.image_id, p.source_id) for p in batch if p.source_id is not None and p.image_id is not None
+        ]
         labels = [
             {**row, "metadata": Json(row["metadata"])}
-            for p in placed
-            for row in label_rows(dataset, p.entry, p.image_id, p.source_id)
+            for entry, image_id, source_id in placed
+            for row in label_rows(dataset, entry, image_id, source_id)
         ]
         if labels:
             tally.labels += insert(INSERT_LABELS, labels)
         subjects = [
             {**row, "additional_info": Json(row["additional_info"]) if row["additional_info"] is not None else None}
-            for p in placed
-            if (row := subject_row(p.entry, p.image_id)) is not None
+            for entry, image_id, _ in placed
+            if (row := subject_row(entry, image_id)) is not None
         ]
         if subjects:
             tally.metadata_rows += insert(INSERT_SUBJECTS, subjects)
