@@ -208,3 +208,22 @@ def test_skin_conditions_catalog_entry_reads_its_upstream_layout(cli, engine, tm
     with engine.connect() as connection:
         labels = set(connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all())
     assert labels == {("condition", name) for name in classes}
+
+
+def test_the_batch_writer_fills_every_required_column_of_its_models():
+    """The fast path's column lists come from the models: a new NOT NULL column without a
+    server default must be added to the writer too (caught here, not mid-ingest)."""
+    from skinctl.db.models import ConditionLabel, SubjectMetadata
+    from skinctl.ingest import writer
+
+    for statement, model in [
+        (writer.INSERT_IMAGES, TrainingImage), (writer.INSERT_SOURCES, ImageSource),
+        (writer.INSERT_LABELS, ConditionLabel), (writer.INSERT_SUBJECTS, SubjectMetadata),
+        (writer.INSERT_REJECTIONS, IngestRejection),
+    ]:
+        table = model.__table__
+        assert statement.sql.startswith(f"INSERT INTO {table.name} (")
+        required = {
+            c.name for c in table.c if not c.nullable and c.server_default is None and not c.primary_key
+        }
+        assert required <= set(statement.columns), (table.name, required - set(statement.columns))
