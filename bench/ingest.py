@@ -32,6 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skinctl.ingest.summary import IngestSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -89,11 +93,12 @@ def drop_database(server_url: str, url: str) -> None:
     admin.dispose()
 
 
-def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> tuple[float, dict, float, int]:
+def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> tuple[float, IngestSummary, float, int]:
     """(ingest images/s, summary, near-duplicate linking images/s, pairs linked)."""
     from skinctl.db.engine import make_engine
     from skinctl.dedup import link
-    from skinctl.ingest.images import IngestOptions, ingest_images
+    from skinctl.ingest.images import ingest_images
+    from skinctl.ingest.options import IngestOptions
     from skinctl.storage import open_storage
 
     url = fresh_database(server_url)
@@ -103,7 +108,7 @@ def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> t
             dataset="skin_types", storage_url=str(store), workers=workers, link_near_duplicates=False
         )
         started = time.perf_counter()
-        summary = ingest_images(engine, data, options)
+        summary = ingest_images(engine, data, options).summary
         seconds = time.perf_counter() - started
         started = time.perf_counter()
         linked = link(engine, open_storage(str(store)), workers=workers, full=False)
@@ -111,7 +116,7 @@ def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> t
     finally:
         engine.dispose()
         drop_database(server_url, url)
-    return summary.scanned / seconds, summary.as_json(), summary.ingested / link_seconds, linked.pairs
+    return summary.scanned / seconds, summary, summary.ingested / link_seconds, linked.pairs
 
 
 def measure_naive(server_url: str, files: list[Path], data: Path, store: Path) -> float:
@@ -216,7 +221,7 @@ def main() -> None:
     print(f"  floor   (read+SHA-256+reduced decode+pHash, {args.workers} processes, no DB): {floor:8.1f} images/s")
     print(
         f"  skinctl ingest images --no-link (DB, storage, labels):               {skinctl_rate:8.1f} images/s"
-        f"   ({summary['ingested']} images, {summary['exact_duplicates']} exact dups)"
+        f"   ({summary.ingested} images, {summary.exact_duplicates} exact dups)"
     )
     print(
         f"  then near-duplicate linking (ORB + RANSAC, {args.workers} processes):        "

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from skinctl.commands.common import state
+from skinctl.datasets.readers import Layout
 from skinctl.errors import EXIT_REJECTED
 
 if TYPE_CHECKING:
-    from skinctl.ingest.images import IngestSummary
+    from skinctl.ingest.summary import IngestResult
 
 app = typer.Typer(
     help="Bring datasets into the database: images, products, reviews, CosIng.", no_args_is_help=True
@@ -21,70 +21,12 @@ app = typer.Typer(
 MAX_PROBLEMS_SHOWN = 20
 
 
-@contextmanager
-def _progress(enabled: bool, label: str):
-    """(on_start, on_progress, on_stage) callbacks driving Rich bars on stderr, or no-ops:
-    one bar for the files, then one per near-duplicate linking stage (one live display)."""
-    if not enabled:
-        yield None, None, None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    from skinctl.console import stderr
-
-    class RateColumn(ProgressColumn):
-        def render(self, task):  # noqa: ANN001, ANN201 - Rich's signature
-            speed = task.finished_speed or task.speed
-            unit = task.fields.get("unit", "images")
-            return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s", style="cyan")
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-    )
-    task_id = None
-
-    def on_start(total: int) -> None:
-        nonlocal task_id
-        task_id = progress.add_task(label, total=total)
-
-    def on_progress(count: int) -> None:
-        if task_id is not None:
-            progress.advance(task_id, count)
-
-    stages: dict[str, int] = {}
-
-    def on_stage(stage: str, done: int, total: int) -> None:
-        if stage not in stages:
-            unit = "pairs" if stage == "verify" else "images"
-            stages[stage] = progress.add_task(f"near duplicates: {stage}", total=total, unit=unit)
-        progress.update(stages[stage], completed=done, total=total)
-
-    with progress:
-        yield on_start, on_progress, on_stage
-
-
-def render_summary(summary: IngestSummary, json_output: bool) -> None:
+def render_summary(result: IngestResult, json_output: bool) -> None:
     from skinctl.console import info, print_json, stderr, stdout, table, warn
 
+    summary = result.summary
     if json_output:
-        print_json(summary.as_json())
+        print_json(summary)
         return
     for note in summary.notes:
         info(f"[dim]{note}[/]")
@@ -105,14 +47,14 @@ def render_summary(summary: IngestSummary, json_output: bool) -> None:
     title = f"ingest {summary.dataset}" + (" (dry run)" if summary.dry_run else f" (run {summary.run_id})")
     stdout.print(table(title, ["what", "count"], rows))
     if summary.rejected_by_reason:
-        from skinctl.ingest.images import reasons_table
+        from skinctl.ingest.report import reasons_table
 
-        stdout.print(table("rejected by reason", ["reason", "count"], reasons_table(summary)))
-        for rejection in summary.rejections[:MAX_PROBLEMS_SHOWN]:
+        stdout.print(table("rejected by reason", ["reason", "count"], reasons_table(result)))
+        for rejection in result.rejections[:MAX_PROBLEMS_SHOWN]:
             warn(f"{rejection.local_path}: {rejection.reason} ({rejection.detail})")
     for problem in summary.metadata_problems[:MAX_PROBLEMS_SHOWN]:
         warn(problem)
-    hidden = max(0, len(summary.rejections) - MAX_PROBLEMS_SHOWN) + max(
+    hidden = max(0, len(result.rejections) - MAX_PROBLEMS_SHOWN) + max(
         0, len(summary.metadata_problems) - MAX_PROBLEMS_SHOWN
     )
     if hidden:
@@ -128,8 +70,11 @@ def render_summary(summary: IngestSummary, json_output: bool) -> None:
 def images(
     ctx: typer.Context,
     path: str = typer.Argument(..., help="Folder that holds the images (or a catalog dataset slug)."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name recorded on every row."),
-    layout: str = typer.Option("auto", "--layout", help="auto | folders | csv | manifest."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d",
+        help="Dataset name recorded on every row (default for a catalog slug: the slug).",
+    ),
+    layout: Layout = typer.Option(Layout.AUTO, "--layout", help="How the folder is laid out."),
     labels: Path | None = typer.Option(None, "--labels", help="Label CSV: filename + class or one-hot columns."),
     metadata: Path | None = typer.Option(
         None, "--metadata", help="Subject metadata CSV keyed by filename or subject_id."
@@ -163,16 +108,19 @@ def images(
     json_output: bool = typer.Option(False, "--json", help="Print only the summary, as JSON."),
 ) -> None:
     """Validate, hash, deduplicate, store and load an image dataset."""
-    from skinctl.console import progress_enabled
-    from skinctl.ingest.images import IngestOptions, ingest_images, resolve_source, write_report
+    from skinctl.console import progress_bar, progress_enabled
+    from skinctl.ingest.images import ingest_images
+    from skinctl.ingest.options import IngestOptions
+    from skinctl.ingest.report import write_report
+    from skinctl.ingest.source import resolve_source
 
     app_state = state(ctx)
     settings = app_state.settings
-    folder, catalog_layout = resolve_source(path, settings)
+    source = resolve_source(path, settings)
     options = IngestOptions(
-        dataset=dataset,
+        dataset=source.dataset_name(dataset),
         storage_url=storage or settings.storage,
-        layout=catalog_layout if layout == "auto" and catalog_layout else layout,
+        layout=source.layout if layout == Layout.AUTO and source.layout else layout,
         labels=labels,
         metadata=metadata,
         filename_pattern=filename_pattern,
@@ -186,15 +134,13 @@ def images(
     )
     options.validate()
     engine = app_state.engine()
-    with _progress(progress_enabled(), f"ingest {dataset}") as (on_start, on_progress, on_link_progress):
-        summary = ingest_images(
-            engine, folder, options,
-            on_start=on_start, on_progress=on_progress, on_link_progress=on_link_progress,
-        )
+    with progress_bar(progress_enabled()) as reporter:
+        result = ingest_images(engine, source.folder, options, report=reporter)
+    # the summary first: a report that cannot be written is one error after it, rows kept
+    render_summary(result, json_output)
     if report is not None:
-        write_report(report, summary)
-    render_summary(summary, json_output)
-    if summary.has_rejections:
+        write_report(report, result)
+    if result.summary.has_rejections:
         raise typer.Exit(EXIT_REJECTED)
 
 
@@ -206,9 +152,10 @@ def demo(
     json_output: bool = typer.Option(False, "--json", help="Print only the summary, as JSON."),
 ) -> None:
     """Make a small labelled image set (with duplicates and a bad file) and ingest it."""
-    from skinctl.console import info, progress_enabled
+    from skinctl.console import info, progress_bar, progress_enabled
     from skinctl.ingest.demo import DEMO_DATASET, make_demo_images
-    from skinctl.ingest.images import IngestOptions, ingest_images
+    from skinctl.ingest.images import ingest_images
+    from skinctl.ingest.options import IngestOptions
 
     app_state = state(ctx)
     settings = app_state.settings
@@ -225,12 +172,9 @@ def demo(
         started_by=settings.user,
     )
     engine = app_state.engine()
-    with _progress(progress_enabled(), "ingest demo") as (on_start, on_progress, on_link_progress):
-        summary = ingest_images(
-            engine, target, options,
-            on_start=on_start, on_progress=on_progress, on_link_progress=on_link_progress,
-        )
-    render_summary(summary, json_output)
+    with progress_bar(progress_enabled()) as reporter:
+        result = ingest_images(engine, target, options, report=reporter)
+    render_summary(result, json_output)
     if not json_output:
         info(
             "the bad file was planted to show a rejection; next: `skinctl stats --dataset demo`, "

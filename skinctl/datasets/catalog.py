@@ -79,6 +79,18 @@ BUILTIN: tuple[DatasetEntry, ...] = (
         description="Face photos in class folders dry/normal/oily under train/valid/test.",
     ),
     DatasetEntry(
+        slug="skin-conditions",
+        title="Augmented Skin Conditions Image Dataset",
+        provider="Kaggle (syedalinaqvi)",
+        source="kaggle",
+        reference="syedalinaqvi/augmented-skin-conditions-image-dataset",
+        kind="images",
+        layout="folders",
+        licence="No licence stated upstream; many images carry DermNet watermarks; research use only.",
+        description="Augmented photos of six conditions (Acne, Carcinoma, Eczema, Keratosis, Milia, "
+        "Rosacea) in class folders under Skin_Conditions/; near copies within a class.",
+    ),
+    DatasetEntry(
         slug="skincare-products",
         title="Skincare Products Clean Dataset",
         provider="Kaggle (eward96), LookFantastic UK",

@@ -23,12 +23,23 @@ import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from skinctl.errors import InputRejected, UsageError
 
-LAYOUTS = ("auto", "folders", "csv", "manifest")
+
+class Layout(StrEnum):
+    """`--layout`: how an image dataset is laid out on disk (the layouts listed above)."""
+
+    AUTO = "auto"
+    FOLDERS = "folders"
+    CSV = "csv"
+    MANIFEST = "manifest"
+
+
+LAYOUTS = tuple(Layout)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 # Folder names that mean a split, and the split they mean.
 SPLIT_NAMES = {

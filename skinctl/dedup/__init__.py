@@ -17,7 +17,6 @@ geometric check accepts are recorded whatever their pHash distance, which goes i
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,21 +30,4 @@ def link(engine: Any, storage: Any, **options: Any) -> LinkSummary:
     return link_images(engine, storage, **options)
 
 
-def link_near_duplicates(
-    engine: Any,
-    storage: Any,
-    *,
-    image_ids: list[int] | None = None,
-    max_distance: int | None = None,
-    workers: int | None = None,
-    progress: Any = None,
-) -> dict[str, Any]:
-    """The older name ingest still calls: `link`, its summary as a dict. New code calls `link`."""
-    summary = link(
-        engine, storage, image_ids=image_ids, max_distance=max_distance, workers=workers,
-        **({"report": progress} if progress is not None else {}),
-    )
-    return dataclasses.asdict(summary)
-
-
-__all__ = ["link", "link_near_duplicates"]
+__all__ = ["link"]

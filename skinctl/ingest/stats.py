@@ -6,10 +6,95 @@ two datasets counts in both. Labels are counted through the source they were rea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+
+
+@dataclass(frozen=True)
+class DatasetCounts:
+    dataset: str
+    files: int
+    images: int
+    exact_duplicate_files: int
+    labelled_images: int
+    label_coverage: float
+
+
+# A TypedDict, not a dataclass: its `--json` key `class` is a Python keyword.
+ClassCount = TypedDict("ClassCount", {"dataset": str, "task": str, "class": str, "split": str, "images": int})
+
+
+@dataclass(frozen=True)
+class NearDuplicateCounts:
+    pairs: int
+    images: int
+    max_distance: int
+
+
+@dataclass(frozen=True)
+class LabelConflicts:
+    exact_duplicate_conflicts: int
+    near_duplicate_conflicts: int
+
+
+@dataclass(frozen=True)
+class RejectedCount:
+    reason: str
+    files: int
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Pixel and byte sizes of the selected images (None when there is none)."""
+
+    images: int
+    min_width: int | None
+    max_width: int | None
+    min_height: int | None
+    max_height: int | None
+    median_width: int | float | None
+    median_height: int | float | None
+    min_bytes: int | None
+    max_bytes: int | None
+    median_bytes: int | float | None
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class AspectCount:
+    aspect: str
+    images: int
+
+
+@dataclass(frozen=True)
+class FormatCount:
+    format: str
+    images: int
+
+
+@dataclass(frozen=True)
+class FlagCount:
+    flag: str
+    images: int
+
+
+@dataclass(frozen=True)
+class DatasetStats:
+    """`skinctl stats`: one dataset (or all, `dataset` None)."""
+
+    dataset: str | None
+    datasets: tuple[DatasetCounts, ...]
+    classes: tuple[ClassCount, ...]
+    near_duplicates: NearDuplicateCounts
+    label_conflicts: LabelConflicts
+    rejected: tuple[RejectedCount, ...]
+    sizes: Sizes
+    aspect: tuple[AspectCount, ...]
+    formats: tuple[FormatCount, ...]
+    quality_flags: tuple[FlagCount, ...]
 
 # A label set per source: 'task:class' sorted, so two sources of one image compare equal when
 # they carry the same labels. Sources without labels do not take part in conflicts.
@@ -40,7 +125,7 @@ def _rows(connection: Connection, sql: str, dataset: str | None) -> list[dict[st
     return [dict(row._mapping) for row in connection.execute(text(sql), {"dataset": dataset})]
 
 
-def dataset_stats(engine: Engine, dataset: str | None = None) -> dict[str, Any]:
+def dataset_stats(engine: Engine, dataset: str | None = None) -> DatasetStats:
     with engine.connect() as connection:
         datasets = _rows(
             connection,
@@ -173,15 +258,17 @@ def dataset_stats(engine: Engine, dataset: str | None = None) -> dict[str, Any]:
         if value is not None and not isinstance(value, int):
             value = float(value)
             sizes[key] = int(value) if value.is_integer() else round(value, 1)
-    return {
-        "dataset": dataset,
-        "datasets": datasets,
-        "classes": classes,
-        "near_duplicates": {"pairs": near["pairs"], "images": near_images, "max_distance": near["max_distance"]},
-        "label_conflicts": conflicts,
-        "rejected": rejected,
-        "sizes": sizes,
-        "aspect": aspect,
-        "formats": formats,
-        "quality_flags": flags,
-    }
+    return DatasetStats(
+        dataset=dataset,
+        datasets=tuple(DatasetCounts(**row) for row in datasets),
+        classes=tuple(ClassCount(**row) for row in classes),
+        near_duplicates=NearDuplicateCounts(
+            pairs=near["pairs"], images=near_images, max_distance=near["max_distance"]
+        ),
+        label_conflicts=LabelConflicts(**conflicts),
+        rejected=tuple(RejectedCount(**row) for row in rejected),
+        sizes=Sizes(**sizes),
+        aspect=tuple(AspectCount(**row) for row in aspect),
+        formats=tuple(FormatCount(**row) for row in formats),
+        quality_flags=tuple(FlagCount(**row) for row in flags),
+    )

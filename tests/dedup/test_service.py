@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 
 from skinctl.console import to_json
 from skinctl.db.models import ImageDedupFeatures, ImageDuplicate
-from skinctl.dedup import link, link_near_duplicates
+from skinctl.dedup import link
 from skinctl.dedup.matcher import METHOD
 from skinctl.dedup.reports import duplicate_groups, image_duplicates, label_conflicts
 from skinctl.errors import NotFound, UsageError
@@ -178,14 +178,6 @@ def test_label_conflicts_exact_and_near(engine, filer, store):
     assert [list(entry) for entry in exact["by_image"][str(photo)]] == [["source_id", "local_path", "labels"]] * 2
     assert all(multi not in c.image_ids for c in conflicts)
     assert [c.labels for c in conflicts if c.image_ids == [twice]] == [["papule", "pustule"]]
-
-
-def test_the_older_entry_point_returns_the_same_summary_as_a_dict(engine, filer, store):
-    """Ingest still calls `link_near_duplicates` and reads the summary's keys."""
-    originals, copies, _unrelated = file_set(filer)
-    summary = link_near_duplicates(engine, store, image_ids=[copies[(1, 11)]], workers=1)
-    assert list(summary) == SCAN_KEYS
-    assert summary["pairs"] >= 1 and summary["method"] == METHOD and summary["unreadable"] == []
 
 
 SCAN_KEYS = ["method", "feature_method", "max_distance", "images", "stored_images", "pairs", "candidates",

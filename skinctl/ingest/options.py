@@ -1,0 +1,54 @@
+"""What one `skinctl ingest images` run was asked to do."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from skinctl.datasets.readers import Layout
+from skinctl.errors import UsageError
+from skinctl.ingest.imageproc import DEFAULT_MAX_PIXELS
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_NEAR_DUPLICATE_DISTANCE = 8
+MAX_NEAR_DUPLICATE_DISTANCE = 15
+DATASET_NAME_MAX = 100  # ml_training_images.dataset_source is VARCHAR(100)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    dataset: str
+    storage_url: str
+    layout: Layout = Layout.AUTO
+    labels: Path | None = None
+    metadata: Path | None = None
+    filename_pattern: str | None = None
+    class_level: int | None = None
+    workers: int = 1
+    batch_size: int = DEFAULT_BATCH_SIZE
+    near_duplicate_distance: int = DEFAULT_NEAR_DUPLICATE_DISTANCE
+    link_near_duplicates: bool = True  # False: left to `skinctl dedup scan`
+    dry_run: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    started_by: str | None = None
+
+    def validate(self) -> None:
+        if not self.dataset.strip() or len(self.dataset) > DATASET_NAME_MAX:
+            raise UsageError(f"--dataset must be a name of 1 to {DATASET_NAME_MAX} characters.")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1.")
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1.")
+        if not 0 <= self.near_duplicate_distance <= MAX_NEAR_DUPLICATE_DISTANCE:
+            raise UsageError(
+                f"--near-duplicate-distance must be between 0 and {MAX_NEAR_DUPLICATE_DISTANCE} bits."
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        """The options as `ingest_runs.options` records them (paths and enums as strings)."""
+        return {
+            key: str(value) if isinstance(value, Path) else value.value if isinstance(value, Enum) else value
+            for key, value in asdict(self).items()
+        }

@@ -1,0 +1,146 @@
+"""The per-file work of an image ingest, run in worker processes.
+
+Each worker reads a file once, runs `imageproc.analyse_bytes` (the ONE decode path) and, unless
+it is a dry run, stores the bytes content-addressed (`<sha[:2]>/<sha>.<ext>`) BEFORE the parent
+commits the rows: a crash leaves at most objects that the rerun references again (a re-put of
+the same content is a no-op), never a row pointing at nothing. Uploads (GCS included) therefore
+run in these processes, one at a time per worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from skinctl.errors import SkinctlError
+from skinctl.ingest.imageproc import DEFAULT_MAX_PIXELS, ImageFacts, ImageRejected, analyse_bytes
+
+MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are refused before being read into memory
+POOL_CHUNKSIZE = 8
+
+
+@dataclass
+class Outcome:
+    """What a worker found for one file."""
+
+    index: int
+    facts: ImageFacts | None = None
+    image_url: str | None = None
+    stored_new: bool = False
+    reason: str | None = None
+    detail: str | None = None
+
+
+_worker_storage = None
+_worker_max_pixels = DEFAULT_MAX_PIXELS
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the parent dies (kill -9), instead of lingering."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _init_worker(storage_url: str | None, max_pixels: int, in_pool: bool = False) -> None:
+    global _worker_storage, _worker_max_pixels
+    if in_pool:
+        import signal
+
+        _die_with_parent()
+        # Ctrl-C is the parent's to handle (it records the run as interrupted and stops the pool)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if storage_url is not None:
+        from skinctl.storage import open_storage
+
+        _worker_storage = open_storage(storage_url)
+    else:
+        _worker_storage = None
+    _worker_max_pixels = max_pixels
+
+
+def read_file(path: Path) -> bytes:
+    """The file's bytes; ImageRejected for what cannot be read (loops, permissions, devices)."""
+    try:
+        info = os.stat(path)  # follows symlinks: a loop raises ELOOP here
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageRejected("not_a_file", "not a regular file (a device, socket or pipe)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageRejected(
+                "too_large", f"{info.st_size:,} bytes is over the limit of {MAX_FILE_BYTES:,}"
+            )
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ImageRejected("symlink_loop", "symbolic link loop (the link points back at itself)") from None
+        if error.errno in (errno.EACCES, errno.EPERM):
+            raise ImageRejected("unreadable", "permission denied") from None
+        if error.errno == errno.ENOENT:
+            raise ImageRejected("missing_file", "file vanished or is a dangling symbolic link") from None
+        raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
+
+
+def process_file(task: tuple[int, str]) -> Outcome:
+    """Read, validate, hash and (unless a dry run) store one file."""
+    index, path = task
+    try:
+        data = read_file(Path(path))
+        facts = analyse_bytes(data, _worker_max_pixels)
+    except ImageRejected as rejected:
+        return Outcome(index, reason=rejected.reason, detail=rejected.detail)
+    except Exception as error:  # a decoder tripping on a malformed file: reject it, go on
+        return Outcome(index, reason="corrupt", detail=f"the decoder failed: {type(error).__name__}: {error}")
+    outcome = Outcome(index, facts=facts)
+    if _worker_storage is not None:
+        from skinctl.storage import content_key
+
+        key = content_key(facts.sha256, facts.ext)
+        outcome.stored_new = _worker_storage.put(key, data)
+        outcome.image_url = _worker_storage.url_for(key)
+    return outcome
+
+
+def outcomes(
+    paths: list[Path], *, workers: int, storage_url: str | None, max_pixels: int
+) -> Iterator[Outcome]:
+    """One outcome per path, in order (`Outcome.index` is the position in `paths`), computed by
+    `workers` processes. `storage_url` None: store nothing (a dry run)."""
+    tasks = [(index, str(path)) for index, path in enumerate(paths)]
+    if workers == 1 or len(tasks) < 2:
+        _init_worker(storage_url, max_pixels)
+        for task in tasks:
+            yield process_file(task)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # fork: the workers need no re-import and touch nothing of the parent's database connections
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    # an executor, not multiprocessing.Pool: a worker that dies (a decoder crash) breaks the
+    # executor with an error instead of leaving the run waiting forever for its results
+    executor = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(storage_url, max_pixels, True),
+    )
+    try:
+        yield from executor.map(process_file, tasks, chunksize=POOL_CHUNKSIZE)
+    except BrokenProcessPool:
+        raise SkinctlError(
+            "A worker process died while reading images (a crash in an image decoder or out of memory).",
+            hint="Committed batches are kept: run the same command again to resume, with fewer --workers if memory is short.",
+        ) from None
+    finally:
+        # on Ctrl-C or an error, drop the queued work instead of finishing it
+        executor.shutdown(wait=False, cancel_futures=True)
