@@ -181,7 +181,10 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
         result = cli("--storage", local_store.base_url, "storage", "gc")
         assert result.exit_code == 2 and "are running" in result.stderr
     finally:
-        ingest_session.close()  # the ingest dies (kill -9): its row still says running
+        # the ingest dies (kill -9): its connection goes (not back to the pool, where a
+        # session-level advisory lock would live on), its row still says running
+        ingest_session.invalidate()
+        ingest_session.close()
     with engine.connect() as connection:
         assert connection.execute(select(IngestRun.status)).scalar_one() == "running"
     assert collect_garbage(engine, local_store, dry_run=False).deleted == 1
