@@ -17,7 +17,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data next to the project; SKINCTL_SHARED_DATA points elsewhere (a git worktree).
+SHARED_DATA = Path(
+    os.environ.get("SKINCTL_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 def shared_data(*parts: str) -> Path:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,36 +326,61 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
             "inventory_size": len(index)}
 
 
-# --- reviews ----------------------------------------------------------------------------------
+# --- reviews ---------------------------------------------------------------------------------
+
+REVIEW_BATCH = 10_000
+# The review columns a file sets, in COPY order (the rest are the database's).
+REVIEW_COLUMNS = (
+    "source", "external_id", "product_external_id", "author_id", "rating", "is_recommended",
+    "helpfulness", "total_feedback_count", "skin_type", "skin_tone", "eye_color", "hair_color",
+    "title", "review_text", "submitted_on", "raw",
+)
 
 
-def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: str | None = None,
-                   progress: ReportProgress = no_progress) -> IngestReport:
+def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sephora", *,
+                   user: str | None = None, progress: ReportProgress = no_progress) -> IngestReport:
+    """Load review files in one run, streamed: each batch is COPYed into a staging table and
+    upserted from there (re-running changes nothing). Reviews whose product is not loaded yet
+    are kept and linked when it arrives."""
     if fmt not in REVIEW_FORMATS:
         raise InputRejected(f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}.")
-    path = _check_file(path)
-    report = TableReport("reviews", str(path))
-    rows = _split(readers.read_reviews(path, fmt), report, lambda r: r["external_id"])
-    with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=str(path),
-                             options={"format": fmt}, user=user) as run:
-        result = IngestReport(run.id, [report])
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    if not files:
+        raise InputRejected("No review file given.", hint="Pass one or more review CSV files, or `sephora`.")
+    files = [_check_file(path) for path in files]
+    with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=", ".join(map(str, files)),
+                             options={"format": fmt, "files": [str(f) for f in files]}, user=user) as run:
+        result = IngestReport(run.id, [])
+        first_line: dict[int, str] = {}  # hash of a review key -> where it was first read
         done = 0
-        for batch in _batches(rows):
-            values = [{**item.record, "raw": _jsonable(item.raw)} for item in batch]
-            with engine.begin() as connection:
-                inserted, updated = _upsert(connection, Review.__table__, values, ("source", "external_id"))
-                changed = [k[1] for k in inserted + updated]
-                if changed:
-                    connection.execute(
-                        update(Review).where(Review.source == fmt, Review.external_id.in_(changed))
-                        .values(ingest_run_id=run.id)
-                    )
-            report.inserted += len(inserted)
-            report.updated += len(updated)
-            report.unchanged += len(batch) - len(inserted) - len(updated)
-            done += len(batch)
-            progress("reviews", done, len(rows))
-        _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
+        for path in files:
+            report = TableReport("reviews", str(path))
+            result.tables.append(report)
+            batch: list[tuple] = []
+            for item in readers.read_reviews(path, fmt):
+                report.total += 1
+                if isinstance(item, RowProblem):
+                    report.problems.append(item)
+                    continue
+                record = item.record
+                key = hash(record["external_id"])
+                if key in first_line:
+                    report.duplicates.append(RowProblem(
+                        report.file, item.line, "duplicate",
+                        f"{record['external_id']} already read at {first_line[key]}",
+                    ))
+                    continue
+                first_line[key] = f"{path.name}:{item.line}"
+                batch.append(_review_row(record, item.raw))
+                if len(batch) >= REVIEW_BATCH:
+                    done += _write_reviews(engine, run.id, batch, report)
+                    batch = []
+                    progress("reviews", done, None)
+            done += _write_reviews(engine, run.id, batch, report)
+            progress("reviews", done, None)
+            run.counts = _run_counts(result)
+            run.save_counts(engine)
+            _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
             result.extra["reviews_linked"] = link_reviews(connection)
             result.extra["reviews_without_product"] = connection.execute(
@@ -362,6 +388,44 @@ def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: st
             ).scalar_one()
         run.counts = _run_counts(result)
     return result
+
+
+def _review_row(record: dict[str, Any], raw: dict[str, str]) -> tuple:
+    values = {**record, "raw": json.dumps(_jsonable(raw), ensure_ascii=False)}
+    return tuple(values[column] for column in REVIEW_COLUMNS)
+
+
+_COMPARED = [c for c in REVIEW_COLUMNS if c not in ("source", "external_id")]
+_UPSERT_REVIEWS = text(
+    f"INSERT INTO reviews ({', '.join(REVIEW_COLUMNS)}, product_id, ingest_run_id) "
+    f"SELECT {', '.join('s.' + c for c in REVIEW_COLUMNS)}, p.id, :run_id FROM review_stage s "
+    "LEFT JOIN products p ON p.source = s.source AND p.external_id = s.product_external_id "
+    "ON CONFLICT (source, external_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COMPARED)
+    + ", product_id = COALESCE(excluded.product_id, reviews.product_id), "
+    "ingest_run_id = excluded.ingest_run_id, updated_at = now() "
+    f"WHERE ({', '.join('reviews.' + c for c in _COMPARED)}) IS DISTINCT FROM "
+    f"({', '.join('excluded.' + c for c in _COMPARED)}) "
+    "RETURNING (xmax = 0) AS inserted"
+)
+
+
+def _write_reviews(engine: Engine, run_id: int, rows: list[tuple], report: TableReport) -> int:
+    """COPY one batch into a staging table, then upsert it into reviews in one statement."""
+    if not rows:
+        return 0
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TEMP TABLE IF NOT EXISTS review_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WITH NO DATA"
+        ))
+        _copy_rows(connection, "review_stage", REVIEW_COLUMNS, rows)
+        flags = connection.execute(_UPSERT_REVIEWS, {"run_id": run_id}).scalars().all()
+    inserted = sum(flags)
+    report.inserted += inserted
+    report.updated += len(flags) - inserted
+    report.unchanged += len(rows) - len(flags)
+    return len(rows)
 
 
 # --- CosIng -----------------------------------------------------------------------------------
@@ -375,15 +439,21 @@ def ingest_cosing(
     annex_ii: Path | None = None,
     annex_iii: Path | None = None,
     *,
+    annex_iv: Path | None = None,
+    annex_v: Path | None = None,
+    annex_vi: Path | None = None,
     user: str | None = None,
     match: bool = True,
     progress: ReportProgress = no_progress,
 ) -> IngestReport:
-    """Load the inventory and the annexes, link annex entries to inventory ingredients, then
-    re-match product ingredients (the dictionary may have changed)."""
-    files = {"inventory": inventory, "annex_ii": annex_ii, "annex_iii": annex_iii}
+    """Load the inventory and the annexes (II prohibited, III restricted, IV colorants, V
+    preservatives, VI UV filters), link annex entries to inventory ingredients, then re-match
+    product ingredients (the dictionary may have changed)."""
+    annexes = {"II": annex_ii, "III": annex_iii, "IV": annex_iv, "V": annex_v, "VI": annex_vi}
+    files = {"inventory": inventory, **{f"annex_{k.lower()}": v for k, v in annexes.items()}}
     if not any(files.values()):
-        raise InputRejected("No CosIng file given.", hint="Pass --inventory and/or --annex-ii/--annex-iii.")
+        raise InputRejected("No CosIng file given.",
+                            hint="Pass --inventory and/or --annex-ii ... --annex-vi, or the slug `cosing`.")
     for path in files.values():
         if path is not None:
             _check_file(path)
@@ -396,7 +466,7 @@ def ingest_cosing(
             rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
             _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
             result.tables.append(report)
-        for annex, path in (("II", annex_ii), ("III", annex_iii)):
+        for annex, path in annexes.items():
             if path is None:
                 continue
             report = TableReport(f"annex_{annex.lower()}", str(path))
@@ -413,6 +483,84 @@ def ingest_cosing(
             result.extra["matching"] = rematch_all(engine)
         run.counts = _run_counts(result)
     return result
+
+
+_ANNEX_FILE = re.compile(r"annex[_ -]?(II|III|IV|V|VI)(?![IVX])", re.IGNORECASE)
+
+
+def cosing_files(folder: Path) -> dict[str, Path]:
+    """The CosIng files of a folder, found by name: `inventory` (COSING_Ingredients*.csv) and
+    `annex_ii` ... `annex_vi` (COSING_Annex_<N>*)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        name = path.name
+        if name.lower().startswith("cosing_ingredients") and name.lower().endswith(".csv"):
+            found.setdefault("inventory", path)
+        elif (annex := _ANNEX_FILE.search(name)) is not None:
+            found.setdefault(f"annex_{annex.group(1).lower()}", path)
+    if not found:
+        raise InputRejected(f"{folder} holds no CosIng file (COSING_Ingredients*.csv, COSING_Annex_*).",
+                            hint="Fetch it again with `skinctl fetch get cosing --from DIR`.")
+    return found
+
+
+def sephora_files(folder: Path) -> tuple[Path | None, list[Path]]:
+    """The Sephora set's product file and every review file (`reviews_*.csv`, in any subfolder)."""
+    products = next(iter(sorted(folder.rglob("product_info.csv"))), None)
+    reviews = [p for p in sorted(folder.rglob("*reviews_*.csv")) if p.is_file()]
+    return products, reviews
+
+
+def product_file(arg: str, fmt: str | None, settings: Any) -> tuple[Path, str]:
+    """The product file an argument names (a file, a folder, a slug) and its format."""
+    path = resolve_dataset(arg, settings)
+    if path.is_dir():
+        candidates = [p for name in readers.PRODUCT_FILE_FORMATS for p in sorted(path.rglob(name))]
+        if not candidates:
+            raise InputRejected(f"{path} holds no product file ({', '.join(readers.PRODUCT_FILE_FORMATS)}).",
+                                hint="Give the product CSV and --format.")
+        path = candidates[0]
+    fmt = fmt or readers.PRODUCT_FILE_FORMATS.get(path.name)
+    if fmt is None:
+        raise InputRejected(f"The format of {path} is not known from its name.",
+                            hint=f"Pass --format ({', '.join(PRODUCT_FORMATS)}).")
+    return path, str(fmt)
+
+
+def review_files(args: Sequence[str], settings: Any) -> list[Path]:
+    """Every review file the arguments name: files as given; for a folder or the slug
+    `sephora`, all its `reviews_*.csv` files."""
+    files: list[Path] = []
+    for arg in args:
+        path = resolve_dataset(arg, settings)
+        if path.is_dir():
+            found = sephora_files(path)[1]
+            if not found:
+                raise InputRejected(f"{path} holds no review file (reviews_*.csv).",
+                                    hint="Give the review CSV files.")
+            files.extend(found)
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def resolve_dataset(arg: str | Path, settings: Any) -> Path:
+    """A path as given, or the folder of a catalog slug's newest fetch (`sephora`, `cosing`),
+    through the catalog's one resolver (the one `ingest images SLUG` uses)."""
+    from skinctl.datasets.catalog import looks_like_slug, resolve_fetched
+    from skinctl.errors import NotFound
+
+    path = Path(arg).expanduser()
+    if path.exists() or not looks_like_slug(str(arg)):
+        return path
+    try:
+        folder, _layout = resolve_fetched(str(arg), settings)
+    except NotFound:
+        raise InputRejected(f"{arg!r} is neither a file nor a dataset in the catalog.",
+                            hint="`skinctl fetch list` shows the catalog.") from None
+    return folder
 
 
 def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[str, ...],

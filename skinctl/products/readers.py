@@ -9,14 +9,15 @@ literals in cells, prices such as `£5.20`, names padded with spaces, `-` for em
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
-import io
 import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -61,27 +62,40 @@ class BadRow(Exception):
         self.detail = detail
 
 
-def read_text(path: Path) -> str:
+def _encoding_of(path: Path) -> str:
+    """utf-8-sig, or cp1252 for exports saved from spreadsheet programs on Windows. Decodes the
+    file in chunks (a million-row review file is never held whole)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
     except OSError as error:
         raise InputRejected(f"Cannot read {path}: {error.strerror or error}.") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Exports saved from spreadsheet programs on Windows.
-        return data.decode("cp1252", errors="replace")
+    return "utf-8-sig"
 
 
 def iter_csv_rows(
     path: Path, required: tuple[str, ...]
 ) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
-    """Rows of a CSV file as {header: cell}, with the line each row starts on.
+    """Rows of a CSV file as {header: cell}, with the line each row starts on, streamed.
 
     The header is the first row holding every `required` column; anything before it is a
-    preamble. Blank lines are not rows."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    preamble. Blank lines are not rows. A file whose header lacks a required column is one
+    error naming the missing columns."""
+    encoding = _encoding_of(path)
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        yield from _csv_rows(path, csv.reader(handle), required)
+
+
+def _csv_rows(
+    path: Path, reader: Any, required: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
     header: list[str] | None = None
+    closest: tuple[int, list[str]] = (0, [])  # the preamble row most like a header
     previous_line = 0
     while True:
         try:
@@ -99,8 +113,11 @@ def iter_csv_rows(
             continue
         if header is None:
             stripped = [cell.strip().lstrip("\ufeff") for cell in cells]
-            if all(column in stripped for column in required):
+            present = sum(column in stripped for column in required)
+            if present == len(required):
                 header = stripped
+            elif present > closest[0]:
+                closest = (present, stripped)
             continue
         if len(cells) != len(header):
             yield RowProblem(
@@ -110,6 +127,13 @@ def iter_csv_rows(
             continue
         yield start, dict(zip(header, cells, strict=True))
     if header is None:
+        if closest[0]:
+            missing = [column for column in required if column not in closest[1]]
+            raise InputRejected(
+                f"{path} has no column {', '.join(repr(c) for c in missing)} "
+                f"(its header has {len(closest[1])} columns).",
+                hint="Check the file and the --format option.",
+            )
         raise InputRejected(
             f"{path} has no header row with the columns {', '.join(required)}.",
             hint="Check the file and the --format option.",
@@ -283,6 +307,7 @@ def _sephora_product(row: dict[str, str]) -> dict[str, Any]:
         "size": name_cell(row.get("size")),
         "rating": rating,
         "review_count": int_cell(row.get("reviews"), "reviews"),
+        "highlights": [h.strip() for h in list_literal_cell(row.get("highlights"), "highlights") if h.strip()],
         "ingredients": sephora_ingredients(list_literal_cell(row.get("ingredients"), "ingredients")),
     }
 
@@ -311,9 +336,23 @@ def _skincare_clean_product(row: dict[str, str]) -> dict[str, Any]:
         "size": None,
         "rating": None,
         "review_count": None,
+        "highlights": [],
         "ingredients": dedupe_ingredients(names),
     }
 
+
+class ProductFormat(StrEnum):
+    SEPHORA = "sephora"
+    SKINCARE_CLEAN = "skincare-clean"
+
+
+class ReviewFormat(StrEnum):
+    SEPHORA = "sephora"
+
+
+# The file names of the catalog's product sets, so `--format` can be left out for them.
+PRODUCT_FILE_FORMATS = {"product_info.csv": ProductFormat.SEPHORA,
+                        "skincare_products_clean.csv": ProductFormat.SKINCARE_CLEAN}
 
 PRODUCT_FORMATS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], dict[str, Any]]]] = {
     "sephora": (("product_id", "product_name", "brand_name", "ingredients", "price_usd"), _sephora_product),
@@ -346,6 +385,10 @@ def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
     if rating is not None and not 1 <= rating <= 5:
         raise BadRow("bad_rating", f"rating={rating} is outside 1..5")
     submitted = date_cell(row.get("submission_time"), "submission_time", ("%Y-%m-%d",))
+    title, body = text_cell(row.get("review_title")), text_cell(row.get("review_text"))
+    if not _has_words(title) and not _has_words(body):
+        what = "empty" if not (title or body) else f"not text ({(body or title or '')[:40]!r})"
+        raise BadRow("empty_text", f"review of {product} by {author} is {what}")
     # The unnamed first column numbers the rows of the original file; with author, product and
     # date it identifies a review (one author reviews one product several times a day).
     index = text_cell(row.get("")) or ""
@@ -362,14 +405,24 @@ def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
         "skin_tone": text_cell(row.get("skin_tone")),
         "eye_color": text_cell(row.get("eye_color")),
         "hair_color": text_cell(row.get("hair_color")),
-        "title": text_cell(row.get("review_title")),
-        "review_text": text_cell(row.get("review_text")),
+        "title": title,
+        "review_text": body,
         "submitted_on": submitted,
     }
 
 
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _has_words(value: str | None) -> bool:
+    return bool(value and _WORD.search(value))
+
+
+REVIEW_COLUMNS = ("author_id", "rating", "product_id", "submission_time", "review_text")
+
+
 def read_reviews(path: Path, fmt: str = "sephora") -> Iterator[ReadRow | RowProblem]:
-    return _rows(path, ("author_id", "rating", "product_id", "submission_time"), _sephora_review)
+    return _rows(path, REVIEW_COLUMNS, _sephora_review)
 
 
 COSING_DATES = ("%d/%m/%Y", "%Y-%m-%d")
@@ -429,14 +482,16 @@ _CONDITIONAL_PROHIBITION = re.compile(
 def _annex_ii(row: dict[str, str]) -> dict[str, Any]:
     record = _annex_common(row, "II")
     record.update(glossary_name=None, product_type=None, max_concentration=None,
-                  other_limitations=None, conditions=None,
+                  other_limitations=None, conditions=None, colour=None,
                   conditional=bool(_CONDITIONAL_PROHIBITION.search(record["chemical_name"] or "")))
     return record
 
 
-def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
-    record = _annex_common(row, "III")
-    glossary = name_cell(row.get("Name of Common Ingredients Glossary"), dash_is_empty=True)
+def _annex_with_conditions(row: dict[str, str], annex: str, glossary_column: str) -> dict[str, Any]:
+    """Annexes III to VI: the substance, and the conditions of use as written (lettered
+    per-product-type parts such as "a) Rinse-off products" kept in the text)."""
+    record = _annex_common(row, annex)
+    glossary = name_cell(row.get(glossary_column), dash_is_empty=True)
     record.update(
         glossary_name=glossary.upper() if glossary else None,
         product_type=text_cell(row.get("Product Type, body parts"), dash_is_empty=True),
@@ -446,19 +501,36 @@ def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
         other_limitations=text_cell(row.get("Other"), dash_is_empty=True),
         conditions=text_cell(row.get("Wording of conditions of use and warnings"), dash_is_empty=True),
         conditional=False,
+        colour=name_cell(row.get("Color"), dash_is_empty=True),
     )
+    if not record["chemical_name"]:
+        record["chemical_name"] = name_cell(row.get("Chemical name"), dash_is_empty=True)
+    # Names in the glossary column are joined by " / " or "; " (Annex V 1a: twelve benzoates).
+    names = [n.upper() for n in re.split(r"\s*(?:/|;)\s*", glossary or "") if n.strip()]
+    record["identified_ingredients"] = list(dict.fromkeys(record["identified_ingredients"] + names))
     return record
+
+
+GLOSSARY = "Name of Common Ingredients Glossary"
+ANNEX_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    # annex: (header columns that identify its file, the glossary-name column)
+    "II": (("Reference Number", "Chemical name / INN", "CAS Number"), ""),
+    "III": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
+    "IV": (("Reference Number", "Chemical name", "Colour index Number / Name of Common Ingredients Glossary"),
+           "Colour index Number / Name of Common Ingredients Glossary"),
+    "V": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
+    "VI": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
+}
+ANNEXES = tuple(ANNEX_COLUMNS)
 
 
 def read_annex(path: Path, annex: str) -> Iterator[ReadRow | RowProblem]:
     """Annex rows; `entry_no` numbers the rows that share a reference number, in file order."""
+    required, glossary_column = ANNEX_COLUMNS[annex]
     if annex == "II":
-        rows = _rows(path, ("Reference Number", "Chemical name / INN", "CAS Number"), _annex_ii)
+        rows = _rows(path, required, _annex_ii)
     else:
-        rows = _rows(
-            path, ("Reference Number", "Chemical name / INN", "Name of Common Ingredients Glossary"),
-            _annex_iii,
-        )
+        rows = _rows(path, required, lambda row: _annex_with_conditions(row, annex, glossary_column))
     seen: dict[str, int] = {}
     for item in rows:
         if isinstance(item, ReadRow):
