@@ -11,6 +11,7 @@ import typer
 
 from skinctl.commands.common import state
 from skinctl.console import progress_bar, progress_enabled
+from skinctl.errors import EXIT_REJECTED
 from skinctl.products.readers import ProductFormat, ReviewFormat
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
@@ -45,7 +46,7 @@ def _render(report, as_json: bool) -> None:  # noqa: ANN001 - IngestReport, impo
             info(f"{document['reviews_without_product']} reviews wait for their product "
                  "(kept; linked when it is ingested)")
     if report.rejected:
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def ingest_products(

@@ -101,24 +101,24 @@ def test_check_text_and_product(loaded):
     from skinctl.products.analysis import check_ingredients
 
     result = check_ingredients(loaded, text="Aqua, Salicylic Acid, Vitamin E, Unicorn Tears, Petrolatum")
-    statuses = {i["name"]: i["status"] for i in result["ingredients"]}
+    statuses = {i.name: i.status for i in result.ingredients}
     assert statuses == {"Aqua": "ok", "Salicylic Acid": "restricted", "Vitamin E": "ok",
                         "Unicorn Tears": "unmatched", "Petrolatum": "conditionally_prohibited"}
-    petrolatum = result["ingredients"][4]["annex"]
+    petrolatum = result.ingredients[4].annex
     # linked both by the annex's own ingredient list and by the inventory's II/904 reference
-    assert [(a["annex"], a["reference"], a["linked_by"]) for a in petrolatum] == [("II", "904", "identified_name")]
-    assert result["summary"]["conditionally_prohibited"] == ["Petrolatum"]
-    salicylic = result["ingredients"][1]
-    assert salicylic["annex"][0]["annex"] == "III" and "2,0 %" in salicylic["annex"][0]["max_concentration"]
-    assert salicylic["functions"] == ["PRESERVATIVE"]
-    assert result["summary"]["prohibited"] == []
+    assert [(a.annex, a.reference, a.linked_by) for a in petrolatum] == [("II", "904", "identified_name")]
+    assert result.summary.conditionally_prohibited == ["Petrolatum"]
+    salicylic = result.ingredients[1]
+    assert salicylic.annex[0].annex == "III" and "2,0 %" in salicylic.annex[0].max_concentration
+    assert salicylic.functions == ["PRESERVATIVE"]
+    assert result.summary.prohibited == []
 
     with loaded.connect() as connection:
         scented = connection.execute(select(Product.id).where(Product.name == "Scented Cream")).scalar_one()
     result = check_ingredients(loaded, product_ref=str(scented))
-    assert result["summary"]["prohibited"] == ["butylphenyl methylpropional"]
-    lilial = result["ingredients"][2]
-    assert {a["linked_by"] for a in lilial["annex"]} == {"identified_name"}
+    assert result.summary.prohibited == ["butylphenyl methylpropional"]
+    lilial = result.ingredients[2]
+    assert {a.linked_by for a in lilial.annex} == {"identified_name"}
 
 
 def test_map_show_unmatched_and_stats(loaded):
@@ -130,16 +130,16 @@ def test_map_show_unmatched_and_stats(loaded):
     )
 
     before = product_stats(loaded)
-    assert before["products_total"] == 9 and before["reviews"] == 4
-    assert 0 < before["match_rate"] <= 1
+    assert before.products_total == 9 and before.reviews == 4
+    assert 0 < before.match_rate <= 1
     mapped = map_ingredient(loaded, "Unicorn Tears", "aqua")
-    assert mapped["product_ingredients_updated"] == 0 and mapped["inci_name"] == "AQUA"
-    assert unmatched_names(loaded)["total_distinct"] == before["distinct_names"] - before["distinct_names_matched"]
+    assert mapped.product_ingredients_updated == 0 and mapped.inci_name == "AQUA"
+    assert unmatched_names(loaded).total_distinct == before.distinct_names - before.distinct_names_matched
 
     shown = show_ingredient(loaded, "Vitamin E")
-    assert shown["ingredient"]["inci_name"] == "TOCOPHEROL" and shown["match"]["method"] == "synonym"
-    assert shown["product_count"] == 4  # Hydra Cream, Night Serum, both Gentle Cream sizes
-    assert show_ingredient(loaded, "Butylphenyl Methylpropional")["status"] == "prohibited"
+    assert shown.ingredient.inci_name == "TOCOPHEROL" and shown.match.method == "synonym"
+    assert shown.product_count == 4  # Hydra Cream, Night Serum, both Gentle Cream sizes
+    assert show_ingredient(loaded, "Butylphenyl Methylpropional").status == "prohibited"
 
 
 def test_recommend_like_with_filters_and_skin_type(loaded):
@@ -148,22 +148,22 @@ def test_recommend_like_with_filters_and_skin_type(loaded):
     with loaded.connect() as connection:
         night = connection.execute(select(Product.id).where(Product.external_id == "P3")).scalar_one()
     result = recommend(loaded, like=str(night), limit=5)
-    names = [r["product"]["name"] for r in result["results"]]
+    names = [r.product.name for r in result.results]
     # Padded Serum shares the rare RETINOL and NIACINAMIDE-free aqua; the gift set shares retinol too
     assert names[0] in {"Gift Set", "Padded Serum"}
-    assert all(r["similarity"] > 0 for r in result["results"])
-    assert "TF-IDF cosine" in result["results"][0]["why"]
-    assert "RETINOL" in result["results"][0]["shared_ingredients"]
+    assert all(r.similarity > 0 for r in result.results)
+    assert "TF-IDF cosine" in result.results[0].why
+    assert "RETINOL" in result.results[0].shared_ingredients
 
     avoided = recommend(loaded, like=str(night), avoid=["retinol"], limit=10)
-    assert all("RETINOL" not in r["shared_ingredients"] for r in avoided["results"])
-    assert avoided["excluded_for_avoided_ingredients"] >= 2
+    assert all("RETINOL" not in r.shared_ingredients for r in avoided.results)
+    assert avoided.excluded_for_avoided_ingredients >= 2
 
-    oily = recommend(loaded, skin_type="oily", types=["moisturiser"], max_price=40, limit=10)
-    ranked = [r["product"]["external_id"] for r in oily["results"]]
+    oily = recommend(loaded, skin_type="oily", types=["moisturizer"], max_price=40, limit=10)
+    ranked = [r.product.external_id for r in oily.results]
     # P2 has two 5-star oily reviews, P1 one 2-star oily review
     assert ranked.index("P2") < ranked.index("P1")
-    p2 = oily["results"][ranked.index("P2")]
-    assert p2["skin_type_reviews"] == {"skin_type": "oily", "reviews": 2, "mean_rating": 5.0}
-    assert "reviewer(s) with oily skin" in p2["why"]
-    assert all(r["product"]["price"] is not None and float(r["product"]["price"]) <= 40 for r in oily["results"])
+    p2 = oily.results[ranked.index("P2")]
+    assert (p2.skin_type_reviews.reviews, p2.skin_type_reviews.mean_rating, p2.skin_type_reviews.positive) == (2, 5.0, 2)
+    assert "too few reviews from oily skin for a share (2; 10 needed)" in p2.why
+    assert all(r.product.price is not None and float(r.product.price) <= 40 for r in oily.results)

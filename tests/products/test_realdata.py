@@ -36,9 +36,9 @@ def test_real_files_load_and_every_row_is_accounted_for(engine):
     assert reviews.extra["reviews_without_product"] == 0
 
     stats = product_stats(engine)
-    assert stats["products"] == {"sephora": 8494, "skincare-clean": 1138}
-    assert stats["match_rate"] > 0.9
-    assert stats["annex_ii_entries"] == 1744 and stats["annex_iii_entries"] == 373
+    assert stats.products == {"sephora": 8494, "skincare-clean": 1138}
+    assert stats.match_rate > 0.9
+    assert stats.annex_ii_entries == 1744 and stats.annex_iii_entries == 373
 
     # running again changes nothing
     again = ingest_products(engine, shared_data("products", "skincare_products_clean.csv"), "skincare-clean")
@@ -46,5 +46,5 @@ def test_real_files_load_and_every_row_is_accounted_for(engine):
     assert again.extra["matching"]["links_changed"] == 0
 
     lilial = check_ingredients(engine, text="Aqua, Glycerin, Butylphenyl Methylpropional, Salicylic Acid")
-    assert lilial["summary"]["prohibited"] == ["Butylphenyl Methylpropional"]
-    assert "Salicylic Acid" in lilial["summary"]["restricted"]
+    assert lilial.summary.prohibited == ["Butylphenyl Methylpropional"]
+    assert "Salicylic Acid" in lilial.summary.restricted
