@@ -12,7 +12,7 @@ import typer
 from skinctl.commands.common import state
 from skinctl.console import progress_bar, progress_enabled
 from skinctl.errors import EXIT_REJECTED
-from skinctl.products.readers import ProductFormat, ReviewFormat
+from skinctl.products.choices import ProductFormat, ReviewFormat
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 
 from skinctl.commands.common import state
-from skinctl.products.readers import ProductFormat
-from skinctl.products.recommend import Concern, ProductKind, SkinType
+from skinctl.products.choices import Concern, ProductFormat, ProductKind, SkinType
 
 app = typer.Typer(help="Products, their ingredients and recommendations.", no_args_is_help=True)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")

@@ -48,7 +48,7 @@ def _headline(run: dict[str, Any]) -> str:
 @app.command("run")
 def run(
     ctx: typer.Context,
-    task: str = typer.Option(..., "--task", help="skin-type, condition or severity."),
+    task: str = typer.Option(..., "--task", help="skin-type, condition, severity, or sentiment (reviews)."),
     dataset: list[str] = typer.Option([], "--dataset", help="Only images of this dataset (repeatable)."),
     verified_only: bool = typer.Option(False, "--verified-only", help="Only labels a person verified."),
     classes: str | None = typer.Option(None, "--classes", help="Comma-separated classes to learn (default: all)."),
@@ -87,6 +87,11 @@ def run(
     from skinctl.train.runner import TrainOptions, run_training
 
     app_state = state(ctx)
+    if task == "sentiment":  # review sentiment: trained and recorded by skinctl.reviews (issue 14)
+        from skinctl.commands.reviews import train_sentiment
+
+        train_sentiment(ctx, as_json)
+        return
     options = TrainOptions(
         task=task, datasets=list(dataset), verified_only=verified_only,
         classes=classes.split(",") if classes else None, multi_label=multi_label,

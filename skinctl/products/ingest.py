@@ -44,6 +44,7 @@ from skinctl.db.models import (
 from skinctl.db.runs import IngestRunRecord, recorded_ingest_run
 from skinctl.errors import InputRejected
 from skinctl.products import readers
+from skinctl.products.choices import PRODUCT_FILE_FORMATS
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import name_key
 from skinctl.products.readers import ReadRow, RowProblem
@@ -260,12 +261,12 @@ def _replace_ingredient_lists(
             found = index.match(name)
             rows.append((ids[external_id], position, name, name_key(name), found.ingredient_id,
                          found.method, found.score))
-    _copy_rows(connection, "product_ingredients",
+    copy_rows(connection, "product_ingredients",
                ("product_id", "position", "name_as_written", "name_key", "ingredient_id",
                 "match_method", "match_score"), rows)
 
 
-def _copy_rows(connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def copy_rows(connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Bulk insert with COPY, in the connection's transaction (10x faster than INSERTs)."""
     if not rows:
         return
@@ -310,7 +311,7 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
             "CREATE TEMP TABLE match_results (name_key text PRIMARY KEY, ingredient_id int, "
             "match_method varchar(10), match_score float) ON COMMIT DROP"
         ))
-        _copy_rows(connection, "match_results",
+        copy_rows(connection, "match_results",
                    ("name_key", "ingredient_id", "match_method", "match_score"),
                    [(key, m.ingredient_id, m.method, m.score) for key, m in results])
         changed = connection.execute(text(
@@ -419,7 +420,7 @@ def _write_reviews(engine: Engine, run_id: int, rows: list[tuple], report: Table
             "CREATE TEMP TABLE IF NOT EXISTS review_stage ON COMMIT DELETE ROWS AS "
             f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WITH NO DATA"
         ))
-        _copy_rows(connection, "review_stage", REVIEW_COLUMNS, rows)
+        copy_rows(connection, "review_stage", REVIEW_COLUMNS, rows)
         flags = connection.execute(_UPSERT_REVIEWS, {"run_id": run_id}).scalars().all()
     inserted = sum(flags)
     report.inserted += inserted
@@ -517,12 +518,12 @@ def product_file(arg: str, fmt: str | None, settings: Any) -> tuple[Path, str]:
     """The product file an argument names (a file, a folder, a slug) and its format."""
     path = resolve_dataset(arg, settings)
     if path.is_dir():
-        candidates = [p for name in readers.PRODUCT_FILE_FORMATS for p in sorted(path.rglob(name))]
+        candidates = [p for name in PRODUCT_FILE_FORMATS for p in sorted(path.rglob(name))]
         if not candidates:
-            raise InputRejected(f"{path} holds no product file ({', '.join(readers.PRODUCT_FILE_FORMATS)}).",
+            raise InputRejected(f"{path} holds no product file ({', '.join(PRODUCT_FILE_FORMATS)}).",
                                 hint="Give the product CSV and --format.")
         path = candidates[0]
-    fmt = fmt or readers.PRODUCT_FILE_FORMATS.get(path.name)
+    fmt = fmt or PRODUCT_FILE_FORMATS.get(path.name)
     if fmt is None:
         raise InputRejected(f"The format of {path} is not known from its name.",
                             hint=f"Pass --format ({', '.join(PRODUCT_FORMATS)}).")

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -340,19 +339,6 @@ def _skincare_clean_product(row: dict[str, str]) -> dict[str, Any]:
         "ingredients": dedupe_ingredients(names),
     }
 
-
-class ProductFormat(StrEnum):
-    SEPHORA = "sephora"
-    SKINCARE_CLEAN = "skincare-clean"
-
-
-class ReviewFormat(StrEnum):
-    SEPHORA = "sephora"
-
-
-# The file names of the catalog's product sets, so `--format` can be left out for them.
-PRODUCT_FILE_FORMATS = {"product_info.csv": ProductFormat.SEPHORA,
-                        "skincare_products_clean.csv": ProductFormat.SKINCARE_CLEAN}
 
 PRODUCT_FORMATS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], dict[str, Any]]]] = {
     "sephora": (("product_id", "product_name", "brand_name", "ingredients", "price_usd"), _sephora_product),

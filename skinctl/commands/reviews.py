@@ -1,0 +1,135 @@
+"""`skinctl reviews`: score review sentiment with a trained run, and show what reviewers say
+about a product. Training is `skinctl train run --task sentiment`."""
+
+from __future__ import annotations
+
+import typer
+
+from skinctl.commands.common import state
+from skinctl.products.choices import SkinType
+
+app = typer.Typer(help="Review sentiment: score reviews, and what reviewers say about a product.",
+                  no_args_is_help=True)
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
+
+# `train run` options a sentiment run takes (the others are image options).
+SENTIMENT_OPTIONS = ("epochs", "batch_size", "learning_rate", "seed", "val_fraction", "test_fraction",
+                     "patience", "name", "version", "notes")
+
+
+def train_sentiment(ctx: typer.Context, as_json: bool) -> None:
+    """`skinctl train run --task sentiment`: the options given on the command line override the
+    sentiment model's own defaults."""
+    from click.core import ParameterSource
+
+    from skinctl.commands.train import _headline, _print_per_class
+    from skinctl.console import info, print_json, progress_enabled, stdout, warn
+    from skinctl.reviews.train import SentimentOptions
+    from skinctl.reviews.train import train_sentiment as run
+    from skinctl.train.records import run_detail
+
+    given = {name: ctx.params[name] for name in SENTIMENT_OPTIONS
+             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    app_state = state(ctx)
+    engine = app_state.engine()
+    run_id = run(engine, app_state.storage(), SentimentOptions(**given), user=app_state.settings.user,
+                 progress=info if progress_enabled() else None)
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as session:
+        result = run_detail(session, run_id)
+    metrics = result.get("metrics") or {}
+    if metrics.get("warning"):
+        warn(metrics["warning"])
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(_headline(result), highlight=False)
+    _print_per_class(result)
+    test, baselines = metrics.get("test") or {}, metrics.get("baselines") or {}
+    vader, majority = baselines.get("vader") or {}, baselines.get("majority") or {}
+
+    def ci(values: list[float] | None) -> str:
+        return f"{values[0]:.3f}-{values[1]:.3f}" if values else "-"
+
+    stdout.print(
+        f"macro-F1: model {test.get('f1_macro', 0):.3f} ({ci(test.get('f1_macro_ci95'))}), "
+        f"VADER {vader.get('f1_macro', 0):.3f} ({ci(vader.get('f1_macro_ci95'))}), "
+        f"majority answer {majority.get('f1_macro', 0):.3f}; accuracy: model {test.get('accuracy', 0):.3f} "
+        f"({ci(test.get('accuracy_ci95'))}), VADER {vader.get('accuracy', 0):.3f}, majority rate "
+        f"{test.get('majority_rate', 0):.3f}", highlight=False)
+    if result.get("model_uri"):
+        stdout.print(f"model saved to {result['model_uri']}; score reviews with "
+                     f"`skinctl reviews score --run {run_id}`", highlight=False)
+
+
+@app.command("score")
+def score(
+    ctx: typer.Context,
+    run: str | None = typer.Option(None, "--run", help="A sentiment run id (default: the newest finished one)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Store each review's sentiment and class probabilities from a sentiment run (resumes
+    where an interrupted scoring stopped).
+
+    Example: skinctl reviews score --run 12
+    """
+    from skinctl.console import info, print_json, progress_bar, progress_enabled
+    from skinctl.reviews.score import score_reviews
+
+    app_state = state(ctx)
+    with progress_bar(progress_enabled()) as progress:
+        result = score_reviews(app_state.engine(), app_state.storage(), app_state.settings.home, run,
+                               progress=progress)
+    if as_json:
+        print_json(result)
+        return
+    rate = f" ({result.reviews_per_second:.0f} reviews/s)" if result.reviews_per_second else ""
+    info(f"run {result.run_id}: scored {result.scored} reviews in {result.seconds:.1f} s{rate}; "
+         f"{result.already_scored} were scored before; of {result.total_reviews}: "
+         + ", ".join(f"{k} {v}" for k, v in result.by_sentiment.items()))
+
+
+def _pct(share: float | None, ci: tuple[float, float] | None) -> str:
+    if share is None or ci is None:
+        return "-"
+    return f"{share:.0%} [{ci[0]:.0%}-{ci[1]:.0%}]"
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    product: str = typer.Argument(..., help="Product id, external id (P473671) or exact name."),
+    skin_type: SkinType | None = typer.Option(None, "--skin-type", help="Only reviewers with this skin type."),
+    terms: int = typer.Option(10, "--terms", help="Words and phrases to list each way."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The share of positive and negative reviews with 95% intervals, overall and by skin type
+    and skin tone, and the words and phrases over-represented in negative against positive
+    reviews (log-odds with an informative Dirichlet prior), each with a quote.
+
+    Example: skinctl reviews show P420652 --skin-type oily
+    """
+    from skinctl.console import print_json, stdout, table
+    from skinctl.reviews.summary import product_reviews
+
+    result = product_reviews(state(ctx).engine(), product, skin_type=skin_type, terms=terms)
+    if as_json:
+        print_json(result)
+        return
+    p = result.product
+    stdout.print(f"[bold]{p.name}[/] ({p.brand or p.source}, id {p.id}); sentiment from "
+                 f"{result.sentiment_source}" + (f"; reviewers with {skin_type} skin" if skin_type else ""),
+                 highlight=False)
+    columns = ["group", "reviews", "positive [95% CI]", "negative [95% CI]"]
+    for title, shares in (("overall", [result.overall]), ("by skin type", result.by_skin_type),
+                          ("by skin tone", result.by_skin_tone)):
+        if shares:
+            stdout.print(table(title, columns, [
+                (s.group, s.reviews, _pct(s.positive_share, s.positive_ci95),
+                 _pct(s.negative_share, s.negative_ci95)) for s in shares]))
+    for title, found in (("said more in negative reviews", result.negative_terms),
+                         ("said more in positive reviews", result.positive_terms)):
+        if found:
+            stdout.print(table(title, ["term", "z", "negative", "positive", "quote"], [
+                (t.term, f"{t.z:.1f}", t.negative_count, t.positive_count, t.quote) for t in found]))

@@ -1,0 +1,129 @@
+"""`skinctl reviews score`: a sentiment run's class and probabilities for every review, streamed
+in id order and written with COPY; a run scored again resumes after the last review it stored."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from skinctl.db.models import Review, ReviewSentiment, TrainingMetrics
+from skinctl.errors import NotFound, TrainingError, UsageError
+from skinctl.progress import ReportProgress, no_progress
+from skinctl.reviews.data import CLASSES, review_text
+
+BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    run_id: int
+    scored: int  # in this call
+    already_scored: int  # by this run before this call
+    total_reviews: int
+    by_sentiment: dict[str, int]  # over every review the run has scored
+    seconds: float
+    reviews_per_second: float | None
+
+
+def sentiment_run(session: Session, ref: str | int | None) -> TrainingMetrics:
+    """A sentiment run by id, or the newest finished one with a saved model."""
+    if ref is None or str(ref).lower() == "latest":
+        run = session.scalar(
+            select(TrainingMetrics).where(TrainingMetrics.task == "sentiment", TrainingMetrics.status == "finished",
+                                          TrainingMetrics.model_uri.is_not(None))
+            .order_by(TrainingMetrics.id.desc()).limit(1)
+        )
+        if run is None:
+            raise NotFound("No sentiment run with a saved model is recorded.",
+                           hint="Train one with `skinctl train run --task sentiment`.")
+        return run
+    try:
+        run = session.get(TrainingMetrics, int(ref))
+    except ValueError:
+        raise UsageError(f"{ref!r} is not a run id.", hint="Pass a run id from `skinctl train list`.") from None
+    if run is None or run.task != "sentiment":
+        raise NotFound(f"Run {ref} is not a sentiment run.",
+                       hint="See `skinctl train list --task sentiment`, or train one with "
+                       "`skinctl train run --task sentiment`.")
+    if not run.model_uri:
+        raise NotFound(f"Sentiment run {run.id} ({run.status}) has no saved model.")
+    return run
+
+
+def load_model(storage: Any, run_id: int, uri: str, home: Path) -> Any:
+    """The run's saved model, downloaded once into <home>/models/."""
+    from skinctl.reviews.model import keras_module
+
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    cache = home / "models" / f"run-{run_id}-{digest}.keras"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        data = storage.get(storage.key_for(uri))
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".keras")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, cache)
+    keras = keras_module()
+    try:
+        return keras.models.load_model(cache, compile=False)
+    except Exception as error:
+        cache.unlink(missing_ok=True)
+        raise TrainingError(f"Cannot load the model of run {run_id} from {uri}: {error}") from error
+
+
+def score_reviews(engine: Engine, storage: Any, home: Path, run: str | int | None = None, *,
+                  batch: int = BATCH, progress: ReportProgress = no_progress) -> ScoreResult:
+    import time
+
+    from skinctl.products.ingest import copy_rows
+    from skinctl.reviews.model import predict
+
+    with Session(engine) as session:
+        chosen = sentiment_run(session, run)
+        run_id, uri = chosen.id, chosen.model_uri
+    assert uri is not None
+    model = load_model(storage, run_id, uri, home)
+    started = time.monotonic()
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(Review)).scalar_one()
+        last = connection.execute(
+            select(func.max(ReviewSentiment.review_id)).where(ReviewSentiment.run_id == run_id)
+        ).scalar_one() or 0
+        already = connection.execute(
+            select(func.count()).select_from(ReviewSentiment).where(ReviewSentiment.run_id == run_id)
+        ).scalar_one()
+    scored = 0
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Review.id, Review.title, Review.review_text).where(Review.id > last)
+                .order_by(Review.id).limit(batch)
+            ).all()
+        if not rows:
+            break
+        probabilities = predict(model, [review_text(title, body) for _, title, body in rows])
+        labels = probabilities.argmax(axis=1)
+        values = [(rid, run_id, CLASSES[label], float(p[0]), float(p[1]), float(p[2]))
+                  for (rid, _, _), label, p in zip(rows, labels, probabilities, strict=True)]
+        with engine.begin() as connection:
+            copy_rows(connection, "review_sentiments",
+                       ("review_id", "run_id", "sentiment", "p_negative", "p_neutral", "p_positive"), values)
+        last = rows[-1][0]
+        scored += len(rows)
+        progress("scoring", already + scored, total)
+    seconds = time.monotonic() - started
+    with engine.connect() as connection:
+        by_sentiment = dict(connection.execute(
+            select(ReviewSentiment.sentiment, func.count()).where(ReviewSentiment.run_id == run_id)
+            .group_by(ReviewSentiment.sentiment)
+        ).all())
+    return ScoreResult(run_id=run_id, scored=scored, already_scored=already, total_reviews=total,
+                       by_sentiment={c: by_sentiment.get(c, 0) for c in CLASSES}, seconds=round(seconds, 2),
+                       reviews_per_second=round(scored / seconds, 1) if scored and seconds else None)
