@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import codecs
 import csv
+import hashlib
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -377,7 +378,10 @@ def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
         raise BadRow("empty_text", f"review of {product} by {author} is {what}")
     # The unnamed first column numbers the rows of the original file; with author, product and
     # date it identifies a review (one author reviews one product several times a day).
-    index = text_cell(row.get("")) or ""
+    index = text_cell(row.get(""))
+    if index is None:
+        # Files without that column (the 2023 extracts): the text tells two reviews apart.
+        index = hashlib.sha1(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:12]
     return {
         "source": "sephora",
         "external_id": f"{product}:{author}:{submitted or ''}:{index}",

@@ -21,8 +21,10 @@ def label_of(rating: int) -> str:
 
 
 def review_text(title: str | None, body: str | None) -> str:
-    """What the model reads: the title, then the body."""
-    return ". ".join(part for part in (title, body) if part)
+    """What the model reads: the title, then the body, with every run of whitespace one space.
+    (A line or paragraph separator left inside a token would split the saved vocabulary file,
+    which is one term per line, and the model would not load again.)"""
+    return " ".join(". ".join(part for part in (title, body) if part).split())
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,26 @@ def build(texts: list[str], classes: int, *, learning_rate: float, dropout: floa
     return model
 
 
+def dataset(texts: list[str], labels: Any = None, weights: Any = None, *, batch_size: int,
+            shuffle_seed: int | None = None) -> Any:
+    """A tf.data pipeline of (text, label[, weight]) batches; texts as (batch, 1) strings."""
+    import tensorflow as tf
+
+    parts: tuple[Any, ...] = (tf.constant(texts, dtype=tf.string)[:, None],)
+    if labels is not None:
+        parts += (tf.constant(labels, dtype=tf.int32),)
+    if weights is not None:
+        parts += (tf.constant(weights, dtype=tf.float32),)
+    data = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else parts[0])
+    if shuffle_seed is not None:
+        data = data.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(2)
+
+
 def predict(model: Any, texts: list[str], batch_size: int = 2048) -> Any:
     """Class probabilities (n x 3, numpy) for raw texts."""
     import numpy as np
 
     if not texts:
         return np.zeros((0, 3), dtype=np.float32)
-    array = np.array(texts, dtype=object).reshape(-1, 1)
-    return model.predict(array, batch_size=batch_size, verbose=0)
+    return model.predict(dataset(texts, batch_size=batch_size), verbose=0)

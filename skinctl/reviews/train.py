@@ -117,7 +117,14 @@ def train_sentiment(engine: Engine, storage: Any, options: SentimentOptions, *, 
                     progress: Any = None) -> int:
     """Train, evaluate against the baselines, save the model to the store (models/run-<id>.keras)
     and record the run. Returns the run id."""
-    from skinctl.reviews.model import ARCHITECTURE, MAX_TOKENS, build, keras_module, predict
+    from skinctl.reviews.model import (
+        ARCHITECTURE,
+        MAX_TOKENS,
+        build,
+        dataset,
+        keras_module,
+        predict,
+    )
 
     options.check()
     started = time.monotonic()
@@ -154,12 +161,14 @@ def train_sentiment(engine: Engine, storage: Any, options: SentimentOptions, *, 
         y_train = np.array([e.label for e in split.train])
         model = build(train_texts, len(CLASSES), learning_rate=options.learning_rate)
         # Balanced class weights: without them the model learns the 81% "positive" answer.
-        weights = {i: len(y_train) / (len(CLASSES) * max(1, int((y_train == i).sum()))) for i in range(len(CLASSES))}
+        class_weight = np.array([len(y_train) / (len(CLASSES) * max(1, int((y_train == i).sum())))
+                                 for i in range(len(CLASSES))])
         history = model.fit(
-            np.array(train_texts, dtype=object).reshape(-1, 1), y_train,
-            validation_data=(np.array([e.text for e in split.val], dtype=object).reshape(-1, 1),
-                             np.array([e.label for e in split.val])),
-            epochs=options.epochs, batch_size=options.batch_size, class_weight=weights, verbose=0,
+            dataset(train_texts, y_train, class_weight[y_train], batch_size=options.batch_size,
+                    shuffle_seed=options.seed),
+            validation_data=dataset([e.text for e in split.val], [e.label for e in split.val],
+                                    batch_size=1024),
+            epochs=options.epochs, verbose=0,
             callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience,
                                                      restore_best_weights=True),
                        _epoch_callback(keras, engine, run_id, options.epochs, len(split.train), progress)],
