@@ -63,3 +63,54 @@ def predict(model: Any, texts: list[str], batch_size: int = 2048) -> Any:
     if not texts:
         return np.zeros((0, 3), dtype=np.float32)
     return model.predict(dataset(texts, batch_size=batch_size), verbose=0)
+
+
+# What TextVectorization's "lower_and_strip_punctuation" does: tf.strings.lower (ASCII letters
+# only) and this regex's characters removed.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_STRIP = str.maketrans("", "", "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'")
+
+
+class Scorer:
+    """The trained model's arithmetic without TensorFlow's string ops, for scoring at scale:
+    the same tokens (standardize, whitespace split, words and two-word phrases), the same
+    TF-IDF weights (count x idf, unknown terms on index 0) and the same softmax layer, as a
+    sparse matrix product. Tokenizing in TensorFlow ran ~2,500 reviews/s here; this several
+    times that. `tests/reviews` checks both give the same probabilities."""
+
+    def __init__(self, vocabulary: list[str], idf: Any, kernel: Any, bias: Any) -> None:
+        import numpy as np
+
+        self.index = {term: i for i, term in enumerate(vocabulary)}
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.kernel = np.asarray(kernel, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+
+    @classmethod
+    def from_model(cls, model: Any) -> Scorer:
+        vectorize = model.get_layer("vectorize")
+        kernel, bias = model.get_layer("sentiment").get_weights()
+        lookup = vectorize._lookup_layer  # noqa: SLF001 - Keras keeps the idf weights there
+        return cls([str(t) for t in vectorize.get_vocabulary()], lookup.idf_weights, kernel, bias)
+
+    def terms(self, text: str) -> list[str]:
+        words = text.translate(_ASCII_LOWER).translate(_STRIP).split()
+        return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+
+    def predict(self, texts: list[str]) -> Any:
+        import numpy as np
+        from scipy.sparse import csr_matrix
+
+        index = self.index
+        rows: list[int] = []
+        columns: list[int] = []
+        for row, text in enumerate(texts):
+            for term in self.terms(text):
+                rows.append(row)
+                columns.append(index.get(term, 0))
+        counts = csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, columns)),
+                            shape=(len(texts), len(self.idf)))  # duplicates add up: counts
+        logits = counts.multiply(self.idf[None, :]).tocsr() @ self.kernel + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)

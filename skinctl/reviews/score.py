@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,13 +84,13 @@ def score_reviews(engine: Engine, storage: Any, home: Path, run: str | int | Non
     import time
 
     from skinctl.products.ingest import copy_rows
-    from skinctl.reviews.model import predict
+    from skinctl.reviews.model import Scorer
 
     with Session(engine) as session:
         chosen = sentiment_run(session, run)
         run_id, uri = chosen.id, chosen.model_uri
     assert uri is not None
-    model = load_model(storage, run_id, uri, home)
+    scorer = Scorer.from_model(load_model(storage, run_id, uri, home))
     started = time.monotonic()
     with engine.connect() as connection:
         total = connection.execute(select(func.count()).select_from(Review)).scalar_one()
@@ -99,25 +100,29 @@ def score_reviews(engine: Engine, storage: Any, home: Path, run: str | int | Non
         already = connection.execute(
             select(func.count()).select_from(ReviewSentiment).where(ReviewSentiment.run_id == run_id)
         ).scalar_one()
-    scored = 0
-    while True:
+    def fetch(after: int) -> list[Any]:
         with engine.connect() as connection:
-            rows = connection.execute(
-                select(Review.id, Review.title, Review.review_text).where(Review.id > last)
+            return list(connection.execute(
+                select(Review.id, Review.title, Review.review_text).where(Review.id > after)
                 .order_by(Review.id).limit(batch)
-            ).all()
-        if not rows:
-            break
-        probabilities = predict(model, [review_text(title, body) for _, title, body in rows])
-        labels = probabilities.argmax(axis=1)
-        values = [(rid, run_id, CLASSES[label], float(p[0]), float(p[1]), float(p[2]))
-                  for (rid, _, _), label, p in zip(rows, labels, probabilities, strict=True)]
-        with engine.begin() as connection:
-            copy_rows(connection, "review_sentiments",
-                       ("review_id", "run_id", "sentiment", "p_negative", "p_neutral", "p_positive"), values)
-        last = rows[-1][0]
-        scored += len(rows)
-        progress("scoring", already + scored, total)
+            ).all())
+
+    scored = 0
+    # The next batch is read while this one is scored and written (the database works on the
+    # other core).
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(fetch, last)
+        while rows := pending.result():
+            pending = reader.submit(fetch, rows[-1][0])
+            probabilities = scorer.predict([review_text(title, body) for _, title, body in rows])
+            labels = probabilities.argmax(axis=1)
+            values = [(rid, run_id, CLASSES[label], float(p[0]), float(p[1]), float(p[2]))
+                      for (rid, _, _), label, p in zip(rows, labels, probabilities, strict=True)]
+            with engine.begin() as connection:
+                copy_rows(connection, "review_sentiments",
+                          ("review_id", "run_id", "sentiment", "p_negative", "p_neutral", "p_positive"), values)
+            scored += len(rows)
+            progress("scoring", already + scored, total)
     seconds = time.monotonic() - started
     with engine.connect() as connection:
         by_sentiment = dict(connection.execute(
