@@ -17,9 +17,11 @@ positive, 1-2 negative) where no run has scored them; shrunk towards the product
 share with a prior weight of PRIOR_REVIEWS reviews, and shown with its 95% Wilson interval. A
 product with fewer than MIN_REVIEWS such reviews says so instead of a share.
 
-Score: with --like, 0.8 x similarity + 0.2 x quality; without, quality; quality = the shrunk
-positive share (with --skin-type and reviews), else the product rating / 5 shrunk towards the
-mean of all rated products; + CLAIM_BONUS for a product made for the skin type.
+Score: with --like, 0.8 x similarity + 0.2 x quality; without, quality. Quality is the
+expected share of positive reviewers, on one scale for every product: a rating r counts as
+(r - 1) / 4; with reviews from the skin type, their positive share shrunk towards that; without,
+the rating shrunk towards the mean of all rated products. + CLAIM_BONUS for a product made for
+the skin type.
 """
 
 from __future__ import annotations
@@ -376,11 +378,12 @@ def _score(product: Product, query: RecommendQuery, target: Product | None, simi
             why.append(f"made for {query.skin_type} skin ({best_for[0]})")
     for concern in query.concerns:
         why.append(CONCERN_CLAIMS[concern].lower())
+    # Quality: the expected share of positive reviewers (of the skin type), one scale for all:
+    # a rating r maps to (r - 1) / 4; a product's own skin-type reviews pull it towards their share.
     quality = None
+    rated = (product.rating - 1) / 4 if product.rating is not None else None
     if reviews is not None:
-        # Few reviews still count, shrunk towards the product's rating; only the shown share
-        # needs MIN_REVIEWS.
-        prior = (product.rating / 5.0) if product.rating is not None else reviews.positive / reviews.reviews
+        prior = rated if rated is not None else reviews.positive / reviews.reviews
         quality = (reviews.positive + PRIOR_REVIEWS * prior) / (reviews.reviews + PRIOR_REVIEWS)
     if reviews is not None and reviews.positive_share is not None:
         low, high = reviews.positive_ci95 or (0.0, 1.0)
@@ -389,11 +392,13 @@ def _score(product: Product, query: RecommendQuery, target: Product | None, simi
     elif query.skin_type is not None:
         n = reviews.reviews if reviews else 0
         why.append(f"too few reviews from {query.skin_type} skin for a share ({n}; {MIN_REVIEWS} needed)")
-    if quality is None and product.rating is not None:
+    if quality is None and rated is not None:
         count = product.review_count or 0
-        quality = (count * product.rating + PRIOR_REVIEWS * mean_rating) / (count + PRIOR_REVIEWS) / 5.0
+        quality = (count * rated + PRIOR_REVIEWS * (mean_rating - 1) / 4) / (count + PRIOR_REVIEWS)
+    if product.rating is not None:
+        count = product.review_count or 0
         why.append(f"rated {product.rating:.2f} overall" + (f" ({count} reviews)" if count else ""))
-    elif quality is None:
+    else:
         why.append("no rating")
     part = quality if quality is not None else 0.5
     score = SIMILARITY_WEIGHT * (sim or 0.0) + (1 - SIMILARITY_WEIGHT) * part if target is not None else part
@@ -449,7 +454,8 @@ def _fold_sizes(scored: list[tuple[float, Product, dict]], limit: int) -> list[R
             rank=len(results) + 1,
             score=round(score, 4),
             similarity=round(detail["similarity"], 4) if detail["similarity"] is not None else None,
-            rating_used=round(detail["quality"] * 5, 3) if detail["quality"] is not None else None,
+            # the quality on the star scale (1 + 4 x expected positive share)
+            rating_used=round(1 + 4 * detail["quality"], 3) if detail["quality"] is not None else None,
             skin_type_reviews=reviews,
             shared_ingredients=detail["shared"][:10],
             product=product_summary(product),

@@ -3,6 +3,7 @@ and one softmax layer over it. TensorFlow is imported only when a model is built
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 ARCHITECTURE = "tfidf-bigram-linear"
@@ -69,6 +70,7 @@ def predict(model: Any, texts: list[str], batch_size: int = 2048) -> Any:
 # only) and this regex's characters removed.
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _STRIP = str.maketrans("", "", "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'")
+_ASCII_SPACE = re.compile("[ \t\n\r\v\f]+")
 
 
 class Scorer:
@@ -94,7 +96,9 @@ class Scorer:
         return cls([str(t) for t in vectorize.get_vocabulary()], lookup.idf_weights, kernel, bias)
 
     def terms(self, text: str) -> list[str]:
-        words = text.translate(_ASCII_LOWER).translate(_STRIP).split()
+        standardized = text.translate(_ASCII_LOWER).translate(_STRIP)
+        # tf.strings.split splits on ASCII whitespace only (str.split also on U+2028 and others).
+        words = standardized.split() if standardized.isascii() else [w for w in _ASCII_SPACE.split(standardized) if w]
         return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
 
     def predict(self, texts: list[str]) -> Any:
