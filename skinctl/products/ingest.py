@@ -43,7 +43,7 @@ from skinctl.db.models import (
 )
 from skinctl.db.runs import IngestRunRecord, recorded_ingest_run
 from skinctl.errors import InputRejected
-from skinctl.products import readers
+from skinctl.products import readers, review_bulk
 from skinctl.products.choices import PRODUCT_FILE_FORMATS
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import name_key
@@ -340,9 +340,10 @@ REVIEW_COLUMNS = (
 
 def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sephora", *,
                    user: str | None = None, progress: ReportProgress = no_progress) -> IngestReport:
-    """Load review files in one run, streamed: each batch is COPYed into a staging table and
-    upserted from there (re-running changes nothing). Reviews whose product is not loaded yet
-    are kept and linked when it arrives."""
+    """Load review files in one run (re-running changes nothing): each file is COPYed as it is
+    and checked and upserted by PostgreSQL in chunks (`review_bulk`); a file COPY cannot read
+    goes row by row. Reviews whose product is not loaded yet are kept and linked when it
+    arrives."""
     if fmt not in REVIEW_FORMATS:
         raise InputRejected(f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}.")
     files = [paths] if isinstance(paths, Path) else list(paths)
@@ -352,36 +353,27 @@ def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sep
     with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=", ".join(map(str, files)),
                              options={"format": fmt, "files": [str(f) for f in files]}, user=user) as run:
         result = IngestReport(run.id, [])
-        first_line: dict[int, str] = {}  # hash of a review key -> where it was first read
         done = 0
-        for path in files:
-            report = TableReport("reviews", str(path))
-            result.tables.append(report)
-            batch: list[tuple] = []
-            for item in readers.read_reviews(path, fmt):
-                report.total += 1
-                if isinstance(item, RowProblem):
-                    report.problems.append(item)
-                    continue
-                record = item.record
-                key = hash(record["external_id"])
-                if key in first_line:
-                    report.duplicates.append(RowProblem(
-                        report.file, item.line, "duplicate",
-                        f"{record['external_id']} already read at {first_line[key]}",
-                    ))
-                    continue
-                first_line[key] = f"{path.name}:{item.line}"
-                batch.append(_review_row(record, item.raw))
-                if len(batch) >= REVIEW_BATCH:
-                    done += _write_reviews(engine, run.id, batch, report)
-                    batch = []
-                    progress("reviews", done, None)
-            done += _write_reviews(engine, run.id, batch, report)
+
+        def advance(rows: int) -> None:
+            nonlocal done
+            done += rows
             progress("reviews", done, None)
-            run.counts = _run_counts(result)
-            run.save_counts(engine)
-            _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
+
+        with engine.connect() as connection:
+            review_bulk.start_run(connection)
+            for path in files:
+                report = TableReport("reviews", str(path))
+                result.tables.append(report)
+                try:
+                    review_bulk.load_review_file(connection, path, run.id, fmt, report, advance)
+                except review_bulk.NotCopyable:
+                    # COPY cannot read it (a row with the wrong number of cells ...): row by row,
+                    # which reports each bad row and loads the others.
+                    _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
+                run.counts = _run_counts(result)
+                run.save_counts(engine)
+                _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
             result.extra["reviews_linked"] = link_reviews(connection)
             result.extra["reviews_without_product"] = connection.execute(
@@ -389,6 +381,29 @@ def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sep
             ).scalar_one()
         run.counts = _run_counts(result)
     return result
+
+
+def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, report: TableReport,
+                             advance: Callable[[int], None]) -> None:
+    """The per-row path: Python reads and checks each row (`readers.read_reviews`)."""
+    first_line: dict[str, int] = {}
+    batch: list[tuple] = []
+    for item in readers.read_reviews(path, fmt):
+        report.total += 1
+        if isinstance(item, RowProblem):
+            report.problems.append(item)
+            continue
+        key = item.record["external_id"]
+        if key in first_line:
+            report.duplicates.append(RowProblem(report.file, item.line, "duplicate",
+                                                f"{key} already read at {path.name}:{first_line[key]}"))
+            continue
+        first_line[key] = item.line
+        batch.append(_review_row(item.record, item.raw))
+        if len(batch) >= REVIEW_BATCH:
+            advance(_write_reviews(engine, run_id, batch, report))
+            batch = []
+    advance(_write_reviews(engine, run_id, batch, report))
 
 
 def _review_row(record: dict[str, Any], raw: dict[str, str]) -> tuple:

@@ -381,7 +381,7 @@ def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
     index = text_cell(row.get(""))
     if index is None:
         # Files without that column (the 2023 extracts): the text tells two reviews apart.
-        index = hashlib.sha1(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:12]
+        index = hashlib.sha256(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:12]
     return {
         "source": "sephora",
         "external_id": f"{product}:{author}:{submitted or ''}:{index}",

@@ -126,3 +126,21 @@ def test_annex_conditions_per_product_type():
     assert use_of_category("Skincare > Cleansers > Face Wash & Cleansers", None) == ProductUse.RINSE_OFF
     assert use_of_category("Skincare > Eye Care > Eye Creams & Treatments", None) == ProductUse.EYE
     assert use_of_category("Skincare > Moisturizers > Moisturizers", None) == ProductUse.LEAVE_ON
+
+
+def test_the_bulk_and_the_row_by_row_paths_load_the_same_reviews(engine, tmp_path):
+    import re
+
+    from skinctl.products.ingest import ingest_reviews
+
+    without_index = re.sub(r"(?m)^[0-9]*,", "", REVIEWS)  # keys from the text's SHA-256 then
+    clean = tmp_path / "clean.csv"
+    clean.write_text(without_index, encoding="utf-8")
+    broken = tmp_path / "broken.csv"  # a row COPY cannot read sends the file row by row
+    broken.write_text(without_index + "1,2,3\n", encoding="utf-8")
+
+    slow = ingest_reviews(engine, broken)
+    assert [p.reason for p in slow.tables[0].problems][-1] == "column_count"
+    assert slow.tables[0].inserted == 4
+    fast = ingest_reviews(engine, clean)
+    assert (fast.tables[0].inserted, fast.tables[0].updated, fast.tables[0].unchanged) == (0, 0, 4)
