@@ -128,6 +128,9 @@ def show(
             stdout.print(table(title, columns, [
                 (s.group, s.reviews, _pct(s.positive_share, s.positive_ci95),
                  _pct(s.negative_share, s.negative_ci95)) for s in shares]))
+    if not result.negative_terms:
+        stdout.print(f"{result.overall.negative} negative review(s): too few to say what they say more "
+                     "(a term needs 2).", highlight=False)
     for title, found in (("said more in negative reviews", result.negative_terms),
                          ("said more in positive reviews", result.positive_terms)):
         if found:
