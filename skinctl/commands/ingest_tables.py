@@ -17,35 +17,35 @@ from skinctl.products.choices import ProductFormat, ReviewFormat
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 
 
-def _render(report, as_json: bool) -> None:  # noqa: ANN001 - IngestReport, imported lazily
+def _render(result, as_json: bool) -> None:  # noqa: ANN001 - an IngestResult, imported lazily
     from skinctl.console import info, print_json, stdout, table
 
-    document = report.as_dict()
     if as_json:
-        print_json(document)
+        print_json(result)
     else:
         stdout.print(table(
-            f"ingest run {report.run_id}",
+            f"ingest run {result.run_id}",
             ["table", "file", "rows", "inserted", "updated", "unchanged", "duplicate", "rejected"],
-            [(t["table"], Path(t["file"]).name, t["total"], t["inserted"], t["updated"], t["unchanged"],
-              t["duplicate"], t["rejected"]) for t in document["tables"]],
+            [(t.table, Path(t.file).name, t.total, t.inserted, t.updated, t.unchanged, t.duplicate, t.rejected)
+             for t in result.tables],
         ))
-        problems = [p for t in document["tables"] for p in t["problems"] + t["duplicates"]]
+        problems = [p for t in result.tables for p in t.problems + t.duplicates]
         if problems:
             stdout.print(table(
                 f"reported rows ({len(problems)}; first 20)", ["file", "line", "reason", "detail"],
-                [(Path(p["file"]).name, p["line"], p["reason"], p["detail"][:100]) for p in problems[:20]],
+                [(Path(p.file).name, p.line, p.reason, p.detail[:100]) for p in problems[:20]],
             ))
-        matching = document.get("matching")
+        matching = getattr(result, "matching", None)
         if matching:
-            info(f"ingredient matching: {matching['distinct_names']} distinct names "
-                 f"{matching['names_by_method']}; {matching['links_changed']} product ingredients changed")
-        if "annex_links" in document:
-            info(f"annex links: {document['annex_links']}")
-        if document.get("reviews_without_product"):
-            info(f"{document['reviews_without_product']} reviews wait for their product "
+            info(f"ingredient matching: {matching.distinct_names} distinct names "
+                 f"{matching.names_by_method}; {matching.links_changed} product ingredients changed")
+        links = getattr(result, "annex_links", None)
+        if links:
+            info(f"annex links: {links.links} ({links.added} added, {links.removed} removed)")
+        if getattr(result, "reviews_without_product", 0):
+            info(f"{result.reviews_without_product} reviews wait for their product "
                  "(kept; linked when it is ingested)")
-    if report.rejected:
+    if result.rejected:
         raise typer.Exit(EXIT_REJECTED)
 
 

@@ -57,7 +57,7 @@ REVIEW_FORMATS = ("sephora",)
 
 @dataclass
 class TableReport:
-    """What happened to the rows of one file."""
+    """What happened to the rows of one file, counted while it loads (`result()` freezes it)."""
 
     name: str
     file: str
@@ -72,29 +72,80 @@ class TableReport:
     def rejected(self) -> int:
         return len(self.problems)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.name, "file": self.file, "total": self.total,
-            "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-            "duplicate": len(self.duplicates), "rejected": self.rejected,
-            "problems": [p.as_dict() for p in self.problems],
-            "duplicates": [p.as_dict() for p in self.duplicates],
-        }
+    def result(self) -> TableResult:
+        return TableResult(
+            table=self.name, file=self.file, total=self.total, inserted=self.inserted, updated=self.updated,
+            unchanged=self.unchanged, duplicate=len(self.duplicates), rejected=self.rejected,
+            problems=list(self.problems), duplicates=list(self.duplicates),
+        )
 
 
-@dataclass
-class IngestReport:
+@dataclass(frozen=True)
+class TableResult:
+    """One file of an ingest: every row read is inserted, updated, unchanged or reported."""
+
+    table: str
+    file: str
+    total: int
+    inserted: int
+    updated: int
+    unchanged: int
+    duplicate: int
+    rejected: int
+    problems: list[RowProblem]
+    duplicates: list[RowProblem]
+
+    def counts(self) -> dict[str, int]:
+        """What `ingest_runs.counts` records for the file."""
+        return {"total": self.total, "inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "duplicate": self.duplicate, "rejected": self.rejected}
+
+
+@dataclass(frozen=True)
+class MatchingSummary:
+    """Product ingredient names matched against the inventory after an ingest."""
+
+    distinct_names: int
+    names_by_method: dict[str, int]
+    links_changed: int
+    inventory_size: int
+
+
+@dataclass(frozen=True)
+class AnnexLinks:
+    links: int
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class ProductIngest:
     run_id: int | None
-    tables: list[TableReport]
-    extra: dict[str, Any] = field(default_factory=dict)
+    tables: list[TableResult]
+    rejected: int
+    reviews_linked: int
+    matching: MatchingSummary | None
 
-    @property
-    def rejected(self) -> int:
-        return sum(t.rejected for t in self.tables)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "tables": [t.as_dict() for t in self.tables],
-                "rejected": self.rejected, **self.extra}
+@dataclass(frozen=True)
+class ReviewIngest:
+    run_id: int | None
+    tables: list[TableResult]
+    rejected: int
+    reviews_linked: int
+    reviews_without_product: int
+
+
+@dataclass(frozen=True)
+class CosingIngest:
+    run_id: int | None
+    tables: list[TableResult]
+    rejected: int
+    annex_links: AnnexLinks
+    matching: MatchingSummary | None
+
+
+IngestResult = ProductIngest | ReviewIngest | CosingIngest
 
 
 # --- shared machinery -------------------------------------------------------------------------
@@ -106,11 +157,9 @@ def _check_file(path: Path) -> Path:
     return path
 
 
-def _run_counts(report: IngestReport) -> dict[str, Any]:
+def _run_counts(tables: list[TableReport]) -> dict[str, Any]:
     """What `ingest_runs.counts` records for a table ingest: per table, the row counts."""
-    return {t.name: {k: v for k, v in t.as_dict().items()
-                     if k not in ("problems", "duplicates", "file", "table")}
-            for t in report.tables}
+    return {t.name: t.result().counts() for t in tables}
 
 
 def _record_problems(engine: Engine, run_id: int, source: str, problems: list[RowProblem]) -> None:
@@ -186,7 +235,7 @@ def _jsonable(row: dict[str, str]) -> dict[str, str]:
 
 
 def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = None,
-                    match: bool = True, progress: ReportProgress = no_progress) -> IngestReport:
+                    match: bool = True, progress: ReportProgress = no_progress) -> ProductIngest:
     """Load a product file; replace the ingredient list of every inserted or changed product,
     then match ingredient names to the inventory."""
     if fmt not in PRODUCT_FORMATS:
@@ -197,15 +246,13 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
     source = rows[0].record["source"] if rows else fmt
     with recorded_ingest_run(engine, source=f"products:{fmt}", path=str(path),
                              options={"format": fmt}, user=user) as run:
-        result = IngestReport(run.id, [report])
         _load_products(engine, run, rows, source, report, progress)
         _record_problems(engine, run.id, f"products:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            result.extra["reviews_linked"] = link_reviews(connection)
-        if match:
-            result.extra["matching"] = rematch_all(engine)
-        run.counts = _run_counts(result)
-    return result
+            linked = link_reviews(connection)
+        matching = rematch_all(engine) if match else None
+        run.counts = _run_counts([report])
+    return ProductIngest(run.id, [report.result()], report.rejected, linked, matching)
 
 
 def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], source: str,
@@ -296,7 +343,7 @@ def link_reviews(connection: Connection) -> int:
 # --- matching ---------------------------------------------------------------------------------
 
 
-def rematch_all(engine: Engine) -> dict[str, Any]:
+def rematch_all(engine: Engine) -> MatchingSummary:
     """Match every distinct ingredient name on products against the inventory and store the
     result where it changed. Returns counts per method and how many links changed."""
     with engine.connect() as connection:
@@ -323,8 +370,8 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
     methods: dict[str, int] = {}
     for _key, m in results:
         methods[m.method] = methods.get(m.method, 0) + 1
-    return {"distinct_names": len(results), "names_by_method": methods, "links_changed": changed or 0,
-            "inventory_size": len(index)}
+    return MatchingSummary(distinct_names=len(results), names_by_method=methods, links_changed=changed or 0,
+                           inventory_size=len(index))
 
 
 # --- reviews ---------------------------------------------------------------------------------
@@ -339,7 +386,7 @@ REVIEW_COLUMNS = (
 
 
 def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sephora", *,
-                   user: str | None = None, progress: ReportProgress = no_progress) -> IngestReport:
+                   user: str | None = None, progress: ReportProgress = no_progress) -> ReviewIngest:
     """Load review files in one run (re-running changes nothing): each file is COPYed as it is
     and checked and upserted by PostgreSQL in chunks (`review_bulk`); a file COPY cannot read
     goes row by row. Reviews whose product is not loaded yet are kept and linked when it
@@ -352,7 +399,7 @@ def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sep
     files = [_check_file(path) for path in files]
     with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=", ".join(map(str, files)),
                              options={"format": fmt, "files": [str(f) for f in files]}, user=user) as run:
-        result = IngestReport(run.id, [])
+        tables: list[TableReport] = []
         done = 0
 
         def advance(rows: int) -> None:
@@ -364,23 +411,23 @@ def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sep
             review_bulk.start_run(connection)
             for path in files:
                 report = TableReport("reviews", str(path))
-                result.tables.append(report)
+                tables.append(report)
                 try:
                     review_bulk.load_review_file(connection, path, run.id, fmt, report, advance)
                 except review_bulk.NotCopyable:
                     # COPY cannot read it (a row with the wrong number of cells ...): row by row,
                     # which reports each bad row and loads the others.
                     _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
-                run.counts = _run_counts(result)
+                run.counts = _run_counts(tables)
                 run.save_counts(engine)
                 _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            result.extra["reviews_linked"] = link_reviews(connection)
-            result.extra["reviews_without_product"] = connection.execute(
+            linked = link_reviews(connection)
+            waiting = connection.execute(
                 select(func.count()).select_from(Review).where(Review.product_id.is_(None))
             ).scalar_one()
-        run.counts = _run_counts(result)
-    return result
+        run.counts = _run_counts(tables)
+    return ReviewIngest(run.id, [t.result() for t in tables], sum(t.rejected for t in tables), linked, waiting)
 
 
 def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, report: TableReport,
@@ -461,7 +508,7 @@ def ingest_cosing(
     user: str | None = None,
     match: bool = True,
     progress: ReportProgress = no_progress,
-) -> IngestReport:
+) -> CosingIngest:
     """Load the inventory and the annexes (II prohibited, III restricted, IV colorants, V
     preservatives, VI UV filters), link annex entries to inventory ingredients, then re-match
     product ingredients (the dictionary may have changed)."""
@@ -476,12 +523,12 @@ def ingest_cosing(
     with recorded_ingest_run(engine, source="cosing",
                              path=", ".join(str(p) for p in files.values() if p),
                              options={k: str(v) for k, v in files.items() if v}, user=user) as run:
-        result = IngestReport(run.id, [])
+        tables: list[TableReport] = []
         if inventory is not None:
             report = TableReport("ingredients", str(inventory))
             rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
             _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
-            result.tables.append(report)
+            tables.append(report)
         for annex, path in annexes.items():
             if path is None:
                 continue
@@ -490,15 +537,14 @@ def ingest_cosing(
                           lambda r: (r["annex"], r["reference_number"], r["entry_no"]))
             _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"),
                          report, progress)
-            result.tables.append(report)
-        for report in result.tables:
+            tables.append(report)
+        for report in tables:
             _record_problems(engine, run.id, f"cosing:{report.name}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            result.extra["annex_links"] = relink_annexes(connection)
-        if match:
-            result.extra["matching"] = rematch_all(engine)
-        run.counts = _run_counts(result)
-    return result
+            links = relink_annexes(connection)
+        matching = rematch_all(engine) if match else None
+        run.counts = _run_counts(tables)
+    return CosingIngest(run.id, [t.result() for t in tables], sum(t.rejected for t in tables), links, matching)
 
 
 _ANNEX_FILE = re.compile(r"annex[_ -]?(II|III|IV|V|VI)(?![IVX])", re.IGNORECASE)
@@ -592,7 +638,7 @@ def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[
         progress(report.name, done, len(rows))
 
 
-def relink_annexes(connection: Connection) -> dict[str, int]:
+def relink_annexes(connection: Connection) -> AnnexLinks:
     """Derive annex entry -> ingredient links from what is loaded: names an entry identifies,
     Annex III's glossary name, and the inventory's own Restriction column ('III/62').
     Idempotent: adds missing links, removes links no longer supported."""
@@ -637,4 +683,4 @@ def relink_annexes(connection: Connection) -> dict[str, int]:
            for (e, i), m in wanted.items() if existing.get((e, i)) != m]
     if new:
         connection.execute(AnnexEntryIngredient.__table__.insert(), new)
-    return {"links": len(wanted), "added": len(new), "removed": sum(p not in wanted for p in stale)}
+    return AnnexLinks(links=len(wanted), added=len(new), removed=sum(p not in wanted for p in stale))

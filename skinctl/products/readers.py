@@ -42,9 +42,6 @@ class RowProblem:
     reason: str
     detail: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "reason": self.reason, "detail": self.detail}
-
 
 @dataclass
 class ReadRow:

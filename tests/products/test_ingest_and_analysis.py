@@ -8,7 +8,7 @@ from skinctl.products.ingest import ingest_cosing, ingest_products, ingest_revie
 
 
 def table_counts(report):
-    return {t.name: (t.total, t.inserted, t.updated, t.unchanged, len(t.duplicates), t.rejected) for t in report.tables}
+    return {t.table: (t.total, t.inserted, t.updated, t.unchanged, len(t.duplicates), t.rejected) for t in report.tables}
 
 
 def test_schema_has_no_drift(engine):
@@ -55,14 +55,14 @@ def test_ingest_is_idempotent_and_accounts_for_every_row(engine, files):
     assert table_counts(again) == {
         "ingredients": (13, 0, 0, 12, 1, 0), "annex_ii": (5, 0, 0, 4, 0, 1), "annex_iii": (1, 0, 0, 1, 0, 0),
     }
-    assert again.extra["annex_links"]["added"] == 0
+    assert again.annex_links.added == 0
 
     products = ingest_products(engine, files["skincare"], "skincare-clean")
     assert table_counts(products) == {"products": (6, 4, 0, 0, 0, 2)}
-    assert products.extra["matching"]["links_changed"] == 0  # matched while loading
+    assert products.matching.links_changed == 0  # matched while loading
     again = ingest_products(engine, files["skincare"], "skincare-clean")
     assert table_counts(again) == {"products": (6, 0, 0, 4, 0, 2)}
-    assert again.extra["matching"]["links_changed"] == 0
+    assert again.matching.links_changed == 0
 
     # a changed row is updated and its ingredient list replaced
     changed = files["skincare"].read_text().replace("£20.00", "£21.00").replace("'retinol'", "'tocopherol'")
@@ -88,7 +88,7 @@ def test_ingest_is_idempotent_and_accounts_for_every_row(engine, files):
 def test_reviews_link_to_products_in_either_order(engine, files):
     reviews = ingest_reviews(engine, files["reviews"])
     assert table_counts(reviews) == {"reviews": (6, 4, 0, 0, 0, 2)}
-    assert reviews.extra["reviews_without_product"] == 4
+    assert reviews.reviews_without_product == 4
     ingest_products(engine, files["sephora"], "sephora", match=False)
     with engine.connect() as connection:
         assert connection.execute(

@@ -33,7 +33,7 @@ def test_real_files_load_and_every_row_is_accounted_for(real):
     from skinctl.products.ingest import ingest_products, ingest_reviews
 
     engine, cosing, sephora, reviews = real
-    totals = {t.name: (t.total, accounted(t)) for t in cosing.tables}
+    totals = {t.table: (t.total, accounted(t)) for t in cosing.tables}
     assert totals == {"ingredients": (28710, 28710), "annex_ii": (1744, 1744), "annex_iii": (373, 373),
                       "annex_iv": (154, 154), "annex_v": (57, 57), "annex_vi": (34, 34)}
     assert len(cosing.tables[0].duplicates) >= 7  # names repeated after trimming (README says 7)
@@ -42,7 +42,7 @@ def test_real_files_load_and_every_row_is_accounted_for(real):
     assert sum(t.total for t in reviews.tables) == 22961
     assert sum(accounted(t) for t in reviews.tables) == 22961
     assert sum(t.rejected for t in reviews.tables) == 9  # the 9 rows with empty text
-    assert reviews.extra["reviews_without_product"] == 0
+    assert reviews.reviews_without_product == 0
 
     clean = ingest_products(engine, shared_data("products", "skincare_products_clean.csv"), "skincare-clean")
     assert (clean.tables[0].total, accounted(clean.tables[0])) == (1138, 1138)
