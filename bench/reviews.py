@@ -82,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--no-score", action="store_true", help="Time the ingest only (no training, no scoring).")
     args = parser.parse_args()
 
     from skinctl.products.ingest import ingest_reviews
@@ -102,7 +103,7 @@ def main() -> None:
         # a sentiment run to score with, trained on the real reviews (not timed)
         ingest_reviews(engine, sorted((DATA / "sephora" / "reviews_2023").glob("*.csv")))
         storage = open_storage(str(folder / "store"))
-        run_id = train_sentiment(engine, storage, SentimentOptions(epochs=args.epochs))
+        run_id = None if args.no_score else train_sentiment(engine, storage, SentimentOptions(epochs=args.epochs))
         started = time.perf_counter()
         path = folder / "reviews_bench.csv"
         header = make_file(path, args.rows)
@@ -130,17 +131,19 @@ def main() -> None:
         after = sampler.largest
         ingest_rate = args.rows / ingest_seconds
 
-        started = time.perf_counter()
-        scored = score_reviews(engine, storage, folder, run_id)
-        score_seconds = time.perf_counter() - started
+        if run_id is not None:
+            started = time.perf_counter()
+            scored = score_reviews(engine, storage, folder, run_id)
+            score_seconds = time.perf_counter() - started
 
         print()
         print(f"{'step':<34}{'rows':>11}{'seconds':>10}{'rows/s':>10}{'ratio':>8}")
         print(f"{'bare COPY (baseline)':<34}{args.rows:>11,}{copy_seconds:>10.1f}{copy_rate:>10,.0f}{1:>8.2f}")
         print(f"{'skinctl ingest reviews':<34}{args.rows:>11,}{ingest_seconds:>10.1f}{ingest_rate:>10,.0f}"
               f"{ingest_rate / copy_rate:>8.2f}   (target >= 0.50; {loaded:,} inserted)")
-        print(f"{'skinctl reviews score':<34}{scored.scored:>11,}{score_seconds:>10.1f}"
-              f"{scored.scored / score_seconds:>10,.0f}{'':>8}   (target >= 5,000/s, model load included)")
+        if run_id is not None:
+            print(f"{'skinctl reviews score':<34}{scored.scored:>11,}{score_seconds:>10.1f}"
+                  f"{scored.scored / score_seconds:>10,.0f}{'':>8}   (target >= 5,000/s, model load included)")
         print(f"resident memory: {before:,.0f} MB before the ingest, at most {after:,.0f} MB during it "
               f"(file {size / 1e6:,.0f} MB; process peak {peak_mb():,.0f} MB, TensorFlow included)")
     finally:
