@@ -142,5 +142,8 @@ def test_the_bulk_and_the_row_by_row_paths_load_the_same_reviews(engine, tmp_pat
     slow = ingest_reviews(engine, broken)
     assert [p.reason for p in slow.tables[0].problems][-1] == "column_count"
     assert slow.tables[0].inserted == 4
+    preamble = tmp_path / "preamble.csv"  # a line before the header: row by row as well
+    preamble.write_text("Exported 2023-03-21\n" + without_index, encoding="utf-8")
+    assert ingest_reviews(engine, preamble).tables[0].unchanged == 4
     fast = ingest_reviews(engine, clean)
     assert (fast.tables[0].inserted, fast.tables[0].updated, fast.tables[0].unchanged) == (0, 0, 4)
