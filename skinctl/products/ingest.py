@@ -174,7 +174,7 @@ def _record_problems(engine: Engine, run_id: int, source: str, problems: list[Ro
         )
 
 
-def _split(items: Iterable[ReadRow | RowProblem], report: TableReport, key: Callable[[dict], Any]) -> list[ReadRow]:
+def _split(items: Iterable[ReadRow | RowProblem], report: TableReport, key: Callable[[Any], Any]) -> list[ReadRow]:
     """Rows that can be loaded; problems and repeated keys go to the report."""
     first_line: dict[Any, int] = {}
     rows = []
@@ -242,8 +242,8 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
         raise InputRejected(f"Unknown product format {fmt!r}.", hint=f"Use one of: {', '.join(PRODUCT_FORMATS)}.")
     path = _check_file(path)
     report = TableReport("products", str(path))
-    rows = _split(readers.read_products(path, fmt), report, lambda r: r["external_id"])
-    source = rows[0].record["source"] if rows else fmt
+    rows = _split(readers.read_products(path, fmt), report, lambda r: r.external_id)
+    source = rows[0].record.source if rows else fmt
     with recorded_ingest_run(engine, source=f"products:{fmt}", path=str(path),
                              options={"format": fmt}, user=user) as run:
         _load_products(engine, run, rows, source, report, progress)
@@ -263,8 +263,8 @@ def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], so
         records = {}
         ingredient_lists = {}
         for item in batch:
-            record = dict(item.record)
-            ingredient_lists[record["external_id"]] = record.pop("ingredients")
+            record = readers.columns(item.record)
+            ingredient_lists[record["external_id"]] = item.record.ingredients
             record["raw"] = _jsonable(item.raw)
             record["ingest_run_id"] = run.id
             records[record["external_id"]] = record
@@ -440,7 +440,7 @@ def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, 
         if isinstance(item, RowProblem):
             report.problems.append(item)
             continue
-        key = item.record["external_id"]
+        key = item.record.external_id
         if key in first_line:
             report.duplicates.append(RowProblem(report.file, item.line, "duplicate",
                                                 f"{key} already read at {path.name}:{first_line[key]}"))
@@ -453,8 +453,8 @@ def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, 
     advance(_write_reviews(engine, run_id, batch, report))
 
 
-def _review_row(record: dict[str, Any], raw: dict[str, str]) -> tuple:
-    values = {**record, "raw": json.dumps(_jsonable(raw), ensure_ascii=False)}
+def _review_row(record: readers.ReviewRecord, raw: dict[str, str]) -> tuple:
+    values = {**readers.columns(record), "raw": json.dumps(_jsonable(raw), ensure_ascii=False)}
     return tuple(values[column] for column in REVIEW_COLUMNS)
 
 
@@ -526,7 +526,7 @@ def ingest_cosing(
         tables: list[TableReport] = []
         if inventory is not None:
             report = TableReport("ingredients", str(inventory))
-            rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
+            rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r.name_key)
             _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
             tables.append(report)
         for annex, path in annexes.items():
@@ -534,7 +534,7 @@ def ingest_cosing(
                 continue
             report = TableReport(f"annex_{annex.lower()}", str(path))
             rows = _split(readers.read_annex(path, annex), report,
-                          lambda r: (r["annex"], r["reference_number"], r["entry_no"]))
+                          lambda r: (r.annex, r.reference_number, r.entry_no))
             _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"),
                          report, progress)
             tables.append(report)
@@ -630,7 +630,7 @@ def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[
     done = 0
     for batch in _batches(rows):
         with engine.begin() as connection:
-            inserted, updated = _upsert(connection, table, [item.record for item in batch], keys)
+            inserted, updated = _upsert(connection, table, [readers.columns(item.record) for item in batch], keys)
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
