@@ -35,15 +35,15 @@ def main() -> None:
     seen: set[str] = set()
     inventory = []
     for item in read_cosing_inventory(DATA / "cosing" / "COSING_Ingredients-Fragrance Inventory_v2.csv"):
-        if isinstance(item, ReadRow) and item.record["name_key"] not in seen:
-            seen.add(item.record["name_key"])
-            inventory.append((len(inventory) + 1, item.record["inci_name"], item.record["name_key"]))
+        if isinstance(item, ReadRow) and item.record.name_key not in seen:
+            seen.add(item.record.name_key)
+            inventory.append((len(inventory) + 1, item.record.inci_name, item.record.name_key))
     names = []
     for path, fmt in ((DATA / "sephora" / "product_info.csv", "sephora"),
                       (DATA / "products" / "skincare_products_clean.csv", "skincare-clean")):
         for item in read_products(path, fmt):
             if isinstance(item, ReadRow):
-                names.extend(item.record["ingredients"])
+                names.extend(item.record.ingredients)
     print(f"inventory: {len(inventory):,} names; product ingredients: {len(names):,}")
 
     start = time.perf_counter()

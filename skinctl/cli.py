@@ -28,6 +28,7 @@ from skinctl.commands import ingredients as ingredients_commands
 from skinctl.commands import label as label_commands
 from skinctl.commands import model as model_commands
 from skinctl.commands import products as products_commands
+from skinctl.commands import reviews as reviews_commands
 from skinctl.commands import serve as serve_commands
 from skinctl.commands import stats as stats_commands
 from skinctl.commands import storage as storage_commands
@@ -210,6 +211,7 @@ ingest_tables.register(ingest_commands.app)
 app.add_typer(ingest_commands.app, name="ingest")
 app.add_typer(ingredients_commands.app, name="ingredients")
 app.add_typer(products_commands.app, name="products")
+app.add_typer(reviews_commands.app, name="reviews")
 app.add_typer(label_commands.app, name="label")
 app.command("tui")(tui_commands.tui)
 app.command("demo")(ingest_commands.demo)

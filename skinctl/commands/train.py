@@ -88,6 +88,9 @@ def run(
     from skinctl.train.runner import run_training
 
     app_state = state(ctx)
+    if task == Task.sentiment:  # review sentiment: trained and recorded by skinctl.reviews
+        _run_sentiment(ctx, as_json)
+        return
     options = TrainOptions(
         task=task, datasets=list(dataset), verified_only=verified_only,
         classes=classes.split(",") if classes else None, multi_label=multi_label,
@@ -117,6 +120,53 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.status == RunStatus.failed:
         raise typer.Exit(EXIT_FAILURE)
+
+
+# `train run` options a sentiment run takes (the others are image options).
+SENTIMENT_OPTIONS = ("epochs", "batch_size", "learning_rate", "seed", "val_fraction", "test_fraction",
+                     "patience", "name", "version", "notes")
+
+
+def _run_sentiment(ctx: typer.Context, as_json: bool) -> None:
+    """`train run --task sentiment`: the options given on the command line override the
+    sentiment model's own defaults."""
+    from click.core import ParameterSource
+
+    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
+    from skinctl.reviews.train import SentimentOptions, train_sentiment
+    from skinctl.train.records import run_detail
+
+    given = {name: ctx.params[name] for name in SENTIMENT_OPTIONS
+             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    app_state = state(ctx)
+    engine = app_state.engine()
+    with progress_bar(progress_enabled()) as report:
+        run_id = train_sentiment(engine, app_state.storage(), SentimentOptions(**given),
+                                 user=app_state.settings.user, report=report)
+    result = run_detail(engine, run_id)
+    if result.warning:
+        warn(result.warning)
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(_headline(result), highlight=False)
+    _print_per_class(result)
+    metrics = result.metrics or {}
+    test, baselines = result.test_metrics, metrics.get("baselines") or {}
+    vader, majority = baselines.get("vader") or {}, baselines.get("majority") or {}
+
+    def ci(values: list[float] | None) -> str:
+        return f"{values[0]:.3f}-{values[1]:.3f}" if values else "-"
+
+    stdout.print(
+        f"macro-F1: model {test.get('f1_macro', 0):.3f} ({ci(test.get('f1_macro_ci95'))}), "
+        f"VADER {vader.get('f1_macro', 0):.3f} ({ci(vader.get('f1_macro_ci95'))}), "
+        f"majority answer {majority.get('f1_macro', 0):.3f}; accuracy: model {test.get('accuracy', 0):.3f} "
+        f"({ci(test.get('accuracy_ci95'))}), VADER {vader.get('accuracy', 0):.3f}, majority rate "
+        f"{test.get('majority_rate', 0):.3f}", highlight=False)
+    if result.model_uri:
+        stdout.print(f"model saved to {result.model_uri}; score reviews with "
+                     f"`skinctl reviews score --run {run_id}`", highlight=False)
 
 
 def _print_per_class(run: RunDetail) -> None:

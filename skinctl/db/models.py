@@ -507,7 +507,8 @@ class Ingredient(Base):
 
 
 class AnnexEntry(Base):
-    """A CosIng Annex II (prohibited) or Annex III (restricted) entry."""
+    """A CosIng annex entry: II prohibited, III restricted, IV colorants, V preservatives and
+    VI UV filters allowed (with their limits)."""
 
     __tablename__ = "annex_entries"
 
@@ -537,12 +538,15 @@ class AnnexEntry(Base):
         DateTime, nullable=False, server_default=func.current_timestamp()
     )
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # migration 0010: Annex IV's colour. Lettered conditions per product type ("a) Rinse-off
+    # products ... b) Leave-on products") stay as written in product_type / max_concentration.
+    colour: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint(
             "annex", "reference_number", "entry_no", name="uq_annex_entries_annex_reference"
         ),
-        CheckConstraint("annex IN ('II', 'III')", name="annex"),
+        CheckConstraint("annex IN ('II', 'III', 'IV', 'V', 'VI')", name="annex"),
     )
 
 
@@ -610,6 +614,10 @@ class Product(Base):
     rating: Mapped[float | None] = mapped_column(Float)
     review_count: Mapped[int | None] = mapped_column(Integer)
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    # migration 0010: the product's own claims ("Best for Oily, Combo, Normal Skin").
+    highlights: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
     ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     created_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, server_default=func.current_timestamp()
@@ -787,4 +795,32 @@ class ApiKey(Base):
         Index(
             "uq_api_keys_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")
         ),
+    )
+
+
+# --- migration 0010: review sentiment -------------------------------------------------------
+
+
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+class ReviewSentiment(Base):
+    """A sentiment run's answer for one review: the class and its three probabilities."""
+
+    __tablename__ = "review_sentiments"
+
+    review_id: Mapped[int] = mapped_column(
+        ForeignKey("reviews.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("model_training_metrics.id", ondelete="CASCADE"), primary_key=True
+    )
+    sentiment: Mapped[str] = mapped_column(String(10), nullable=False)
+    p_negative: Mapped[float] = mapped_column(Float, nullable=False)
+    p_neutral: Mapped[float] = mapped_column(Float, nullable=False)
+    p_positive: Mapped[float] = mapped_column(Float, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(f"sentiment IN {SENTIMENTS!r}", name="sentiment"),
+        Index("ix_review_sentiments_run_id", "run_id"),
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ from skinctl.db.models import (
 )
 from skinctl.db.runs import IngestRunRecord, recorded_ingest_run
 from skinctl.errors import InputRejected
-from skinctl.products import readers
+from skinctl.products import readers, review_bulk
+from skinctl.products.choices import PRODUCT_FILE_FORMATS
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import name_key
 from skinctl.products.readers import ReadRow, RowProblem
@@ -55,7 +57,7 @@ REVIEW_FORMATS = ("sephora",)
 
 @dataclass
 class TableReport:
-    """What happened to the rows of one file."""
+    """What happened to the rows of one file, counted while it loads (`result()` freezes it)."""
 
     name: str
     file: str
@@ -70,29 +72,80 @@ class TableReport:
     def rejected(self) -> int:
         return len(self.problems)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.name, "file": self.file, "total": self.total,
-            "inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-            "duplicate": len(self.duplicates), "rejected": self.rejected,
-            "problems": [p.as_dict() for p in self.problems],
-            "duplicates": [p.as_dict() for p in self.duplicates],
-        }
+    def result(self) -> TableResult:
+        return TableResult(
+            table=self.name, file=self.file, total=self.total, inserted=self.inserted, updated=self.updated,
+            unchanged=self.unchanged, duplicate=len(self.duplicates), rejected=self.rejected,
+            problems=list(self.problems), duplicates=list(self.duplicates),
+        )
 
 
-@dataclass
-class IngestReport:
+@dataclass(frozen=True)
+class TableResult:
+    """One file of an ingest: every row read is inserted, updated, unchanged or reported."""
+
+    table: str
+    file: str
+    total: int
+    inserted: int
+    updated: int
+    unchanged: int
+    duplicate: int
+    rejected: int
+    problems: list[RowProblem]
+    duplicates: list[RowProblem]
+
+    def counts(self) -> dict[str, int]:
+        """What `ingest_runs.counts` records for the file."""
+        return {"total": self.total, "inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "duplicate": self.duplicate, "rejected": self.rejected}
+
+
+@dataclass(frozen=True)
+class MatchingSummary:
+    """Product ingredient names matched against the inventory after an ingest."""
+
+    distinct_names: int
+    names_by_method: dict[str, int]
+    links_changed: int
+    inventory_size: int
+
+
+@dataclass(frozen=True)
+class AnnexLinks:
+    links: int
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class ProductIngest:
     run_id: int | None
-    tables: list[TableReport]
-    extra: dict[str, Any] = field(default_factory=dict)
+    tables: list[TableResult]
+    rejected: int
+    reviews_linked: int
+    matching: MatchingSummary | None
 
-    @property
-    def rejected(self) -> int:
-        return sum(t.rejected for t in self.tables)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "tables": [t.as_dict() for t in self.tables],
-                "rejected": self.rejected, **self.extra}
+@dataclass(frozen=True)
+class ReviewIngest:
+    run_id: int | None
+    tables: list[TableResult]
+    rejected: int
+    reviews_linked: int
+    reviews_without_product: int
+
+
+@dataclass(frozen=True)
+class CosingIngest:
+    run_id: int | None
+    tables: list[TableResult]
+    rejected: int
+    annex_links: AnnexLinks
+    matching: MatchingSummary | None
+
+
+IngestResult = ProductIngest | ReviewIngest | CosingIngest
 
 
 # --- shared machinery -------------------------------------------------------------------------
@@ -104,11 +157,9 @@ def _check_file(path: Path) -> Path:
     return path
 
 
-def _run_counts(report: IngestReport) -> dict[str, Any]:
+def _run_counts(tables: list[TableReport]) -> dict[str, Any]:
     """What `ingest_runs.counts` records for a table ingest: per table, the row counts."""
-    return {t.name: {k: v for k, v in t.as_dict().items()
-                     if k not in ("problems", "duplicates", "file", "table")}
-            for t in report.tables}
+    return {t.name: t.result().counts() for t in tables}
 
 
 def _record_problems(engine: Engine, run_id: int, source: str, problems: list[RowProblem]) -> None:
@@ -123,7 +174,7 @@ def _record_problems(engine: Engine, run_id: int, source: str, problems: list[Ro
         )
 
 
-def _split(items: Iterable[ReadRow | RowProblem], report: TableReport, key: Callable[[dict], Any]) -> list[ReadRow]:
+def _split(items: Iterable[ReadRow | RowProblem], report: TableReport, key: Callable[[Any], Any]) -> list[ReadRow]:
     """Rows that can be loaded; problems and repeated keys go to the report."""
     first_line: dict[Any, int] = {}
     rows = []
@@ -184,26 +235,24 @@ def _jsonable(row: dict[str, str]) -> dict[str, str]:
 
 
 def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = None,
-                    match: bool = True, progress: ReportProgress = no_progress) -> IngestReport:
+                    match: bool = True, progress: ReportProgress = no_progress) -> ProductIngest:
     """Load a product file; replace the ingredient list of every inserted or changed product,
     then match ingredient names to the inventory."""
     if fmt not in PRODUCT_FORMATS:
         raise InputRejected(f"Unknown product format {fmt!r}.", hint=f"Use one of: {', '.join(PRODUCT_FORMATS)}.")
     path = _check_file(path)
     report = TableReport("products", str(path))
-    rows = _split(readers.read_products(path, fmt), report, lambda r: r["external_id"])
-    source = rows[0].record["source"] if rows else fmt
+    rows = _split(readers.read_products(path, fmt), report, lambda r: r.external_id)
+    source = rows[0].record.source if rows else fmt
     with recorded_ingest_run(engine, source=f"products:{fmt}", path=str(path),
                              options={"format": fmt}, user=user) as run:
-        result = IngestReport(run.id, [report])
         _load_products(engine, run, rows, source, report, progress)
         _record_problems(engine, run.id, f"products:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            result.extra["reviews_linked"] = link_reviews(connection)
-        if match:
-            result.extra["matching"] = rematch_all(engine)
-        run.counts = _run_counts(result)
-    return result
+            linked = link_reviews(connection)
+        matching = rematch_all(engine) if match else None
+        run.counts = _run_counts([report])
+    return ProductIngest(run.id, [report.result()], report.rejected, linked, matching)
 
 
 def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], source: str,
@@ -214,8 +263,8 @@ def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], so
         records = {}
         ingredient_lists = {}
         for item in batch:
-            record = dict(item.record)
-            ingredient_lists[record["external_id"]] = record.pop("ingredients")
+            record = readers.columns(item.record)
+            ingredient_lists[record["external_id"]] = item.record.ingredients
             record["raw"] = _jsonable(item.raw)
             record["ingest_run_id"] = run.id
             records[record["external_id"]] = record
@@ -259,12 +308,12 @@ def _replace_ingredient_lists(
             found = index.match(name)
             rows.append((ids[external_id], position, name, name_key(name), found.ingredient_id,
                          found.method, found.score))
-    _copy_rows(connection, "product_ingredients",
+    copy_rows(connection, "product_ingredients",
                ("product_id", "position", "name_as_written", "name_key", "ingredient_id",
                 "match_method", "match_score"), rows)
 
 
-def _copy_rows(connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def copy_rows(connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Bulk insert with COPY, in the connection's transaction (10x faster than INSERTs)."""
     if not rows:
         return
@@ -294,7 +343,7 @@ def link_reviews(connection: Connection) -> int:
 # --- matching ---------------------------------------------------------------------------------
 
 
-def rematch_all(engine: Engine) -> dict[str, Any]:
+def rematch_all(engine: Engine) -> MatchingSummary:
     """Match every distinct ingredient name on products against the inventory and store the
     result where it changed. Returns counts per method and how many links changed."""
     with engine.connect() as connection:
@@ -309,7 +358,7 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
             "CREATE TEMP TABLE match_results (name_key text PRIMARY KEY, ingredient_id int, "
             "match_method varchar(10), match_score float) ON COMMIT DROP"
         ))
-        _copy_rows(connection, "match_results",
+        copy_rows(connection, "match_results",
                    ("name_key", "ingredient_id", "match_method", "match_score"),
                    [(key, m.ingredient_id, m.method, m.score) for key, m in results])
         changed = connection.execute(text(
@@ -321,47 +370,125 @@ def rematch_all(engine: Engine) -> dict[str, Any]:
     methods: dict[str, int] = {}
     for _key, m in results:
         methods[m.method] = methods.get(m.method, 0) + 1
-    return {"distinct_names": len(results), "names_by_method": methods, "links_changed": changed or 0,
-            "inventory_size": len(index)}
+    return MatchingSummary(distinct_names=len(results), names_by_method=methods, links_changed=changed or 0,
+                           inventory_size=len(index))
 
 
-# --- reviews ----------------------------------------------------------------------------------
+# --- reviews ---------------------------------------------------------------------------------
+
+REVIEW_BATCH = 10_000
+# The review columns a file sets, in COPY order (the rest are the database's).
+REVIEW_COLUMNS = (
+    "source", "external_id", "product_external_id", "author_id", "rating", "is_recommended",
+    "helpfulness", "total_feedback_count", "skin_type", "skin_tone", "eye_color", "hair_color",
+    "title", "review_text", "submitted_on", "raw",
+)
 
 
-def ingest_reviews(engine: Engine, path: Path, fmt: str = "sephora", *, user: str | None = None,
-                   progress: ReportProgress = no_progress) -> IngestReport:
+def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sephora", *,
+                   user: str | None = None, progress: ReportProgress = no_progress) -> ReviewIngest:
+    """Load review files in one run (re-running changes nothing): each file is COPYed as it is
+    and checked and upserted by PostgreSQL in chunks (`review_bulk`); a file COPY cannot read
+    goes row by row. Reviews whose product is not loaded yet are kept and linked when it
+    arrives."""
     if fmt not in REVIEW_FORMATS:
         raise InputRejected(f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}.")
-    path = _check_file(path)
-    report = TableReport("reviews", str(path))
-    rows = _split(readers.read_reviews(path, fmt), report, lambda r: r["external_id"])
-    with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=str(path),
-                             options={"format": fmt}, user=user) as run:
-        result = IngestReport(run.id, [report])
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    if not files:
+        raise InputRejected("No review file given.", hint="Pass one or more review CSV files, or `sephora`.")
+    files = [_check_file(path) for path in files]
+    with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=", ".join(map(str, files)),
+                             options={"format": fmt, "files": [str(f) for f in files]}, user=user) as run:
+        tables: list[TableReport] = []
         done = 0
-        for batch in _batches(rows):
-            values = [{**item.record, "raw": _jsonable(item.raw)} for item in batch]
-            with engine.begin() as connection:
-                inserted, updated = _upsert(connection, Review.__table__, values, ("source", "external_id"))
-                changed = [k[1] for k in inserted + updated]
-                if changed:
-                    connection.execute(
-                        update(Review).where(Review.source == fmt, Review.external_id.in_(changed))
-                        .values(ingest_run_id=run.id)
-                    )
-            report.inserted += len(inserted)
-            report.updated += len(updated)
-            report.unchanged += len(batch) - len(inserted) - len(updated)
-            done += len(batch)
-            progress("reviews", done, len(rows))
-        _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
+
+        def advance(rows: int) -> None:
+            nonlocal done
+            done += rows
+            progress("reviews", done, None)
+
+        with engine.connect() as connection:
+            review_bulk.start_run(connection)
+            for path in files:
+                report = TableReport("reviews", str(path))
+                tables.append(report)
+                try:
+                    review_bulk.load_review_file(connection, path, run.id, fmt, report, advance)
+                except review_bulk.NotCopyable:
+                    # COPY cannot read it (a row with the wrong number of cells ...): row by row,
+                    # which reports each bad row and loads the others.
+                    _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
+                run.counts = _run_counts(tables)
+                run.save_counts(engine)
+                _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            result.extra["reviews_linked"] = link_reviews(connection)
-            result.extra["reviews_without_product"] = connection.execute(
+            linked = link_reviews(connection)
+            waiting = connection.execute(
                 select(func.count()).select_from(Review).where(Review.product_id.is_(None))
             ).scalar_one()
-        run.counts = _run_counts(result)
-    return result
+        run.counts = _run_counts(tables)
+    return ReviewIngest(run.id, [t.result() for t in tables], sum(t.rejected for t in tables), linked, waiting)
+
+
+def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, report: TableReport,
+                             advance: Callable[[int], None]) -> None:
+    """The per-row path: Python reads and checks each row (`readers.read_reviews`)."""
+    first_line: dict[str, int] = {}
+    batch: list[tuple] = []
+    for item in readers.read_reviews(path, fmt):
+        report.total += 1
+        if isinstance(item, RowProblem):
+            report.problems.append(item)
+            continue
+        key = item.record.external_id
+        if key in first_line:
+            report.duplicates.append(RowProblem(report.file, item.line, "duplicate",
+                                                f"{key} already read at {path.name}:{first_line[key]}"))
+            continue
+        first_line[key] = item.line
+        batch.append(_review_row(item.record, item.raw))
+        if len(batch) >= REVIEW_BATCH:
+            advance(_write_reviews(engine, run_id, batch, report))
+            batch = []
+    advance(_write_reviews(engine, run_id, batch, report))
+
+
+def _review_row(record: readers.ReviewRecord, raw: dict[str, str]) -> tuple:
+    values = {**readers.columns(record), "raw": json.dumps(_jsonable(raw), ensure_ascii=False)}
+    return tuple(values[column] for column in REVIEW_COLUMNS)
+
+
+_COMPARED = [c for c in REVIEW_COLUMNS if c not in ("source", "external_id")]
+_UPSERT_REVIEWS = text(
+    f"INSERT INTO reviews ({', '.join(REVIEW_COLUMNS)}, product_id, ingest_run_id) "
+    f"SELECT {', '.join('s.' + c for c in REVIEW_COLUMNS)}, p.id, :run_id FROM review_stage s "
+    "LEFT JOIN products p ON p.source = s.source AND p.external_id = s.product_external_id "
+    "ON CONFLICT (source, external_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COMPARED)
+    + ", product_id = COALESCE(excluded.product_id, reviews.product_id), "
+    "ingest_run_id = excluded.ingest_run_id, updated_at = now() "
+    f"WHERE ({', '.join('reviews.' + c for c in _COMPARED)}) IS DISTINCT FROM "
+    f"({', '.join('excluded.' + c for c in _COMPARED)}) "
+    "RETURNING (xmax = 0) AS inserted"
+)
+
+
+def _write_reviews(engine: Engine, run_id: int, rows: list[tuple], report: TableReport) -> int:
+    """COPY one batch into a staging table, then upsert it into reviews in one statement."""
+    if not rows:
+        return 0
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TEMP TABLE IF NOT EXISTS review_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WITH NO DATA"
+        ))
+        copy_rows(connection, "review_stage", REVIEW_COLUMNS, rows)
+        flags = connection.execute(_UPSERT_REVIEWS, {"run_id": run_id}).scalars().all()
+    inserted = sum(flags)
+    report.inserted += inserted
+    report.updated += len(flags) - inserted
+    report.unchanged += len(rows) - len(flags)
+    return len(rows)
 
 
 # --- CosIng -----------------------------------------------------------------------------------
@@ -375,44 +502,127 @@ def ingest_cosing(
     annex_ii: Path | None = None,
     annex_iii: Path | None = None,
     *,
+    annex_iv: Path | None = None,
+    annex_v: Path | None = None,
+    annex_vi: Path | None = None,
     user: str | None = None,
     match: bool = True,
     progress: ReportProgress = no_progress,
-) -> IngestReport:
-    """Load the inventory and the annexes, link annex entries to inventory ingredients, then
-    re-match product ingredients (the dictionary may have changed)."""
-    files = {"inventory": inventory, "annex_ii": annex_ii, "annex_iii": annex_iii}
+) -> CosingIngest:
+    """Load the inventory and the annexes (II prohibited, III restricted, IV colorants, V
+    preservatives, VI UV filters), link annex entries to inventory ingredients, then re-match
+    product ingredients (the dictionary may have changed)."""
+    annexes = {"II": annex_ii, "III": annex_iii, "IV": annex_iv, "V": annex_v, "VI": annex_vi}
+    files = {"inventory": inventory, **{f"annex_{k.lower()}": v for k, v in annexes.items()}}
     if not any(files.values()):
-        raise InputRejected("No CosIng file given.", hint="Pass --inventory and/or --annex-ii/--annex-iii.")
+        raise InputRejected("No CosIng file given.",
+                            hint="Pass --inventory and/or --annex-ii ... --annex-vi, or the slug `cosing`.")
     for path in files.values():
         if path is not None:
             _check_file(path)
     with recorded_ingest_run(engine, source="cosing",
                              path=", ".join(str(p) for p in files.values() if p),
                              options={k: str(v) for k, v in files.items() if v}, user=user) as run:
-        result = IngestReport(run.id, [])
+        tables: list[TableReport] = []
         if inventory is not None:
             report = TableReport("ingredients", str(inventory))
-            rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r["name_key"])
+            rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r.name_key)
             _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
-            result.tables.append(report)
-        for annex, path in (("II", annex_ii), ("III", annex_iii)):
+            tables.append(report)
+        for annex, path in annexes.items():
             if path is None:
                 continue
             report = TableReport(f"annex_{annex.lower()}", str(path))
             rows = _split(readers.read_annex(path, annex), report,
-                          lambda r: (r["annex"], r["reference_number"], r["entry_no"]))
+                          lambda r: (r.annex, r.reference_number, r.entry_no))
             _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"),
                          report, progress)
-            result.tables.append(report)
-        for report in result.tables:
+            tables.append(report)
+        for report in tables:
             _record_problems(engine, run.id, f"cosing:{report.name}", report.problems + report.duplicates)
         with engine.begin() as connection:
-            result.extra["annex_links"] = relink_annexes(connection)
-        if match:
-            result.extra["matching"] = rematch_all(engine)
-        run.counts = _run_counts(result)
-    return result
+            links = relink_annexes(connection)
+        matching = rematch_all(engine) if match else None
+        run.counts = _run_counts(tables)
+    return CosingIngest(run.id, [t.result() for t in tables], sum(t.rejected for t in tables), links, matching)
+
+
+_ANNEX_FILE = re.compile(r"annex[_ -]?(II|III|IV|V|VI)(?![IVX])", re.IGNORECASE)
+
+
+def cosing_files(folder: Path) -> dict[str, Path]:
+    """The CosIng files of a folder, found by name: `inventory` (COSING_Ingredients*.csv) and
+    `annex_ii` ... `annex_vi` (COSING_Annex_<N>*)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        name = path.name
+        if name.lower().startswith("cosing_ingredients") and name.lower().endswith(".csv"):
+            found.setdefault("inventory", path)
+        elif (annex := _ANNEX_FILE.search(name)) is not None:
+            found.setdefault(f"annex_{annex.group(1).lower()}", path)
+    if not found:
+        raise InputRejected(f"{folder} holds no CosIng file (COSING_Ingredients*.csv, COSING_Annex_*).",
+                            hint="Fetch it again with `skinctl fetch get cosing --from DIR`.")
+    return found
+
+
+def sephora_files(folder: Path) -> tuple[Path | None, list[Path]]:
+    """The Sephora set's product file and every review file (`reviews_*.csv`, in any subfolder)."""
+    products = next(iter(sorted(folder.rglob("product_info.csv"))), None)
+    reviews = [p for p in sorted(folder.rglob("*reviews_*.csv")) if p.is_file()]
+    return products, reviews
+
+
+def product_file(arg: str, fmt: str | None, settings: Any) -> tuple[Path, str]:
+    """The product file an argument names (a file, a folder, a slug) and its format."""
+    path = resolve_dataset(arg, settings)
+    if path.is_dir():
+        candidates = [p for name in PRODUCT_FILE_FORMATS for p in sorted(path.rglob(name))]
+        if not candidates:
+            raise InputRejected(f"{path} holds no product file ({', '.join(PRODUCT_FILE_FORMATS)}).",
+                                hint="Give the product CSV and --format.")
+        path = candidates[0]
+    fmt = fmt or PRODUCT_FILE_FORMATS.get(path.name)
+    if fmt is None:
+        raise InputRejected(f"The format of {path} is not known from its name.",
+                            hint=f"Pass --format ({', '.join(PRODUCT_FORMATS)}).")
+    return path, str(fmt)
+
+
+def review_files(args: Sequence[str], settings: Any) -> list[Path]:
+    """Every review file the arguments name: files as given; for a folder or the slug
+    `sephora`, all its `reviews_*.csv` files."""
+    files: list[Path] = []
+    for arg in args:
+        path = resolve_dataset(arg, settings)
+        if path.is_dir():
+            found = sephora_files(path)[1]
+            if not found:
+                raise InputRejected(f"{path} holds no review file (reviews_*.csv).",
+                                    hint="Give the review CSV files.")
+            files.extend(found)
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def resolve_dataset(arg: str | Path, settings: Any) -> Path:
+    """A path as given, or the folder of a catalog slug's newest fetch (`sephora`, `cosing`),
+    through the catalog's one resolver (the one `ingest images SLUG` uses)."""
+    from skinctl.datasets.catalog import looks_like_slug, resolve_fetched
+    from skinctl.errors import NotFound
+
+    path = Path(arg).expanduser()
+    if path.exists() or not looks_like_slug(str(arg)):
+        return path
+    try:
+        folder, _layout = resolve_fetched(str(arg), settings)
+    except NotFound:
+        raise InputRejected(f"{arg!r} is neither a file nor a dataset in the catalog.",
+                            hint="`skinctl fetch list` shows the catalog.") from None
+    return folder
 
 
 def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[str, ...],
@@ -420,7 +630,7 @@ def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[
     done = 0
     for batch in _batches(rows):
         with engine.begin() as connection:
-            inserted, updated = _upsert(connection, table, [item.record for item in batch], keys)
+            inserted, updated = _upsert(connection, table, [readers.columns(item.record) for item in batch], keys)
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
@@ -428,7 +638,7 @@ def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[
         progress(report.name, done, len(rows))
 
 
-def relink_annexes(connection: Connection) -> dict[str, int]:
+def relink_annexes(connection: Connection) -> AnnexLinks:
     """Derive annex entry -> ingredient links from what is loaded: names an entry identifies,
     Annex III's glossary name, and the inventory's own Restriction column ('III/62').
     Idempotent: adds missing links, removes links no longer supported."""
@@ -473,4 +683,4 @@ def relink_annexes(connection: Connection) -> dict[str, int]:
            for (e, i), m in wanted.items() if existing.get((e, i)) != m]
     if new:
         connection.execute(AnnexEntryIngredient.__table__.insert(), new)
-    return {"links": len(wanted), "added": len(new), "removed": sum(p not in wanted for p in stale)}
+    return AnnexLinks(links=len(wanted), added=len(new), removed=sum(p not in wanted for p in stale))

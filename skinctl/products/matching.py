@@ -112,10 +112,6 @@ class Match:
     method: str  # exact | synonym | mapped | fuzzy | none
     score: float | None  # 1.0 for exact/synonym/mapped, the fuzzy ratio / 100, None for none
 
-    def as_dict(self) -> dict:
-        return {"ingredient_id": self.ingredient_id, "inci_name": self.inci_name,
-                "method": self.method, "score": self.score}
-
 
 NO_MATCH = Match(None, None, "none", None)
 

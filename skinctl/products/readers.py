@@ -9,12 +9,13 @@ literals in cells, prices such as `£5.20`, names padded with spaces, `-` for em
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
-import io
+import hashlib
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -41,14 +42,93 @@ class RowProblem:
     reason: str
     detail: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "reason": self.reason, "detail": self.detail}
+
+@dataclass(frozen=True)
+class ProductRecord:
+    source: str
+    external_id: str
+    name: str
+    brand: str | None
+    product_type: str | None
+    category_path: str | None
+    url: str | None
+    price: Decimal | None
+    currency: str | None
+    size: str | None
+    rating: float | None
+    review_count: int | None
+    highlights: list[str]
+    ingredients: list[str]  # as written, in order: product_ingredients rows, not a column
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    source: str
+    external_id: str
+    product_external_id: str
+    author_id: str
+    rating: int | None
+    is_recommended: bool | None
+    helpfulness: float | None
+    total_feedback_count: int | None
+    skin_type: str | None
+    skin_tone: str | None
+    eye_color: str | None
+    hair_color: str | None
+    title: str | None
+    review_text: str | None
+    submitted_on: date | None
+
+
+@dataclass(frozen=True)
+class IngredientRecord:
+    inci_name: str
+    name_key: str
+    cosing_ref_no: str | None
+    inn_name: str | None
+    ph_eur_name: str | None
+    cas_no: str | None
+    ec_no: str | None
+    description: str | None
+    restriction: str | None
+    functions: list[str]
+    update_date: date | None
+
+
+@dataclass(frozen=True)
+class AnnexRecord:
+    annex: str
+    reference_number: str
+    chemical_name: str | None
+    cas_no: str | None
+    ec_no: str | None
+    regulation: str | None
+    identified_ingredients: list[str]
+    update_date: date | None
+    raw: dict[str, str]
+    glossary_name: str | None
+    product_type: str | None
+    max_concentration: str | None
+    other_limitations: str | None
+    conditions: str | None
+    conditional: bool
+    colour: str | None
+    entry_no: int = 1  # numbers the rows that share a reference number, in file order
+
+
+Record = ProductRecord | ReviewRecord | IngredientRecord | AnnexRecord
+NOT_COLUMNS = {"ingredients"}
+
+
+def columns(record: Record) -> dict[str, Any]:
+    """The record as the column values of its table."""
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name not in NOT_COLUMNS}
 
 
 @dataclass
 class ReadRow:
     line: int
-    record: dict[str, Any]
+    record: Record
     raw: dict[str, str] = field(default_factory=dict)
 
 
@@ -61,27 +141,40 @@ class BadRow(Exception):
         self.detail = detail
 
 
-def read_text(path: Path) -> str:
+def _encoding_of(path: Path) -> str:
+    """utf-8-sig, or cp1252 for exports saved from spreadsheet programs on Windows. Decodes the
+    file in chunks (a million-row review file is never held whole)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
     except OSError as error:
         raise InputRejected(f"Cannot read {path}: {error.strerror or error}.") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Exports saved from spreadsheet programs on Windows.
-        return data.decode("cp1252", errors="replace")
+    return "utf-8-sig"
 
 
 def iter_csv_rows(
     path: Path, required: tuple[str, ...]
 ) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
-    """Rows of a CSV file as {header: cell}, with the line each row starts on.
+    """Rows of a CSV file as {header: cell}, with the line each row starts on, streamed.
 
     The header is the first row holding every `required` column; anything before it is a
-    preamble. Blank lines are not rows."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    preamble. Blank lines are not rows. A file whose header lacks a required column is one
+    error naming the missing columns."""
+    encoding = _encoding_of(path)
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        yield from _csv_rows(path, csv.reader(handle), required)
+
+
+def _csv_rows(
+    path: Path, reader: Any, required: tuple[str, ...]
+) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
     header: list[str] | None = None
+    closest: tuple[int, list[str]] = (0, [])  # the preamble row most like a header
     previous_line = 0
     while True:
         try:
@@ -99,8 +192,11 @@ def iter_csv_rows(
             continue
         if header is None:
             stripped = [cell.strip().lstrip("\ufeff") for cell in cells]
-            if all(column in stripped for column in required):
+            present = sum(column in stripped for column in required)
+            if present == len(required):
                 header = stripped
+            elif present > closest[0]:
+                closest = (present, stripped)
             continue
         if len(cells) != len(header):
             yield RowProblem(
@@ -110,6 +206,13 @@ def iter_csv_rows(
             continue
         yield start, dict(zip(header, cells, strict=True))
     if header is None:
+        if closest[0]:
+            missing = [column for column in required if column not in closest[1]]
+            raise InputRejected(
+                f"{path} has no column {', '.join(repr(c) for c in missing)} "
+                f"(its header has {len(closest[1])} columns).",
+                hint="Check the file and the --format option.",
+            )
         raise InputRejected(
             f"{path} has no header row with the columns {', '.join(required)}.",
             hint="Check the file and the --format option.",
@@ -117,7 +220,7 @@ def iter_csv_rows(
 
 
 def _rows(
-    path: Path, required: tuple[str, ...], parse: Callable[[dict[str, str]], dict[str, Any]]
+    path: Path, required: tuple[str, ...], parse: Callable[[dict[str, str]], Record]
 ) -> Iterator[ReadRow | RowProblem]:
     for item in iter_csv_rows(path, required):
         if isinstance(item, RowProblem):
@@ -257,7 +360,7 @@ def sephora_ingredients(items: list[str]) -> list[str]:
 # --- the formats ------------------------------------------------------------------------------
 
 
-def _sephora_product(row: dict[str, str]) -> dict[str, Any]:
+def _sephora_product(row: dict[str, str]) -> ProductRecord:
     external_id = text_cell(row["product_id"])
     name = name_cell(row["product_name"])
     if not external_id:
@@ -270,24 +373,25 @@ def _sephora_product(row: dict[str, str]) -> dict[str, Any]:
     rating = float_cell(row.get("rating"), "rating")
     if rating is not None and not 0 <= rating <= 5:
         raise BadRow("bad_rating", f"rating={rating} is outside 0..5")
-    return {
-        "source": "sephora",
-        "external_id": external_id,
-        "name": name,
-        "brand": name_cell(row.get("brand_name")),
-        "product_type": categories[-1] if categories else None,
-        "category_path": " > ".join(categories) or None,
-        "url": None,
-        "price": price,
-        "currency": currency,
-        "size": name_cell(row.get("size")),
-        "rating": rating,
-        "review_count": int_cell(row.get("reviews"), "reviews"),
-        "ingredients": sephora_ingredients(list_literal_cell(row.get("ingredients"), "ingredients")),
-    }
+    return ProductRecord(
+        source="sephora",
+        external_id=external_id,
+        name=name,
+        brand=name_cell(row.get("brand_name")),
+        product_type=categories[-1] if categories else None,
+        category_path=" > ".join(categories) or None,
+        url=None,
+        price=price,
+        currency=currency,
+        size=name_cell(row.get("size")),
+        rating=rating,
+        review_count=int_cell(row.get("reviews"), "reviews"),
+        highlights=[h.strip() for h in list_literal_cell(row.get("highlights"), "highlights") if h.strip()],
+        ingredients=sephora_ingredients(list_literal_cell(row.get("ingredients"), "ingredients")),
+    )
 
 
-def _skincare_clean_product(row: dict[str, str]) -> dict[str, Any]:
+def _skincare_clean_product(row: dict[str, str]) -> ProductRecord:
     name = name_cell(row["product_name"])
     url = text_cell(row["product_url"])
     if not name:
@@ -297,25 +401,26 @@ def _skincare_clean_product(row: dict[str, str]) -> dict[str, Any]:
     price, currency = price_cell(row.get("price"), "price", "GBP")
     product_type = name_cell(row.get("product_type"))
     names = [clean_written(n) for n in list_literal_cell(row.get("clean_ingreds"), "clean_ingreds")]
-    return {
-        "source": "skincare-clean",
+    return ProductRecord(
+        source="skincare-clean",
         # The same URL is listed for several sizes of one product, each with its own name.
-        "external_id": f"{url}#{name}",
-        "name": name,
-        "brand": None,
-        "product_type": product_type,
-        "category_path": product_type,
-        "url": url,
-        "price": price,
-        "currency": currency,
-        "size": None,
-        "rating": None,
-        "review_count": None,
-        "ingredients": dedupe_ingredients(names),
-    }
+        external_id=f"{url}#{name}",
+        name=name,
+        brand=None,
+        product_type=product_type,
+        category_path=product_type,
+        url=url,
+        price=price,
+        currency=currency,
+        size=None,
+        rating=None,
+        review_count=None,
+        highlights=[],
+        ingredients=dedupe_ingredients(names),
+    )
 
 
-PRODUCT_FORMATS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], dict[str, Any]]]] = {
+PRODUCT_FORMATS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], ProductRecord]]] = {
     "sephora": (("product_id", "product_name", "brand_name", "ingredients", "price_usd"), _sephora_product),
     "skincare-clean": (("product_name", "product_url", "product_type", "clean_ingreds", "price"), _skincare_clean_product),
 }
@@ -335,7 +440,7 @@ def _bool_cell(value: str | None, column: str) -> bool | None:
     return number == 1.0
 
 
-def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
+def _sephora_review(row: dict[str, str]) -> ReviewRecord:
     product = text_cell(row["product_id"])
     author = text_cell(row["author_id"])
     if not product:
@@ -346,36 +451,53 @@ def _sephora_review(row: dict[str, str]) -> dict[str, Any]:
     if rating is not None and not 1 <= rating <= 5:
         raise BadRow("bad_rating", f"rating={rating} is outside 1..5")
     submitted = date_cell(row.get("submission_time"), "submission_time", ("%Y-%m-%d",))
+    title, body = text_cell(row.get("review_title")), text_cell(row.get("review_text"))
+    if not _has_words(title) and not _has_words(body):
+        what = "empty" if not (title or body) else f"not text ({(body or title or '')[:40]!r})"
+        raise BadRow("empty_text", f"review of {product} by {author} is {what}")
     # The unnamed first column numbers the rows of the original file; with author, product and
     # date it identifies a review (one author reviews one product several times a day).
-    index = text_cell(row.get("")) or ""
-    return {
-        "source": "sephora",
-        "external_id": f"{product}:{author}:{submitted or ''}:{index}",
-        "product_external_id": product,
-        "author_id": author,
-        "rating": rating,
-        "is_recommended": _bool_cell(row.get("is_recommended"), "is_recommended"),
-        "helpfulness": float_cell(row.get("helpfulness"), "helpfulness"),
-        "total_feedback_count": int_cell(row.get("total_feedback_count"), "total_feedback_count"),
-        "skin_type": (text_cell(row.get("skin_type")) or "").lower() or None,
-        "skin_tone": text_cell(row.get("skin_tone")),
-        "eye_color": text_cell(row.get("eye_color")),
-        "hair_color": text_cell(row.get("hair_color")),
-        "title": text_cell(row.get("review_title")),
-        "review_text": text_cell(row.get("review_text")),
-        "submitted_on": submitted,
-    }
+    index = text_cell(row.get(""))
+    if index is None:
+        # Files without that column (the 2023 extracts): the text tells two reviews apart.
+        index = hashlib.sha256(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:12]
+    return ReviewRecord(
+        source="sephora",
+        external_id=f"{product}:{author}:{submitted or ''}:{index}",
+        product_external_id=product,
+        author_id=author,
+        rating=rating,
+        is_recommended=_bool_cell(row.get("is_recommended"), "is_recommended"),
+        helpfulness=float_cell(row.get("helpfulness"), "helpfulness"),
+        total_feedback_count=int_cell(row.get("total_feedback_count"), "total_feedback_count"),
+        skin_type=(text_cell(row.get("skin_type")) or "").lower() or None,
+        skin_tone=text_cell(row.get("skin_tone")),
+        eye_color=text_cell(row.get("eye_color")),
+        hair_color=text_cell(row.get("hair_color")),
+        title=title,
+        review_text=body,
+        submitted_on=submitted,
+    )
+
+
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _has_words(value: str | None) -> bool:
+    return bool(value and _WORD.search(value))
+
+
+REVIEW_COLUMNS = ("author_id", "rating", "product_id", "submission_time", "review_text")
 
 
 def read_reviews(path: Path, fmt: str = "sephora") -> Iterator[ReadRow | RowProblem]:
-    return _rows(path, ("author_id", "rating", "product_id", "submission_time"), _sephora_review)
+    return _rows(path, REVIEW_COLUMNS, _sephora_review)
 
 
 COSING_DATES = ("%d/%m/%Y", "%Y-%m-%d")
 
 
-def _cosing_ingredient(row: dict[str, str]) -> dict[str, Any]:
+def _cosing_ingredient(row: dict[str, str]) -> IngredientRecord:
     inci = name_cell(row["INCI name"], dash_is_empty=True)
     if not inci:
         raise BadRow("missing_name", f"INCI name is blank (COSING Ref No {row['COSING Ref No'].strip()!r})")
@@ -383,19 +505,19 @@ def _cosing_ingredient(row: dict[str, str]) -> dict[str, Any]:
     if not key:
         raise BadRow("missing_name", f"INCI name {inci!r} has no letters or digits")
     functions = [f.upper() for f in split_names(row.get("Function"))]
-    return {
-        "inci_name": inci.upper(),
-        "name_key": key,
-        "cosing_ref_no": text_cell(row["COSING Ref No"], dash_is_empty=True),
-        "inn_name": name_cell(row.get("INN name"), dash_is_empty=True),
-        "ph_eur_name": name_cell(row.get("Ph. Eur. Name"), dash_is_empty=True),
-        "cas_no": name_cell(row.get("CAS No"), dash_is_empty=True),
-        "ec_no": name_cell(row.get("EC No"), dash_is_empty=True),
-        "description": name_cell(row.get("Chem/IUPAC Name / Description"), dash_is_empty=True),
-        "restriction": name_cell(row.get("Restriction"), dash_is_empty=True),
-        "functions": list(dict.fromkeys(functions)),
-        "update_date": date_cell(row.get("Update Date"), "Update Date", COSING_DATES),
-    }
+    return IngredientRecord(
+        inci_name=inci.upper(),
+        name_key=key,
+        cosing_ref_no=text_cell(row["COSING Ref No"], dash_is_empty=True),
+        inn_name=name_cell(row.get("INN name"), dash_is_empty=True),
+        ph_eur_name=name_cell(row.get("Ph. Eur. Name"), dash_is_empty=True),
+        cas_no=name_cell(row.get("CAS No"), dash_is_empty=True),
+        ec_no=name_cell(row.get("EC No"), dash_is_empty=True),
+        description=name_cell(row.get("Chem/IUPAC Name / Description"), dash_is_empty=True),
+        restriction=name_cell(row.get("Restriction"), dash_is_empty=True),
+        functions=list(dict.fromkeys(functions)),
+        update_date=date_cell(row.get("Update Date"), "Update Date", COSING_DATES),
+    )
 
 
 def read_cosing_inventory(path: Path) -> Iterator[ReadRow | RowProblem]:
@@ -426,17 +548,19 @@ _CONDITIONAL_PROHIBITION = re.compile(
 )
 
 
-def _annex_ii(row: dict[str, str]) -> dict[str, Any]:
+def _annex_ii(row: dict[str, str]) -> AnnexRecord:
     record = _annex_common(row, "II")
     record.update(glossary_name=None, product_type=None, max_concentration=None,
-                  other_limitations=None, conditions=None,
+                  other_limitations=None, conditions=None, colour=None,
                   conditional=bool(_CONDITIONAL_PROHIBITION.search(record["chemical_name"] or "")))
-    return record
+    return AnnexRecord(**record)
 
 
-def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
-    record = _annex_common(row, "III")
-    glossary = name_cell(row.get("Name of Common Ingredients Glossary"), dash_is_empty=True)
+def _annex_with_conditions(row: dict[str, str], annex: str, glossary_column: str) -> AnnexRecord:
+    """Annexes III to VI: the substance, and the conditions of use as written (lettered
+    per-product-type parts such as "a) Rinse-off products" kept in the text)."""
+    record = _annex_common(row, annex)
+    glossary = name_cell(row.get(glossary_column), dash_is_empty=True)
     record.update(
         glossary_name=glossary.upper() if glossary else None,
         product_type=text_cell(row.get("Product Type, body parts"), dash_is_empty=True),
@@ -446,29 +570,46 @@ def _annex_iii(row: dict[str, str]) -> dict[str, Any]:
         other_limitations=text_cell(row.get("Other"), dash_is_empty=True),
         conditions=text_cell(row.get("Wording of conditions of use and warnings"), dash_is_empty=True),
         conditional=False,
+        colour=name_cell(row.get("Color"), dash_is_empty=True),
     )
-    return record
+    if not record["chemical_name"]:
+        record["chemical_name"] = name_cell(row.get("Chemical name"), dash_is_empty=True)
+    # Names in the glossary column are joined by " / " or "; " (Annex V 1a: twelve benzoates).
+    names = [n.upper() for n in re.split(r"\s*(?:/|;)\s*", glossary or "") if n.strip()]
+    record["identified_ingredients"] = list(dict.fromkeys(record["identified_ingredients"] + names))
+    return AnnexRecord(**record)
+
+
+GLOSSARY = "Name of Common Ingredients Glossary"
+ANNEX_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    # annex: (header columns that identify its file, the glossary-name column)
+    "II": (("Reference Number", "Chemical name / INN", "CAS Number"), ""),
+    "III": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
+    "IV": (("Reference Number", "Chemical name", "Colour index Number / Name of Common Ingredients Glossary"),
+           "Colour index Number / Name of Common Ingredients Glossary"),
+    "V": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
+    "VI": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
+}
+ANNEXES = tuple(ANNEX_COLUMNS)
 
 
 def read_annex(path: Path, annex: str) -> Iterator[ReadRow | RowProblem]:
     """Annex rows; `entry_no` numbers the rows that share a reference number, in file order."""
+    required, glossary_column = ANNEX_COLUMNS[annex]
     if annex == "II":
-        rows = _rows(path, ("Reference Number", "Chemical name / INN", "CAS Number"), _annex_ii)
+        rows = _rows(path, required, _annex_ii)
     else:
-        rows = _rows(
-            path, ("Reference Number", "Chemical name / INN", "Name of Common Ingredients Glossary"),
-            _annex_iii,
-        )
+        rows = _rows(path, required, lambda row: _annex_with_conditions(row, annex, glossary_column))
     seen: dict[str, int] = {}
     for item in rows:
-        if isinstance(item, ReadRow):
-            reference = item.record["reference_number"]
+        if isinstance(item, ReadRow) and isinstance(item.record, AnnexRecord):
+            reference = item.record.reference_number
             seen[reference] = seen.get(reference, 0) + 1
-            item.record["entry_no"] = seen[reference]
+            item.record = replace(item.record, entry_no=seen[reference])
         yield item
 
 
 __all__ = [
-    "BadRow", "ReadRow", "RowProblem", "read_annex", "read_cosing_inventory", "read_products",
+    "AnnexRecord", "BadRow", "IngredientRecord", "ProductRecord", "ReadRow", "ReviewRecord", "RowProblem", "columns", "read_annex", "read_cosing_inventory", "read_products",
     "read_reviews", "split_top_level",
 ]

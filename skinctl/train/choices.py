@@ -15,6 +15,7 @@ class Task(StrEnum):
     skin_type = "skin-type"
     condition = "condition"
     severity = "severity"
+    sentiment = "sentiment"  # review text, not images: trained by skinctl.reviews
 
 
 class SplitMethod(StrEnum):

@@ -101,8 +101,9 @@ class Epoch:
 OnEpoch = Callable[[Epoch], None]
 
 
-def _epoch_recorder(keras: Any, n_train: int, on_epoch: OnEpoch | None) -> Any:
-    """A Keras callback that keeps every epoch's figures and hands each to `on_epoch`."""
+def epoch_recorder(keras: Any, n_train: int, on_epoch: OnEpoch | None, unit: str = "images") -> Any:
+    """A Keras callback that keeps every epoch's figures and hands each to `on_epoch`
+    (`unit`: what the training examples are, for the per-second rate it records)."""
 
     class EpochRecorder(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -125,7 +126,7 @@ def _epoch_recorder(keras: Any, n_train: int, on_epoch: OnEpoch | None) -> Any:
                 val_accuracy=logs.get("val_accuracy", logs.get("val_binary_accuracy")),
                 learning_rate=lr,
                 seconds=seconds,
-                metrics={**logs, "train_images_per_second": n_train / seconds if seconds else None},
+                metrics={**logs, f"train_{unit}_per_second": n_train / seconds if seconds else None},
             )
             self.history.append(row)
             if on_epoch is not None:
@@ -210,7 +211,7 @@ def fit(
             optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss, metrics=[metric],
             jit_compile=False,  # XLA compiles for seconds per model; no gain for small CPU models
         )
-    recorder = _epoch_recorder(keras, len(train), on_epoch)
+    recorder = epoch_recorder(keras, len(train), on_epoch)
     best = _best_weights(keras)
     callbacks = [
         recorder,

@@ -27,7 +27,7 @@ from skinctl.train.options import TrainOptions
 from skinctl.train.save import SavedModel
 
 
-def _next_version(session: Session, name: str) -> str:
+def next_version(session: Session, name: str) -> str:
     """One more than the highest numeric version of this model name."""
     versions = session.scalars(select(TrainingRun.version).where(TrainingRun.model_name == name))
     numbers = [int(v) for v in versions if v and v.isdigit()]
@@ -42,7 +42,7 @@ def start_run(
     with Session(engine) as session, session.begin():
         run = TrainingRun(
             model_name=name,
-            version=options.version or _next_version(session, name),
+            version=options.version or next_version(session, name),
             dataset_size=len(prepared.selection.examples),
             hyperparameters=hyperparameters,
             notes=options.notes,

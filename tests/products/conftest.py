@@ -121,3 +121,67 @@ def loaded(engine, files):
     ingest_products(engine, files["skincare"], "skincare-clean")
     ingest_reviews(engine, files["reviews"])
     return engine
+
+
+# Hydroquinone: Annex II 1339 prohibits it except as Annex III 14 allows (artificial nails).
+HYDROQUINONE_INVENTORY = INVENTORY + (
+    '\r\n14," HYDROQUINONE ","","","123-31-9","","","","ANTIOXIDANT, BLEACHING",07/05/2013'
+    '\r\n15," PHENOXYETHANOL ","","","","","","V/29","PRESERVATIVE",01/01/2010'
+    '\r\n16," METHYLISOTHIAZOLINONE ","","","","","","","PRESERVATIVE",01/01/2010'
+    '\r\n17," HOMOSALATE ","","","","","","VI/3","UV FILTER",01/01/2010'
+    '\r\n18," CI 77891 ","","","","","","IV/143","COLORANT",01/01/2010'
+)
+HYDROQUINONE_II = ANNEX_II + (
+    '1339,"1,4-Dihydroxybenzene (Hydroquinone), with the exception of entry 14 in Annex III",123-31-9,'
+    '204-617-8,"(EC) 2013/344",,,,"HYDROQUINONE,HYDROQUINONE",,07/05/2013\n'
+)
+HYDROQUINONE_III = ANNEX_III + (
+    '14,"Hydroquinone","HYDROQUINONE",123-31-9,204-617-8,"Artificial nail systems\n","0.02% (after mixing for use)\n",'
+    '"Professional use ","- For professional use only",(EC) 2013/344,,,,"HYDROQUINONE,",,14/05/2013\n'
+)
+_POSITIVE_HEADER = (
+    '"Reference Number","Chemical name / INN","Name of Common Ingredients Glossary","CAS Number","EC Number",'
+    '"Product Type, body parts","Maximum concentration in ready for use preparation",Other,'
+    '"Wording of conditions of use and warnings",Regulation,"Other Directives/Regulations","SCCS opinions",'
+    '"Chemical/IUPAC Name","Identified INGREDIENTS or substances e.g.",CMR,"Update Date"\n'
+)
+ANNEX_IV = (
+    '"File creation date: 11/11/2025"\n"ANNEX IV","Last update: 31/10/2025"\n"LIST OF COLORANTS ALLOWED IN COSMETIC PRODUCTS"\n'
+    '"Substance identification",Conditions\n'
+    '"Reference Number","Chemical name","Colour index Number / Name of Common Ingredients Glossary","CAS Number",'
+    '"EC Number",Color,"Product Type, body parts","Maximum concentration in ready for use preparation",Other,'
+    '"Wording of conditions of use and warnings",Regulation,"Other Directives/Regulations","SCCS opinions",'
+    '"Chemical/IUPAC Name","Identified INGREDIENTS or substances e.g.",CMR,"Update Date"\n'
+    '143,"Titanium dioxide","CI 77891",13463-67-7,236-675-5,White,,,,,"(EC) 2009/1223",,,,"CI 77891",,14/08/2020\n'
+)
+ANNEX_V = (
+    '"File creation date: 11/11/2025"\n"ANNEX V","Last update: 31/10/2025"\n'
+    '"LIST OF PRESERVATIVES ALLOWED IN COSMETIC PRODUCTS"\n"Substance identification",Conditions\n' + _POSITIVE_HEADER
+    + '29,"2-Phenoxyethanol","PHENOXYETHANOL",122-99-6,204-589-7,,"1,0 %",,,"(EC) 2009/1223",,,,,,15/10/2010\n'
+    '1a,"Salts of benzoic acid","AMMONIUM BENZOATE / BUTYL BENZOATE; CALCIUM BENZOATE",-,-,'
+    '"a) Rinse-off products, except oral care products\nb) Oral care products\nc) Leave-on products",'
+    '"a) 2.5% (acid)\nb) 1.7% (acid)\nc) 0.5% (acid)\n",,,"(EC) 2009/1223",,,,,,15/10/2010\n'
+    '39,"Methylisothiazolinone","METHYLISOTHIAZOLINONE",2682-20-4,220-239-6,"Rinse-off products","0,0015 %",'
+    ',,"(EU) 2017/1224",,,,,,01/01/2017\n'
+)
+ANNEX_VI = (
+    '"File creation date: 11/11/2025"\n"ANNEX VI","Last update: 31/10/2025"\n'
+    '"LIST OF UV FILTERS ALLOWED IN COSMETIC PRODUCTS"\n"Substance identification",Conditions\n' + _POSITIVE_HEADER
+    + '3,"Homosalate","HOMOSALATE",118-56-9,204-260-8,"Face products with the exception of propellent spray products",'
+    '"7,34 %",,,"(EU) 2022/2195",,,,,,01/01/2022\n'
+)
+
+
+@pytest.fixture
+def cosing_folder(tmp_path: Path) -> Path:
+    """A CosIng folder as fetched: the inventory and Annexes II-VI under their export names."""
+    folder = tmp_path / "cosing"
+    folder.mkdir()
+    for name, content in {
+        "COSING_Ingredients-Fragrance Inventory_v2.csv": HYDROQUINONE_INVENTORY,
+        "COSING_Annex_II_v2.txt": HYDROQUINONE_II, "COSING_Annex_III_v2.txt": HYDROQUINONE_III,
+        "COSING_Annex_IV_v2.txt": ANNEX_IV, "COSING_Annex_V_v2.txt": ANNEX_V, "COSING_Annex_VI_v2.txt": ANNEX_VI,
+    }.items():
+        (folder / name).write_bytes(content.encode("utf-8"))
+    return folder
+
