@@ -17,19 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, update
 
 from skinctl.db.locks import held_ingest_lock
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    FINISHED = "finished"
-    INTERRUPTED = "interrupted"
-    FAILED = "failed"
+from skinctl.db.models import RunStatus  # one status vocabulary for ingest and training runs
 
 
 @dataclass
@@ -39,7 +32,7 @@ class IngestRunRecord:
     id: int
     source: str
     counts: dict[str, Any] = field(default_factory=dict)
-    status: RunStatus = RunStatus.RUNNING
+    status: RunStatus = RunStatus.running
 
     def save_counts(self, engine: Engine) -> None:
         """Write the running counts now (long runs show progress in `ingest_runs`)."""
@@ -68,15 +61,15 @@ def recorded_ingest_run(
             # we hold the lock, so a row of this source still marked running was killed
             connection.execute(
                 update(IngestRun)
-                .where(IngestRun.dataset_source == source, IngestRun.status == RunStatus.RUNNING)
-                .values(status=RunStatus.INTERRUPTED, finished_at=func.now())
+                .where(IngestRun.dataset_source == source, IngestRun.status == RunStatus.running)
+                .values(status=RunStatus.interrupted, finished_at=func.now())
             )
             run_id = connection.execute(
                 insert(IngestRun)
                 .values(
                     dataset_source=source,
                     source_path=path,
-                    status=RunStatus.RUNNING,
+                    status=RunStatus.running,
                     started_by=user,
                     options=options,
                     counts=counts or {},
@@ -86,13 +79,13 @@ def recorded_ingest_run(
         run = IngestRunRecord(id=run_id, source=source, counts=dict(counts or {}))
         try:
             yield run
-            if run.status == RunStatus.RUNNING:
-                run.status = RunStatus.FINISHED
+            if run.status == RunStatus.running:
+                run.status = RunStatus.finished
         except KeyboardInterrupt:
-            run.status = RunStatus.INTERRUPTED
+            run.status = RunStatus.interrupted
             raise
         except BaseException:
-            run.status = RunStatus.FAILED
+            run.status = RunStatus.failed
             raise
         finally:
             _finish(engine, run)
@@ -111,5 +104,5 @@ def _finish(engine: Engine, run: IngestRunRecord) -> None:
                 .values(status=run.status, finished_at=func.now(), counts=run.counts)
             )
     except Exception:
-        if run.status == RunStatus.FINISHED:
+        if run.status == RunStatus.finished:
             raise

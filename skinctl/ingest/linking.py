@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, text
 
-from skinctl.db.models import IngestRun, TrainingImage
-from skinctl.db.runs import RunStatus
+from skinctl.db.models import IngestRun, RunStatus, TrainingImage
 from skinctl.progress import ReportProgress, no_progress
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ def link_run_images(
                 IngestRun.dataset_source == dataset,
                 or_(
                     IngestRun.id == run_id,
-                    IngestRun.status.in_((RunStatus.INTERRUPTED, RunStatus.FAILED))
+                    IngestRun.status.in_((RunStatus.interrupted, RunStatus.failed))
                     & IngestRun.counts[LINKED_FLAG].astext.is_(None),
                 ),
             )

@@ -120,7 +120,7 @@ def train_sentiment(engine: Engine, storage: Any, options: SentimentOptions, *, 
                              "max_tokens": MAX_TOKENS, "split": "product and author", "split_sizes": split.sizes(),
                              "class_counts": counts, "left_out": {"author on both sides": split.dropped_shared_authors},
                              "labels": "stars: 1-2 negative, 3 neutral, 4-5 positive"},
-            notes=options.notes, task=TASK, architecture=ARCHITECTURE, status=RunStatus.RUNNING, seed=options.seed,
+            notes=options.notes, task=TASK, architecture=ARCHITECTURE, status=RunStatus.running, seed=options.seed,
             started_by=user,
         )
         session.add(run)
@@ -155,12 +155,12 @@ def train_sentiment(engine: Engine, storage: Any, options: SentimentOptions, *, 
         report("evaluate", 0, 1)
         _record(engine, storage, run_id, model, split, best_epoch, len(val_losses), predict)
         report("evaluate", 1, 1)
-        finish_run(engine, run_id, started, status=RunStatus.FINISHED, note=None)
+        finish_run(engine, run_id, started, status=RunStatus.finished, note=None)
     except KeyboardInterrupt:
-        finish_run(engine, run_id, started, status=RunStatus.INTERRUPTED, note="interrupted (Ctrl-C)")
+        finish_run(engine, run_id, started, status=RunStatus.interrupted, note="interrupted (Ctrl-C)")
         raise
     except Exception as error:
-        finish_run(engine, run_id, started, status=RunStatus.FAILED, note=f"failed: {error}")
+        finish_run(engine, run_id, started, status=RunStatus.failed, note=f"failed: {error}")
         raise TrainingError(f"Sentiment run {run_id} failed: {error}", hint="Run with -v for the traceback.") from error
     return run_id
 

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from skinctl.db.locks import IngestAlreadyRunning, held_ingest_lock
-from skinctl.db.models import IngestRun, Product
-from skinctl.db.runs import RunStatus, recorded_ingest_run
+from skinctl.db.models import IngestRun, Product, RunStatus
+from skinctl.db.runs import recorded_ingest_run
 from skinctl.products import ingest as product_ingest
 from tests.products.conftest import files  # noqa: F401 - the fixture the product tests use
 
@@ -68,7 +68,7 @@ def test_a_killed_run_is_marked_interrupted_by_the_next_one(engine):
     with recorded_ingest_run(engine, source="reviews:sephora", path=None, options=None, user="t") as run:
         run.counts = {"reviews": 1}
     assert _runs(engine) == [("reviews:sephora", "interrupted"), ("reviews:sephora", "finished")]
-    assert run.status == RunStatus.FINISHED
+    assert run.status == RunStatus.finished
 
 
 def test_two_runs_of_one_source_are_kept_apart(engine):
