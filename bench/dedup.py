@@ -46,7 +46,9 @@ def _analyse(path: str):
     return hashlib.sha256(data).hexdigest(), analyse_bytes(data).phash, features_from_bytes(data)
 
 
-def evaluate(name: str, linked: set[tuple[int, int]], files: list[dict], image_of: list[int]) -> dict:
+def evaluate(
+    name: str, linked: set[tuple[int, int]], files: list[dict], image_of: list[int]
+) -> dict:
     """Pair-level precision/recall over files, plus the transitive (group) view."""
     n = len(files)
     source = [f["source_image_id"] for f in files]
@@ -112,25 +114,40 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
             features.append(feats)
         image_of.append(image_by_sha[sha])
     if cached:
-        print(f"skin_types: {len(files)} files, {len(phashes)} distinct images; features from {cache}")
+        print(
+            f"skin_types: {len(files)} files, {len(phashes)} distinct images; features from {cache}"
+        )
     else:
-        print(f"skin_types: {len(files)} files, {len(phashes)} distinct images; "
-              f"decode + pHash + ORB features {t_features:.1f} s with {workers} workers "
-              f"({t_features * workers / len(files) * 1000:.1f} ms per file per core)")
+        print(
+            f"skin_types: {len(files)} files, {len(phashes)} distinct images; "
+            f"decode + pHash + ORB features {t_features:.1f} s with {workers} workers "
+            f"({t_features * workers / len(files) * 1000:.1f} ms per file per core)"
+        )
 
     index = MultiIndex(to_unsigned(phashes), 8)
     phash_pairs = {(int(i), int(j)) for i, j, _d in index.all_pairs(8)}
     t0 = time.perf_counter()
     found = find_pairs(features, DEFAULT_PARAMS)
     t_match = time.perf_counter() - t0
-    print(f"default method {METHOD} {DEFAULT_PARAMS}: candidates + verification {t_match:.1f} s "
-          f"(one process, {t_match / len(phashes) * 1000:.1f} ms per image)")
+    print(
+        f"default method {METHOD} {DEFAULT_PARAMS}: candidates + verification {t_match:.1f} s "
+        f"(one process, {t_match / len(phashes) * 1000:.1f} ms per image)"
+    )
     rows = [
         evaluate("phash64 <= 8", phash_pairs, files, image_of),
         evaluate(METHOD, set(found), files, image_of),
     ]
-    keys = ["linked_image_pairs", "precision", "precision_near_only", "precision_vs_photo_hash", "false_file_pairs",
-            "recall_all", "recall_non_identical", "truth_pairs", "truth_non_identical"]
+    keys = [
+        "linked_image_pairs",
+        "precision",
+        "precision_near_only",
+        "precision_vs_photo_hash",
+        "false_file_pairs",
+        "recall_all",
+        "recall_non_identical",
+        "truth_pairs",
+        "truth_non_identical",
+    ]
     print(f"{'':24}" + "".join(f"{r['method']:>18}" for r in rows))
     for key in keys:
         cells = "".join(
@@ -146,16 +163,31 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
     for f, image in zip(files, image_of, strict=True):
         paths.setdefault(image, f["path"])
     cross = [(i, j, m) for (i, j), m in found.items() if source[i] != source[j]]
-    unexplained = [(i, j, m) for i, j, m in cross if source[i].split("_", 1)[-1] != source[j].split("_", 1)[-1]]
+    unexplained = [
+        (i, j, m) for i, j, m in cross if source[i].split("_", 1)[-1] != source[j].split("_", 1)[-1]
+    ]
     if dump is not None:
-        dump.write_text(json.dumps([
-            {"a": paths[i], "b": paths[j], "same_source": source[i] == source[j], "inliers": m.inliers,
-             "mirrored": m.mirrored, "scale": m.scale, "angle": m.angle}
-            for (i, j), m in found.items()
-        ]))
-    print(f"links between different source ids: {len(cross)}; of them {len(cross) - len(unexplained)} "
-          f"are one photo filed under two classes (same hash after the class prefix); the other "
-          f"{len(unexplained)}, weakest first (look at them: most are the same photo uploaded twice):")
+        dump.write_text(
+            json.dumps(
+                [
+                    {
+                        "a": paths[i],
+                        "b": paths[j],
+                        "same_source": source[i] == source[j],
+                        "inliers": m.inliers,
+                        "mirrored": m.mirrored,
+                        "scale": m.scale,
+                        "angle": m.angle,
+                    }
+                    for (i, j), m in found.items()
+                ]
+            )
+        )
+    print(
+        f"links between different source ids: {len(cross)}; of them {len(cross) - len(unexplained)} "
+        f"are one photo filed under two classes (same hash after the class prefix); the other "
+        f"{len(unexplained)}, weakest first (look at them: most are the same photo uploaded twice):"
+    )
     for i, j, m in sorted(unexplained, key=lambda x: x[2].inliers)[:15]:
         print(f"  inliers {m.inliers:4d}  {paths[i]}  <->  {paths[j]}")
 
@@ -185,9 +217,11 @@ def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None
         expected = [brute_force_query(codes, int(q), radius) for q in queries]
         t_brute = (time.perf_counter() - t0) / len(queries)
         same = all(np.array_equal(g[0], e[0]) for g, e in zip(got, expected, strict=True))
-        print(f"  query radius {radius}: multi-index {t_index * 1000:.3f} ms, brute force "
-              f"{t_brute * 1000:.3f} ms ({t_brute / t_index:.1f}x), identical results: {same}, "
-              f"index build {t_build:.1f} s")
+        print(
+            f"  query radius {radius}: multi-index {t_index * 1000:.3f} ms, brute force "
+            f"{t_brute * 1000:.3f} ms ({t_brute / t_index:.1f}x), identical results: {same}, "
+            f"index build {t_build:.1f} s"
+        )
     index = MultiIndex(codes, radius_pairs)
     t0 = time.perf_counter()
     pairs = index.all_pairs()
@@ -198,7 +232,7 @@ def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None
     t0 = time.perf_counter()
     brute = []
     for start in range(0, rows, 500):
-        block = codes[start:start + 500]
+        block = codes[start : start + 500]
         d = np.bitwise_count(block[:, None] ^ codes[None, :])
         i, j = np.nonzero(d <= radius_pairs)
         i = i + start
@@ -209,10 +243,12 @@ def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None
     brute_pairs = brute_pairs[np.lexsort((brute_pairs[:, 1], brute_pairs[:, 0]))]
     t_brute_all = t_slice / rows * n / 2  # each pair once
     in_slice = pairs[pairs[:, 0] < rows]
-    print(f"  all pairs radius {radius_pairs}: multi-index {t_pairs:.1f} s, {len(pairs):,} pairs; "
-          f"brute force ~{t_brute_all:.0f} s (extrapolated from {rows:,} rows), "
-          f"{t_brute_all / t_pairs:.1f}x; pairs starting in the first {rows:,} rows identical: "
-          f"{np.array_equal(in_slice, brute_pairs)} ({len(in_slice):,})")
+    print(
+        f"  all pairs radius {radius_pairs}: multi-index {t_pairs:.1f} s, {len(pairs):,} pairs; "
+        f"brute force ~{t_brute_all:.0f} s (extrapolated from {rows:,} rows), "
+        f"{t_brute_all / t_pairs:.1f}x; pairs starting in the first {rows:,} rows identical: "
+        f"{np.array_equal(in_slice, brute_pairs)} ({len(in_slice):,})"
+    )
 
 
 def main() -> None:
@@ -220,7 +256,9 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--cache", type=Path, help="reuse decoded features from this pickle (made if absent)")
+    parser.add_argument(
+        "--cache", type=Path, help="reuse decoded features from this pickle (made if absent)"
+    )
     parser.add_argument("--dump", type=Path, help="write every linked pair as JSON here")
     args = parser.parse_args()
     if not args.skip_quality:

@@ -93,7 +93,9 @@ def drop_database(server_url: str, url: str) -> None:
     admin.dispose()
 
 
-def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> tuple[float, IngestSummary, float, int]:
+def measure_skinctl(
+    server_url: str, data: Path, workers: int, store: Path
+) -> tuple[float, IngestSummary, float, int]:
     """(ingest images/s, summary, near-duplicate linking images/s, pairs linked)."""
     from skinctl.db.engine import make_engine
     from skinctl.dedup import link
@@ -105,7 +107,10 @@ def measure_skinctl(server_url: str, data: Path, workers: int, store: Path) -> t
     engine = make_engine(url)
     try:
         options = IngestOptions(
-            dataset="skin_types", storage_url=str(store), workers=workers, link_near_duplicates=False
+            dataset="skin_types",
+            storage_url=str(store),
+            workers=workers,
+            link_near_duplicates=False,
         )
         started = time.perf_counter()
         summary = ingest_images(engine, data, options).summary
@@ -146,9 +151,15 @@ def measure_naive(server_url: str, files: list[Path], data: Path, store: Path) -
                 key = content_key(sha, "jpg")
                 storage.put(key, blob)
                 row = TrainingImage(
-                    image_url=storage.url_for(key), local_path=path.relative_to(data).as_posix(),
-                    image_hash=sha, dataset_source="skin_types", width=image.width, height=image.height,
-                    format=image.format, byte_size=len(blob), phash=phash - (1 << 64) if phash >= 1 << 63 else phash,
+                    image_url=storage.url_for(key),
+                    local_path=path.relative_to(data).as_posix(),
+                    image_hash=sha,
+                    dataset_source="skin_types",
+                    width=image.width,
+                    height=image.height,
+                    format=image.format,
+                    byte_size=len(blob),
+                    phash=phash - (1 << 64) if phash >= 1 << 63 else phash,
                 )
                 row.labels.append(ConditionLabel(condition_type=path.parent.name, task="skin_type"))
                 session.add(row)
@@ -165,9 +176,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "skin_types")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--naive-files", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best of each is kept")
     parser.add_argument(
-        "--store-in", type=Path, default=None,
+        "--rounds", type=int, default=3, help="alternating rounds; best of each is kept"
+    )
+    parser.add_argument(
+        "--store-in",
+        type=Path,
+        default=None,
         help="folder for the image stores (default: a temporary folder; e.g. /dev/shm to leave disk cost out)",
     )
     args = parser.parse_args()
@@ -192,18 +207,31 @@ def main() -> None:
 
             server = EmbeddedPostgres(scratch_path / "home")
             url = server.ensure_running(announce=lambda _m: None)
-            server_url = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+            server_url = (
+                make_url(url).set(database="postgres").render_as_string(hide_password=False)
+            )
         try:
             # The machine may be shared: alternate the contenders for a few rounds and keep each
             # one's best round (the one least disturbed by other work).
             floors, rates, naives, link_rates = [], [], [], []
             for round_number in range(args.rounds):
                 floors.append(measure_floor(files, args.workers))
-                store = (args.store_in or scratch_path) / f"skinctl-bench-store-{os.getpid()}-{round_number}"
-                rate, summary, link_rate, pairs = measure_skinctl(server_url, args.data, args.workers, store)
+                store = (
+                    args.store_in or scratch_path
+                ) / f"skinctl-bench-store-{os.getpid()}-{round_number}"
+                rate, summary, link_rate, pairs = measure_skinctl(
+                    server_url, args.data, args.workers, store
+                )
                 rates.append(rate)
                 link_rates.append(link_rate)
-                naives.append(measure_naive(server_url, files[: args.naive_files], args.data, store.with_name(store.name + "-naive")))
+                naives.append(
+                    measure_naive(
+                        server_url,
+                        files[: args.naive_files],
+                        args.data,
+                        store.with_name(store.name + "-naive"),
+                    )
+                )
                 print(
                     f"round {round_number + 1}: floor {floors[-1]:.1f}, skinctl {rates[-1]:.1f}, "
                     f"naive {naives[-1]:.1f}, near-duplicate linking {link_rates[-1]:.1f} images/s",
@@ -216,9 +244,13 @@ def main() -> None:
             if server is not None:
                 server.stop()
 
-    print(f"{len(files)} files, {args.workers} workers, {os.cpu_count()} cores, image store in {args.store_in or 'a temporary folder'}")
+    print(
+        f"{len(files)} files, {args.workers} workers, {os.cpu_count()} cores, image store in {args.store_in or 'a temporary folder'}"
+    )
     print(f"skin_types: best of {args.rounds} alternating rounds")
-    print(f"  floor   (read+SHA-256+reduced decode+pHash, {args.workers} processes, no DB): {floor:8.1f} images/s")
+    print(
+        f"  floor   (read+SHA-256+reduced decode+pHash, {args.workers} processes, no DB): {floor:8.1f} images/s"
+    )
     print(
         f"  skinctl ingest images --no-link (DB, storage, labels):               {skinctl_rate:8.1f} images/s"
         f"   ({summary.ingested} images, {summary.exact_duplicates} exact dups)"
@@ -227,16 +259,20 @@ def main() -> None:
         f"  then near-duplicate linking (ORB + RANSAC, {args.workers} processes):        "
         f"{max(link_rates):8.1f} images/s   ({pairs} pairs)"
     )
-    print(f"  naive   (1 process, full decode, ORM commit per image; {min(len(files), args.naive_files)} files): {naive:8.1f} images/s")
+    print(
+        f"  naive   (1 process, full decode, ORM commit per image; {min(len(files), args.naive_files)} files): {naive:8.1f} images/s"
+    )
     print(f"  skinctl / floor = {skinctl_rate / floor:.2f}  (target >= 0.8)")
     print(f"  skinctl / naive = {skinctl_rate / naive:.1f}x (target >= 5)")
     # rounds pair the contenders in time, so their ratios suffer less from a noisy neighbour
     floor_ratios = sorted(r / f for r, f in zip(rates, floors, strict=True))
     naive_ratios = sorted(r / n for r, n in zip(rates, naives, strict=True))
     print(
-        "  per round: skinctl / floor " + ", ".join(f"{x:.2f}" for x in floor_ratios)
+        "  per round: skinctl / floor "
+        + ", ".join(f"{x:.2f}" for x in floor_ratios)
         + f" (median {floor_ratios[len(floor_ratios) // 2]:.2f}); skinctl / naive "
-        + ", ".join(f"{x:.1f}x" for x in naive_ratios) + f" (median {naive_ratios[len(naive_ratios) // 2]:.1f}x)"
+        + ", ".join(f"{x:.1f}x" for x in naive_ratios)
+        + f" (median {naive_ratios[len(naive_ratios) // 2]:.1f}x)"
     )
 
 

@@ -34,13 +34,17 @@ def main() -> None:
 
     seen: set[str] = set()
     inventory = []
-    for item in read_cosing_inventory(DATA / "cosing" / "COSING_Ingredients-Fragrance Inventory_v2.csv"):
+    for item in read_cosing_inventory(
+        DATA / "cosing" / "COSING_Ingredients-Fragrance Inventory_v2.csv"
+    ):
         if isinstance(item, ReadRow) and item.record.name_key not in seen:
             seen.add(item.record.name_key)
             inventory.append((len(inventory) + 1, item.record.inci_name, item.record.name_key))
     names = []
-    for path, fmt in ((DATA / "sephora" / "product_info.csv", "sephora"),
-                      (DATA / "products" / "skincare_products_clean.csv", "skincare-clean")):
+    for path, fmt in (
+        (DATA / "sephora" / "product_info.csv", "sephora"),
+        (DATA / "products" / "skincare_products_clean.csv", "skincare-clean"),
+    ):
         for item in read_products(path, fmt):
             if isinstance(item, ReadRow):
                 names.extend(item.record.ingredients)
@@ -56,7 +60,9 @@ def main() -> None:
     print(f"  build index {built:6.2f} s; match all {matched:6.2f} s; match rate {rate:.4f}")
 
     # names that reach the fuzzy stage
-    fuzzy_keys = sorted({name_key(n) for n, r in zip(names, results, strict=True) if r.method in ("fuzzy", "none")})
+    fuzzy_keys = sorted(
+        {name_key(n) for n, r in zip(names, results, strict=True) if r.method in ("fuzzy", "none")}
+    )
     random.seed(7)
     sample = random.sample(fuzzy_keys, min(args.sample, len(fuzzy_keys)))
     all_keys = [key for _, _, key in inventory]
@@ -71,9 +77,11 @@ def main() -> None:
     base_answers = [baseline(candidate_keys(key)[0][0]) for key in sample]
     base_time = time.perf_counter() - start
     start = time.perf_counter()
-    blocked = [index._fuzzy(candidate_keys(key)[0][0]) for key in sample]  # noqa: SLF001 - the unit measured
+    blocked = [index._fuzzy(candidate_keys(key)[0][0]) for key in sample]
     blocked_time = time.perf_counter() - start
-    blocked_answers = [None if m.ingredient_id is None else name_key(m.inci_name or "") for m in blocked]
+    blocked_answers = [
+        None if m.ingredient_id is None else name_key(m.inci_name or "") for m in blocked
+    ]
     same = sum(a == b for a, b in zip(base_answers, blocked_answers, strict=True)) / len(sample)
     print(f"fuzzy search on {len(sample)} names (whole name, threshold {FUZZY_THRESHOLD:g}):")
     print(f"  full inventory (baseline) {base_time / len(sample) * 1000:7.2f} ms/name")

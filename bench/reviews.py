@@ -32,7 +32,9 @@ from skinctl.config import load_settings
 from skinctl.db import migrate
 from skinctl.db.engine import engine_from_settings, make_engine
 
-DATA = Path(os.environ.get("SKINCTL_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+DATA = Path(
+    os.environ.get("SKINCTL_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 def peak_mb() -> float:
@@ -82,7 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--no-score", action="store_true", help="Time the ingest only (no training, no scoring).")
+    parser.add_argument(
+        "--no-score", action="store_true", help="Time the ingest only (no training, no scoring)."
+    )
     args = parser.parse_args()
 
     from skinctl.products.ingest import ingest_reviews
@@ -103,20 +107,30 @@ def main() -> None:
         # a sentiment run to score with, trained on the real reviews (not timed)
         ingest_reviews(engine, sorted((DATA / "sephora" / "reviews_2023").glob("*.csv")))
         storage = open_storage(str(folder / "store"))
-        run_id = None if args.no_score else train_sentiment(engine, storage, SentimentOptions(epochs=args.epochs))
+        run_id = (
+            None
+            if args.no_score
+            else train_sentiment(engine, storage, SentimentOptions(epochs=args.epochs))
+        )
         started = time.perf_counter()
         path = folder / "reviews_bench.csv"
         header = make_file(path, args.rows)
         size = path.stat().st_size
-        print(f"file: {args.rows:,} rows, {size / 1e6:.0f} MB, made in {time.perf_counter() - started:.1f} s")
+        print(
+            f"file: {args.rows:,} rows, {size / 1e6:.0f} MB, made in {time.perf_counter() - started:.1f} s"
+        )
 
         # baseline: plain COPY of the same file into a bare table
         with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE bare_reviews (" + ", ".join(f'"{c}" text' for c in header) + ")"))
+            connection.execute(
+                text("CREATE TABLE bare_reviews (" + ", ".join(f'"{c}" text' for c in header) + ")")
+            )
         started = time.perf_counter()
         with engine.begin() as connection, path.open(encoding="utf-8") as handle:
             cursor = connection.connection.driver_connection.cursor()
-            cursor.copy_expert("COPY bare_reviews FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+            cursor.copy_expert(
+                "COPY bare_reviews FROM STDIN WITH (FORMAT csv, HEADER true)", handle
+            )
         copy_seconds = time.perf_counter() - started
         copy_rate = args.rows / copy_seconds
 
@@ -138,14 +152,22 @@ def main() -> None:
 
         print()
         print(f"{'step':<34}{'rows':>11}{'seconds':>10}{'rows/s':>10}{'ratio':>8}")
-        print(f"{'bare COPY (baseline)':<34}{args.rows:>11,}{copy_seconds:>10.1f}{copy_rate:>10,.0f}{1:>8.2f}")
-        print(f"{'skinctl ingest reviews':<34}{args.rows:>11,}{ingest_seconds:>10.1f}{ingest_rate:>10,.0f}"
-              f"{ingest_rate / copy_rate:>8.2f}   (target >= 0.50; {loaded:,} inserted)")
+        print(
+            f"{'bare COPY (baseline)':<34}{args.rows:>11,}{copy_seconds:>10.1f}{copy_rate:>10,.0f}{1:>8.2f}"
+        )
+        print(
+            f"{'skinctl ingest reviews':<34}{args.rows:>11,}{ingest_seconds:>10.1f}{ingest_rate:>10,.0f}"
+            f"{ingest_rate / copy_rate:>8.2f}   (target >= 0.50; {loaded:,} inserted)"
+        )
         if run_id is not None:
-            print(f"{'skinctl reviews score':<34}{scored.scored:>11,}{score_seconds:>10.1f}"
-                  f"{scored.scored / score_seconds:>10,.0f}{'':>8}   (target >= 5,000/s, model load included)")
-        print(f"resident memory: {before:,.0f} MB before the ingest, at most {after:,.0f} MB during it "
-              f"(file {size / 1e6:,.0f} MB; process peak {peak_mb():,.0f} MB, TensorFlow included)")
+            print(
+                f"{'skinctl reviews score':<34}{scored.scored:>11,}{score_seconds:>10.1f}"
+                f"{scored.scored / score_seconds:>10,.0f}{'':>8}   (target >= 5,000/s, model load included)"
+            )
+        print(
+            f"resident memory: {before:,.0f} MB before the ingest, at most {after:,.0f} MB during it "
+            f"(file {size / 1e6:,.0f} MB; process peak {peak_mb():,.0f} MB, TensorFlow included)"
+        )
     finally:
         engine.dispose()
         with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

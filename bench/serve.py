@@ -37,8 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # ../shared/data from the main checkout; worktrees sit one level deeper
-SHARED = next((p / "shared" / "data" / "skin_types" for p in (ROOT.parent, ROOT.parents[1])
-               if (p / "shared" / "data" / "skin_types").exists()), ROOT.parent / "shared")
+SHARED = next(
+    (
+        p / "shared" / "data" / "skin_types"
+        for p in (ROOT.parent, ROOT.parents[1])
+        if (p / "shared" / "data" / "skin_types").exists()
+    ),
+    ROOT.parent / "shared",
+)
 CLASSES = ["acne", "eczema", "rosacea"]
 
 
@@ -103,8 +109,13 @@ def register_model(url: str, home: Path, size: int):
     storage.put("models/run-1.keras", path.read_bytes())
     with Session(engine) as session, session.begin():
         run = TrainingRun(
-            model_name="bench-small-cnn", version="1", task="condition", architecture="small-cnn",
-            status="finished", accuracy=0.5, majority_rate=0.34,
+            model_name="bench-small-cnn",
+            version="1",
+            task="condition",
+            architecture="small-cnn",
+            status="finished",
+            accuracy=0.5,
+            majority_rate=0.34,
             hyperparameters={"classes": CLASSES, "image_size": size, "task": "condition"},
             metrics={"test": {"accuracy_ci95": [0.4, 0.6]}},
             model_uri=storage.url_for("models/run-1.keras"),
@@ -151,13 +162,21 @@ def free_port() -> int:
 def start_server(url: str, home: Path, port: int) -> subprocess.Popen:
     import httpx
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKINCTL_DATABASE_URL": url,
-           "SKINCTL_HOME": str(home), "SKINCTL_CONFIG": str(home / "none.toml"),
-           "DATABASE_URL": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SKINCTL_DATABASE_URL": url,
+        "SKINCTL_HOME": str(home),
+        "SKINCTL_CONFIG": str(home / "none.toml"),
+        "DATABASE_URL": "",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     log = (home / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "skinctl", "serve", "--no-auth", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -177,26 +196,40 @@ def multipart_request(port: int, data: bytes) -> bytes:
     """One complete HTTP/1.1 request (headers and multipart body), encoded once up front so the
     load generator, which shares the machine with the server, spends next to no CPU."""
     boundary = b"skinctlbench" + secrets.token_hex(8).encode()
-    body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="image"; '
-            b'filename="face.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' + data
-            + b"\r\n--" + boundary + b"--\r\n")
-    head = (f"POST /api/v1/ml/analyze-condition HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary.decode()}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    body = (
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="image"; '
+        b'filename="face.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        + data
+        + b"\r\n--"
+        + boundary
+        + b"--\r\n"
+    )
+    head = (
+        f"POST /api/v1/ml/analyze-condition HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary.decode()}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     return head + body
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     await reader.readexactly(length)
     return status
 
 
-async def http_level(port: int, requests_: list[bytes], concurrency: int, requests: int) -> tuple[float, np.ndarray]:
+async def http_level(
+    port: int, requests_: list[bytes], concurrency: int, requests: int
+) -> tuple[float, np.ndarray]:
     """`requests` requests over `concurrency` keep-alive connections; every answer must be 200."""
     latencies: list[float] = []
     counter = iter(range(requests))
@@ -267,26 +300,40 @@ def main() -> None:
                 server.stop()
 
     cores = os.cpu_count()
-    print(f"images: {len(images)} {what}; model: small-cnn {args.size} px, {len(CLASSES)} classes; "
-          f"{cores} cores (shared with other work while measured)")
-    print(f"in process, served batch call (decode+resize+model, batch {args.batch}): "
-          f"{before:8.1f} before, {after:8.1f} after the HTTP levels images/s; baseline = the higher")
-    print(f"in process, skinctl predict path (decode_files + model.predict, batch {args.batch}): "
-          f"{predict_rate:8.1f} images/s")
+    print(
+        f"images: {len(images)} {what}; model: small-cnn {args.size} px, {len(CLASSES)} classes; "
+        f"{cores} cores (shared with other work while measured)"
+    )
+    print(
+        f"in process, served batch call (decode+resize+model, batch {args.batch}): "
+        f"{before:8.1f} before, {after:8.1f} after the HTTP levels images/s; baseline = the higher"
+    )
+    print(
+        f"in process, skinctl predict path (decode_files + model.predict, batch {args.batch}): "
+        f"{predict_rate:8.1f} images/s"
+    )
     print()
-    print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'p99 ms':>8} {'vs in-process':>14}")
+    print(
+        f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'vs in-process':>14}"
+    )
     for concurrency, requests, rate, p50, p95, p99 in rows:
-        print(f"{concurrency:>11} {requests:>8} {rate:>8.1f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} "
-              f"{rate / served_rate:>14.2f}")
+        print(
+            f"{concurrency:>11} {requests:>8} {rate:>8.1f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} "
+            f"{rate / served_rate:>14.2f}"
+        )
     print()
-    print("server-side mean time per analyze request (its own histogram, cumulative by level): "
-          + ", ".join(f"{ms:.1f} ms" for ms in server_side))
+    print(
+        "server-side mean time per analyze request (its own histogram, cumulative by level): "
+        + ", ".join(f"{ms:.1f} ms" for ms in server_side)
+    )
     print(f"server batches (images per model call): {batches}")
     c32 = rows[-1][2] / served_rate
     p95_8 = rows[1][4]
-    print(f"targets: c=32 throughput {c32:.2f} of in-process (>= 0.6: {'met' if c32 >= 0.6 else 'NOT met'}); "
-          f"p95 at c=8 {p95_8:.0f} ms (< 150: {'met' if p95_8 < 150 else 'NOT met'})")
+    print(
+        f"targets: c=32 throughput {c32:.2f} of in-process (>= 0.6: {'met' if c32 >= 0.6 else 'NOT met'}); "
+        f"p95 at c=8 {p95_8:.0f} ms (< 150: {'met' if p95_8 < 150 else 'NOT met'})"
+    )
 
 
 _seen = [0.0, 0.0]
@@ -319,7 +366,9 @@ def _batch_sizes(port: int) -> str:
             count = float(line.split()[-1])
         elif line.startswith("skinctl_model_batch_size_sum"):
             total = float(line.split()[-1])
-    return f"{count:.0f} model calls, {total / count if count else 0:.1f} images per call on average"
+    return (
+        f"{count:.0f} model calls, {total / count if count else 0:.1f} images per call on average"
+    )
 
 
 if __name__ == "__main__":

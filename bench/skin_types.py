@@ -20,17 +20,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy.orm import Session
 
-from skinctl.db import migrate  # noqa: E402
-from skinctl.db.embedded import EmbeddedPostgres  # noqa: E402
-from skinctl.db.engine import make_engine  # noqa: E402
-from skinctl.storage.local import LocalStorage  # noqa: E402
-from skinctl.train.fitting import prepare  # noqa: E402
-from skinctl.train.options import TrainOptions  # noqa: E402
-from skinctl.train.records import RunDetail  # noqa: E402
-from skinctl.train.runner import run_training  # noqa: E402
-from tests.train.realdata import load_skin_types  # noqa: E402
+from skinctl.db import migrate
+from skinctl.db.embedded import EmbeddedPostgres
+from skinctl.db.engine import make_engine
+from skinctl.storage.local import LocalStorage
+from skinctl.train.fitting import prepare
+from skinctl.train.options import TrainOptions
+from skinctl.train.records import RunDetail
+from skinctl.train.runner import run_training
+from tests.train.realdata import load_skin_types
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
 
@@ -80,12 +80,21 @@ def main() -> None:
             print(f"loaded {loaded} in {time.perf_counter() - start:.0f} s", flush=True)
             lines = []
             for label, split in (("group-aware split", "group"), ("folders' own split", "dataset")):
-                options = TrainOptions(task="skin-type", model=args.model, image_size=args.image_size,
-                                       epochs=args.epochs, seed=args.seed, split=split, patience=5)
+                options = TrainOptions(
+                    task="skin-type",
+                    model=args.model,
+                    image_size=args.image_size,
+                    epochs=args.epochs,
+                    seed=args.seed,
+                    split=split,
+                    patience=5,
+                )
                 leak = leaked_groups(engine, options)
                 start = time.perf_counter()
                 run = run_training(engine, storage, options, home=home)
-                lines.append(describe(label, run, leak) + f"  ({time.perf_counter() - start:.0f} s)")
+                lines.append(
+                    describe(label, run, leak) + f"  ({time.perf_counter() - start:.0f} s)"
+                )
                 print(lines[-1], flush=True)
             print("\nskin_types, " + f"{args.model} at {args.image_size} px, CPU:")
             print("\n".join(lines))

@@ -27,11 +27,15 @@ def median_seconds(command: list[str], runs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
 
-    script = shutil.which("skinctl", path=os.path.dirname(sys.executable)) or shutil.which("skinctl")
+    script = shutil.which("skinctl", path=os.path.dirname(sys.executable)) or shutil.which(
+        "skinctl"
+    )
     skinctl = [script] if script else [sys.executable, "-m", "skinctl"]
     baseline = median_seconds([sys.executable, "-c", "pass"], args.runs)
     results = {"skinctl --help": median_seconds([*skinctl, "--help"], args.runs)}

@@ -28,7 +28,7 @@ def payloads(count: int, size: int) -> list[tuple[str, bytes]]:
     return items
 
 
-def timed(label: str, run) -> float:  # noqa: ANN001
+def timed(label: str, run) -> float:
     start = time.perf_counter()
     run()
     elapsed = time.perf_counter() - start
@@ -36,14 +36,20 @@ def timed(label: str, run) -> float:  # noqa: ANN001
     return elapsed
 
 
-def bench(name: str, make_store, count: int, size: int) -> None:  # noqa: ANN001
+def bench(name: str, make_store, count: int, size: int) -> None:
     print(f"{name}: {count} objects of {size:,} bytes")
     sequential_store, pooled_store = make_store(), make_store()
     items_a, items_b = payloads(count, size), payloads(count, size)
-    base = timed("sequential put (baseline)", lambda: [sequential_store.put(k, d) for k, d in items_a])
+    base = timed(
+        "sequential put (baseline)", lambda: [sequential_store.put(k, d) for k, d in items_a]
+    )
     pooled = timed("put_many, 8 threads", lambda: put_many(pooled_store, items_b, workers=8))
-    again = timed("put_many again (all skipped)", lambda: put_many(pooled_store, items_b, workers=8))
-    print(f"  ratio put_many / sequential: {pooled / base:.2f}; re-put / sequential: {again / base:.2f}")
+    again = timed(
+        "put_many again (all skipped)", lambda: put_many(pooled_store, items_b, workers=8)
+    )
+    print(
+        f"  ratio put_many / sequential: {pooled / base:.2f}; re-put / sequential: {again / base:.2f}"
+    )
 
 
 def main() -> None:
@@ -61,6 +67,7 @@ def main() -> None:
     server.start()
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{server._api._httpd.server_address[1]}"
     try:
+
         def gcs_store() -> GCSStorage:
             store = GCSStorage(f"gs://bench-{secrets.token_hex(4)}/images")
             store.ensure_bucket()
@@ -68,8 +75,12 @@ def main() -> None:
 
         bench("GCS emulator", gcs_store, args.count, args.size)
         with tempfile.TemporaryDirectory() as folder:
-            bench("local folder", lambda: LocalStorage(os.path.join(folder, secrets.token_hex(4))),
-                  args.count, args.size)
+            bench(
+                "local folder",
+                lambda: LocalStorage(os.path.join(folder, secrets.token_hex(4))),
+                args.count,
+                args.size,
+            )
     finally:
         server.stop()
 

@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skinctl.storage import content_key  # noqa: E402
-from skinctl.storage.local import LocalStorage  # noqa: E402
-from skinctl.train.pipeline import ByteReader, augment, make_dataset, tensorflow  # noqa: E402
+from skinctl.storage import content_key
+from skinctl.storage.local import LocalStorage
+from skinctl.train.pipeline import ByteReader, augment, make_dataset, tensorflow
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
 
@@ -74,18 +74,29 @@ def main() -> None:
             urls.append(storage.url_for(key))
         targets = np.arange(len(urls)) % 3
 
-        stored = make_dataset(ByteReader(storage), urls, args.size, args.batch, targets=targets,
-                              training=True, seed=0)
+        stored = make_dataset(
+            ByteReader(storage), urls, args.size, args.batch, targets=targets, training=True, seed=0
+        )
         stored_rates = [rate(stored, len(urls)) for _ in range(args.epochs)]
 
         # Baseline: the same pixels already decoded and resized in memory, same shuffle,
         # augmentation, batching and prefetch.
-        decoded = np.stack([x.numpy() for x in make_dataset(ByteReader(storage), urls, args.size, 256, cache=False).unbatch().map(lambda x: tf.cast(x, tf.uint8))])
+        decoded = np.stack(
+            [
+                x.numpy()
+                for x in make_dataset(ByteReader(storage), urls, args.size, 256, cache=False)
+                .unbatch()
+                .map(lambda x: tf.cast(x, tf.uint8))
+            ]
+        )
         memory = (
             tf.data.Dataset.from_tensor_slices((decoded, targets))
             .shuffle(len(urls), seed=0, reshuffle_each_iteration=True)
             .batch(args.batch)
-            .map(lambda x, y: (augment(tf, tf.cast(x, tf.float32)), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .map(
+                lambda x, y: (augment(tf, tf.cast(x, tf.float32)), y),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
             .prefetch(tf.data.AUTOTUNE)
         )
         memory_rates = [rate(memory, len(urls)) for _ in range(args.epochs)]
@@ -96,8 +107,10 @@ def main() -> None:
     print(f"stored, first epoch (read + decode + resize): {stored_rates[0]:8.0f} images/s")
     print(f"stored, cached epochs:                        {cached:8.0f} images/s")
     print(f"in memory (baseline):                         {in_memory:8.0f} images/s")
-    print(f"ratio cached / in-memory: {cached / in_memory:.2f} (target >= 0.8); "
-          f"first epoch / in-memory: {stored_rates[0] / in_memory:.2f}")
+    print(
+        f"ratio cached / in-memory: {cached / in_memory:.2f} (target >= 0.8); "
+        f"first epoch / in-memory: {stored_rates[0] / in_memory:.2f}"
+    )
 
 
 if __name__ == "__main__":

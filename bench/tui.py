@@ -76,7 +76,9 @@ def fresh_database(admin_url: str, images: int, store: Path) -> str:
     urls = []
     for i in range(64):
         buffer = io.BytesIO()
-        Image.new("RGB", (64, 48), ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)).save(buffer, "PNG")
+        Image.new("RGB", (64, 48), ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)).save(
+            buffer, "PNG"
+        )
         key = content_key(f"{i:064x}", "png")
         storage.put(key, buffer.getvalue())
         urls.append(storage.url_for(key))
@@ -87,26 +89,42 @@ def fresh_database(admin_url: str, images: int, store: Path) -> str:
         cls = CLASSES[i % len(CLASSES)]
         split = ("train", "valid", "test")[i % 3]
         flags = "{dark}" if i % 97 == 0 else "{}"
-        image_rows.write(f"{i},{urls[i % 64]},{split}/{cls}/img_{i}.png,{i:064x},bench,64,48,png,{split},{flags}\n")
+        image_rows.write(
+            f"{i},{urls[i % 64]},{split}/{cls}/img_{i}.png,{i:064x},bench,64,48,png,{split},{flags}\n"
+        )
         label_id += 1
         label_rows.write(f"{label_id},{i},{cls},condition,dataset,pending,false\n")
         if i % 50 == 0:  # 2 % carry a second, different label: the conflicts the queue shows first
             label_id += 1
-            label_rows.write(f"{label_id},{i},{CLASSES[(i + 1) % len(CLASSES)]},condition,dataset,pending,false\n")
+            label_rows.write(
+                f"{label_id},{i},{CLASSES[(i + 1) % len(CLASSES)]},condition,dataset,pending,false\n"
+            )
         if i % 100 == 0 and i > 1:
             duplicate_rows.write(f"{i - 1},{i},4,phash\n")
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         for table, columns, buffer in (
-            ("ml_training_images", "id, image_url, local_path, image_hash, dataset_source, width, height, format, split, quality_flags", image_rows),
-            ("skin_condition_labels", "id, image_id, condition_type, task, source, status, verified", label_rows),
+            (
+                "ml_training_images",
+                "id, image_url, local_path, image_hash, dataset_source, width, height, format, split, quality_flags",
+                image_rows,
+            ),
+            (
+                "skin_condition_labels",
+                "id, image_id, condition_type, task, source, status, verified",
+                label_rows,
+            ),
             ("image_duplicates", "image_id_a, image_id_b, distance, method", duplicate_rows),
         ):
             buffer.seek(0)
             cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
-        cursor.execute("SELECT setval('ml_training_images_id_seq', (SELECT max(id) FROM ml_training_images))")
-        cursor.execute("SELECT setval('skin_condition_labels_id_seq', (SELECT max(id) FROM skin_condition_labels))")
+        cursor.execute(
+            "SELECT setval('ml_training_images_id_seq', (SELECT max(id) FROM ml_training_images))"
+        )
+        cursor.execute(
+            "SELECT setval('skin_condition_labels_id_seq', (SELECT max(id) FROM skin_condition_labels))"
+        )
         cursor.execute("ANALYZE")
         raw.commit()
     finally:
@@ -129,7 +147,13 @@ def child(url: str, store: str, verifies: int) -> None:
     result: dict[str, object] = {"imports": imported - started, "connect": time.time() - imported}
 
     async def run() -> None:
-        app = SkinctlApp(settings, engine, start="browser", storage=LocalStorage(store), image_renderer="halfcell")
+        app = SkinctlApp(
+            settings,
+            engine,
+            start="browser",
+            storage=LocalStorage(store),
+            image_renderer="halfcell",
+        )
         from textual import events
         from textual.widgets import DataTable
 
@@ -138,7 +162,11 @@ def child(url: str, store: str, verifies: int) -> None:
         def display(screen, renderable) -> None:
             """The first frame the compositor hands to the terminal with browser rows in it
             (headless skips only the write itself)."""
-            if "first_paint" not in result and renderable is not None and screen.__class__.__name__ == "BrowserScreen":
+            if (
+                "first_paint" not in result
+                and renderable is not None
+                and screen.__class__.__name__ == "BrowserScreen"
+            ):
                 tables = screen.query(DataTable)
                 if tables and tables.first().row_count:
                     result["first_paint"] = time.time() - started
@@ -219,7 +247,9 @@ def minimal_child() -> None:
 
 def launch_minimal() -> float:
     env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, __file__, "--minimal"], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--minimal"], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["first_paint"]
 
 
@@ -227,7 +257,10 @@ def launch(url: str, store: Path, verifies: int) -> dict:
     env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, __file__, "--child", url, str(store), str(verifies)],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"child failed:\n{out.stderr[-3000:]}")
@@ -243,9 +276,16 @@ def direct_verify_baseline(url: str, count: int) -> list[float]:
     engine = make_engine(url)
     service = LabelService(engine, "baseline")
     with engine.connect() as connection:
-        ids = connection.execute(
-            text("SELECT id FROM skin_condition_labels WHERE status = 'pending' ORDER BY id DESC LIMIT :n"), {"n": count}
-        ).scalars().all()
+        ids = (
+            connection.execute(
+                text(
+                    "SELECT id FROM skin_condition_labels WHERE status = 'pending' ORDER BY id DESC LIMIT :n"
+                ),
+                {"n": count},
+            )
+            .scalars()
+            .all()
+        )
     times = []
     for label_id in ids:
         t = time.perf_counter()
@@ -264,7 +304,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--verifies", type=int, default=60)
-    parser.add_argument("--runs", type=int, default=3, help="launches per database (median reported)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="launches per database (median reported)"
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -283,7 +325,9 @@ def main() -> None:
             store = Path(tmp) / "images"
             t = time.perf_counter()
             big = fresh_database(admin_url, args.images, store)
-            print(f"loaded {args.images:,} images + labels with COPY in {time.perf_counter() - t:.1f} s")
+            print(
+                f"loaded {args.images:,} images + labels with COPY in {time.perf_counter() - t:.1f} s"
+            )
             small = fresh_database(admin_url, 100, store)
 
             small_paints = [launch(small, store, 0)["first_paint"] for _ in range(args.runs)]
@@ -299,9 +343,15 @@ def main() -> None:
                 f"app start to rows painted {measured['first_paint'] - measured['imports'] - measured['connect']:.3f} s"
             )
             verify = measured["verify"]
-            print(f"first rows painted, {args.images:,} images: median {paint:.3f} s over {len(big_paints)} launches (target < 1.5 s)")
-            print(f"first rows painted, 100 images (baseline): median {paint_base:.3f} s;  ratio {paint / paint_base:.2f}x")
-            print(f"bare Textual app with a 100-row DataTable (framework floor): median {floor:.3f} s;  ratio {paint / floor:.2f}x")
+            print(
+                f"first rows painted, {args.images:,} images: median {paint:.3f} s over {len(big_paints)} launches (target < 1.5 s)"
+            )
+            print(
+                f"first rows painted, 100 images (baseline): median {paint_base:.3f} s;  ratio {paint / paint_base:.2f}x"
+            )
+            print(
+                f"bare Textual app with a 100-row DataTable (framework floor): median {floor:.3f} s;  ratio {paint / floor:.2f}x"
+            )
             print(f"queue opened on {args.images:,} images in {measured['queue_open']:.3f} s")
             print(
                 f"verify keypress -> committed ({len(verify)} presses): median {statistics.median(verify) * 1000:.1f} ms, "

@@ -58,7 +58,10 @@ def upgrade() -> None:
         table.add_column(sa.Column("group_key", sa.String(255)))
         table.add_column(sa.Column("ingest_run_id", sa.Integer()))
         table.create_foreign_key(
-            "fk_ml_training_images_ingest_run_id_ingest_runs", "ingest_runs", ["ingest_run_id"], ["id"]
+            "fk_ml_training_images_ingest_run_id_ingest_runs",
+            "ingest_runs",
+            ["ingest_run_id"],
+            ["id"],
         )
     op.create_index("ix_ml_training_images_phash", "ml_training_images", ["phash"])
     op.create_index("ix_ml_training_images_group_key", "ml_training_images", ["group_key"])
@@ -80,7 +83,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_image_sources"),
         sa.ForeignKeyConstraint(
-            ["image_id"], ["ml_training_images.id"], name="fk_image_sources_image_id_ml_training_images"
+            ["image_id"],
+            ["ml_training_images.id"],
+            name="fk_image_sources_image_id_ml_training_images",
         ),
         sa.ForeignKeyConstraint(
             ["ingest_run_id"], ["ingest_runs.id"], name="fk_image_sources_ingest_run_id_ingest_runs"
@@ -100,7 +105,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_ingest_rejections"),
         sa.ForeignKeyConstraint(
-            ["ingest_run_id"], ["ingest_runs.id"], name="fk_ingest_rejections_ingest_run_id_ingest_runs"
+            ["ingest_run_id"],
+            ["ingest_runs.id"],
+            name="fk_ingest_rejections_ingest_run_id_ingest_runs",
         ),
     )
     op.create_index("ix_ingest_rejections_ingest_run_id", "ingest_rejections", ["ingest_run_id"])
@@ -115,10 +122,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_image_duplicates"),
         sa.ForeignKeyConstraint(
-            ["image_id_a"], ["ml_training_images.id"], name="fk_image_duplicates_image_id_a_ml_training_images"
+            ["image_id_a"],
+            ["ml_training_images.id"],
+            name="fk_image_duplicates_image_id_a_ml_training_images",
         ),
         sa.ForeignKeyConstraint(
-            ["image_id_b"], ["ml_training_images.id"], name="fk_image_duplicates_image_id_b_ml_training_images"
+            ["image_id_b"],
+            ["ml_training_images.id"],
+            name="fk_image_duplicates_image_id_b_ml_training_images",
         ),
         sa.UniqueConstraint("image_id_a", "image_id_b", name="uq_image_duplicates_pair"),
         sa.CheckConstraint("image_id_a < image_id_b", name="ck_image_duplicates_ordered"),
@@ -138,7 +149,9 @@ def upgrade() -> None:
         table.add_column(sa.Column("verified_by", sa.String(100)))
         table.add_column(sa.Column("verified_at", sa.DateTime()))
         table.add_column(sa.Column("updated_at", sa.DateTime()))
-        table.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1")))
+        table.add_column(
+            sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1"))
+        )
         table.add_column(sa.Column("image_source_id", sa.Integer()))
         table.create_foreign_key(
             "fk_skin_condition_labels_image_source_id_image_sources",
@@ -178,10 +191,14 @@ def upgrade() -> None:
         sa.Column("note", sa.Text()),
         sa.PrimaryKeyConstraint("id", name="pk_label_history"),
         sa.ForeignKeyConstraint(
-            ["label_id"], ["skin_condition_labels.id"], name="fk_label_history_label_id_skin_condition_labels"
+            ["label_id"],
+            ["skin_condition_labels.id"],
+            name="fk_label_history_label_id_skin_condition_labels",
         ),
         sa.ForeignKeyConstraint(
-            ["image_id"], ["ml_training_images.id"], name="fk_label_history_image_id_ml_training_images"
+            ["image_id"],
+            ["ml_training_images.id"],
+            name="fk_label_history_image_id_ml_training_images",
         ),
     )
     op.create_index("ix_label_history_label_id", "label_history", ["label_id"])
@@ -223,8 +240,14 @@ def downgrade() -> None:
             "fk_skin_condition_labels_image_source_id_image_sources", type_="foreignkey"
         )
         for column in (
-            "image_source_id", "version", "updated_at", "verified_at", "verified_by",
-            "status", "source", "task",
+            "image_source_id",
+            "version",
+            "updated_at",
+            "verified_at",
+            "verified_by",
+            "status",
+            "source",
+            "task",
         ):
             table.drop_column(column)
 
@@ -241,8 +264,16 @@ def downgrade() -> None:
     with op.batch_alter_table("ml_training_images") as table:
         table.drop_constraint("fk_ml_training_images_ingest_run_id_ingest_runs", type_="foreignkey")
         for column in (
-            "ingest_run_id", "group_key", "split", "quality_flags", "phash_method", "phash",
-            "byte_size", "format", "height", "width",
+            "ingest_run_id",
+            "group_key",
+            "split",
+            "quality_flags",
+            "phash_method",
+            "phash",
+            "byte_size",
+            "format",
+            "height",
+            "width",
         ):
             table.drop_column(column)
 

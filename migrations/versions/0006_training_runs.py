@@ -160,7 +160,17 @@ def downgrade() -> None:
     with op.batch_alter_table(RUNS) as table:
         table.drop_constraint(f"ck_{RUNS}_status", type_="check")
         for column in (
-            "finished_at", "started_by", "confusion_matrix", "metrics", "majority_rate",
-            "best_epoch", "epochs_run", "seed", "model_uri", "status", "architecture", "task",
+            "finished_at",
+            "started_by",
+            "confusion_matrix",
+            "metrics",
+            "majority_rate",
+            "best_epoch",
+            "epochs_run",
+            "seed",
+            "model_uri",
+            "status",
+            "architecture",
+            "task",
         ):
             table.drop_column(column)

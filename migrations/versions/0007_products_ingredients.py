@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.Column("description", sa.Text()),
         sa.Column("restriction", sa.Text()),
         sa.Column(
-            "functions", postgresql.ARRAY(sa.Text()), nullable=False,
+            "functions",
+            postgresql.ARRAY(sa.Text()),
+            nullable=False,
             server_default=sa.text("'{}'::text[]"),
         ),
         sa.Column("update_date", sa.Date()),
@@ -63,7 +65,9 @@ def upgrade() -> None:
         sa.Column("regulation", sa.Text()),
         sa.Column("conditional", sa.Boolean(), nullable=False, server_default=sa.text("false")),
         sa.Column(
-            "identified_ingredients", postgresql.ARRAY(sa.Text()), nullable=False,
+            "identified_ingredients",
+            postgresql.ARRAY(sa.Text()),
+            nullable=False,
             server_default=sa.text("'{}'::text[]"),
         ),
         sa.Column("update_date", sa.Date()),
@@ -82,13 +86,19 @@ def upgrade() -> None:
         sa.Column("annex_entry_id", sa.Integer(), nullable=False),
         sa.Column("ingredient_id", sa.Integer(), nullable=False),
         sa.Column("link_method", sa.String(20), nullable=False),
-        sa.PrimaryKeyConstraint("annex_entry_id", "ingredient_id", name="pk_annex_entry_ingredients"),
+        sa.PrimaryKeyConstraint(
+            "annex_entry_id", "ingredient_id", name="pk_annex_entry_ingredients"
+        ),
         sa.ForeignKeyConstraint(
-            ["annex_entry_id"], ["annex_entries.id"], ondelete="CASCADE",
+            ["annex_entry_id"],
+            ["annex_entries.id"],
+            ondelete="CASCADE",
             name="fk_annex_entry_ingredients_annex_entry_id_annex_entries",
         ),
         sa.ForeignKeyConstraint(
-            ["ingredient_id"], ["ingredients.id"], ondelete="CASCADE",
+            ["ingredient_id"],
+            ["ingredients.id"],
+            ondelete="CASCADE",
             name="fk_annex_entry_ingredients_ingredient_id_ingredients",
         ),
         sa.CheckConstraint(
@@ -111,7 +121,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_ingredient_synonyms"),
         sa.ForeignKeyConstraint(
-            ["ingredient_id"], ["ingredients.id"], ondelete="CASCADE",
+            ["ingredient_id"],
+            ["ingredients.id"],
+            ondelete="CASCADE",
             name="fk_ingredient_synonyms_ingredient_id_ingredients",
         ),
         sa.UniqueConstraint("name_key", name="uq_ingredient_synonyms_name_key"),
@@ -160,17 +172,25 @@ def upgrade() -> None:
         sa.Column("match_score", sa.Float()),
         sa.PrimaryKeyConstraint("id", name="pk_product_ingredients"),
         sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], ondelete="CASCADE",
+            ["product_id"],
+            ["products.id"],
+            ondelete="CASCADE",
             name="fk_product_ingredients_product_id_products",
         ),
         sa.ForeignKeyConstraint(
-            ["ingredient_id"], ["ingredients.id"], ondelete="SET NULL",
+            ["ingredient_id"],
+            ["ingredients.id"],
+            ondelete="SET NULL",
             name="fk_product_ingredients_ingredient_id_ingredients",
         ),
-        sa.UniqueConstraint("product_id", "position", name="uq_product_ingredients_product_position"),
+        sa.UniqueConstraint(
+            "product_id", "position", name="uq_product_ingredients_product_position"
+        ),
         sa.CheckConstraint(MATCH_METHODS, name="ck_product_ingredients_match_method"),
     )
-    op.create_index("ix_product_ingredients_ingredient_id", "product_ingredients", ["ingredient_id"])
+    op.create_index(
+        "ix_product_ingredients_ingredient_id", "product_ingredients", ["ingredient_id"]
+    )
     op.create_index("ix_product_ingredients_name_key", "product_ingredients", ["name_key"])
 
     op.create_table(
@@ -198,7 +218,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime()),
         sa.PrimaryKeyConstraint("id", name="pk_reviews"),
         sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], ondelete="SET NULL",
+            ["product_id"],
+            ["products.id"],
+            ondelete="SET NULL",
             name="fk_reviews_product_id_products",
         ),
         sa.ForeignKeyConstraint(

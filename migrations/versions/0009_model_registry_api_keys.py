@@ -36,19 +36,24 @@ def upgrade() -> None:
         sa.Column("demoted_at", sa.DateTime()),
         sa.PrimaryKeyConstraint("id", name="pk_model_promotions"),
         sa.ForeignKeyConstraint(
-            ["run_id"], ["model_training_metrics.id"],
+            ["run_id"],
+            ["model_training_metrics.id"],
             name="fk_model_promotions_run_id_model_training_metrics",
         ),
         sa.CheckConstraint(
             "task IN ('condition', 'severity', 'skin-type')", name="ck_model_promotions_task"
         ),
         sa.CheckConstraint(
-            "checksum_source IN ('training', 'promotion')", name="ck_model_promotions_checksum_source"
+            "checksum_source IN ('training', 'promotion')",
+            name="ck_model_promotions_checksum_source",
         ),
     )
     # At most one live promotion per task and alias.
     op.create_index(
-        "uq_model_promotions_live", "model_promotions", ["task", "alias"], unique=True,
+        "uq_model_promotions_live",
+        "model_promotions",
+        ["task", "alias"],
+        unique=True,
         postgresql_where=sa.text("demoted_at IS NULL"),
     )
     op.create_index("ix_model_promotions_run_id", "model_promotions", ["run_id"])
@@ -67,7 +72,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_sha256", name="uq_api_keys_key_sha256"),
     )
     op.create_index(
-        "uq_api_keys_live_name", "api_keys", ["name"], unique=True,
+        "uq_api_keys_live_name",
+        "api_keys",
+        ["name"],
+        unique=True,
         postgresql_where=sa.text("revoked_at IS NULL"),
     )
 

@@ -29,8 +29,12 @@ def upgrade() -> None:
     op.add_column("annex_entries", sa.Column("colour", sa.Text()))
     op.add_column(
         "products",
-        sa.Column("highlights", postgresql.ARRAY(sa.Text()), nullable=False,
-                  server_default=sa.text("'{}'::text[]")),
+        sa.Column(
+            "highlights",
+            postgresql.ARRAY(sa.Text()),
+            nullable=False,
+            server_default=sa.text("'{}'::text[]"),
+        ),
     )
     op.create_table(
         "review_sentiments",
@@ -41,13 +45,22 @@ def upgrade() -> None:
         sa.Column("p_neutral", sa.Float(), nullable=False),
         sa.Column("p_positive", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("review_id", "run_id", name="pk_review_sentiments"),
-        sa.ForeignKeyConstraint(["review_id"], ["reviews.id"],
-                                name="fk_review_sentiments_review_id_reviews", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["run_id"], ["model_training_metrics.id"],
-                                name="fk_review_sentiments_run_id_model_training_metrics",
-                                ondelete="CASCADE"),
-        sa.CheckConstraint("sentiment IN ('negative', 'neutral', 'positive')",
-                           name="ck_review_sentiments_sentiment"),
+        sa.ForeignKeyConstraint(
+            ["review_id"],
+            ["reviews.id"],
+            name="fk_review_sentiments_review_id_reviews",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["model_training_metrics.id"],
+            name="fk_review_sentiments_run_id_model_training_metrics",
+            ondelete="CASCADE",
+        ),
+        sa.CheckConstraint(
+            "sentiment IN ('negative', 'neutral', 'positive')",
+            name="ck_review_sentiments_sentiment",
+        ),
     )
     op.create_index("ix_review_sentiments_run_id", "review_sentiments", ["run_id"])
 

@@ -7,8 +7,9 @@ import typer
 
 from skinctl.commands.common import state
 
-app = typer.Typer(help="API keys for `skinctl serve` (Authorization: Bearer KEY).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="API keys for `skinctl serve` (Authorization: Bearer KEY).", no_args_is_help=True
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 
@@ -26,12 +27,21 @@ def create(
     app_state = state(ctx)
     created = create_key(app_state.engine(), name, user=app_state.settings.user)
     if as_json:
-        print_json({"id": created.info.id, "name": created.info.name, "key": created.key,
-                    "prefix": created.info.prefix, "created_at": created.info.created_at})
+        print_json(
+            {
+                "id": created.info.id,
+                "name": created.info.name,
+                "key": created.key,
+                "prefix": created.info.prefix,
+                "created_at": created.info.created_at,
+            }
+        )
         return
     stdout.print(created.key, highlight=False, soft_wrap=True)
-    info(f"API key {created.info.id} {created.info.name!r} created: the key is shown only this "
-         "once; keep it in your backend's secret store.")
+    info(
+        f"API key {created.info.id} {created.info.name!r} created: the key is shown only this "
+        "once; keep it in your backend's secret store."
+    )
 
 
 @app.command("list")
@@ -44,11 +54,23 @@ def list_(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(keys)
         return
-    stdout.print(table(f"{len(keys)} API keys", ("id", "name", "prefix", "created", "by", "revoked"), [
-        (k.id, k.name, k.prefix + "...", k.created_at.strftime("%Y-%m-%d %H:%M"), k.created_by or "",
-         f"{k.revoked_at:%Y-%m-%d %H:%M} by {k.revoked_by}" if k.revoked_at else "live")
-        for k in keys
-    ]))
+    stdout.print(
+        table(
+            f"{len(keys)} API keys",
+            ("id", "name", "prefix", "created", "by", "revoked"),
+            [
+                (
+                    k.id,
+                    k.name,
+                    k.prefix + "...",
+                    k.created_at.strftime("%Y-%m-%d %H:%M"),
+                    k.created_by or "",
+                    f"{k.revoked_at:%Y-%m-%d %H:%M} by {k.revoked_by}" if k.revoked_at else "live",
+                )
+                for k in keys
+            ],
+        )
+    )
 
 
 @app.command("revoke")

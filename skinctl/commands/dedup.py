@@ -21,11 +21,18 @@ def list_groups(
     ctx: typer.Context,
     dataset: str | None = DATASET_OPTION,
     max_distance: int | None = typer.Option(
-        None, "--max-distance", min=0, max=64,
+        None,
+        "--max-distance",
+        min=0,
+        max=64,
         help="Only pairs whose pHash Hamming distance is at most this.",
     ),
-    conflicts: bool = typer.Option(False, "--conflicts", help="List duplicates whose labels differ."),
-    limit: int = typer.Option(50, "--limit", min=0, help="Rows in the table (0: all); JSON has all."),
+    conflicts: bool = typer.Option(
+        False, "--conflicts", help="List duplicates whose labels differ."
+    ),
+    limit: int = typer.Option(
+        50, "--limit", min=0, help="Rows in the table (0: all); JSON has all."
+    ),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Duplicate groups (exact and near), largest first; or label conflicts with --conflicts."""
@@ -41,15 +48,25 @@ def list_groups(
         shown = rows if limit == 0 else rows[:limit]
         stdout.print(
             table(
-                f"{len(rows)} label conflicts" + (f" (first {len(shown)})" if len(shown) < len(rows) else ""),
+                f"{len(rows)} label conflicts"
+                + (f" (first {len(shown)})" if len(shown) < len(rows) else ""),
                 ["kind", "task", "images", "labels", "distance", "paths"],
                 [
                     (
-                        c.kind, c.task, " ".join(map(str, c.image_ids)), " vs ".join(
-                            "/".join(entry.labels) for entries in c.by_image.values() for entry in entries
+                        c.kind,
+                        c.task,
+                        " ".join(map(str, c.image_ids)),
+                        " vs ".join(
+                            "/".join(entry.labels)
+                            for entries in c.by_image.values()
+                            for entry in entries
                         ),
                         c.distance,
-                        " | ".join(str(entry.local_path) for entries in c.by_image.values() for entry in entries),
+                        " | ".join(
+                            str(entry.local_path)
+                            for entries in c.by_image.values()
+                            for entry in entries
+                        ),
                     )
                     for c in shown
                 ],
@@ -63,13 +80,27 @@ def list_groups(
     shown = groups if limit == 0 else groups[:limit]
     stdout.print(
         table(
-            f"{len(groups)} duplicate groups" + (f" (first {len(shown)})" if len(shown) < len(groups) else ""),
-            ["group", "images", "files", "exact", "near pairs", "labels", "image ids", "first path"],
+            f"{len(groups)} duplicate groups"
+            + (f" (first {len(shown)})" if len(shown) < len(groups) else ""),
+            [
+                "group",
+                "images",
+                "files",
+                "exact",
+                "near pairs",
+                "labels",
+                "image ids",
+                "first path",
+            ],
             [
                 (
-                    g.group_id, g.images, g.files, g.exact_duplicates, g.near_pairs,
-                    ", ".join(g.labels), " ".join(str(m.id) for m in g.members[:8])
-                    + (" ..." if g.images > 8 else ""),
+                    g.group_id,
+                    g.images,
+                    g.files,
+                    g.exact_duplicates,
+                    g.near_pairs,
+                    ", ".join(g.labels),
+                    " ".join(str(m.id) for m in g.members[:8]) + (" ..." if g.images > 8 else ""),
                     g.members[0].local_path if g.members else "",
                 )
                 for g in shown
@@ -79,8 +110,11 @@ def list_groups(
 
 
 @app.command("show")
-def show(ctx: typer.Context, image_id: int = typer.Argument(..., help="An image id."),
-         json_output: bool = JSON_OPTION) -> None:
+def show(
+    ctx: typer.Context,
+    image_id: int = typer.Argument(..., help="An image id."),
+    json_output: bool = JSON_OPTION,
+) -> None:
     """One image: its source files, labels, near duplicates and group."""
     from skinctl.console import print_json, stdout, table
     from skinctl.dedup.reports import image_duplicates
@@ -96,16 +130,24 @@ def show(ctx: typer.Context, image_id: int = typer.Argument(..., help="An image 
     )
     stdout.print(
         table(
-            "source files (exact duplicates)", ["source", "dataset", "path", "split"],
+            "source files (exact duplicates)",
+            ["source", "dataset", "path", "split"],
             [(s.source_id, s.dataset, s.local_path, s.split) for s in result.sources],
         )
     )
     stdout.print(
         table(
-            f"{len(result.duplicates)} near duplicates", ["id", "distance", "method", "dataset", "labels", "path"],
+            f"{len(result.duplicates)} near duplicates",
+            ["id", "distance", "method", "dataset", "labels", "path"],
             [
-                (d.id, d.distance, d.method, d.dataset,
-                 ", ".join(sorted({label.condition_type for label in d.labels})), d.local_path)
+                (
+                    d.id,
+                    d.distance,
+                    d.method,
+                    d.dataset,
+                    ", ".join(sorted({label.condition_type for label in d.labels})),
+                    d.local_path,
+                )
                 for d in result.duplicates
             ],
         )
@@ -115,14 +157,21 @@ def show(ctx: typer.Context, image_id: int = typer.Argument(..., help="An image 
 @app.command("scan")
 def scan(
     ctx: typer.Context,
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Link this dataset's images (against all)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Link this dataset's images (against all)."
+    ),
     max_distance: int | None = typer.Option(
-        None, "--max-distance", min=0, max=15,
+        None,
+        "--max-distance",
+        min=0,
+        max=15,
         help="pHash radius whose neighbours are checked too (default 8).",
     ),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: the core count)."),
     full: bool = typer.Option(
-        False, "--full", help="Check every stored image again, not only those not linked yet.",
+        False,
+        "--full",
+        help="Check every stored image again, not only those not linked yet.",
     ),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -135,15 +184,21 @@ def scan(
     app_state = state(ctx)
     with progress_bar(progress_enabled()) as report:
         summary = link(
-            app_state.engine(), app_state.storage(), dataset=dataset, max_distance=max_distance,
-            workers=workers or None, full=full, report=report,
+            app_state.engine(),
+            app_state.storage(),
+            dataset=dataset,
+            max_distance=max_distance,
+            workers=workers or None,
+            full=full,
+            report=report,
         )
     if json_output:
         print_json(summary)
     else:
         stdout.print(
             table(
-                f"near-duplicate scan ({summary.method})", ["what", "count"],
+                f"near-duplicate scan ({summary.method})",
+                ["what", "count"],
                 [
                     ("images scanned", summary.images),
                     ("features computed", summary.features_computed),

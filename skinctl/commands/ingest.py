@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from skinctl.ingest.summary import IngestResult
 
 app = typer.Typer(
-    help="Bring datasets into the database: images, products, reviews, CosIng.", no_args_is_help=True
+    help="Bring datasets into the database: images, products, reviews, CosIng.",
+    no_args_is_help=True,
 )
 
 MAX_PROBLEMS_SHOWN = 20
@@ -44,7 +45,9 @@ def render_summary(result: IngestResult, json_output: bool) -> None:
         ("non-image files skipped", summary.skipped_non_image_files),
         ("new stored objects", summary.stored_objects),
     ]
-    title = f"ingest {summary.dataset}" + (" (dry run)" if summary.dry_run else f" (run {summary.run_id})")
+    title = f"ingest {summary.dataset}" + (
+        " (dry run)" if summary.dry_run else f" (run {summary.run_id})"
+    )
     stdout.print(table(title, ["what", "count"], rows))
     if summary.rejected_by_reason:
         from skinctl.ingest.report import reasons_table
@@ -69,13 +72,19 @@ def render_summary(result: IngestResult, json_output: bool) -> None:
 @app.command("images")
 def images(
     ctx: typer.Context,
-    path: str = typer.Argument(..., help="Folder that holds the images (or a catalog dataset slug)."),
+    path: str = typer.Argument(
+        ..., help="Folder that holds the images (or a catalog dataset slug)."
+    ),
     dataset: str | None = typer.Option(
-        None, "--dataset", "-d",
+        None,
+        "--dataset",
+        "-d",
         help="Dataset name recorded on every row (default for a catalog slug: the slug).",
     ),
     layout: Layout = typer.Option(Layout.AUTO, "--layout", help="How the folder is laid out."),
-    labels: Path | None = typer.Option(None, "--labels", help="Label CSV: filename + class or one-hot columns."),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Label CSV: filename + class or one-hot columns."
+    ),
     metadata: Path | None = typer.Option(
         None, "--metadata", help="Subject metadata CSV keyed by filename or subject_id."
     ),
@@ -90,21 +99,33 @@ def images(
         help="Folder level that names the class (1 = first folder under PATH, -1 = the image's "
         "folder, 0 = none). Default: detected.",
     ),
-    storage: str | None = typer.Option(None, "--storage", help="Image store URL (overrides the setting)."),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: cores)."),
-    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Rows per database transaction."),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Image store URL (overrides the setting)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Worker processes (default: cores)."
+    ),
+    batch_size: int = typer.Option(
+        500, "--batch-size", min=1, help="Rows per database transaction."
+    ),
     near_duplicate_distance: int = typer.Option(
-        8, "--near-duplicate-distance", min=0, max=15,
+        8,
+        "--near-duplicate-distance",
+        min=0,
+        max=15,
         help="Also check images whose perceptual hashes differ in <= N bits; every pair is "
         "confirmed by keypoint matching (see `skinctl dedup`).",
     ),
     link: bool = typer.Option(
-        True, "--link/--no-link",
+        True,
+        "--link/--no-link",
         help="Link near duplicates after loading (keypoint matching, the slow part); --no-link "
         "leaves it to `skinctl dedup scan`.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Scan and validate; write nothing."),
-    report: Path | None = typer.Option(None, "--report", help="Write every rejected file and why (CSV)."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write every rejected file and why (CSV)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print only the summary, as JSON."),
 ) -> None:
     """Validate, hash, deduplicate, store and load an image dataset."""

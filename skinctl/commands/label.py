@@ -28,14 +28,33 @@ def _service(ctx: typer.Context):
 def _label_rows(labels):
     return [
         (
-            lb.id, lb.image_id, lb.dataset_source, lb.task, lb.condition_type, lb.severity_level or "",
-            lb.source, lb.status, lb.verified_by or "", lb.version,
+            lb.id,
+            lb.image_id,
+            lb.dataset_source,
+            lb.task,
+            lb.condition_type,
+            lb.severity_level or "",
+            lb.source,
+            lb.status,
+            lb.verified_by or "",
+            lb.version,
         )
         for lb in labels
     ]
 
 
-LABEL_COLUMNS = ("id", "image", "dataset", "task", "condition", "severity", "source", "status", "by", "version")
+LABEL_COLUMNS = (
+    "id",
+    "image",
+    "dataset",
+    "task",
+    "condition",
+    "severity",
+    "source",
+    "status",
+    "by",
+    "version",
+)
 
 
 @app.command("list")
@@ -44,12 +63,18 @@ def list_labels(
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     condition: str | None = typer.Option(None, "--condition", help="Only this class."),
     verified: bool | None = typer.Option(
-        None, "--verified/--unverified", help="Only verified, or only pending (unreviewed), labels.",
+        None,
+        "--verified/--unverified",
+        help="Only verified, or only pending (unreviewed), labels.",
         show_default=False,
     ),
-    source: LabelSource | None = typer.Option(None, "--source", help="Only labels from this source."),
+    source: LabelSource | None = typer.Option(
+        None, "--source", help="Only labels from this source."
+    ),
     task: LabelTask | None = typer.Option(None, "--task", help="Only labels of this task."),
-    order: QueueOrder = typer.Option(QueueOrder.id, "--order", help="id, or suspect: likely mislabeled first."),
+    order: QueueOrder = typer.Option(
+        QueueOrder.id, "--order", help="id, or suspect: likely mislabeled first."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines on stdout, one label per line."),
 ) -> None:
@@ -100,13 +125,28 @@ def _history_table(history):
         "history",
         ("when", "who", "label", "action", "before", "after", "note"),
         [
-            (h.changed_at.strftime("%Y-%m-%d %H:%M:%S"), h.changed_by, h.label_id, h.action, brief(h.before), brief(h.after), h.note or "")
+            (
+                h.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                h.changed_by,
+                h.label_id,
+                h.action,
+                brief(h.before),
+                brief(h.after),
+                h.note or "",
+            )
             for h in history
         ],
     )
 
 
-def _verdict(ctx: typer.Context, ids: list[str], action: str, reason: str | None, version: int | None, as_json: bool) -> None:
+def _verdict(
+    ctx: typer.Context,
+    ids: list[str],
+    action: str,
+    reason: str | None,
+    version: int | None,
+    as_json: bool,
+) -> None:
     from skinctl.console import print_json, stderr, stdout, table
     from skinctl.errors import SkinctlError
 
@@ -132,7 +172,9 @@ def _verdict(ctx: typer.Context, ids: list[str], action: str, reason: str | None
         if done:
             stdout.print(table(f"{action}: {len(done)} labels", LABEL_COLUMNS, _label_rows(done)))
         for failure in failed:
-            stderr.print(f"[bold red]error:[/] label {failure['id']}: {failure['error']}", highlight=False)
+            stderr.print(
+                f"[bold red]error:[/] label {failure['id']}: {failure['error']}", highlight=False
+            )
     if failed:
         raise typer.Exit(3 if done else 1)
 
@@ -141,7 +183,9 @@ def _verdict(ctx: typer.Context, ids: list[str], action: str, reason: str | None
 def verify(
     ctx: typer.Context,
     label_ids: list[str] = typer.Argument(..., help="Label ids, or - to read them from stdin."),
-    version: int | None = typer.Option(None, "--version", help="The version you saw (one id only): conflict if it changed."),
+    version: int | None = typer.Option(
+        None, "--version", help="The version you saw (one id only): conflict if it changed."
+    ),
     note: str | None = typer.Option(None, "--note", help="A note for the history."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
@@ -156,7 +200,9 @@ def reject(
     ctx: typer.Context,
     label_ids: list[str] = typer.Argument(..., help="Label ids, or - to read them from stdin."),
     reason: str | None = typer.Option(None, "--reason", help="Why: recorded in the history."),
-    version: int | None = typer.Option(None, "--version", help="The version you saw (one id only)."),
+    version: int | None = typer.Option(
+        None, "--version", help="The version you saw (one id only)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Mark labels wrong.
@@ -172,7 +218,9 @@ def set_label(
     condition: str = typer.Option(..., "--condition", help="The right class."),
     severity: str | None = typer.Option(None, "--severity", help="Its severity."),
     task: LabelTask | None = typer.Option(
-        None, "--task", help="The label's task. Default: the task the class belongs to, else the image's labels' task.",
+        None,
+        "--task",
+        help="The label's task. Default: the task the class belongs to, else the image's labels' task.",
         show_default=False,
     ),
     note: str | None = typer.Option(None, "--note", help="A note for the history."),
@@ -199,8 +247,12 @@ def set_label(
 @app.command("undo")
 def undo(
     ctx: typer.Context,
-    image_id: int | None = typer.Option(None, "--image", help="Undo your last change on this image."),
-    label_id: int | None = typer.Option(None, "--label", help="Undo your last change on this label."),
+    image_id: int | None = typer.Option(
+        None, "--image", help="Undo your last change on this image."
+    ),
+    label_id: int | None = typer.Option(
+        None, "--label", help="Undo your last change on this label."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Revert your most recent change on an image or label.
@@ -219,7 +271,9 @@ def undo(
 def import_file(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CSV or JSON Lines of verdicts and corrections."),
-    partial: bool = typer.Option(False, "--partial", help="Save the good rows even if some are bad."),
+    partial: bool = typer.Option(
+        False, "--partial", help="Save the good rows even if some are bad."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Apply verdicts and corrections from a CSV or JSON Lines file.
@@ -238,13 +292,24 @@ def import_file(
             table(
                 f"import {file}",
                 ("rows", "applied", "unchanged", "rejected", "saved"),
-                [(report.rows, report.applied, report.unchanged, report.rejected, "yes" if report.committed else "no")],
+                [
+                    (
+                        report.rows,
+                        report.applied,
+                        report.unchanged,
+                        report.rejected,
+                        "yes" if report.committed else "no",
+                    )
+                ],
             )
         )
         for error in report.errors:
             stderr.print(f"[bold red]row {error.row}:[/] {error.error}", highlight=False)
         if report.errors and not report.committed:
-            stderr.print("nothing was saved; fix the rows above, or pass --partial to save the good ones.", highlight=False)
+            stderr.print(
+                "nothing was saved; fix the rows above, or pass --partial to save the good ones.",
+                highlight=False,
+            )
     if report.errors:
         raise typer.Exit(3 if report.committed else 1)
 
@@ -253,9 +318,13 @@ def import_file(
 def export(
     ctx: typer.Context,
     out: Path = typer.Argument(..., help="Output file (csv, jsonl) or folder (folders)."),
-    format: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, jsonl, or folders (a class-folder tree)."),
+    format: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, jsonl, or folders (a class-folder tree)."
+    ),
     verified_only: bool = typer.Option(
-        False, "--verified-only", help="Only verified labels (a conflict a reviewer decided is one class)."
+        False,
+        "--verified-only",
+        help="Only verified labels (a conflict a reviewer decided is one class).",
     ),
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     task: LabelTask | None = typer.Option(None, "--task", help="Only this task."),
@@ -273,16 +342,25 @@ def export(
     app_state = state(ctx)
     storage = app_state.storage() if format is ExportFormat.folders else None
     report = export_labels(
-        _service(ctx), out, format=format, verified_only=verified_only,
-        filters=LabelFilter(dataset=dataset, task=task), storage=storage,
+        _service(ctx),
+        out,
+        format=format,
+        verified_only=verified_only,
+        filters=LabelFilter(dataset=dataset, task=task),
+        storage=storage,
     )
     if as_json:
         print_json(report)
     else:
         conflicts = (
             f"; {report.conflicts:,} images in conflict"
-            + (" (written into each of their class folders)" if format is ExportFormat.folders else "")
-            if report.conflicts else ""
+            + (
+                " (written into each of their class folders)"
+                if format is ExportFormat.folders
+                else ""
+            )
+            if report.conflicts
+            else ""
         )
         info(
             f"wrote {report.files:,} {'file' if report.files == 1 else 'files'} to {out}: "
@@ -294,7 +372,9 @@ def export(
 def history(
     ctx: typer.Context,
     image_id: int = typer.Argument(..., help="The image id."),
-    as_json: bool = typer.Option(False, "--json", help="JSON Lines on stdout, one change per line."),
+    as_json: bool = typer.Option(
+        False, "--json", help="JSON Lines on stdout, one change per line."
+    ),
 ) -> None:
     """Every change to the image's labels: who, when, before and after."""
     from skinctl.console import print_json_lines, stdout
@@ -326,20 +406,52 @@ def stats(
         table(
             "per dataset",
             ("dataset", "labels", "verified", "verified share", "agreement", "reviewed"),
-            [(d.dataset, d.labels, d.verified, pct(d.verified_share), pct(d.agreement), d.reviewed_dataset_labels) for d in report.datasets],
+            [
+                (
+                    d.dataset,
+                    d.labels,
+                    d.verified,
+                    pct(d.verified_share),
+                    pct(d.agreement),
+                    d.reviewed_dataset_labels,
+                )
+                for d in report.datasets
+            ],
         )
     )
     stdout.print(
         table(
             "per class",
-            ("dataset", "task", "condition", "labels", "verified", "rejected", "pending", "verified share", "agreement"),
+            (
+                "dataset",
+                "task",
+                "condition",
+                "labels",
+                "verified",
+                "rejected",
+                "pending",
+                "verified share",
+                "agreement",
+            ),
             [
-                (c.dataset, c.task, c.condition, c.labels, c.verified, c.rejected, c.pending, pct(c.verified_share), pct(c.agreement))
+                (
+                    c.dataset,
+                    c.task,
+                    c.condition,
+                    c.labels,
+                    c.verified,
+                    c.rejected,
+                    c.pending,
+                    pct(c.verified_share),
+                    pct(c.agreement),
+                )
                 for c in report.classes
             ],
         )
     )
-    stdout.print(f"agreement of dataset labels with human verdicts: {pct(report.agreement)} of {report.reviewed_dataset_labels} reviewed")
+    stdout.print(
+        f"agreement of dataset labels with human verdicts: {pct(report.agreement)} of {report.reviewed_dataset_labels} reviewed"
+    )
 
 
 @app.command("review")
@@ -347,10 +459,19 @@ def review(
     ctx: typer.Context,
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     condition: str | None = typer.Option(None, "--condition", help="Only this class."),
-    order: QueueOrder = typer.Option(QueueOrder.suspect, "--order", help="suspect (likely mislabeled first) or id."),
+    order: QueueOrder = typer.Option(
+        QueueOrder.suspect, "--order", help="suspect (likely mislabeled first) or id."
+    ),
 ) -> None:
     """Open the verification queue in the terminal dashboard."""
     from skinctl.tui.app import run_tui
 
     app_state = state(ctx)
-    run_tui(app_state.settings, app_state.engine(), start="queue", dataset=dataset, condition=condition, order=order)
+    run_tui(
+        app_state.settings,
+        app_state.engine(),
+        start="queue",
+        dataset=dataset,
+        condition=condition,
+        order=order,
+    )

@@ -9,8 +9,10 @@ import typer
 from skinctl.commands.common import state
 from skinctl.registry.tasks import Task
 
-app = typer.Typer(help="The model registry: which training run `skinctl serve` serves per task.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The model registry: which training run `skinctl serve` serves per task.",
+    no_args_is_help=True,
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout.")
 ALIAS_OPTION = typer.Option("production", "--alias", help="The promotion's alias.")
@@ -24,12 +26,22 @@ def _fmt(value: float | None) -> str:
 def _rows(promotions, *, with_demoted: bool = False):
     for p in promotions:
         ci = f" ({p.accuracy_ci95[0]:.3f}-{p.accuracy_ci95[1]:.3f})" if p.accuracy_ci95 else ""
-        row = [p.task.value, p.alias, p.run_id, f"{p.model_name} {p.version or ''}".strip(),
-               _fmt(p.accuracy) + ci, _fmt(p.majority_rate), "yes" if p.beats_majority else "NO",
-               f"{p.promoted_at:%Y-%m-%d %H:%M} {p.promoted_by}"]
+        row = [
+            p.task.value,
+            p.alias,
+            p.run_id,
+            f"{p.model_name} {p.version or ''}".strip(),
+            _fmt(p.accuracy) + ci,
+            _fmt(p.majority_rate),
+            "yes" if p.beats_majority else "NO",
+            f"{p.promoted_at:%Y-%m-%d %H:%M} {p.promoted_by}",
+        ]
         if with_demoted:
-            row.append(p.demoted_at.strftime("%Y-%m-%d %H:%M") + f" by {p.demoted_by}"
-                       if p.demoted_at else "live")
+            row.append(
+                p.demoted_at.strftime("%Y-%m-%d %H:%M") + f" by {p.demoted_by}"
+                if p.demoted_at
+                else "live"
+            )
         yield row
 
 
@@ -50,8 +62,16 @@ def promote(
     from skinctl.registry.service import promote as promote_run
 
     app_state = state(ctx)
-    result = promote_run(app_state.engine(), app_state.storage(), run, task,
-                         user=app_state.settings.user, alias=alias, force=force, note=note)
+    result = promote_run(
+        app_state.engine(),
+        app_state.storage(),
+        run,
+        task,
+        user=app_state.settings.user,
+        alias=alias,
+        force=force,
+        note=note,
+    )
     p = result.promotion
     if p.forced and not result.unchanged:
         warn(f"run {p.run_id} does not beat its majority-class rate; promoted because of --force.")
@@ -59,8 +79,10 @@ def promote(
         print_json(result)
         return
     if result.unchanged:
-        stdout.print(f"run {p.run_id} already serves {p.task.value} ({p.alias}); nothing changed.",
-                     highlight=False)
+        stdout.print(
+            f"run {p.run_id} already serves {p.task.value} ({p.alias}); nothing changed.",
+            highlight=False,
+        )
         return
     replaced = f" (replacing run {result.replaced.run_id})" if result.replaced else ""
     stdout.print(
@@ -104,8 +126,10 @@ def list_models(
         print_json(promotions)
         return
     if not promotions:
-        stdout.print("No run is promoted. `skinctl model promote RUN --task ...` promotes one.",
-                     highlight=False)
+        stdout.print(
+            "No run is promoted. `skinctl model promote RUN --task ...` promotes one.",
+            highlight=False,
+        )
         return
     stdout.print(table("promoted models", COLUMNS, _rows(promotions)))
 
@@ -125,5 +149,10 @@ def history(
     if as_json:
         print_json(promotions)
         return
-    stdout.print(table(f"{len(promotions)} promotions", (*COLUMNS, "demoted"),
-                       _rows(promotions, with_demoted=True)))
+    stdout.print(
+        table(
+            f"{len(promotions)} promotions",
+            (*COLUMNS, "demoted"),
+            _rows(promotions, with_demoted=True),
+        )
+    )

@@ -19,8 +19,12 @@ def _price(p) -> str:  # noqa: ANN001 - a ProductSummary or a Size
 def list_products(
     ctx: typer.Context,
     search: str | None = typer.Option(None, "--search", help="Part of the name or brand."),
-    source: ProductFormat | None = typer.Option(None, "--source", help="Where the product came from."),
-    types: list[ProductKind] = typer.Option([], "--type", help="Product type, by category (repeatable)."),
+    source: ProductFormat | None = typer.Option(
+        None, "--source", help="Where the product came from."
+    ),
+    types: list[ProductKind] = typer.Option(
+        [], "--type", help="Product type, by category (repeatable)."
+    ),
     limit: int = typer.Option(50, "--limit"),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -28,17 +32,31 @@ def list_products(
     from skinctl.console import print_json, stdout, table
     from skinctl.products.recommend import list_products as run
 
-    rows = run(state(ctx).engine(), search=search, source=source, types=[t.value for t in types], limit=limit)
+    rows = run(
+        state(ctx).engine(),
+        search=search,
+        source=source,
+        types=[t.value for t in types],
+        limit=limit,
+    )
     if as_json:
         print_json(rows)
         return
-    stdout.print(table(None, ["id", "source", "name", "brand", "type", "price", "rating"], [
-        (p.id, p.source, p.name, p.brand, p.product_type, _price(p), p.rating) for p in rows]))
+    stdout.print(
+        table(
+            None,
+            ["id", "source", "name", "brand", "type", "price", "rating"],
+            [(p.id, p.source, p.name, p.brand, p.product_type, _price(p), p.rating) for p in rows],
+        )
+    )
 
 
 @app.command("show")
-def show(ctx: typer.Context, product: str = typer.Argument(..., help="Product id or external id."),
-         as_json: bool = JSON_OPTION) -> None:
+def show(
+    ctx: typer.Context,
+    product: str = typer.Argument(..., help="Product id or external id."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """A product with its ingredient list and matches."""
     from dataclasses import asdict
 
@@ -51,24 +69,46 @@ def show(ctx: typer.Context, product: str = typer.Argument(..., help="Product id
         return
     p = result.product
     assert p is not None
-    stdout.print(table(p.name, ["field", "value"], [(k, v) for k, v in asdict(p).items() if v is not None]))
-    stdout.print(table("ingredients", ["#", "as written", "CosIng", "match", "status"], [
-        (i.position, i.name, i.match.inci_name or "-", i.match.method, i.status)
-        for i in result.ingredients]))
+    stdout.print(
+        table(p.name, ["field", "value"], [(k, v) for k, v in asdict(p).items() if v is not None])
+    )
+    stdout.print(
+        table(
+            "ingredients",
+            ["#", "as written", "CosIng", "match", "status"],
+            [
+                (i.position, i.name, i.match.inci_name or "-", i.match.method, i.status)
+                for i in result.ingredients
+            ],
+        )
+    )
 
 
 @app.command("recommend")
 def recommend(
     ctx: typer.Context,
     skin_type: SkinType | None = typer.Option(
-        None, "--skin-type", help="Prefer products made for it, leave out those made for others, "
-        "and rank by what reviewers with this skin type said."),
-    concern: list[Concern] = typer.Option([], "--concern", help="Only products claiming to be good for it (repeatable)."),
-    like: str | None = typer.Option(None, "--like", help="A product id or external id to find similar products to."),
+        None,
+        "--skin-type",
+        help="Prefer products made for it, leave out those made for others, "
+        "and rank by what reviewers with this skin type said.",
+    ),
+    concern: list[Concern] = typer.Option(
+        [], "--concern", help="Only products claiming to be good for it (repeatable)."
+    ),
+    like: str | None = typer.Option(
+        None, "--like", help="A product id or external id to find similar products to."
+    ),
     avoid: list[str] = typer.Option([], "--avoid", help="An ingredient to avoid (repeatable)."),
-    types: list[ProductKind] = typer.Option([], "--type", help="Product type, by category (repeatable)."),
-    max_price: float | None = typer.Option(None, "--max-price", help="Highest price, in the product's own currency."),
-    currency: str | None = typer.Option(None, "--currency", help="Only products priced in this currency (USD, GBP)."),
+    types: list[ProductKind] = typer.Option(
+        [], "--type", help="Product type, by category (repeatable)."
+    ),
+    max_price: float | None = typer.Option(
+        None, "--max-price", help="Highest price, in the product's own currency."
+    ),
+    currency: str | None = typer.Option(
+        None, "--currency", help="Only products priced in this currency (USD, GBP)."
+    ),
     limit: int = typer.Option(10, "--limit"),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -80,9 +120,17 @@ def recommend(
     from skinctl.console import info, print_json, stdout, table
     from skinctl.products.recommend import recommend as run
 
-    result = run(state(ctx).engine(), like=like, skin_type=skin_type, avoid=avoid,
-                 types=[t.value for t in types], concerns=[c.value for c in concern],
-                 max_price=max_price, currency=currency, limit=limit)
+    result = run(
+        state(ctx).engine(),
+        like=like,
+        skin_type=skin_type,
+        avoid=avoid,
+        types=[t.value for t in types],
+        concerns=[c.value for c in concern],
+        max_price=max_price,
+        currency=currency,
+        limit=limit,
+    )
     if as_json:
         print_json(result)
         return
@@ -90,11 +138,28 @@ def recommend(
     if result.like:
         info(f"like: {result.like.name} (id {result.like.id})")
     if result.excluded_for_skin_type:
-        info(f"left out {result.excluded_for_skin_type} products whose claims name other skin types than "
-             f"{skin_type}")
-    stdout.print(table(None, ["#", "id", "name", "brand", "price", "score", "why"], [
-        (r.rank, r.product.id, r.product.name, r.product.brand or "", _price(r.product),
-         f"{r.score:.3f}", r.why) for r in result.results]))
+        info(
+            f"left out {result.excluded_for_skin_type} products whose claims name other skin types than "
+            f"{skin_type}"
+        )
+    stdout.print(
+        table(
+            None,
+            ["#", "id", "name", "brand", "price", "score", "why"],
+            [
+                (
+                    r.rank,
+                    r.product.id,
+                    r.product.name,
+                    r.product.brand or "",
+                    _price(r.product),
+                    f"{r.score:.3f}",
+                    r.why,
+                )
+                for r in result.results
+            ],
+        )
+    )
 
 
 @app.command("stats")

@@ -40,8 +40,14 @@ def stats(
             "datasets",
             ["dataset", "files", "images", "exact dup files", "labelled", "label coverage"],
             [
-                (r.dataset, r.files, r.images, r.exact_duplicate_files, r.labelled_images,
-                 f"{r.label_coverage:.1%}")
+                (
+                    r.dataset,
+                    r.files,
+                    r.images,
+                    r.exact_duplicate_files,
+                    r.labelled_images,
+                    f"{r.label_coverage:.1%}",
+                )
                 for r in report.datasets
             ],
         )
@@ -50,7 +56,10 @@ def stats(
         table(
             "images per class and split",
             ["dataset", "task", "class", "split", "images"],
-            [(r["dataset"], r["task"], r["class"], r["split"], r["images"]) for r in report.classes],
+            [
+                (r["dataset"], r["task"], r["class"], r["split"], r["images"])
+                for r in report.classes
+            ],
         )
     )
     near = report.near_duplicates
@@ -68,7 +77,13 @@ def stats(
         )
     )
     if report.rejected:
-        stdout.print(table("rejected files", ["reason", "count"], [(r.reason, r.files) for r in report.rejected]))
+        stdout.print(
+            table(
+                "rejected files",
+                ["reason", "count"],
+                [(r.reason, r.files) for r in report.rejected],
+            )
+        )
     sizes = report.sizes
     stdout.print(
         table(
@@ -81,8 +96,14 @@ def stats(
             ],
         )
     )
-    stdout.print(table("aspect ratio", ["aspect", "images"], [(r.aspect, r.images) for r in report.aspect]))
-    stdout.print(table("formats", ["format", "images"], [(r.format, r.images) for r in report.formats]))
     stdout.print(
-        table("quality flags", ["flag", "images"], [(r.flag, r.images) for r in report.quality_flags])
+        table("aspect ratio", ["aspect", "images"], [(r.aspect, r.images) for r in report.aspect])
+    )
+    stdout.print(
+        table("formats", ["format", "images"], [(r.format, r.images) for r in report.formats])
+    )
+    stdout.print(
+        table(
+            "quality flags", ["flag", "images"], [(r.flag, r.images) for r in report.quality_flags]
+        )
     )

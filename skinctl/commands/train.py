@@ -47,18 +47,27 @@ def _headline(run: RunDetail) -> str:
 def run(
     ctx: typer.Context,
     task: Task = typer.Option(..., "--task", help="What the model learns."),
-    dataset: list[str] = typer.Option([], "--dataset", help="Only images of this dataset (repeatable)."),
-    verified_only: bool = typer.Option(False, "--verified-only", help="Only labels a person verified."),
-    classes: str | None = typer.Option(None, "--classes", help="Comma-separated classes to learn (default: all)."),
+    dataset: list[str] = typer.Option(
+        [], "--dataset", help="Only images of this dataset (repeatable)."
+    ),
+    verified_only: bool = typer.Option(
+        False, "--verified-only", help="Only labels a person verified."
+    ),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Comma-separated classes to learn (default: all)."
+    ),
     multi_label: bool = typer.Option(
-        False, "--multi-label",
+        False,
+        "--multi-label",
         help="Train images with several labels (sigmoid outputs, per-class thresholds on validation); "
         "otherwise they are left out and counted.",
     ),
     balance_by: BalanceBy | None = typer.Option(
         None, "--balance-by", help="Reweight across subject groups."
     ),
-    model: Architecture = typer.Option(Architecture.small_cnn, "--model", help="The network to train."),
+    model: Architecture = typer.Option(
+        Architecture.small_cnn, "--model", help="The network to train."
+    ),
     image_size: int = typer.Option(128, "--image-size", help="Square input size in pixels."),
     epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping on val loss)."),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -67,15 +76,20 @@ def run(
     val_fraction: float = typer.Option(0.15, "--val-fraction"),
     test_fraction: float = typer.Option(0.15, "--test-fraction"),
     split: SplitMethod = typer.Option(
-        SplitMethod.group, "--split",
+        SplitMethod.group,
+        "--split",
         help="group: group-aware split (duplicates, group keys, subjects never straddle splits); "
         "dataset: the source's own train/valid/test folders (may leak; for comparison).",
     ),
     patience: int = typer.Option(5, "--patience", help="Early-stopping patience in epochs."),
     name: str | None = typer.Option(None, "--name", help="Model name (default: <task>-<model>)."),
-    version: str | None = typer.Option(None, "--version", help="Version label (default: next number)."),
+    version: str | None = typer.Option(
+        None, "--version", help="Version label (default: next number)."
+    ),
     weights: str | None = typer.Option(
-        None, "--weights", help="Initial weights: a .h5/.keras file, or 'imagenet' (needs a network)."
+        None,
+        "--weights",
+        help="Initial weights: a .h5/.keras file, or 'imagenet' (needs a network).",
     ),
     notes: str | None = typer.Option(None, "--notes", help="Free text kept with the run."),
     as_json: bool = JSON_OPTION,
@@ -92,18 +106,36 @@ def run(
         _run_sentiment(ctx, as_json)
         return
     options = TrainOptions(
-        task=task, datasets=list(dataset), verified_only=verified_only,
-        classes=classes.split(",") if classes else None, multi_label=multi_label,
-        balance_by=balance_by, model=model, image_size=image_size, epochs=epochs,
-        batch_size=batch_size, learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
-        test_fraction=test_fraction, split=split, patience=patience, name=name, version=version,
-        weights=weights, notes=notes,
+        task=task,
+        datasets=list(dataset),
+        verified_only=verified_only,
+        classes=classes.split(",") if classes else None,
+        multi_label=multi_label,
+        balance_by=balance_by,
+        model=model,
+        image_size=image_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        split=split,
+        patience=patience,
+        name=name,
+        version=version,
+        weights=weights,
+        notes=notes,
     )
     engine = app_state.engine()
     with progress_bar(progress_enabled()) as report:
         result = run_training(
-            engine, app_state.storage(), options, home=app_state.settings.home,
-            user=app_state.settings.user, report=report,
+            engine,
+            app_state.storage(),
+            options,
+            home=app_state.settings.home,
+            user=app_state.settings.user,
+            report=report,
         )
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
@@ -123,8 +155,18 @@ def run(
 
 
 # `train run` options a sentiment run takes (the others are image options).
-SENTIMENT_OPTIONS = ("epochs", "batch_size", "learning_rate", "seed", "val_fraction", "test_fraction",
-                     "patience", "name", "version", "notes")
+SENTIMENT_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "val_fraction",
+    "test_fraction",
+    "patience",
+    "name",
+    "version",
+    "notes",
+)
 
 
 def _run_sentiment(ctx: typer.Context, as_json: bool) -> None:
@@ -136,13 +178,21 @@ def _run_sentiment(ctx: typer.Context, as_json: bool) -> None:
     from skinctl.reviews.train import SentimentOptions, train_sentiment
     from skinctl.train.records import run_detail
 
-    given = {name: ctx.params[name] for name in SENTIMENT_OPTIONS
-             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    given = {
+        name: ctx.params[name]
+        for name in SENTIMENT_OPTIONS
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
     app_state = state(ctx)
     engine = app_state.engine()
     with progress_bar(progress_enabled()) as report:
-        run_id = train_sentiment(engine, app_state.storage(), SentimentOptions(**given),
-                                 user=app_state.settings.user, report=report)
+        run_id = train_sentiment(
+            engine,
+            app_state.storage(),
+            SentimentOptions(**given),
+            user=app_state.settings.user,
+            report=report,
+        )
     result = run_detail(engine, run_id)
     if result.warning:
         warn(result.warning)
@@ -163,20 +213,31 @@ def _run_sentiment(ctx: typer.Context, as_json: bool) -> None:
         f"VADER {vader.get('f1_macro', 0):.3f} ({ci(vader.get('f1_macro_ci95'))}), "
         f"majority answer {majority.get('f1_macro', 0):.3f}; accuracy: model {test.get('accuracy', 0):.3f} "
         f"({ci(test.get('accuracy_ci95'))}), VADER {vader.get('accuracy', 0):.3f}, majority rate "
-        f"{test.get('majority_rate', 0):.3f}", highlight=False)
+        f"{test.get('majority_rate', 0):.3f}",
+        highlight=False,
+    )
     if result.model_uri:
-        stdout.print(f"model saved to {result.model_uri}; score reviews with "
-                     f"`skinctl reviews score --run {run_id}`", highlight=False)
+        stdout.print(
+            f"model saved to {result.model_uri}; score reviews with "
+            f"`skinctl reviews score --run {run_id}`",
+            highlight=False,
+        )
 
 
 def _print_per_class(run: RunDetail) -> None:
     from skinctl.console import stdout, table
 
     if run.per_class:
-        stdout.print(table(
-            "per class (test split)", ["class", "precision", "recall", "f1", "support"],
-            [[c.class_name, _fmt(c.precision), _fmt(c.recall), _fmt(c.f1), c.support] for c in run.per_class],
-        ))
+        stdout.print(
+            table(
+                "per class (test split)",
+                ["class", "precision", "recall", "f1", "support"],
+                [
+                    [c.class_name, _fmt(c.precision), _fmt(c.recall), _fmt(c.f1), c.support]
+                    for c in run.per_class
+                ],
+            )
+        )
 
 
 @app.command("list")
@@ -193,20 +254,48 @@ def list_(
     if as_json:
         print_json(runs)
         return
-    stdout.print(table(
-        "training runs",
-        ["id", "name", "task", "status", "images", "accuracy [95% CI]", "majority", "F1", "best", "date"],
-        [[r.id, f"{r.model_name} v{r.version}", r.task, r.status, r.dataset_size,
-          f"{_fmt(r.accuracy)} [{_fmt(r.accuracy_ci95, 2)}]" if r.accuracy is not None else "-",
-          _fmt(r.majority_rate), _fmt(r.f1_score), r.best_epoch,
-          r.training_date and r.training_date.strftime("%m-%d %H:%M")]
-         for r in runs],
-    ))
+    stdout.print(
+        table(
+            "training runs",
+            [
+                "id",
+                "name",
+                "task",
+                "status",
+                "images",
+                "accuracy [95% CI]",
+                "majority",
+                "F1",
+                "best",
+                "date",
+            ],
+            [
+                [
+                    r.id,
+                    f"{r.model_name} v{r.version}",
+                    r.task,
+                    r.status,
+                    r.dataset_size,
+                    f"{_fmt(r.accuracy)} [{_fmt(r.accuracy_ci95, 2)}]"
+                    if r.accuracy is not None
+                    else "-",
+                    _fmt(r.majority_rate),
+                    _fmt(r.f1_score),
+                    r.best_epoch,
+                    r.training_date and r.training_date.strftime("%m-%d %H:%M"),
+                ]
+                for r in runs
+            ],
+        )
+    )
 
 
 @app.command("show")
-def show(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
-         as_json: bool = JSON_OPTION) -> None:
+def show(
+    ctx: typer.Context,
+    run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Everything recorded about one run: metrics with intervals, epochs, classes, groups."""
     from skinctl.console import print_json, stdout, table
     from skinctl.train.records import run_detail
@@ -215,8 +304,10 @@ def show(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN", h
     if as_json:
         print_json(detail)
         return
-    stdout.print(f"[bold]{detail.model_name} v{detail.version}[/] ({detail.architecture}, "
-                 f"task {detail.task}, seed {detail.seed}, splits {detail.split_sizes})")
+    stdout.print(
+        f"[bold]{detail.model_name} v{detail.version}[/] ({detail.architecture}, "
+        f"task {detail.task}, seed {detail.seed}, splits {detail.split_sizes})"
+    )
     stdout.print(_headline(detail), highlight=False)
     if detail.warning:
         stdout.print(f"[yellow]{detail.warning}[/]", highlight=False)
@@ -225,31 +316,64 @@ def show(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN", h
     if detail.notes:
         stdout.print(f"notes: {detail.notes}", highlight=False)
     best = detail.best_epoch
-    stdout.print(table(
-        "epochs", ["epoch", "train loss", "val loss", "train acc", "val acc", "seconds"],
-        [[f"{e.epoch}{' *' if e.epoch == best else ''}", _fmt(e.train_loss, 4), _fmt(e.val_loss, 4),
-          _fmt(e.train_accuracy), _fmt(e.val_accuracy), _fmt(e.seconds, 1)] for e in detail.epochs],
-    ))
+    stdout.print(
+        table(
+            "epochs",
+            ["epoch", "train loss", "val loss", "train acc", "val acc", "seconds"],
+            [
+                [
+                    f"{e.epoch}{' *' if e.epoch == best else ''}",
+                    _fmt(e.train_loss, 4),
+                    _fmt(e.val_loss, 4),
+                    _fmt(e.train_accuracy),
+                    _fmt(e.val_accuracy),
+                    _fmt(e.seconds, 1),
+                ]
+                for e in detail.epochs
+            ],
+        )
+    )
     _print_per_class(detail)
     matrix = detail.confusion_matrix
     if matrix:
-        stdout.print(table(
-            "confusion matrix (rows: true, columns: predicted)", ["", *matrix["classes"]],
-            [[name, *row] for name, row in zip(matrix["classes"], matrix["matrix"], strict=True)],
-        ))
+        stdout.print(
+            table(
+                "confusion matrix (rows: true, columns: predicted)",
+                ["", *matrix["classes"]],
+                [
+                    [name, *row]
+                    for name, row in zip(matrix["classes"], matrix["matrix"], strict=True)
+                ],
+            )
+        )
     if detail.per_group:
-        stdout.print(table(
-            "per subject group (test split)", ["group", "value", "support", "accuracy", "95% CI", "F1", "majority"],
-            [[g.group_by, g.group_value, g.support, _fmt(g.accuracy), _fmt(g.accuracy_ci95),
-              _fmt(g.f1_macro), _fmt(g.majority_rate)] for g in detail.per_group],
-        ))
+        stdout.print(
+            table(
+                "per subject group (test split)",
+                ["group", "value", "support", "accuracy", "95% CI", "F1", "majority"],
+                [
+                    [
+                        g.group_by,
+                        g.group_value,
+                        g.support,
+                        _fmt(g.accuracy),
+                        _fmt(g.accuracy_ci95),
+                        _fmt(g.f1_macro),
+                        _fmt(g.majority_rate),
+                    ]
+                    for g in detail.per_group
+                ],
+            )
+        )
 
 
 @app.command("compare")
-def compare(ctx: typer.Context,
-            run_a: str = typer.Argument(..., metavar="RUN"),
-            run_b: str = typer.Argument(..., metavar="RUN"),
-            as_json: bool = JSON_OPTION) -> None:
+def compare(
+    ctx: typer.Context,
+    run_a: str = typer.Argument(..., metavar="RUN"),
+    run_b: str = typer.Argument(..., metavar="RUN"),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Two runs side by side; differences highlighted."""
     from skinctl.console import print_json, stdout
     from skinctl.train.records import compare_runs
@@ -260,22 +384,32 @@ def compare(ctx: typer.Context,
         return
     from rich.table import Table
 
-    grid = Table(title=f"run {result.a} vs run {result.b}", title_justify="left", header_style="bold")
+    grid = Table(
+        title=f"run {result.a} vs run {result.b}", title_justify="left", header_style="bold"
+    )
     for column in ("field", f"run {result.a}", f"run {result.b}"):
         grid.add_column(column)
     for row in result.rows:
         style = "bold yellow" if row.differs else "dim"
         grid.add_row(row.field, _fmt(row.a), _fmt(row.b), style=style)
     stdout.print(grid)
-    stdout.print(f"test-split overlap (Jaccard): {result.test_split_overlap:.2f}"
-                 + ("" if result.test_split_overlap == 1 else
-                    " (different test images: compare the intervals, not the point values)"),
-                 highlight=False)
+    stdout.print(
+        f"test-split overlap (Jaccard): {result.test_split_overlap:.2f}"
+        + (
+            ""
+            if result.test_split_overlap == 1
+            else " (different test images: compare the intervals, not the point values)"
+        ),
+        highlight=False,
+    )
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN"),
-           as_json: bool = JSON_OPTION) -> None:
+def delete(
+    ctx: typer.Context,
+    run_ref: str = typer.Argument(..., metavar="RUN"),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Delete a run, its recorded metrics, splits, scores and saved model."""
     from skinctl.console import info, print_json
     from skinctl.train.records import delete_run
@@ -285,7 +419,10 @@ def delete(ctx: typer.Context, run_ref: str = typer.Argument(..., metavar="RUN")
     if as_json:
         print_json(result)
     else:
-        info(f"deleted run {result.id}" + (f" and its model {result.model_uri}" if result.model_deleted else ""))
+        info(
+            f"deleted run {result.id}"
+            + (f" and its model {result.model_uri}" if result.model_deleted else "")
+        )
 
 
 @app.command("score")
@@ -293,7 +430,8 @@ def score(
     ctx: typer.Context,
     run_ref: str = typer.Option("latest", "--run", help="Run id or 'latest'."),
     folds: int | None = typer.Option(
-        None, "--folds",
+        None,
+        "--folds",
         help="Score every image by K-fold cross-validation (K models with the run's settings); "
         "default: the run's own model on its held-out val/test images.",
     ),
@@ -305,19 +443,38 @@ def score(
 
     app_state = state(ctx)
     with progress_bar(progress_enabled()) as report:
-        result = score_run(app_state.engine(), app_state.storage(), run_ref, home=app_state.settings.home,
-                           folds=folds, report=report)
+        result = score_run(
+            app_state.engine(),
+            app_state.storage(),
+            run_ref,
+            home=app_state.settings.home,
+            folds=folds,
+            report=report,
+        )
     if as_json:
         print_json(result)
         return
-    stdout.print(f"run {result.run}: scored {result.scored} images ({result.origin}); "
-                 f"model agrees with the given label on {result.agreement_with_given_labels:.1%}",
-                 highlight=False)
-    stdout.print(table(
-        "most likely mislabeled", ["image", "given", "predicted", "self-confidence", "score"],
-        [[r.image_id, ",".join(r.given_labels), r.predicted_label, _fmt(r.self_confidence),
-          _fmt(r.mislabel_score)] for r in result.likely_mislabeled],
-    ))
+    stdout.print(
+        f"run {result.run}: scored {result.scored} images ({result.origin}); "
+        f"model agrees with the given label on {result.agreement_with_given_labels:.1%}",
+        highlight=False,
+    )
+    stdout.print(
+        table(
+            "most likely mislabeled",
+            ["image", "given", "predicted", "self-confidence", "score"],
+            [
+                [
+                    r.image_id,
+                    ",".join(r.given_labels),
+                    r.predicted_label,
+                    _fmt(r.self_confidence),
+                    _fmt(r.mislabel_score),
+                ]
+                for r in result.likely_mislabeled
+            ],
+        )
+    )
 
 
 def predict(
@@ -333,16 +490,31 @@ def predict(
     from skinctl.train.predict import predict_inputs
 
     app_state = state(ctx)
-    result = predict_inputs(app_state.engine(), app_state.storage(), images, run=run_ref, top=top,
-                            home=app_state.settings.home)
+    result = predict_inputs(
+        app_state.engine(),
+        app_state.storage(),
+        images,
+        run=run_ref,
+        top=top,
+        home=app_state.settings.home,
+    )
     if as_json:
         print_json(result)
     else:
-        stdout.print(table(
-            f"run {result.run} ({result.task})", ["image", "prediction", "top classes"],
-            [[r.input, f"severity {r.severity}" if r.severity is not None else r.prediction,
-              ", ".join(f"{t.class_} {t.confidence:.2f}" for t in r.top)] for r in result.results],
-        ))
+        stdout.print(
+            table(
+                f"run {result.run} ({result.task})",
+                ["image", "prediction", "top classes"],
+                [
+                    [
+                        r.input,
+                        f"severity {r.severity}" if r.severity is not None else r.prediction,
+                        ", ".join(f"{t.class_} {t.confidence:.2f}" for t in r.top),
+                    ]
+                    for r in result.results
+                ],
+            )
+        )
     for item in result.rejected:
         warn(f"{item.input}: {item.reason}")
     if result.rejected:

@@ -10,7 +10,9 @@ from skinctl.tui import StartScreen  # a plain enum: the package imports Textual
 
 def tui(
     ctx: typer.Context,
-    screen: StartScreen = typer.Option(StartScreen.browser, "--screen", help="The screen to start on."),
+    screen: StartScreen = typer.Option(
+        StartScreen.browser, "--screen", help="The screen to start on."
+    ),
 ) -> None:
     """Open the terminal dashboard: browse images, verify labels, follow training metrics."""
     from skinctl.tui.app import run_tui

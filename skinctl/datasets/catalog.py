@@ -143,8 +143,17 @@ BUILTIN: tuple[DatasetEntry, ...] = (
 
 _REQUIRED_USER_FIELDS = ("source", "kind", "layout")
 _USER_FIELDS = {
-    "title", "provider", "source", "reference", "kind", "layout", "licence", "description",
-    "url", "sha256", "files",
+    "title",
+    "provider",
+    "source",
+    "reference",
+    "kind",
+    "layout",
+    "licence",
+    "description",
+    "url",
+    "sha256",
+    "files",
 }
 
 

@@ -28,7 +28,14 @@ ALIASES = {
     "fitzpatrick_skin_type": "fitzpatrick_scale",
     "skintype": "skin_type",
 }
-GENDERS = {"f": "female", "m": "male", "female": "female", "male": "male", "woman": "female", "man": "male"}
+GENDERS = {
+    "f": "female",
+    "m": "male",
+    "female": "female",
+    "male": "male",
+    "woman": "female",
+    "man": "male",
+}
 ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
 MAX_AGE = 120
 # Column widths of subject_metadata: a longer value would fail the whole batch.
@@ -44,7 +51,9 @@ class MetadataProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: column {self.column!r} value {self.value!r}: {self.message}"
+        return (
+            f"{self.file}:{self.line}: column {self.column!r} value {self.value!r}: {self.message}"
+        )
 
 
 @dataclass
@@ -111,7 +120,9 @@ def read_subject_table(path: Path) -> SubjectTable:
             f"The metadata file {path} is not UTF-8 text.", hint="Save it as UTF-8 (CSV UTF-8)."
         ) from None
     except csv.Error as error:
-        raise InputRejected(f"The metadata file {path} is not a readable CSV file: {error}.") from None
+        raise InputRejected(
+            f"The metadata file {path} is not a readable CSV file: {error}."
+        ) from None
 
 
 def _read_subject_rows(path: Path, handle) -> SubjectTable:  # noqa: ANN001 - a text file
@@ -151,7 +162,11 @@ def _read_subject_rows(path: Path, handle) -> SubjectTable:  # noqa: ANN001 - a 
                 elif column in MAX_LENGTH or column == "fitzpatrick_scale":
                     value, problem = _validate(column, cell)
                     if problem:
-                        table.problems.append(MetadataProblem(path.name, line, header[index], cell, problem + "; left empty"))
+                        table.problems.append(
+                            MetadataProblem(
+                                path.name, line, header[index], cell, problem + "; left empty"
+                            )
+                        )
                         invalid[column] = cell
                     else:
                         values[column] = value

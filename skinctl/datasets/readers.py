@@ -43,9 +43,13 @@ LAYOUTS = tuple(Layout)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 # Folder names that mean a split, and the split they mean.
 SPLIT_NAMES = {
-    "train": "train", "training": "train",
-    "valid": "valid", "val": "valid", "validation": "valid",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "valid": "valid",
+    "val": "valid",
+    "validation": "valid",
+    "test": "test",
+    "testing": "test",
 }
 # Classes that are skin types: they become task='skin_type' labels AND subject_metadata.skin_type.
 SKIN_TYPES = frozenset({"dry", "normal", "oily", "combination", "sensitive"})
@@ -56,7 +60,16 @@ ROBOFLOW_NAME = re.compile(
     r"^(?P<source>.+?)_(?:jpe?g|png|webp|bmp|tiff?|gif)\.rf\.[0-9a-f]{32}\.\w+$", re.IGNORECASE
 )
 FILENAME_COLUMNS = ("filename", "file", "file_name", "path", "image", "image_path", "img", "name")
-CLASS_COLUMNS = ("label", "labels", "class", "classes", "condition", "category", "skin_type", "class_name")
+CLASS_COLUMNS = (
+    "label",
+    "labels",
+    "class",
+    "classes",
+    "condition",
+    "category",
+    "skin_type",
+    "class_name",
+)
 GROUP_COLUMNS = ("source_image_id", "group", "group_key")
 MANIFEST_NAME = "manifest.csv"
 ROBOFLOW_LABELS_NAME = "_classes.csv"
@@ -208,7 +221,9 @@ def read_folders(root: Path, class_level: int | None = None) -> DatasetScan:
         )
     entries = []
     for (path, rel), parts in zip(images, dir_parts, strict=True):
-        split = next((SPLIT_NAMES[p.lower()] for p in reversed(parts) if p.lower() in SPLIT_NAMES), None)
+        split = next(
+            (SPLIT_NAMES[p.lower()] for p in reversed(parts) if p.lower() in SPLIT_NAMES), None
+        )
         entry = ImageEntry(path=path, local_path=rel, split=split)
         if level:
             index = level - 1 if level > 0 else len(parts) + level
@@ -258,7 +273,11 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
                 hint="Save the label file as UTF-8 (CSV UTF-8 in spreadsheet programs).",
             ) from None
         try:
-            rows = [(number, [cell.strip() for cell in row]) for number, row in enumerate(reader, start=2) if row]
+            rows = [
+                (number, [cell.strip() for cell in row])
+                for number, row in enumerate(reader, start=2)
+                if row
+            ]
         except csv.Error as error:
             raise InputRejected(f"{table} line {reader.line_num}: {error}.") from None
         except UnicodeDecodeError:
@@ -278,9 +297,11 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
     if class_column is None:
         # one-hot when every remaining column holds only 0/1-like values
         one_hot = [
-            column for column in rest
+            column
+            for column in rest
             if all(
-                (row[indices[column]] if indices[column] < len(row) else "").lower() in ONE_HOT_VALUES
+                (row[indices[column]] if indices[column] < len(row) else "").lower()
+                in ONE_HOT_VALUES
                 for _, row in rows
             )
         ]
@@ -314,16 +335,24 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
         if class_column:
             for value in re.split(r"[;|]", cell(row, class_column) or ""):
                 if value.strip():
-                    labels.append(label_for_class(value, {**origin, "column": class_column}, severity))
+                    labels.append(
+                        label_for_class(value, {**origin, "column": class_column}, severity)
+                    )
         else:
             for column in one_hot:
                 if (cell(row, column) or "").lower() in ONE_HOT_TRUE:
                     labels.append(label_for_class(column, {**origin, "column": column}, severity))
         previous = result.get(rel)
         if previous:  # the same file listed twice: keep every label
-            previous.labels += [lab for lab in labels if lab.condition_type not in {p.condition_type for p in previous.labels}]
+            previous.labels += [
+                lab
+                for lab in labels
+                if lab.condition_type not in {p.condition_type for p in previous.labels}
+            ]
             continue
-        result[rel] = TableRow(number, labels, split_name(cell(row, split_column)), cell(row, group_column))
+        result[rel] = TableRow(
+            number, labels, split_name(cell(row, split_column)), cell(row, group_column)
+        )
     return result, notes
 
 
@@ -349,7 +378,9 @@ def read_tables(root: Path, tables: list[Path], layout: str) -> DatasetScan:
             row = rows[key]
             matched.add(key)
         parts = rel.split("/")[:-1]
-        folder_split = next((SPLIT_NAMES[p.lower()] for p in reversed(parts) if p.lower() in SPLIT_NAMES), None)
+        folder_split = next(
+            (SPLIT_NAMES[p.lower()] for p in reversed(parts) if p.lower() in SPLIT_NAMES), None
+        )
         entry = ImageEntry(path=path, local_path=rel, split=folder_split)
         if row is not None:
             entry.labels = list(row.labels)
@@ -373,7 +404,9 @@ def compile_filename_pattern(pattern: str | None) -> re.Pattern[str] | None:
     try:
         compiled = re.compile(pattern)
     except re.error as error:
-        raise UsageError(f"--filename-pattern {pattern!r} is not a valid regular expression: {error}.") from None
+        raise UsageError(
+            f"--filename-pattern {pattern!r} is not a valid regular expression: {error}."
+        ) from None
     groups = set(compiled.groupindex)
     unknown = groups - set(PATTERN_GROUPS)
     if not groups or unknown:
@@ -426,7 +459,9 @@ def detect_layout(root: Path, labels: Path | None) -> tuple[str, list[Path]]:
         return "csv", [labels]
     if (root / MANIFEST_NAME).is_file():
         return "manifest", [root / MANIFEST_NAME]
-    roboflow_tables = sorted(root.glob(ROBOFLOW_LABELS_NAME)) + sorted(root.glob(f"*/{ROBOFLOW_LABELS_NAME}"))
+    roboflow_tables = sorted(root.glob(ROBOFLOW_LABELS_NAME)) + sorted(
+        root.glob(f"*/{ROBOFLOW_LABELS_NAME}")
+    )
     if roboflow_tables:
         return "csv", roboflow_tables
     return "folders", []
@@ -444,7 +479,9 @@ def scan_dataset(
     if layout not in LAYOUTS:
         raise UsageError(f"Unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}.")
     if not root.is_dir():
-        raise InputRejected(f"{root} is not a folder.", hint="Give the folder that holds the images.")
+        raise InputRejected(
+            f"{root} is not a folder.", hint="Give the folder that holds the images."
+        )
     root = root.resolve()
     pattern = compile_filename_pattern(filename_pattern)
     tables: list[Path] = []

@@ -139,8 +139,12 @@ class ConditionLabel(Base):
     task: Mapped[str] = mapped_column(
         String(20), nullable=False, server_default=text("'condition'")
     )
-    source: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'dataset'"))
-    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'pending'"))
+    source: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=text("'dataset'")
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=text("'pending'")
+    )
     verified_by: Mapped[str | None] = mapped_column(String(100))
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -236,7 +240,9 @@ class IngestRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_source: Mapped[str] = mapped_column(String(100), nullable=False)
     source_path: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'running'"))
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, server_default=text("'running'")
+    )
     started_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, server_default=func.current_timestamp()
     )
@@ -346,7 +352,6 @@ class LabelHistory(Base):
     )
 
 
-
 # --- migration 0006: training runs in detail ---------------------------------------------------
 
 
@@ -444,7 +449,9 @@ class ImagePrediction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(_run_fk(), nullable=False)
     image_id: Mapped[int] = mapped_column(_image_fk(), nullable=False)
-    origin: Mapped[str] = mapped_column(String(20), nullable=False)  # held-out-test, held-out-val, cv
+    origin: Mapped[str] = mapped_column(
+        String(20), nullable=False
+    )  # held-out-test, held-out-val, cv
     fold: Mapped[int | None] = mapped_column(Integer)
     given_labels: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False)
     predicted_label: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -468,7 +475,6 @@ PLAN_TABLES = (
     "subject_metadata",
     "model_training_metrics",
 )
-
 
 
 # --- migration 0007: products, reviews, CosIng ingredients and annexes -----------------------
@@ -671,9 +677,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     external_id: Mapped[str] = mapped_column(Text, nullable=False)
-    product_id: Mapped[int | None] = mapped_column(
-        ForeignKey("products.id", ondelete="SET NULL")
-    )
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
     product_external_id: Mapped[str] = mapped_column(Text, nullable=False)
     author_id: Mapped[str | None] = mapped_column(String(64))
     rating: Mapped[int | None] = mapped_column(SmallInteger)
@@ -766,7 +770,10 @@ class ModelPromotion(Base):
 
     __table_args__ = (
         Index(
-            "uq_model_promotions_live", "task", "alias", unique=True,
+            "uq_model_promotions_live",
+            "task",
+            "alias",
+            unique=True,
             postgresql_where=text("demoted_at IS NULL"),
         ),
         Index("ix_model_promotions_run_id", "run_id"),
@@ -793,7 +800,10 @@ class ApiKey(Base):
 
     __table_args__ = (
         Index(
-            "uq_api_keys_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")
+            "uq_api_keys_live_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
         ),
     )
 

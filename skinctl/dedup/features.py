@@ -46,7 +46,11 @@ class ImageFeatures:
     mirror_descriptors: np.ndarray
 
     def orientation(self, mirrored: bool) -> tuple[np.ndarray, np.ndarray]:
-        return (self.mirror_points, self.mirror_descriptors) if mirrored else (self.points, self.descriptors)
+        return (
+            (self.mirror_points, self.mirror_descriptors)
+            if mirrored
+            else (self.points, self.descriptors)
+        )
 
 
 def decode_gray(data: bytes, side: int = FEATURE_SIDE) -> np.ndarray:
@@ -73,7 +77,9 @@ def _detector():
         import cv2
 
         cv2.setNumThreads(1)  # callers parallelise with processes
-        _orb = cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        _orb = cv2.ORB_create(
+            nfeatures=N_FEATURES, fastThreshold=10, edgeThreshold=15, patchSize=15
+        )
     return _orb
 
 
@@ -115,7 +121,7 @@ def tokens(descriptors: np.ndarray, keypoints: int = TOKEN_KEYPOINTS) -> np.ndar
     weights = (1 << np.arange(TOKEN_BITS - 1, -1, -1)).astype(np.int64)
     parts = []
     for table in range(TOKEN_TABLES):
-        chunk = bits[:, table * TOKEN_BITS:(table + 1) * TOKEN_BITS].astype(np.int64)
+        chunk = bits[:, table * TOKEN_BITS : (table + 1) * TOKEN_BITS].astype(np.int64)
         parts.append(chunk @ weights + (table << TOKEN_BITS))
     return np.unique(np.concatenate(parts)).astype(np.int32)
 

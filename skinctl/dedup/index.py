@@ -46,12 +46,14 @@ def brute_force_pairs(codes: np.ndarray, radius: int, chunk: int = 2048) -> np.n
     """The baseline for all pairs: rows (i, j, distance) with i < j, sorted."""
     found = []
     for start in range(0, len(codes), chunk):
-        block = codes[start:start + chunk]
+        block = codes[start : start + chunk]
         distances = np.bitwise_count(block[:, None] ^ codes[None, :])
         rows, cols = np.nonzero(distances <= radius)
         rows = rows + start
         keep = rows < cols
-        found.append(np.stack([rows[keep], cols[keep], distances[rows[keep] - start, cols[keep]]], axis=1))
+        found.append(
+            np.stack([rows[keep], cols[keep], distances[rows[keep] - start, cols[keep]]], axis=1)
+        )
     return _sorted_pairs(np.concatenate(found) if found else np.zeros((0, 3), np.int64))
 
 
@@ -86,9 +88,17 @@ class MultiIndex:
             sorted_keys = keys[order]
             self._orders.append(order)
             self._sorted_codes.append(self.codes[order])
-            starts = np.flatnonzero(np.diff(sorted_keys)) + 1 if len(sorted_keys) else np.zeros(0, np.int64)
-            self._bucket_keys.append(sorted_keys[np.concatenate(([0], starts))] if len(sorted_keys) else sorted_keys)
-            self._bucket_bounds.append(np.concatenate(([0], starts, [len(sorted_keys)])).astype(np.int64))
+            starts = (
+                np.flatnonzero(np.diff(sorted_keys)) + 1
+                if len(sorted_keys)
+                else np.zeros(0, np.int64)
+            )
+            self._bucket_keys.append(
+                sorted_keys[np.concatenate(([0], starts))] if len(sorted_keys) else sorted_keys
+            )
+            self._bucket_bounds.append(
+                np.concatenate(([0], starts, [len(sorted_keys)])).astype(np.int64)
+            )
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -107,7 +117,12 @@ class MultiIndex:
         q = np.uint64(query)
         ids_parts, distance_parts = [], []
         for (shift, width), bucket_keys, bounds, codes, order in zip(
-            self.spans, self._bucket_keys, self._bucket_bounds, self._sorted_codes, self._orders, strict=True
+            self.spans,
+            self._bucket_keys,
+            self._bucket_bounds,
+            self._sorted_codes,
+            self._orders,
+            strict=True,
         ):
             key = np.uint64((query >> shift) & ((1 << width) - 1))
             bucket = int(np.searchsorted(bucket_keys, key))
@@ -124,7 +139,9 @@ class MultiIndex:
         ids, first = np.unique(np.concatenate(ids_parts), return_index=True)
         return ids.astype(np.int64), np.concatenate(distance_parts)[first]
 
-    def query_many(self, queries: np.ndarray, radius: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def query_many(
+        self, queries: np.ndarray, radius: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.query(int(q), radius) for q in np.asarray(queries, dtype=np.uint64)]
 
     def all_pairs(self, radius: int | None = None, rows_per_step: int = 64) -> np.ndarray:
@@ -149,7 +166,7 @@ class MultiIndex:
                 lo, hi = int(bounds[bucket]), int(bounds[bucket + 1])
                 bucket_codes = codes[lo:hi]
                 for top in range(0, hi - lo - 1, rows_per_step):
-                    strip = bucket_codes[top:top + rows_per_step]
+                    strip = bucket_codes[top : top + rows_per_step]
                     distances = np.bitwise_count(strip[:, None] ^ bucket_codes[None, top:])
                     row, col = np.nonzero(distances <= radius)
                     keep = col > row  # upper triangle: col is relative to `top`, like row

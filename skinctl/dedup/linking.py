@@ -43,7 +43,6 @@ FEATURE_BATCH = 256  # images decoded and written per transaction
 VERIFY_BATCH = 2_000  # candidate pairs verified and written per transaction
 
 
-
 @dataclass(frozen=True)
 class UnreadableImage:
     image_id: int
@@ -103,8 +102,12 @@ def link(
     workers = workers or os.cpu_count() or 1
     with engine.connect() as connection:
         images = connection.execute(
-            select(TrainingImage.id, TrainingImage.image_url, TrainingImage.phash, TrainingImage.dataset_source)
-            .order_by(TrainingImage.id)
+            select(
+                TrainingImage.id,
+                TrainingImage.image_url,
+                TrainingImage.phash,
+                TrainingImage.dataset_source,
+            ).order_by(TrainingImage.id)
         ).all()
     known = {row.id: row for row in images}
     if image_ids is not None:
@@ -124,12 +127,26 @@ def link(
         else:
             wanted = in_dataset if wanted is None else sorted(set(wanted) & set(in_dataset))
 
-    def summary(*, queries: int = 0, candidates: int = 0, already_linked: int = 0, verified: int = 0,
-                pairs: int = 0) -> LinkSummary:
+    def summary(
+        *,
+        queries: int = 0,
+        candidates: int = 0,
+        already_linked: int = 0,
+        verified: int = 0,
+        pairs: int = 0,
+    ) -> LinkSummary:
         return LinkSummary(
-            method=METHOD, feature_method=feature_lib.FEATURE_METHOD, max_distance=radius, images=queries,
-            stored_images=len(images), pairs=pairs, candidates=candidates, verified=verified,
-            features_computed=len(computed_ids), unreadable=unreadable, already_linked=already_linked,
+            method=METHOD,
+            feature_method=feature_lib.FEATURE_METHOD,
+            max_distance=radius,
+            images=queries,
+            stored_images=len(images),
+            pairs=pairs,
+            candidates=candidates,
+            verified=verified,
+            features_computed=len(computed_ids),
+            unreadable=unreadable,
+            already_linked=already_linked,
             seconds=round(time.perf_counter() - started, 3),
         )
 
@@ -148,7 +165,8 @@ def link(
         queries = sorted(pending)
     else:
         queries = sorted(
-            set(wanted) | {i for i in pending if dataset is None or known[i].dataset_source == dataset}
+            set(wanted)
+            | {i for i in pending if dataset is None or known[i].dataset_source == dataset}
         )
     if not queries:
         return summary()
@@ -163,26 +181,37 @@ def link(
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(to_verify) > 200 else None
     try:
         for start in range(0, len(to_verify), VERIFY_BATCH):
-            batch = to_verify[start:start + VERIFY_BATCH]
+            batch = to_verify[start : start + VERIFY_BATCH]
             with engine.connect() as connection:
                 loaded = _load_features(connection, {i for pair in batch for i in pair})
             tasks = [(a, b, candidates[(a, b)]) for a, b in batch if a in loaded and b in loaded]
             # Each worker gets a slice of the pairs and only the features that slice needs.
             slices = [tasks[k::workers] for k in range(workers)] if pool else [tasks]
             payloads = [
-                (chunk, {i: loaded[i] for a, b, _m in chunk for i in (a, b)}, params) for chunk in slices if chunk
+                (chunk, {i: loaded[i] for a, b, _m in chunk for i in (a, b)}, params)
+                for chunk in slices
+                if chunk
             ]
             results = pool.map(_verify_chunk, payloads) if pool else map(_verify_chunk, payloads)
             rows = [
-                {"image_id_a": a, "image_id_b": b, "distance": _phash_distance(phash[a], phash[b]), "method": METHOD}
-                for found in results for a, b in found
+                {
+                    "image_id_a": a,
+                    "image_id_b": b,
+                    "distance": _phash_distance(phash[a], phash[b]),
+                    "method": METHOD,
+                }
+                for found in results
+                for a, b in found
             ]
             verified += len(rows)
             if rows:
                 # One transaction per batch: an interrupted scan keeps what it recorded.
                 with engine.begin() as connection:
                     result = connection.execute(
-                        insert(ImageDuplicate).values(rows).on_conflict_do_nothing().returning(ImageDuplicate.id)
+                        insert(ImageDuplicate)
+                        .values(rows)
+                        .on_conflict_do_nothing()
+                        .returning(ImageDuplicate.id)
                     )
                     inserted += len(result.all())
             report("verify", min(start + VERIFY_BATCH, len(to_verify)), len(to_verify))
@@ -193,11 +222,16 @@ def link(
         for start in range(0, len(queries), 10_000):
             connection.execute(
                 update(ImageDedupFeatures)
-                .where(ImageDedupFeatures.image_id.in_(queries[start:start + 10_000]))
+                .where(ImageDedupFeatures.image_id.in_(queries[start : start + 10_000]))
                 .values(linked_at=func.now())
             )
-    return summary(queries=len(queries), candidates=len(candidates),
-                   already_linked=len(candidates) - len(to_verify), verified=verified, pairs=inserted)
+    return summary(
+        queries=len(queries),
+        candidates=len(candidates),
+        already_linked=len(candidates) - len(to_verify),
+        verified=verified,
+        pairs=inserted,
+    )
 
 
 def _verify_chunk(payload) -> list[tuple[int, int]]:  # noqa: ANN001
@@ -223,7 +257,7 @@ def _existing_pairs(connection, pairs: Iterable[tuple[int, int]]) -> set[tuple[i
     pairs = list(pairs)
     existing: set[tuple[int, int]] = set()
     for start in range(0, len(pairs), 5_000):
-        chunk = pairs[start:start + 5_000]
+        chunk = pairs[start : start + 5_000]
         existing.update(
             (a, b)
             for a, b in connection.execute(
@@ -248,7 +282,9 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, report:
     with engine.connect() as connection:
         current = set(
             connection.execute(
-                select(ImageDedupFeatures.image_id).where(ImageDedupFeatures.method == feature_lib.FEATURE_METHOD)
+                select(ImageDedupFeatures.image_id).where(
+                    ImageDedupFeatures.method == feature_lib.FEATURE_METHOD
+                )
             ).scalars()
         )
     missing = [row for row in images if row.id not in current]
@@ -257,15 +293,20 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, report:
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(missing) > FEATURE_BATCH else None
     try:
         for start in range(0, len(missing), FEATURE_BATCH):
-            batch = missing[start:start + FEATURE_BATCH]
+            batch = missing[start : start + FEATURE_BATCH]
             payloads = []
             for row in batch:
                 try:
                     payloads.append((row.id, _read_bytes(storage, row.image_url)))
                 except (StorageError, ValueError, OSError) as error:
-                    unreadable.append(UnreadableImage(row.id, f"cannot read {row.image_url}: {error}"))
-            results = (pool.map(_features_or_error, [p[1] for p in payloads], chunksize=16) if pool
-                       else map(_features_or_error, [p[1] for p in payloads]))
+                    unreadable.append(
+                        UnreadableImage(row.id, f"cannot read {row.image_url}: {error}")
+                    )
+            results = (
+                pool.map(_features_or_error, [p[1] for p in payloads], chunksize=16)
+                if pool
+                else map(_features_or_error, [p[1] for p in payloads])
+            )
             rows = []
             for (image_id, _data), result in zip(payloads, results, strict=True):
                 if isinstance(result, str):
@@ -278,8 +319,10 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, report:
                     connection.execute(
                         statement.on_conflict_do_update(
                             index_elements=[ImageDedupFeatures.image_id],
-                            set_={**{c: statement.excluded[c] for c in rows[0] if c != "image_id"},
-                                  "linked_at": None},
+                            set_={
+                                **{c: statement.excluded[c] for c in rows[0] if c != "image_id"},
+                                "linked_at": None,
+                            },
                         )
                     )
                 computed += [row["image_id"] for row in rows]
@@ -303,7 +346,7 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
     for start in range(0, len(ids), 1_000):
         for row in connection.execute(
             select(*ImageDedupFeatures.__table__.columns).where(
-                ImageDedupFeatures.image_id.in_(ids[start:start + 1_000]),
+                ImageDedupFeatures.image_id.in_(ids[start : start + 1_000]),
                 ImageDedupFeatures.method == feature_lib.FEATURE_METHOD,
             )
         ):
@@ -315,7 +358,12 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
 
 
 def _candidate_pairs(
-    engine: Engine, images, queries: list[int], radius: int, params: MatchParams, report: ReportProgress  # noqa: ANN001
+    engine: Engine,
+    images,
+    queries: list[int],
+    radius: int,
+    params: MatchParams,
+    report: ReportProgress,
 ) -> dict[tuple[int, int], bool | None]:
     """Candidate pairs (a < b) -> the orientation to try first (None: both)."""
     with engine.connect() as connection:
@@ -325,7 +373,9 @@ def _candidate_pairs(
             .order_by(ImageDedupFeatures.image_id)
         ).all()
     ids = np.array([row.image_id for row in token_rows], dtype=np.int64)
-    index = TokenIndex([feature_lib.unpack_tokens(row.tokens) for row in token_rows], params.max_postings)
+    index = TokenIndex(
+        [feature_lib.unpack_tokens(row.tokens) for row in token_rows], params.max_postings
+    )
     position_of = {int(image_id): position for position, image_id in enumerate(ids)}
     pairs: dict[tuple[int, int], bool | None] = {}
 
@@ -338,13 +388,16 @@ def _candidate_pairs(
 
     with_features = [i for i in queries if i in position_of]
     for start in range(0, len(with_features), 1_000):
-        chunk = with_features[start:start + 1_000]
+        chunk = with_features[start : start + 1_000]
         with engine.connect() as connection:
             loaded = _load_features(connection, chunk)
         for image_id in chunk:
             upright, mirrored = query_tokens(loaded[image_id])
             for position, _count, is_mirrored in index.candidates(
-                upright, mirrored, top_k=params.top_k, min_shared=params.min_shared,
+                upright,
+                mirrored,
+                top_k=params.top_k,
+                min_shared=params.min_shared,
                 exclude=position_of[image_id],
             ):
                 add(image_id, int(ids[position]), is_mirrored)

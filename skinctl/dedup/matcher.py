@@ -85,19 +85,29 @@ class TokenIndex:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
         counts = self._counts[at]
         # Gather every posting of the matched tokens without a Python loop.
-        offsets = np.repeat(self._starts[at] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        offsets = np.repeat(
+            self._starts[at] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
+        )
         postings = self._owners[offsets + np.arange(counts.sum())]
         return np.unique(postings, return_counts=True)
 
     def candidates(
-        self, upright: np.ndarray, mirrored: np.ndarray, *, top_k: int, min_shared: int, exclude: int = -1
+        self,
+        upright: np.ndarray,
+        mirrored: np.ndarray,
+        *,
+        top_k: int,
+        min_shared: int,
+        exclude: int = -1,
     ) -> list[tuple[int, int, bool]]:
         """Up to `top_k` (position, shared tokens, mirrored) best candidates for one image."""
         up_positions, up_counts = self.shared(upright)
         mirror_positions, mirror_counts = self.shared(mirrored)
         positions = np.concatenate([up_positions, mirror_positions]).astype(np.int64)
         counts = np.concatenate([up_counts, mirror_counts])
-        is_mirrored = np.concatenate([np.zeros(len(up_positions), bool), np.ones(len(mirror_positions), bool)])
+        is_mirrored = np.concatenate(
+            [np.zeros(len(up_positions), bool), np.ones(len(mirror_positions), bool)]
+        )
         keep = (counts >= min_shared) & (positions != exclude)
         positions, counts, is_mirrored = positions[keep], counts[keep], is_mirrored[keep]
         # Best orientation per image, then the top_k images (ties: lower position first).
@@ -125,7 +135,9 @@ def _bf():
     return _matcher
 
 
-def _fit(a_points, a_desc, b_points, b_desc, params: MatchParams) -> tuple[int, int, float, float, float]:
+def _fit(
+    a_points, a_desc, b_points, b_desc, params: MatchParams
+) -> tuple[int, int, float, float, float]:
     """(inliers, ratio-test matches, scale, angle, spread in px) of the best similarity fit."""
     import cv2
 
@@ -145,18 +157,27 @@ def _fit(a_points, a_desc, b_points, b_desc, params: MatchParams) -> tuple[int, 
     inlier = inlier_mask.ravel() > 0
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
     angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
-    spread = float(min(source[inlier].std(axis=0).min(), target[inlier].std(axis=0).min())) if inlier.any() else 0.0
+    spread = (
+        float(min(source[inlier].std(axis=0).min(), target[inlier].std(axis=0).min()))
+        if inlier.any()
+        else 0.0
+    )
     return int(inlier.sum()), len(good), scale, angle, spread
 
 
 def verify(
-    a: ImageFeatures, b: ImageFeatures, params: MatchParams = DEFAULT_PARAMS, mirrored: bool | None = None
+    a: ImageFeatures,
+    b: ImageFeatures,
+    params: MatchParams = DEFAULT_PARAMS,
+    mirrored: bool | None = None,
 ) -> Match | None:
     """The geometric check of one pair; `mirrored` None tries both orientations of `a`."""
     best: Match | None = None
     for is_mirrored in (False, True) if mirrored is None else (mirrored,):
         a_points, a_desc = a.orientation(is_mirrored)
-        inliers, matches, scale, angle, spread = _fit(a_points, a_desc, b.points, b.descriptors, params)
+        inliers, matches, scale, angle, spread = _fit(
+            a_points, a_desc, b.points, b.descriptors, params
+        )
         side = max(a.width, a.height, b.width, b.height)
         if (
             inliers >= params.min_inliers
@@ -190,7 +211,9 @@ def find_pairs(
             pair = (min(position, other), max(position, other))
             # The orientation is relative to `position`; mirroring is symmetric, so it holds
             # for the ordered pair as well.
-            to_check[pair] = None if pair in to_check and to_check[pair] != is_mirrored else is_mirrored
+            to_check[pair] = (
+                None if pair in to_check and to_check[pair] != is_mirrored else is_mirrored
+            )
     for pair in extra_pairs or ():
         to_check.setdefault(pair, None)
     found = {}

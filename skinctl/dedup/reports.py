@@ -138,7 +138,10 @@ class ImageDuplicates:
 
 def _pairs(connection, max_distance: int | None) -> list:  # noqa: ANN001
     query = select(
-        ImageDuplicate.image_id_a, ImageDuplicate.image_id_b, ImageDuplicate.distance, ImageDuplicate.method
+        ImageDuplicate.image_id_a,
+        ImageDuplicate.image_id_b,
+        ImageDuplicate.distance,
+        ImageDuplicate.method,
     ).order_by(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b)
     if max_distance is not None:
         query = query.where(ImageDuplicate.distance <= max_distance)
@@ -149,34 +152,60 @@ def _image_details(connection, image_ids: Iterable[int]) -> dict[int, ImageDetai
     ids = sorted(set(image_ids))
     details: dict[int, ImageDetail] = {}
     for start in range(0, len(ids), 5_000):
-        chunk = ids[start:start + 5_000]
+        chunk = ids[start : start + 5_000]
         for row in connection.execute(
             select(
-                TrainingImage.id, TrainingImage.dataset_source, TrainingImage.local_path,
-                TrainingImage.image_url, TrainingImage.split,
+                TrainingImage.id,
+                TrainingImage.dataset_source,
+                TrainingImage.local_path,
+                TrainingImage.image_url,
+                TrainingImage.split,
             ).where(TrainingImage.id.in_(chunk))
         ).all():
             details[row.id] = ImageDetail(
-                id=row.id, dataset=row.dataset_source, local_path=row.local_path,
-                image_url=row.image_url, split=row.split,
+                id=row.id,
+                dataset=row.dataset_source,
+                local_path=row.local_path,
+                image_url=row.image_url,
+                split=row.split,
             )
         for row in connection.execute(
-            select(ImageSource.id, ImageSource.image_id, ImageSource.dataset_source, ImageSource.local_path,
-                   ImageSource.split)
-            .where(ImageSource.image_id.in_(chunk)).order_by(ImageSource.id)
+            select(
+                ImageSource.id,
+                ImageSource.image_id,
+                ImageSource.dataset_source,
+                ImageSource.local_path,
+                ImageSource.split,
+            )
+            .where(ImageSource.image_id.in_(chunk))
+            .order_by(ImageSource.id)
         ).all():
             details[row.image_id].sources.append(
-                SourceFile(source_id=row.id, dataset=row.dataset_source, local_path=row.local_path, split=row.split)
+                SourceFile(
+                    source_id=row.id,
+                    dataset=row.dataset_source,
+                    local_path=row.local_path,
+                    split=row.split,
+                )
             )
         for row in connection.execute(
-            select(ConditionLabel.image_id, ConditionLabel.task, ConditionLabel.condition_type,
-                   ConditionLabel.image_source_id, ConditionLabel.status)
+            select(
+                ConditionLabel.image_id,
+                ConditionLabel.task,
+                ConditionLabel.condition_type,
+                ConditionLabel.image_source_id,
+                ConditionLabel.status,
+            )
             .where(ConditionLabel.image_id.in_(chunk), ConditionLabel.status != "rejected")
             .order_by(ConditionLabel.id)
         ).all():
             details[row.image_id].labels.append(
-                ImageLabel(task=row.task, condition_type=row.condition_type, source_id=row.image_source_id,
-                           status=row.status)
+                ImageLabel(
+                    task=row.task,
+                    condition_type=row.condition_type,
+                    source_id=row.image_source_id,
+                    status=row.status,
+                )
             )
     return details
 
@@ -188,9 +217,13 @@ def duplicate_groups(
     duplicates (one image read from several source paths). Largest first."""
     with engine.connect() as connection:
         pairs = _pairs(connection, max_distance)
-        multi_source = connection.execute(
-            select(ImageSource.image_id).group_by(ImageSource.image_id).having(func.count() > 1)
-        ).scalars().all()
+        multi_source = (
+            connection.execute(
+                select(ImageSource.image_id).group_by(ImageSource.image_id).having(func.count() > 1)
+            )
+            .scalars()
+            .all()
+        )
         union = UnionFind()
         for pair in pairs:
             union.union(pair.image_id_a, pair.image_id_b)
@@ -245,7 +278,8 @@ def label_conflicts(
     with engine.connect() as connection:
         pairs = _pairs(connection, max_distance)
         multi_source = [
-            image_id for image_id in connection.execute(
+            image_id
+            for image_id in connection.execute(
                 select(ConditionLabel.image_id)
                 .where(ConditionLabel.status != "rejected", ConditionLabel.image_id.is_not(None))
                 .group_by(ConditionLabel.image_id, ConditionLabel.task)
@@ -254,7 +288,8 @@ def label_conflicts(
             if image_id is not None  # the query's own filter, said again for the type checker
         ]
         details = _image_details(
-            connection, [*multi_source, *(p.image_id_a for p in pairs), *(p.image_id_b for p in pairs)]
+            connection,
+            [*multi_source, *(p.image_id_a for p in pairs), *(p.image_id_b for p in pairs)],
         )
     conflicts = []
     for image_id in sorted(set(multi_source)):
@@ -264,7 +299,9 @@ def label_conflicts(
         for task, by_source in sorted(_label_sets(detail).items()):
             distinct = {frozenset(types) for types in by_source.values()}
             if len(distinct) > 1:
-                paths: dict[int | None, str | None] = {s.source_id: s.local_path for s in detail.sources}
+                paths: dict[int | None, str | None] = {
+                    s.source_id: s.local_path for s in detail.sources
+                }
                 conflicts.append(
                     LabelConflict(
                         kind="exact",
@@ -273,9 +310,14 @@ def label_conflicts(
                         labels=sorted({t for types in by_source.values() for t in types}),
                         by_image={
                             str(image_id): [
-                                SourceLabels(source_id=source_id, local_path=paths.get(source_id),
-                                             labels=sorted(types))
-                                for source_id, types in sorted(by_source.items(), key=lambda x: x[0] or 0)
+                                SourceLabels(
+                                    source_id=source_id,
+                                    local_path=paths.get(source_id),
+                                    labels=sorted(types),
+                                )
+                                for source_id, types in sorted(
+                                    by_source.items(), key=lambda x: x[0] or 0
+                                )
                             ]
                         },
                         distance=0,
@@ -300,8 +342,12 @@ def label_conflicts(
                         image_ids=[pair.image_id_a, pair.image_id_b],
                         labels=sorted(labels_a | labels_b),
                         by_image={
-                            str(pair.image_id_a): [ImageLabels(local_path=a.local_path, labels=sorted(labels_a))],
-                            str(pair.image_id_b): [ImageLabels(local_path=b.local_path, labels=sorted(labels_b))],
+                            str(pair.image_id_a): [
+                                ImageLabels(local_path=a.local_path, labels=sorted(labels_a))
+                            ],
+                            str(pair.image_id_b): [
+                                ImageLabels(local_path=b.local_path, labels=sorted(labels_b))
+                            ],
                         },
                         distance=pair.distance,
                         method=pair.method,
@@ -313,12 +359,24 @@ def label_conflicts(
 def image_duplicates(engine: Engine, image_id: int) -> ImageDuplicates:
     """One image: its sources and labels, its direct duplicate pairs and its whole group."""
     with engine.connect() as connection:
-        if connection.execute(select(TrainingImage.id).where(TrainingImage.id == image_id)).first() is None:
-            raise NotFound(f"No image with id {image_id}.", hint="`skinctl dedup list` shows images with duplicates.")
+        if (
+            connection.execute(select(TrainingImage.id).where(TrainingImage.id == image_id)).first()
+            is None
+        ):
+            raise NotFound(
+                f"No image with id {image_id}.",
+                hint="`skinctl dedup list` shows images with duplicates.",
+            )
         direct = connection.execute(
-            select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b, ImageDuplicate.distance,
-                   ImageDuplicate.method)
-            .where((ImageDuplicate.image_id_a == image_id) | (ImageDuplicate.image_id_b == image_id))
+            select(
+                ImageDuplicate.image_id_a,
+                ImageDuplicate.image_id_b,
+                ImageDuplicate.distance,
+                ImageDuplicate.method,
+            )
+            .where(
+                (ImageDuplicate.image_id_a == image_id) | (ImageDuplicate.image_id_b == image_id)
+            )
             .order_by(ImageDuplicate.distance, ImageDuplicate.image_id_a, ImageDuplicate.image_id_b)
         ).all()
         others = [p.image_id_b if p.image_id_a == image_id else p.image_id_a for p in direct]
@@ -329,7 +387,9 @@ def image_duplicates(engine: Engine, image_id: int) -> ImageDuplicates:
         **_detail_fields(image),
         exact_duplicates=max(0, len(image.sources) - 1),
         duplicates=[
-            NearDuplicate(**_detail_fields(details[other]), distance=pair.distance, method=pair.method)
+            NearDuplicate(
+                **_detail_fields(details[other]), distance=pair.distance, method=pair.method
+            )
             for other, pair in zip(others, direct, strict=True)
         ],
         group=GroupMembers(group_id=min(group), images=len(group), member_ids=sorted(group)),

@@ -52,7 +52,11 @@ def _draw_class(image, name: str, rng: random.Random) -> None:  # noqa: ANN001
     draw = ImageDraw.Draw(image)
     if name == "acne":
         for _ in range(rng.randint(25, 45)):
-            x, y, r = rng.randint(10, SIZE[0] - 10), rng.randint(10, SIZE[1] - 10), rng.randint(2, 6)
+            x, y, r = (
+                rng.randint(10, SIZE[0] - 10),
+                rng.randint(10, SIZE[1] - 10),
+                rng.randint(2, 6),
+            )
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(rng.randint(170, 220), 40, 50))
             if rng.random() < 0.4:
                 draw.ellipse((x - 1, y - 1, x + 1, y + 1), fill=(245, 240, 220))
@@ -60,9 +64,12 @@ def _draw_class(image, name: str, rng: random.Random) -> None:  # noqa: ANN001
         for _ in range(rng.randint(2, 4)):
             cx, cy = rng.randint(40, SIZE[0] - 40), rng.randint(40, SIZE[1] - 40)
             points = [
-                (cx + rng.randint(-60, 60), cy + rng.randint(-45, 45)) for _ in range(rng.randint(5, 9))
+                (cx + rng.randint(-60, 60), cy + rng.randint(-45, 45))
+                for _ in range(rng.randint(5, 9))
             ]
-            draw.polygon(points, fill=(rng.randint(190, 230), rng.randint(110, 140), rng.randint(110, 140)))
+            draw.polygon(
+                points, fill=(rng.randint(190, 230), rng.randint(110, 140), rng.randint(110, 140))
+            )
             for _ in range(40):  # scaly texture
                 x, y = cx + rng.randint(-50, 50), cy + rng.randint(-40, 40)
                 draw.point((x, y), fill=(240, 225, 215))
@@ -73,7 +80,11 @@ def _draw_class(image, name: str, rng: random.Random) -> None:  # noqa: ANN001
             draw.ellipse((cx - w, cy - h, cx + w, cy + h), fill=(rng.randint(200, 235), 90, 95))
             for _ in range(6):
                 x, y = cx + rng.randint(-w, w), cy + rng.randint(-h, h)
-                draw.line((x, y, x + rng.randint(-25, 25), y + rng.randint(-15, 15)), fill=(170, 30, 45), width=1)
+                draw.line(
+                    (x, y, x + rng.randint(-25, 25), y + rng.randint(-15, 15)),
+                    fill=(170, 30, 45),
+                    width=1,
+                )
 
 
 def _jpeg(image, quality: int = 90) -> bytes:  # noqa: ANN001

@@ -20,7 +20,11 @@ STAGE = "images"
 
 
 def dry_run(
-    engine: Engine, scan: DatasetScan, options: IngestOptions, tally: IngestTally, report: ReportProgress
+    engine: Engine,
+    scan: DatasetScan,
+    options: IngestOptions,
+    tally: IngestTally,
+    report: ReportProgress,
 ) -> None:
     known = known_sources(engine, options.dataset)
     to_read = [entry for entry in scan.entries if entry.local_path not in known]
@@ -30,11 +34,16 @@ def dry_run(
     readable = 0
     done = 0
     for outcome in outcomes(
-        [entry.path for entry in to_read], workers=options.workers, storage_url=None, max_pixels=options.max_pixels
+        [entry.path for entry in to_read],
+        workers=options.workers,
+        storage_url=None,
+        max_pixels=options.max_pixels,
     ):
         entry = to_read[outcome.index]
         if outcome.facts is None:
-            tally.reject(Rejection(entry.local_path, outcome.reason or "rejected", outcome.detail or ""))
+            tally.reject(
+                Rejection(entry.local_path, outcome.reason or "rejected", outcome.detail or "")
+            )
         else:
             readable += 1
             first_hash.setdefault(outcome.facts.sha256, entry)

@@ -25,7 +25,13 @@ DRAFT_SIZE = (64, 64)
 DEFAULT_MAX_PIXELS = 80_000_000  # refuse decompression bombs before decoding
 # MPO: phone-camera JPEGs with extra pictures appended; Pillow names them MPO, the file is a JPEG.
 SUPPORTED_FORMATS = {
-    "JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif", "GIF": "gif",
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "TIFF": "tif",
+    "GIF": "gif",
 }
 SUPPORTED_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA"}
 
@@ -169,7 +175,10 @@ def quality_flags(gray: Image.Image, width: int, height: int) -> list[str]:
         flags.append("bright")
     if pixels.shape[0] >= 3 and pixels.shape[1] >= 3 and std >= NEAR_CONSTANT_STD:
         laplacian = (
-            pixels[:-2, 1:-1] + pixels[2:, 1:-1] + pixels[1:-1, :-2] + pixels[1:-1, 2:]
+            pixels[:-2, 1:-1]
+            + pixels[2:, 1:-1]
+            + pixels[1:-1, :-2]
+            + pixels[1:-1, 2:]
             - 4 * pixels[1:-1, 1:-1]
         )
         if float(laplacian.var()) < BLURRY_LAPLACIAN_VAR:

@@ -57,16 +57,25 @@ def ingest_images(
         return tally.result(IngestStatus.DRY_RUN)
 
     with recorded_ingest_run(
-        engine, source=options.dataset, path=str(source), options=options.as_json(),
-        user=options.started_by, counts=tally.counts(),
+        engine,
+        source=options.dataset,
+        path=str(source),
+        options=options.as_json(),
+        user=options.started_by,
+        counts=tally.counts(),
     ) as run:
         tally.run_id = run.id
         try:
             _load(engine, scan, options, tally, run.id, report)
             if options.link_near_duplicates:
                 linked = link_run_images(
-                    engine, dataset=options.dataset, run_id=run.id, storage_url=options.storage_url,
-                    max_distance=options.near_duplicate_distance, workers=options.workers, report=report,
+                    engine,
+                    dataset=options.dataset,
+                    run_id=run.id,
+                    storage_url=options.storage_url,
+                    max_distance=options.near_duplicate_distance,
+                    workers=options.workers,
+                    report=report,
                 )
                 tally.near_duplicates, tally.near_duplicate_method = linked.pairs, linked.method
             else:
@@ -78,7 +87,11 @@ def ingest_images(
 
 
 def _load(
-    engine: Engine, scan: DatasetScan, options: IngestOptions, tally: IngestTally, run_id: int,
+    engine: Engine,
+    scan: DatasetScan,
+    options: IngestOptions,
+    tally: IngestTally,
+    run_id: int,
     report: ReportProgress,
 ) -> None:
     """Read the new files and write every entry's rows (of run `run_id`), one transaction per batch."""
@@ -112,12 +125,16 @@ def _load(
     to_read = [entry for entry in scan.entries if entry.local_path not in known]
     stored_hashes: set[str] = set()
     for outcome in outcomes(
-        [entry.path for entry in to_read], workers=options.workers, storage_url=options.storage_url,
+        [entry.path for entry in to_read],
+        workers=options.workers,
+        storage_url=options.storage_url,
         max_pixels=options.max_pixels,
     ):
         entry = to_read[outcome.index]
         if outcome.facts is None:
-            rejection = Rejection(entry.local_path, outcome.reason or "rejected", outcome.detail or "")
+            rejection = Rejection(
+                entry.local_path, outcome.reason or "rejected", outcome.detail or ""
+            )
             tally.reject(rejection)
             rejections.append(rejection)
         else:

@@ -41,19 +41,27 @@ def link_run_images(
 ) -> Linked:
     """Link near duplicates of run `run_id`'s images and of unlinked images of earlier runs."""
     with engine.connect() as connection:
-        run_ids = connection.execute(
-            select(IngestRun.id).where(
-                IngestRun.dataset_source == dataset,
-                or_(
-                    IngestRun.id == run_id,
-                    IngestRun.status.in_((RunStatus.interrupted, RunStatus.failed))
-                    & IngestRun.counts[LINKED_FLAG].astext.is_(None),
-                ),
+        run_ids = (
+            connection.execute(
+                select(IngestRun.id).where(
+                    IngestRun.dataset_source == dataset,
+                    or_(
+                        IngestRun.id == run_id,
+                        IngestRun.status.in_((RunStatus.interrupted, RunStatus.failed))
+                        & IngestRun.counts[LINKED_FLAG].astext.is_(None),
+                    ),
+                )
             )
-        ).scalars().all()
-        image_ids = connection.execute(
-            select(TrainingImage.id).where(TrainingImage.ingest_run_id.in_(run_ids))
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
+        image_ids = (
+            connection.execute(
+                select(TrainingImage.id).where(TrainingImage.ingest_run_id.in_(run_ids))
+            )
+            .scalars()
+            .all()
+        )
     if not image_ids:
         return Linked(0, None)
     linked = _link_images(engine, storage_url, list(image_ids), max_distance, workers, report)
@@ -71,7 +79,11 @@ def link_run_images(
 
 
 def _link_images(
-    engine: Engine, storage_url: str, image_ids: list[int], max_distance: int, workers: int,
+    engine: Engine,
+    storage_url: str,
+    image_ids: list[int],
+    max_distance: int,
+    workers: int,
     report: ReportProgress,
 ) -> Linked:
     from skinctl.dedup import link
@@ -81,7 +93,11 @@ def _link_images(
         report(f"near duplicates: {stage}", completed, total)
 
     result = link(
-        engine, open_storage(storage_url), image_ids=image_ids, max_distance=max_distance,
-        workers=workers, report=linking_progress,
+        engine,
+        open_storage(storage_url),
+        image_ids=image_ids,
+        max_distance=max_distance,
+        workers=workers,
+        report=linking_progress,
     )
     return Linked(result.pairs, result.method)

@@ -49,6 +49,10 @@ class IngestOptions:
     def as_json(self) -> dict[str, Any]:
         """The options as `ingest_runs.options` records them (paths and enums as strings)."""
         return {
-            key: str(value) if isinstance(value, Path) else value.value if isinstance(value, Enum) else value
+            key: str(value)
+            if isinstance(value, Path)
+            else value.value
+            if isinstance(value, Enum)
+            else value
             for key, value in asdict(self).items()
         }

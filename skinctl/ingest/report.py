@@ -16,9 +16,13 @@ class ReportNotWritten(SkinctlError):
 def write_report(path: Path, result: IngestResult) -> None:
     """Every rejected file (and every metadata value left out) with its reason, as CSV.
     ReportNotWritten (one sentence naming the path) when the file cannot be written."""
-    hint = "The ingest is kept: give --report a path you can write to and run the same command again."
+    hint = (
+        "The ingest is kept: give --report a path you can write to and run the same command again."
+    )
     if path.parent.exists() and not path.parent.is_dir():
-        raise ReportNotWritten(f"Cannot write the report {path}: {path.parent} is not a folder.", hint=hint)
+        raise ReportNotWritten(
+            f"Cannot write the report {path}: {path.parent} is not a folder.", hint=hint
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -30,7 +34,9 @@ def write_report(path: Path, result: IngestResult) -> None:
                 where = problem.split(": ", 1)[0]  # file:line
                 writer.writerow(["metadata", where, "invalid_value", problem])
     except OSError as error:
-        raise ReportNotWritten(f"Cannot write the report {path}: {error.strerror or error}.", hint=hint) from error
+        raise ReportNotWritten(
+            f"Cannot write the report {path}: {error.strerror or error}.", hint=hint
+        ) from error
 
 
 def reasons_table(result: IngestResult) -> list[tuple[str, int]]:

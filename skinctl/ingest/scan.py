@@ -49,8 +49,14 @@ def _early_rejections(scan: DatasetScan) -> list[Rejection]:
         try:
             entry.local_path.encode("utf-8")
         except UnicodeEncodeError:
-            shown = entry.local_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            rejections.append(Rejection(shown, "bad_file_name", "the file name is not valid UTF-8; rename the file"))
+            shown = entry.local_path.encode("utf-8", "surrogateescape").decode(
+                "utf-8", "backslashreplace"
+            )
+            rejections.append(
+                Rejection(
+                    shown, "bad_file_name", "the file name is not valid UTF-8; rename the file"
+                )
+            )
         else:
             kept.append(entry)
     scan.entries = kept

@@ -24,7 +24,9 @@ class DatasetCounts:
 
 
 # A TypedDict, not a dataclass: its `--json` key `class` is a Python keyword.
-ClassCount = TypedDict("ClassCount", {"dataset": str, "task": str, "class": str, "split": str, "images": int})
+ClassCount = TypedDict(
+    "ClassCount", {"dataset": str, "task": str, "class": str, "split": str, "images": int}
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class DatasetStats:
     formats: tuple[FormatCount, ...]
     quality_flags: tuple[FlagCount, ...]
 
+
 # A label set per source: 'task:class' sorted, so two sources of one image compare equal when
 # they carry the same labels. Sources without labels do not take part in conflicts.
 SOURCE_LABEL_SETS = """
@@ -143,7 +146,9 @@ def dataset_stats(engine: Engine, dataset: str | None = None) -> DatasetStats:
             dataset,
         )
         for row in datasets:
-            row["label_coverage"] = round(row["labelled_images"] / row["images"], 4) if row["images"] else 0.0
+            row["label_coverage"] = (
+                round(row["labelled_images"] / row["images"], 4) if row["images"] else 0.0
+            )
         classes = _rows(
             connection,
             """

@@ -65,13 +65,19 @@ class IngestSummary:
 
     def counts(self) -> dict[str, Any]:
         """What the `ingest_runs.counts` column records: the counts, without the run's identity."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_COUNTS}
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _NOT_COUNTS
+        }
         data["rejected_by_reason"] = dict(self.rejected_by_reason)
         data["metadata_problems"] = len(self.metadata_problems)
         return data
 
 
-_NOT_COUNTS = frozenset({"dataset", "source", "layout", "dry_run", "run_id", "status", "notes", "metadata_problems"})
+_NOT_COUNTS = frozenset(
+    {"dataset", "source", "layout", "dry_run", "run_id", "status", "notes", "metadata_problems"}
+)
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,9 @@ class IngestTally:
             stored_objects=self.stored_objects,
             seconds=self.seconds,
             images_per_second=round(read / self.seconds, 1) if self.seconds > 0 else 0.0,
-            nothing_new=self.ingested == 0 and self.exact_duplicates == 0 and self.labels == 0
+            nothing_new=self.ingested == 0
+            and self.exact_duplicates == 0
+            and self.labels == 0
             and self.metadata_rows == 0,
         )
 

@@ -85,12 +85,18 @@ def read_file(path: Path) -> bytes:
             return handle.read()
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise ImageRejected("symlink_loop", "symbolic link loop (the link points back at itself)") from None
+            raise ImageRejected(
+                "symlink_loop", "symbolic link loop (the link points back at itself)"
+            ) from None
         if error.errno in (errno.EACCES, errno.EPERM):
             raise ImageRejected("unreadable", "permission denied") from None
         if error.errno == errno.ENOENT:
-            raise ImageRejected("missing_file", "file vanished or is a dangling symbolic link") from None
-        raise ImageRejected("unreadable", f"cannot read the file: {error.strerror or error}") from None
+            raise ImageRejected(
+                "missing_file", "file vanished or is a dangling symbolic link"
+            ) from None
+        raise ImageRejected(
+            "unreadable", f"cannot read the file: {error.strerror or error}"
+        ) from None
 
 
 def process_file(task: tuple[int, str]) -> Outcome:
@@ -102,7 +108,9 @@ def process_file(task: tuple[int, str]) -> Outcome:
     except ImageRejected as rejected:
         return Outcome(index, reason=rejected.reason, detail=rejected.detail)
     except Exception as error:  # a decoder tripping on a malformed file: reject it, go on
-        return Outcome(index, reason="corrupt", detail=f"the decoder failed: {type(error).__name__}: {error}")
+        return Outcome(
+            index, reason="corrupt", detail=f"the decoder failed: {type(error).__name__}: {error}"
+        )
     outcome = Outcome(index, facts=facts)
     if _worker_storage is not None:
         from skinctl.storage import content_key
@@ -128,11 +136,16 @@ def outcomes(
     from concurrent.futures.process import BrokenProcessPool
 
     # fork: the workers need no re-import and touch nothing of the parent's database connections
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
     # an executor, not multiprocessing.Pool: a worker that dies (a decoder crash) breaks the
     # executor with an error instead of leaving the run waiting forever for its results
     executor = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(storage_url, max_pixels, True),
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(storage_url, max_pixels, True),
     )
     try:
         yield from executor.map(process_file, tasks, chunksize=POOL_CHUNKSIZE)

@@ -40,9 +40,13 @@ class MultiRowInsert:
     columns: tuple[str, ...]
 
     @classmethod
-    def of(cls, model: type[Base], columns: tuple[str, ...], conflict: tuple[str, ...] = ()) -> MultiRowInsert:
+    def of(
+        cls, model: type[Base], columns: tuple[str, ...], conflict: tuple[str, ...] = ()
+    ) -> MultiRowInsert:
         table = _table(model)
-        names = tuple(table.c[column].name for column in columns)  # KeyError: the model has no such column
+        names = tuple(
+            table.c[column].name for column in columns
+        )  # KeyError: the model has no such column
         target = [table.c[column].name for column in conflict]
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES %s"
         if target:
@@ -67,8 +71,22 @@ def _width(model: type[Base], column: str) -> int:
 
 INSERT_IMAGES = MultiRowInsert.of(
     TrainingImage,
-    ("image_url", "local_path", "image_hash", "dataset_source", "width", "height", "format", "byte_size",
-     "phash", "phash_method", "quality_flags", "split", "group_key", "ingest_run_id"),
+    (
+        "image_url",
+        "local_path",
+        "image_hash",
+        "dataset_source",
+        "width",
+        "height",
+        "format",
+        "byte_size",
+        "phash",
+        "phash_method",
+        "quality_flags",
+        "split",
+        "group_key",
+        "ingest_run_id",
+    ),
     conflict=("image_hash",),
 )
 INSERT_SOURCES = MultiRowInsert.of(
@@ -78,14 +96,31 @@ INSERT_SOURCES = MultiRowInsert.of(
 )
 INSERT_LABELS = MultiRowInsert.of(
     ConditionLabel,
-    ("image_id", "image_source_id", "condition_type", "severity_level", "metadata", "verified", "task",
-     "source", "status"),
+    (
+        "image_id",
+        "image_source_id",
+        "condition_type",
+        "severity_level",
+        "metadata",
+        "verified",
+        "task",
+        "source",
+        "status",
+    ),
     conflict=("image_source_id", "task", "condition_type"),
 )
 INSERT_SUBJECTS = MultiRowInsert.of(
     SubjectMetadata,
-    ("image_id", "gender", "age_range", "ethnicity", "skin_type", "fitzpatrick_scale", "subject_id",
-     "additional_info"),
+    (
+        "image_id",
+        "gender",
+        "age_range",
+        "ethnicity",
+        "skin_type",
+        "fitzpatrick_scale",
+        "subject_id",
+        "additional_info",
+    ),
     conflict=("image_id",),
 )
 INSERT_REJECTIONS = MultiRowInsert.of(
@@ -100,7 +135,9 @@ SELECT_SOURCE_IDS = (
     f"SELECT {_sources.c.local_path.name}, {_sources.c.id.name}, {_sources.c.image_id.name} "
     f"FROM {_sources.name} WHERE {_sources.c.dataset_source.name} = %s AND {_sources.c.local_path.name} = ANY(%s)"
 )
-UPDATE_RUN_COUNTS = f"UPDATE {_runs.name} SET {_runs.c.counts.name} = %s WHERE {_runs.c.id.name} = %s"
+UPDATE_RUN_COUNTS = (
+    f"UPDATE {_runs.name} SET {_runs.c.counts.name} = %s WHERE {_runs.c.id.name} = %s"
+)
 
 LOCAL_PATH_MAX = _width(TrainingImage, "local_path")
 SPLIT_MAX = _width(ImageSource, "split")
@@ -124,7 +161,9 @@ def _cut(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
 
 
-def label_rows(dataset: str, entry: ImageEntry, image_id: int, source_id: int) -> list[dict[str, Any]]:
+def label_rows(
+    dataset: str, entry: ImageEntry, image_id: int, source_id: int
+) -> list[dict[str, Any]]:
     """The entry's labels as `skin_condition_labels` rows (JSONB values still plain dicts)."""
     return [
         {
@@ -172,7 +211,9 @@ class BatchWriter:
         self.run_id = run_id
         self.tally = tally
 
-    def write(self, connection: Connection, batch: list[Pending], rejections: list[Rejection]) -> None:
+    def write(
+        self, connection: Connection, batch: list[Pending], rejections: list[Rejection]
+    ) -> None:
         from psycopg2.extras import Json, execute_values
 
         dataset, tally = self.dataset, self.tally
@@ -181,7 +222,11 @@ class BatchWriter:
         def insert(statement: MultiRowInsert, rows: list[dict[str, Any]]) -> int:
             """Run one multi-row INSERT; how many rows were inserted."""
             values = statement.values(rows)
-            return len(execute_values(cursor, statement.sql, values, page_size=max(1, len(values)), fetch=True))
+            return len(
+                execute_values(
+                    cursor, statement.sql, values, page_size=max(1, len(values)), fetch=True
+                )
+            )
 
         read = [
             (p, p.outcome.image_url, p.outcome.facts)
@@ -196,7 +241,9 @@ class BatchWriter:
                 entry = pending.entry
                 image_rows[facts.sha256] = {
                     "image_url": image_url,
-                    "local_path": entry.local_path if len(entry.local_path) <= LOCAL_PATH_MAX else None,
+                    "local_path": entry.local_path
+                    if len(entry.local_path) <= LOCAL_PATH_MAX
+                    else None,
                     "image_hash": facts.sha256,
                     "dataset_source": dataset,
                     "width": facts.width,
@@ -215,19 +262,30 @@ class BatchWriter:
             tally.exact_duplicates += len(read) - inserted
             cursor.execute(SELECT_IMAGE_IDS, (list(image_rows),))
             id_by_hash = dict(cursor.fetchall())
-            insert(INSERT_SOURCES, [
-                {"image_id": id_by_hash[facts.sha256], "dataset_source": dataset,
-                 "local_path": p.entry.local_path, "split": _cut(p.entry.split, SPLIT_MAX),
-                 "ingest_run_id": self.run_id}
-                for p, _, facts in read
-            ])
+            insert(
+                INSERT_SOURCES,
+                [
+                    {
+                        "image_id": id_by_hash[facts.sha256],
+                        "dataset_source": dataset,
+                        "local_path": p.entry.local_path,
+                        "split": _cut(p.entry.split, SPLIT_MAX),
+                        "ingest_run_id": self.run_id,
+                    }
+                    for p, _, facts in read
+                ],
+            )
             cursor.execute(SELECT_SOURCE_IDS, (dataset, [p.entry.local_path for p, _, _ in read]))
-            source_by_path = {path: (source_id, image_id) for path, source_id, image_id in cursor.fetchall()}
+            source_by_path = {
+                path: (source_id, image_id) for path, source_id, image_id in cursor.fetchall()
+            }
             for pending, _, _ in read:
                 pending.source_id, pending.image_id = source_by_path[pending.entry.local_path]
 
         placed = [
-            (p.entry, p.image_id, p.source_id) for p in batch if p.source_id is not None and p.image_id is not None
+            (p.entry, p.image_id, p.source_id)
+            for p in batch
+            if p.source_id is not None and p.image_id is not None
         ]
         labels = [
             {**row, "metadata": Json(row["metadata"])}
@@ -237,17 +295,30 @@ class BatchWriter:
         if labels:
             tally.labels += insert(INSERT_LABELS, labels)
         subjects = [
-            {**row, "additional_info": Json(row["additional_info"]) if row["additional_info"] is not None else None}
+            {
+                **row,
+                "additional_info": Json(row["additional_info"])
+                if row["additional_info"] is not None
+                else None,
+            }
             for entry, image_id, _ in placed
             if (row := subject_row(entry, image_id)) is not None
         ]
         if subjects:
             tally.metadata_rows += insert(INSERT_SUBJECTS, subjects)
         if rejections:
-            insert(INSERT_REJECTIONS, [
-                {"ingest_run_id": self.run_id, "dataset_source": dataset, "local_path": r.local_path,
-                 "reason": r.reason, "detail": r.detail}
-                for r in rejections
-            ])
+            insert(
+                INSERT_REJECTIONS,
+                [
+                    {
+                        "ingest_run_id": self.run_id,
+                        "dataset_source": dataset,
+                        "local_path": r.local_path,
+                        "reason": r.reason,
+                        "detail": r.detail,
+                    }
+                    for r in rejections
+                ],
+            )
         cursor.execute(UPDATE_RUN_COUNTS, (Json(tally.counts()), self.run_id))
         cursor.close()

@@ -17,14 +17,34 @@ _WHERE = {
     **{
         name: "skinctl.labels.views"
         for name in (
-            "PENDING", "ExportFormat", "HistoryEntry", "LabelFilter", "LabelSource", "LabelStatus", "LabelTask",
-            "LabelView", "OperationResult", "QueueKey", "QueueOrder",
+            "PENDING",
+            "ExportFormat",
+            "HistoryEntry",
+            "LabelFilter",
+            "LabelSource",
+            "LabelStatus",
+            "LabelTask",
+            "LabelView",
+            "OperationResult",
+            "QueueKey",
+            "QueueOrder",
         )
     },
 }
 __all__ = [
-    "PENDING", "ExportFormat", "HistoryEntry", "LabelFilter", "LabelReader", "LabelService", "LabelSource",
-    "LabelStatus", "LabelTask", "LabelView", "OperationResult", "QueueKey", "QueueOrder",
+    "PENDING",
+    "ExportFormat",
+    "HistoryEntry",
+    "LabelFilter",
+    "LabelReader",
+    "LabelService",
+    "LabelSource",
+    "LabelStatus",
+    "LabelTask",
+    "LabelView",
+    "OperationResult",
+    "QueueKey",
+    "QueueOrder",
 ]
 
 if TYPE_CHECKING:

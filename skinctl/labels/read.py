@@ -73,14 +73,19 @@ class LabelReader:
         with self._session() as session:
             label = session.get(ConditionLabel, label_id)
             if label is None:
-                raise NotFound(f"Label {label_id} does not exist.", hint="`skinctl label list` shows label ids.")
+                raise NotFound(
+                    f"Label {label_id} does not exist.",
+                    hint="`skinctl label list` shows label ids.",
+                )
             return label_view(label)
 
     def statuses(self, label_ids: Sequence[int]) -> dict[int, str]:
         """{label id: status} in one query (the queue skips labels others decided)."""
         with self._session() as session:
             rows = session.execute(
-                select(ConditionLabel.id, ConditionLabel.status).where(ConditionLabel.id.in_(list(label_ids)))
+                select(ConditionLabel.id, ConditionLabel.status).where(
+                    ConditionLabel.id.in_(list(label_ids))
+                )
             )
             return {label_id: status for label_id, status in rows}
 
@@ -113,7 +118,12 @@ class LabelReader:
         return query
 
     def list_labels(
-        self, filters: LabelFilter = LabelFilter(), *, order: str = "id", limit: int | None = None, after_id: int | None = None
+        self,
+        filters: LabelFilter = LabelFilter(),
+        *,
+        order: str = "id",
+        limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[LabelView]:
         """Labels matching `filters`. order 'id' pages by `after_id`; 'suspect' puts likely
         mislabeled first (see `order_by_suspect`)."""
@@ -141,17 +151,23 @@ class LabelReader:
                 query = query.order_by(ConditionLabel.id)
             return list(session.scalars(query))
 
-    def queue_items(self, filters: LabelFilter = PENDING, *, order: str = "suspect") -> list[QueueKey]:
+    def queue_items(
+        self, filters: LabelFilter = PENDING, *, order: str = "suspect"
+    ) -> list[QueueKey]:
         """The review queue: one item per image and task that has a label matching `filters`,
         however many labels (two source files, exact copies) it carries, in the order of its
         most suspect label. Only keys: the TUI loads an item when it shows it."""
         with self._session() as session:
-            query = self._filtered(filters).with_only_columns(ConditionLabel.image_id, ConditionLabel.task)
+            query = self._filtered(filters).with_only_columns(
+                ConditionLabel.image_id, ConditionLabel.task
+            )
             if order == QueueOrder.suspect:
                 query = order_by_suspect(session, query)
             else:
                 query = query.order_by(ConditionLabel.image_id, ConditionLabel.id)
-            keys = dict.fromkeys(QueueKey(image_id, task) for image_id, task in session.execute(query))
+            keys = dict.fromkeys(
+                QueueKey(image_id, task) for image_id, task in session.execute(query)
+            )
             return list(keys)
 
     def pending_items(self, keys: Iterable[QueueKey]) -> set[QueueKey]:
@@ -178,7 +194,9 @@ class LabelReader:
         for label in self.labels_of_image(image_id):
             if label.task == task and label.status != LabelStatus.rejected:
                 grouped.setdefault(label.condition_type, []).append(label)
-        ordered = sorted(grouped.items(), key=lambda item: (-len(item[1]), min(lb.id for lb in item[1])))
+        ordered = sorted(
+            grouped.items(), key=lambda item: (-len(item[1]), min(lb.id for lb in item[1]))
+        )
         return [Candidate(condition, labels) for condition, labels in ordered]
 
     def progress(self, filters: LabelFilter = LabelFilter()) -> tuple[int, int]:
@@ -187,7 +205,9 @@ class LabelReader:
             base = self._filtered(replace(filters, status=None))
             sub = base.with_only_columns(ConditionLabel.status).subquery()
             row = session.execute(
-                select(func.count().filter(sub.c.status == LabelStatus.verified), func.count()).select_from(sub)
+                select(
+                    func.count().filter(sub.c.status == LabelStatus.verified), func.count()
+                ).select_from(sub)
             ).one()
             return int(row[0]), int(row[1])
 
@@ -200,14 +220,17 @@ class LabelReader:
         gives the first nine a number key."""
         with self._session() as session:
             query = (
-                select(ConditionLabel.condition_type, func.count().filter(ConditionLabel.status != LabelStatus.rejected))
+                select(
+                    ConditionLabel.condition_type,
+                    func.count().filter(ConditionLabel.status != LabelStatus.rejected),
+                )
                 .where(ConditionLabel.task == task)
                 .group_by(ConditionLabel.condition_type)
             )
             if dataset:
-                query = query.join(TrainingImage, TrainingImage.id == ConditionLabel.image_id).where(
-                    TrainingImage.dataset_source == dataset
-                )
+                query = query.join(
+                    TrainingImage, TrainingImage.id == ConditionLabel.image_id
+                ).where(TrainingImage.dataset_source == dataset)
             rows = session.execute(query).all()
         return {name: count for name, count in sorted(rows, key=lambda row: (-row[1], row[0]))}
 
@@ -221,7 +244,9 @@ class LabelReader:
         with self._session() as session:
             return model_suggestion(session, image_id)
 
-    def history(self, *, image_id: int | None = None, label_id: int | None = None) -> list[HistoryEntry]:
+    def history(
+        self, *, image_id: int | None = None, label_id: int | None = None
+    ) -> list[HistoryEntry]:
         with self._session() as session:
             query = select(LabelHistory).order_by(LabelHistory.id)
             if image_id is not None:
@@ -232,8 +257,17 @@ class LabelReader:
                 query = query.where(LabelHistory.label_id == label_id)
             return [
                 HistoryEntry(
-                    h.id, h.label_id, h.image_id, h.action, h.before, h.after, h.changed_by,
-                    h.changed_at, h.note, h.operation_id, h.undoes_operation_id,
+                    h.id,
+                    h.label_id,
+                    h.image_id,
+                    h.action,
+                    h.before,
+                    h.after,
+                    h.changed_by,
+                    h.changed_at,
+                    h.note,
+                    h.operation_id,
+                    h.undoes_operation_id,
                 )
                 for h in session.scalars(query)
             ]
@@ -277,7 +311,9 @@ class LabelReader:
                     reviewed_dataset_labels=agreed + disagreed,
                 )
             )
-            d = datasets.setdefault(dataset, {"labels": 0, "verified": 0, "agreed": 0, "reviewed": 0})
+            d = datasets.setdefault(
+                dataset, {"labels": 0, "verified": 0, "agreed": 0, "reviewed": 0}
+            )
             d["labels"] += total
             d["verified"] += verified
             d["agreed"] += agreed
@@ -301,8 +337,10 @@ class LabelReader:
         """Live labels (not rejected) with their image, streamed in id order."""
         with self._session() as session:
             query = self._filtered(filters)
-            query = query.where(ConditionLabel.status == "verified") if verified_only else query.where(
-                ConditionLabel.status != "rejected"
+            query = (
+                query.where(ConditionLabel.status == "verified")
+                if verified_only
+                else query.where(ConditionLabel.status != "rejected")
             )
             query = query.order_by(ConditionLabel.id).execution_options(yield_per=1000)
             for label, image in session.execute(query):
@@ -330,13 +368,21 @@ def infer_task(session: Session, image_id: int, condition: str) -> LabelTask:
     (the skin types ingest knows, and every class in use), else the one task the image's
     labels have. Ambiguous or unknown: a usage error naming the tasks."""
     if session.get(TrainingImage, image_id) is None:
-        raise NotFound(f"Image {image_id} does not exist.", hint="`skinctl label list` shows image ids.")
+        raise NotFound(
+            f"Image {image_id} does not exist.", hint="`skinctl label list` shows image ids."
+        )
     in_use = set(
-        session.scalars(select(ConditionLabel.task).where(ConditionLabel.condition_type == condition).distinct())
+        session.scalars(
+            select(ConditionLabel.task).where(ConditionLabel.condition_type == condition).distinct()
+        )
     )
     if condition.lower() in SKIN_TYPES:
         in_use.add(LabelTask.skin_type)
-    own = set(session.scalars(select(ConditionLabel.task).where(ConditionLabel.image_id == image_id).distinct()))
+    own = set(
+        session.scalars(
+            select(ConditionLabel.task).where(ConditionLabel.image_id == image_id).distinct()
+        )
+    )
     tasks = in_use or own
     if len(tasks) == 1:
         return LabelTask(tasks.pop())
@@ -382,12 +428,17 @@ def order_by_suspect(session: Session, query):
         select(dup.image_id_a, dup.image_id_b)
         .join(la, la.image_id == dup.image_id_a)
         .join(lb, lb.image_id == dup.image_id_b)
-        .where(la.task == lb.task, la.condition_type != lb.condition_type, la.status != "rejected", lb.status != "rejected")
+        .where(
+            la.task == lb.task,
+            la.condition_type != lb.condition_type,
+            la.status != "rejected",
+            lb.status != "rejected",
+        )
         .subquery()
     )
-    conflicts = union(
-        own, select(pairs.c.image_id_a), select(pairs.c.image_id_b)
-    ).subquery("conflict_images")
+    conflicts = union(own, select(pairs.c.image_id_a), select(pairs.c.image_id_b)).subquery(
+        "conflict_images"
+    )
     query = query.outerjoin(conflicts, conflicts.c.image_id == lab.image_id)
     scores = (
         select(ImagePrediction.image_id, func.max(ImagePrediction.mislabel_score).label("score"))
@@ -403,7 +454,10 @@ def order_by_suspect(session: Session, query):
 def model_suggestion(session: Session, image_id: int) -> ModelSuggestion | None:
     """The newest prediction for an image, or None."""
     prediction = session.scalar(
-        select(ImagePrediction).where(ImagePrediction.image_id == image_id).order_by(ImagePrediction.id.desc()).limit(1)
+        select(ImagePrediction)
+        .where(ImagePrediction.image_id == image_id)
+        .order_by(ImagePrediction.id.desc())
+        .limit(1)
     )
     if prediction is None:
         return None

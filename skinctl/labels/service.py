@@ -16,7 +16,6 @@ Rules it keeps:
   row since, instead of overwriting their work.
 """
 
-
 from __future__ import annotations
 
 import uuid
@@ -41,8 +40,14 @@ from skinctl.labels.views import (
 
 # Names callers import from this module (the read side and the types moved out of it).
 __all__ = [
-    "HistoryEntry", "LabelFilter", "LabelService", "LabelView", "OperationResult", "model_suggestion",
-    "order_by_suspect", "versions_of",
+    "HistoryEntry",
+    "LabelFilter",
+    "LabelService",
+    "LabelView",
+    "OperationResult",
+    "model_suggestion",
+    "order_by_suspect",
+    "versions_of",
 ]
 
 # The label fields a change can touch; `before`/`after` in history hold exactly these.
@@ -84,7 +89,11 @@ def _conflict(label_id: int, seen: int, label: ConditionLabel | None, session: S
             .order_by(LabelHistory.id.desc())
             .limit(1)
         )
-    current = f"; it is now version {label.version} ({label.condition_type}, {label.status})" if label else ""
+    current = (
+        f"; it is now version {label.version} ({label.condition_type}, {label.status})"
+        if label
+        else ""
+    )
     by = f" by {who}" if who else ""
     return Conflict(
         f"Label {label_id} was changed{by} since you saw version {seen}{current}.",
@@ -107,7 +116,9 @@ class LabelService(LabelReader):
     def _load(self, session: Session, label_id: int, seen_version: int | None) -> ConditionLabel:
         label = session.get(ConditionLabel, label_id, populate_existing=True)
         if label is None:
-            raise NotFound(f"Label {label_id} does not exist.", hint="`skinctl label list` shows label ids.")
+            raise NotFound(
+                f"Label {label_id} does not exist.", hint="`skinctl label list` shows label ids."
+            )
         if seen_version is not None and label.version != seen_version:
             raise _conflict(label_id, seen_version, label, session)
         return label
@@ -131,7 +142,9 @@ class LabelService(LabelReader):
             fresh = self._session()
             try:
                 current = fresh.get(ConditionLabel, label_id)
-                raise _conflict(label_id, before["version"] if before else 0, current, fresh) from None
+                raise _conflict(
+                    label_id, before["version"] if before else 0, current, fresh
+                ) from None
             finally:
                 fresh.close()
         session.add(
@@ -160,14 +173,22 @@ class LabelService(LabelReader):
     # -- changes (session-level, used by the public methods and by import) -----------------
 
     def _change_status(
-        self, session: Session, op: str, label_id: int, status: str, seen: int | None, note: str | None
+        self,
+        session: Session,
+        op: str,
+        label_id: int,
+        status: str,
+        seen: int | None,
+        note: str | None,
     ) -> ConditionLabel:
         label = self._load(session, label_id, seen)
         if label.status == status and label.verified == (status == "verified"):
             return label  # already so: no new version, no history row (idempotent)
         before = _snapshot(label)
         _set_status(label, status, self.user, datetime.now())
-        self._record(session, op, label, "verify" if status == "verified" else "reject", before, note)
+        self._record(
+            session, op, label, "verify" if status == "verified" else "reject", before, note
+        )
         return label
 
     def _set_condition(
@@ -189,7 +210,9 @@ class LabelService(LabelReader):
         if task not in LABEL_TASKS:
             raise UsageError(f"Unknown task {task!r}; use one of {', '.join(LABEL_TASKS)}.")
         if session.get(TrainingImage, image_id) is None:
-            raise NotFound(f"Image {image_id} does not exist.", hint="`skinctl label list` shows image ids.")
+            raise NotFound(
+                f"Image {image_id} does not exist.", hint="`skinctl label list` shows image ids."
+            )
         seen = seen or {}
         labels = session.scalars(
             select(ConditionLabel)
@@ -218,7 +241,9 @@ class LabelService(LabelReader):
             session.add(target)
             self._record(session, op, target, "create", None, note)
         else:
-            changed = target.status != "verified" or (severity is not None and severity != target.severity_level)
+            changed = target.status != "verified" or (
+                severity is not None and severity != target.severity_level
+            )
             if changed:
                 before = _snapshot(target)
                 _set_status(target, "verified", self.user, now)
@@ -238,11 +263,19 @@ class LabelService(LabelReader):
                 continue
             before = _snapshot(label)
             _set_status(label, "rejected", self.user, now)
-            self._record(session, op, label, "supersede", before, note or f"superseded by {condition}")
+            self._record(
+                session, op, label, "supersede", before, note or f"superseded by {condition}"
+            )
         return target
 
     def _set_severity(
-        self, session: Session, op: str, label_id: int, severity: str | None, seen: int | None, note: str | None
+        self,
+        session: Session,
+        op: str,
+        label_id: int,
+        severity: str | None,
+        seen: int | None,
+        note: str | None,
     ) -> ConditionLabel:
         label = self._load(session, label_id, seen)
         severity = severity.strip() if severity and severity.strip() else None
@@ -256,21 +289,26 @@ class LabelService(LabelReader):
 
     # -- public changes ---------------------------------------------------------------------
 
-    def record_new_label(self, session: Session, operation_id: str, label: ConditionLabel,
-                         note: str | None = None) -> None:
+    def record_new_label(
+        self, session: Session, operation_id: str, label: ConditionLabel, note: str | None = None
+    ) -> None:
         """Append the `create` history entry of a label the caller added in `session` (model
         answers: `serve --record`, pre-labels), the same entry this service's own changes write.
         The caller owns the transaction."""
         self._record(session, operation_id, label, "create", None, note)
 
-    def verify(self, label_id: int, version: int | None = None, note: str | None = None) -> OperationResult:
+    def verify(
+        self, label_id: int, version: int | None = None, note: str | None = None
+    ) -> OperationResult:
         """Mark a label correct. `version` is the one the caller saw (None: whatever is current)."""
         op = str(uuid.uuid4())
         with self._session() as session:
             label = self._change_status(session, op, label_id, "verified", version, note)
             return self._commit(session, OperationResult(op, [label_view(label)]))
 
-    def reject(self, label_id: int, version: int | None = None, reason: str | None = None) -> OperationResult:
+    def reject(
+        self, label_id: int, version: int | None = None, reason: str | None = None
+    ) -> OperationResult:
         op = str(uuid.uuid4())
         with self._session() as session:
             label = self._change_status(session, op, label_id, "rejected", version, reason)
@@ -290,7 +328,9 @@ class LabelService(LabelReader):
         caller showed to the versions it showed (conflict if any changed)."""
         op = str(uuid.uuid4())
         with self._session() as session:
-            label = self._set_condition(session, op, image_id, condition, severity, task, seen, note)
+            label = self._set_condition(
+                session, op, image_id, condition, severity, task, seen, note
+            )
             return self._commit(session, OperationResult(op, [label_view(label)]))
 
     def decide(
@@ -309,7 +349,9 @@ class LabelService(LabelReader):
         `seen` as for `set_condition`."""
         op = str(uuid.uuid4())
         with self._session() as session:
-            self._set_condition(session, op, image_id, condition, None, task, seen, note, keep_agreeing=True)
+            self._set_condition(
+                session, op, image_id, condition, None, task, seen, note, keep_agreeing=True
+            )
             return self._commit(session, OperationResult(op, self._changed_by(session, op)))
 
     def reject_all(
@@ -342,11 +384,21 @@ class LabelService(LabelReader):
     def _changed_by(session: Session, op: str) -> list[LabelView]:
         """The labels an operation changed, as they are now (after its flushes)."""
         session.flush()
-        ids = session.scalars(select(LabelHistory.label_id).where(LabelHistory.operation_id == op).order_by(LabelHistory.id))
-        return [label_view(session.get(ConditionLabel, label_id)) for label_id in dict.fromkeys(ids)]
+        ids = session.scalars(
+            select(LabelHistory.label_id)
+            .where(LabelHistory.operation_id == op)
+            .order_by(LabelHistory.id)
+        )
+        return [
+            label_view(session.get(ConditionLabel, label_id)) for label_id in dict.fromkeys(ids)
+        ]
 
     def set_severity(
-        self, label_id: int, severity: str | None, version: int | None = None, note: str | None = None
+        self,
+        label_id: int,
+        severity: str | None,
+        version: int | None = None,
+        note: str | None = None,
     ) -> OperationResult:
         op = str(uuid.uuid4())
         with self._session() as session:
@@ -360,7 +412,11 @@ class LabelService(LabelReader):
         if (label_id is None) == (image_id is None):
             raise UsageError("Undo needs a label id or an image id.")
         with self._session() as session:
-            touched = LabelHistory.label_id == label_id if label_id is not None else LabelHistory.image_id == image_id
+            touched = (
+                LabelHistory.label_id == label_id
+                if label_id is not None
+                else LabelHistory.image_id == image_id
+            )
             undone = select(LabelHistory.undoes_operation_id).where(
                 LabelHistory.undoes_operation_id.is_not(None)
             )
@@ -378,9 +434,14 @@ class LabelService(LabelReader):
             )
             what = f"label {label_id}" if label_id is not None else f"image {image_id}"
             if target_op is None:
-                raise NotFound(f"Nothing of yours to undo on {what}.", hint="`skinctl label history` shows its changes.")
+                raise NotFound(
+                    f"Nothing of yours to undo on {what}.",
+                    hint="`skinctl label history` shows its changes.",
+                )
             rows = session.scalars(
-                select(LabelHistory).where(LabelHistory.operation_id == target_op).order_by(LabelHistory.id.desc())
+                select(LabelHistory)
+                .where(LabelHistory.operation_id == target_op)
+                .order_by(LabelHistory.id.desc())
             ).all()
             op = str(uuid.uuid4())
             changed: list[ConditionLabel] = []
@@ -388,19 +449,31 @@ class LabelService(LabelReader):
                 label = session.get(ConditionLabel, row.label_id, populate_existing=True)
                 assert label is not None  # history rows reference existing labels (FK)
                 if not self._untouched_since(session, row):
-                    raise _conflict(label.id, row.after["version"] if row.after else 1, label, session)
+                    raise _conflict(
+                        label.id, row.after["version"] if row.after else 1, label, session
+                    )
                 before = _snapshot(label)
                 if row.before is None:
                     # A row this operation created cannot be deleted (history points at it):
                     # undo retires it as rejected.
                     _set_status(label, "rejected", self.user, datetime.now())
                 else:
-                    for name in ("condition_type", "severity_level", "status", "verified", "verified_by", "source", "task"):
+                    for name in (
+                        "condition_type",
+                        "severity_level",
+                        "status",
+                        "verified",
+                        "verified_by",
+                        "source",
+                        "task",
+                    ):
                         setattr(label, name, row.before[name])
                     at = row.before.get("verified_at")
                     label.verified_at = datetime.fromisoformat(at) if at else None
                     label.updated_at = datetime.now()
-                self._record(session, op, label, "undo", before, f"undo of {row.action}", undoes=target_op)
+                self._record(
+                    session, op, label, "undo", before, f"undo of {row.action}", undoes=target_op
+                )
                 changed.append(label)
             return self._commit(session, OperationResult(op, [label_view(lb) for lb in changed]))
 
@@ -418,8 +491,12 @@ class LabelService(LabelReader):
         undone = set(
             session.scalars(
                 select(LabelHistory.undoes_operation_id).where(
-                    LabelHistory.undoes_operation_id.in_({op for op, _ in later} | {u for _, u in later if u})
+                    LabelHistory.undoes_operation_id.in_(
+                        {op for op, _ in later} | {u for _, u in later if u}
+                    )
                 )
             )
         )
-        return all(op in undone or (undoes is not None and undoes in undone) for op, undoes in later)
+        return all(
+            op in undone or (undoes is not None and undoes in undone) for op, undoes in later
+        )

@@ -126,7 +126,9 @@ def _apply_row(service: LabelService, session, row: dict[str, Any], note_prefix:
         label = session.get(ConditionLabel, label_id)
         before = label.version if label is not None else None
         if action == "severity":
-            label = service._set_severity(session, op, label_id, _text(row, "severity"), version, note)
+            label = service._set_severity(
+                session, op, label_id, _text(row, "severity"), version, note
+            )
         else:
             status = "verified" if action == "verify" else "rejected"
             label = service._change_status(session, op, label_id, status, version, note)
@@ -134,7 +136,9 @@ def _apply_row(service: LabelService, session, row: dict[str, Any], note_prefix:
     image_id = _int(row, "image_id")
     image_hash = _text(row, "image_hash")
     if image_id is None and image_hash:
-        image_id = session.scalar(select(TrainingImage.id).where(TrainingImage.image_hash == image_hash.lower()))
+        image_id = session.scalar(
+            select(TrainingImage.id).where(TrainingImage.image_hash == image_hash.lower())
+        )
         if image_id is None:
             raise UsageError(f"no image has image_hash {image_hash}")
     if image_id is None:
@@ -143,15 +147,25 @@ def _apply_row(service: LabelService, session, row: dict[str, Any], note_prefix:
         raise UsageError("set needs condition")
     seen = {label_id: version} if label_id is not None and version is not None else None
     task = _text(row, "task") or infer_task(session, image_id, condition)  # as `label set` does
-    count_before = session.scalar(select(func.count()).select_from(ConditionLabel).where(ConditionLabel.image_id == image_id))
-    versions_before = session.scalar(
-        select(func.coalesce(func.sum(ConditionLabel.version), 0)).where(ConditionLabel.image_id == image_id)
+    count_before = session.scalar(
+        select(func.count()).select_from(ConditionLabel).where(ConditionLabel.image_id == image_id)
     )
-    service._set_condition(session, op, image_id, condition, _text(row, "severity"), task, seen, note)
+    versions_before = session.scalar(
+        select(func.coalesce(func.sum(ConditionLabel.version), 0)).where(
+            ConditionLabel.image_id == image_id
+        )
+    )
+    service._set_condition(
+        session, op, image_id, condition, _text(row, "severity"), task, seen, note
+    )
     session.flush()
-    count_after = session.scalar(select(func.count()).select_from(ConditionLabel).where(ConditionLabel.image_id == image_id))
+    count_after = session.scalar(
+        select(func.count()).select_from(ConditionLabel).where(ConditionLabel.image_id == image_id)
+    )
     versions_after = session.scalar(
-        select(func.coalesce(func.sum(ConditionLabel.version), 0)).where(ConditionLabel.image_id == image_id)
+        select(func.coalesce(func.sum(ConditionLabel.version), 0)).where(
+            ConditionLabel.image_id == image_id
+        )
     )
     return (count_after, versions_after) != (count_before, versions_before)
 
@@ -181,7 +195,9 @@ def import_labels(service: LabelService, path: Path, *, partial: bool = False) -
         else:
             session.rollback()
             applied = unchanged = 0
-    return ImportReport(str(path), len(rows), applied, unchanged, len(errors), committed, partial, errors)
+    return ImportReport(
+        str(path), len(rows), applied, unchanged, len(errors), committed, partial, errors
+    )
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -207,7 +223,7 @@ def read_image_bytes(url: str, storage) -> bytes:
 
 
 def _safe(name: str) -> str:
-    cleaned = "".join("_" if ch in '/\\:\0' else ch for ch in name).strip().strip(".")
+    cleaned = "".join("_" if ch in "/\\:\0" else ch for ch in name).strip().strip(".")
     return cleaned or "_"
 
 
@@ -258,7 +274,11 @@ def export_labels(
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         with tmp.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS) if format is ExportFormat.csv else None
+            writer = (
+                csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+                if format is ExportFormat.csv
+                else None
+            )
             if writer:
                 writer.writeheader()
             for row in rows:
@@ -307,4 +327,6 @@ def export_labels(
             tmp.write_bytes(data)
             os.replace(tmp, target)
         written.add(target)
-    return ExportReport(format, str(out), len(rows), len(written), datasets, images, _conflicts(rows))
+    return ExportReport(
+        format, str(out), len(rows), len(written), datasets, images, _conflicts(rows)
+    )

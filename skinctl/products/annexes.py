@@ -28,15 +28,20 @@ class ProductUse(StrEnum):
 
 
 USE_NAMES = {
-    ProductUse.LEAVE_ON: "leave-on skin care", ProductUse.RINSE_OFF: "rinse-off products",
-    ProductUse.EYE: "eye products", ProductUse.LIP: "lip products", ProductUse.HAIR: "hair products",
-    ProductUse.HAIR_DYE: "hair dye products", ProductUse.NAIL: "nail products",
+    ProductUse.LEAVE_ON: "leave-on skin care",
+    ProductUse.RINSE_OFF: "rinse-off products",
+    ProductUse.EYE: "eye products",
+    ProductUse.LIP: "lip products",
+    ProductUse.HAIR: "hair products",
+    ProductUse.HAIR_DYE: "hair dye products",
+    ProductUse.NAIL: "nail products",
     ProductUse.ORAL: "oral care products",
 }
 
 # Words of a condition and the product types they cover. Leave-on covers eye and lip products.
 _USE_WORDS: tuple[tuple[re.Pattern[str], frozenset[ProductUse]], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), frozenset(uses)) for pattern, uses in (
+    (re.compile(pattern, re.IGNORECASE), frozenset(uses))
+    for pattern, uses in (
         (r"rinse[- ]off", {ProductUse.RINSE_OFF}),
         (r"leave[- ]on", {ProductUse.LEAVE_ON, ProductUse.EYE, ProductUse.LIP}),
         (r"\bnail", {ProductUse.NAIL}),
@@ -45,14 +50,17 @@ _USE_WORDS: tuple[tuple[re.Pattern[str], frozenset[ProductUse]], ...] = tuple(
         (r"\boral|tooth|mouth", {ProductUse.ORAL}),
         (r"\beye|mucous", {ProductUse.EYE}),
         (r"\blip", {ProductUse.LIP}),
-        (r"\bface|\bskin|\bbody|\bhand|\bfoot|\bsun|\bcream|\bdeodorant|antiperspirant",
-         {ProductUse.LEAVE_ON}),
+        (
+            r"\bface|\bskin|\bbody|\bhand|\bfoot|\bsun|\bcream|\bdeodorant|antiperspirant",
+            {ProductUse.LEAVE_ON},
+        ),
     )
 )
 _EXCEPT = re.compile(r"\b(except|excluding|other than)\b", re.IGNORECASE)
 _LETTERED = re.compile(r"^\s*\(?([a-z])\)\s*", re.IGNORECASE | re.MULTILINE)
-ANNEX_II_EXCEPTION = re.compile(r"exception of (?:the )?entr(?:y|ies) (\w+) (?:in|of) Annex (III|V|VI|IV)",
-                                re.IGNORECASE)
+ANNEX_II_EXCEPTION = re.compile(
+    r"exception of (?:the )?entr(?:y|ies) (\w+) (?:in|of) Annex (III|V|VI|IV)", re.IGNORECASE
+)
 
 
 def lettered_parts(text: str | None) -> dict[str, str]:
@@ -66,7 +74,7 @@ def lettered_parts(text: str | None) -> dict[str, str]:
     parts = {}
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
         end = following.start() if following else len(text)
-        body = " ".join(text[mark.end():end].split())
+        body = " ".join(text[mark.end() : end].split())
         # Footnotes after the last part ("Footnote 1: ...") are not part of it.
         body = re.split(r"\bFootnote\b", body)[0].strip()
         parts.setdefault(mark.group(1).lower(), body)
@@ -82,7 +90,9 @@ def uses_named(text: str) -> set[ProductUse] | None:
     covered = {use for pattern, uses in _USE_WORDS if pattern.search(head) for use in uses}
     if not covered:
         return None
-    removed = {use for pattern, uses in _USE_WORDS if excepted and pattern.search(excepted) for use in uses}
+    removed = {
+        use for pattern, uses in _USE_WORDS if excepted and pattern.search(excepted) for use in uses
+    }
     return covered - removed
 
 
@@ -96,18 +106,25 @@ class Condition:
     applies: bool | None  # to the product type asked about; None: its words name no type we know
 
 
-def conditions_for(product_type: str | None, max_concentration: str | None,
-                   use: ProductUse) -> list[Condition]:
+def conditions_for(
+    product_type: str | None, max_concentration: str | None, use: ProductUse
+) -> list[Condition]:
     """The parts of an entry's conditions, each marked with whether it covers `use`. An entry
     without a product type covers every type."""
     types = lettered_parts(product_type)
     limits = lettered_parts(max_concentration)
     if not types:
-        return [Condition("", None, " ".join(max_concentration.split()) if max_concentration else None, True)]
+        return [
+            Condition(
+                "", None, " ".join(max_concentration.split()) if max_concentration else None, True
+            )
+        ]
     result = []
     for letter, text in types.items():
         covered = uses_named(text)
-        limit = limits.get(letter) if letter in limits else limits.get("") if len(types) == 1 else None
+        limit = (
+            limits.get(letter) if letter in limits else limits.get("") if len(types) == 1 else None
+        )
         if limit is None and len(limits) == 1 and "" in limits:
             limit = limits[""]
         result.append(Condition(letter, text, limit, None if covered is None else use in covered))

@@ -74,9 +74,16 @@ class TableReport:
 
     def result(self) -> TableResult:
         return TableResult(
-            table=self.name, file=self.file, total=self.total, inserted=self.inserted, updated=self.updated,
-            unchanged=self.unchanged, duplicate=len(self.duplicates), rejected=self.rejected,
-            problems=list(self.problems), duplicates=list(self.duplicates),
+            table=self.name,
+            file=self.file,
+            total=self.total,
+            inserted=self.inserted,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            duplicate=len(self.duplicates),
+            rejected=self.rejected,
+            problems=list(self.problems),
+            duplicates=list(self.duplicates),
         )
 
 
@@ -97,8 +104,14 @@ class TableResult:
 
     def counts(self) -> dict[str, int]:
         """What `ingest_runs.counts` records for the file."""
-        return {"total": self.total, "inserted": self.inserted, "updated": self.updated,
-                "unchanged": self.unchanged, "duplicate": self.duplicate, "rejected": self.rejected}
+        return {
+            "total": self.total,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+        }
 
 
 @dataclass(frozen=True)
@@ -168,13 +181,22 @@ def _record_problems(engine: Engine, run_id: int, source: str, problems: list[Ro
     with engine.begin() as connection:
         connection.execute(
             IngestRejection.__table__.insert(),
-            [{"ingest_run_id": run_id, "dataset_source": source,
-              "local_path": f"{p.file}:{p.line}", "reason": p.reason[:40], "detail": p.detail}
-             for p in problems],
+            [
+                {
+                    "ingest_run_id": run_id,
+                    "dataset_source": source,
+                    "local_path": f"{p.file}:{p.line}",
+                    "reason": p.reason[:40],
+                    "detail": p.detail,
+                }
+                for p in problems
+            ],
         )
 
 
-def _split(items: Iterable[ReadRow | RowProblem], report: TableReport, key: Callable[[Any], Any]) -> list[ReadRow]:
+def _split(
+    items: Iterable[ReadRow | RowProblem], report: TableReport, key: Callable[[Any], Any]
+) -> list[ReadRow]:
     """Rows that can be loaded; problems and repeated keys go to the report."""
     first_line: dict[Any, int] = {}
     rows = []
@@ -185,10 +207,14 @@ def _split(items: Iterable[ReadRow | RowProblem], report: TableReport, key: Call
             continue
         k = key(item.record)
         if k in first_line:
-            report.duplicates.append(RowProblem(
-                report.file, item.line, "duplicate",
-                f"{k if isinstance(k, str) else ' '.join(map(str, k))} already read on line {first_line[k]}",
-            ))
+            report.duplicates.append(
+                RowProblem(
+                    report.file,
+                    item.line,
+                    "duplicate",
+                    f"{k if isinstance(k, str) else ' '.join(map(str, k))} already read on line {first_line[k]}",
+                )
+            )
             continue
         first_line[k] = item.line
         rows.append(item)
@@ -224,7 +250,7 @@ def _upsert(
 def _batches(rows: list[Any], size: int | None = None) -> Iterator[list[Any]]:
     size = size or BATCH
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]
 
 
 def _jsonable(row: dict[str, str]) -> dict[str, str]:
@@ -234,18 +260,28 @@ def _jsonable(row: dict[str, str]) -> dict[str, str]:
 # --- products ---------------------------------------------------------------------------------
 
 
-def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = None,
-                    match: bool = True, progress: ReportProgress = no_progress) -> ProductIngest:
+def ingest_products(
+    engine: Engine,
+    path: Path,
+    fmt: str,
+    *,
+    user: str | None = None,
+    match: bool = True,
+    progress: ReportProgress = no_progress,
+) -> ProductIngest:
     """Load a product file; replace the ingredient list of every inserted or changed product,
     then match ingredient names to the inventory."""
     if fmt not in PRODUCT_FORMATS:
-        raise InputRejected(f"Unknown product format {fmt!r}.", hint=f"Use one of: {', '.join(PRODUCT_FORMATS)}.")
+        raise InputRejected(
+            f"Unknown product format {fmt!r}.", hint=f"Use one of: {', '.join(PRODUCT_FORMATS)}."
+        )
     path = _check_file(path)
     report = TableReport("products", str(path))
     rows = _split(readers.read_products(path, fmt), report, lambda r: r.external_id)
     source = rows[0].record.source if rows else fmt
-    with recorded_ingest_run(engine, source=f"products:{fmt}", path=str(path),
-                             options={"format": fmt}, user=user) as run:
+    with recorded_ingest_run(
+        engine, source=f"products:{fmt}", path=str(path), options={"format": fmt}, user=user
+    ) as run:
         _load_products(engine, run, rows, source, report, progress)
         _record_problems(engine, run.id, f"products:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
@@ -255,8 +291,14 @@ def ingest_products(engine: Engine, path: Path, fmt: str, *, user: str | None = 
     return ProductIngest(run.id, [report.result()], report.rejected, linked, matching)
 
 
-def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], source: str,
-                   report: TableReport, progress: ReportProgress) -> None:
+def _load_products(
+    engine: Engine,
+    run: IngestRunRecord,
+    rows: list[ReadRow],
+    source: str,
+    report: TableReport,
+    progress: ReportProgress,
+) -> None:
     index = _load_index(engine)
     done = 0
     for batch in _batches(rows):
@@ -270,12 +312,17 @@ def _load_products(engine: Engine, run: IngestRunRecord, rows: list[ReadRow], so
             records[record["external_id"]] = record
         with engine.begin() as connection:
             # The run id differs on every run: leave it out of the comparison.
-            values = [{k: v for k, v in r.items() if k != "ingest_run_id"} for r in records.values()]
-            inserted, updated = _upsert(connection, Product.__table__, values, ("source", "external_id"))
+            values = [
+                {k: v for k, v in r.items() if k != "ingest_run_id"} for r in records.values()
+            ]
+            inserted, updated = _upsert(
+                connection, Product.__table__, values, ("source", "external_id")
+            )
             changed = [k[1] for k in inserted + updated]
             if changed:
                 connection.execute(
-                    update(Product).where(Product.source == source, Product.external_id.in_(changed))
+                    update(Product)
+                    .where(Product.source == source, Product.external_id.in_(changed))
                     .values(ingest_run_id=run.id)
                 )
                 _replace_ingredient_lists(
@@ -297,23 +344,50 @@ def _replace_ingredient_lists(
     connection: Connection, source: str, lists: dict[str, list[str]], index: IngredientIndex
 ) -> None:
     """New ingredient rows for these products, matched as they are written."""
-    ids = dict(connection.execute(
-        select(Product.external_id, Product.id)
-        .where(Product.source == source, Product.external_id.in_(list(lists)))
-    ).all())
-    connection.execute(delete(ProductIngredient).where(ProductIngredient.product_id.in_(list(ids.values()))))
+    ids = dict(
+        connection.execute(
+            select(Product.external_id, Product.id).where(
+                Product.source == source, Product.external_id.in_(list(lists))
+            )
+        ).all()
+    )
+    connection.execute(
+        delete(ProductIngredient).where(ProductIngredient.product_id.in_(list(ids.values())))
+    )
     rows = []
     for external_id, names in lists.items():
         for position, name in enumerate(names, start=1):
             found = index.match(name)
-            rows.append((ids[external_id], position, name, name_key(name), found.ingredient_id,
-                         found.method, found.score))
-    copy_rows(connection, "product_ingredients",
-               ("product_id", "position", "name_as_written", "name_key", "ingredient_id",
-                "match_method", "match_score"), rows)
+            rows.append(
+                (
+                    ids[external_id],
+                    position,
+                    name,
+                    name_key(name),
+                    found.ingredient_id,
+                    found.method,
+                    found.score,
+                )
+            )
+    copy_rows(
+        connection,
+        "product_ingredients",
+        (
+            "product_id",
+            "position",
+            "name_as_written",
+            "name_key",
+            "ingredient_id",
+            "match_method",
+            "match_score",
+        ),
+        rows,
+    )
 
 
-def copy_rows(connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def copy_rows(
+    connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]
+) -> None:
     """Bulk insert with COPY, in the connection's transaction (10x faster than INSERTs)."""
     if not rows:
         return
@@ -333,10 +407,12 @@ def copy_rows(connection: Connection, table: str, columns: tuple[str, ...], rows
 
 def link_reviews(connection: Connection) -> int:
     """Point reviews at their products once both are loaded (in either order)."""
-    result = connection.execute(text(
-        "UPDATE reviews r SET product_id = p.id FROM products p "
-        "WHERE r.product_id IS NULL AND p.source = r.source AND p.external_id = r.product_external_id"
-    ))
+    result = connection.execute(
+        text(
+            "UPDATE reviews r SET product_id = p.id FROM products p "
+            "WHERE r.product_id IS NULL AND p.source = r.source AND p.external_id = r.product_external_id"
+        )
+    )
     return result.rowcount or 0
 
 
@@ -349,29 +425,41 @@ def rematch_all(engine: Engine) -> MatchingSummary:
     with engine.connect() as connection:
         index = IngredientIndex.load(connection)
         written = connection.execute(
-            select(ProductIngredient.name_key, func.min(ProductIngredient.name_as_written))
-            .group_by(ProductIngredient.name_key)
+            select(
+                ProductIngredient.name_key, func.min(ProductIngredient.name_as_written)
+            ).group_by(ProductIngredient.name_key)
         ).all()
     results = [(key, index.match(name)) for key, name in written]
     with engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TEMP TABLE match_results (name_key text PRIMARY KEY, ingredient_id int, "
-            "match_method varchar(10), match_score float) ON COMMIT DROP"
-        ))
-        copy_rows(connection, "match_results",
-                   ("name_key", "ingredient_id", "match_method", "match_score"),
-                   [(key, m.ingredient_id, m.method, m.score) for key, m in results])
-        changed = connection.execute(text(
-            "UPDATE product_ingredients p SET ingredient_id = r.ingredient_id, "
-            "match_method = r.match_method, match_score = r.match_score FROM match_results r "
-            "WHERE p.name_key = r.name_key AND (p.ingredient_id, p.match_method, p.match_score) "
-            "IS DISTINCT FROM (r.ingredient_id, r.match_method, r.match_score)"
-        )).rowcount
+        connection.execute(
+            text(
+                "CREATE TEMP TABLE match_results (name_key text PRIMARY KEY, ingredient_id int, "
+                "match_method varchar(10), match_score float) ON COMMIT DROP"
+            )
+        )
+        copy_rows(
+            connection,
+            "match_results",
+            ("name_key", "ingredient_id", "match_method", "match_score"),
+            [(key, m.ingredient_id, m.method, m.score) for key, m in results],
+        )
+        changed = connection.execute(
+            text(
+                "UPDATE product_ingredients p SET ingredient_id = r.ingredient_id, "
+                "match_method = r.match_method, match_score = r.match_score FROM match_results r "
+                "WHERE p.name_key = r.name_key AND (p.ingredient_id, p.match_method, p.match_score) "
+                "IS DISTINCT FROM (r.ingredient_id, r.match_method, r.match_score)"
+            )
+        ).rowcount
     methods: dict[str, int] = {}
     for _key, m in results:
         methods[m.method] = methods.get(m.method, 0) + 1
-    return MatchingSummary(distinct_names=len(results), names_by_method=methods, links_changed=changed or 0,
-                           inventory_size=len(index))
+    return MatchingSummary(
+        distinct_names=len(results),
+        names_by_method=methods,
+        links_changed=changed or 0,
+        inventory_size=len(index),
+    )
 
 
 # --- reviews ---------------------------------------------------------------------------------
@@ -379,26 +467,54 @@ def rematch_all(engine: Engine) -> MatchingSummary:
 REVIEW_BATCH = 10_000
 # The review columns a file sets, in COPY order (the rest are the database's).
 REVIEW_COLUMNS = (
-    "source", "external_id", "product_external_id", "author_id", "rating", "is_recommended",
-    "helpfulness", "total_feedback_count", "skin_type", "skin_tone", "eye_color", "hair_color",
-    "title", "review_text", "submitted_on", "raw",
+    "source",
+    "external_id",
+    "product_external_id",
+    "author_id",
+    "rating",
+    "is_recommended",
+    "helpfulness",
+    "total_feedback_count",
+    "skin_type",
+    "skin_tone",
+    "eye_color",
+    "hair_color",
+    "title",
+    "review_text",
+    "submitted_on",
+    "raw",
 )
 
 
-def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sephora", *,
-                   user: str | None = None, progress: ReportProgress = no_progress) -> ReviewIngest:
+def ingest_reviews(
+    engine: Engine,
+    paths: Path | Sequence[Path],
+    fmt: str = "sephora",
+    *,
+    user: str | None = None,
+    progress: ReportProgress = no_progress,
+) -> ReviewIngest:
     """Load review files in one run (re-running changes nothing): each file is COPYed as it is
     and checked and upserted by PostgreSQL in chunks (`review_bulk`); a file COPY cannot read
     goes row by row. Reviews whose product is not loaded yet are kept and linked when it
     arrives."""
     if fmt not in REVIEW_FORMATS:
-        raise InputRejected(f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}.")
+        raise InputRejected(
+            f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}."
+        )
     files = [paths] if isinstance(paths, Path) else list(paths)
     if not files:
-        raise InputRejected("No review file given.", hint="Pass one or more review CSV files, or `sephora`.")
+        raise InputRejected(
+            "No review file given.", hint="Pass one or more review CSV files, or `sephora`."
+        )
     files = [_check_file(path) for path in files]
-    with recorded_ingest_run(engine, source=f"reviews:{fmt}", path=", ".join(map(str, files)),
-                             options={"format": fmt, "files": [str(f) for f in files]}, user=user) as run:
+    with recorded_ingest_run(
+        engine,
+        source=f"reviews:{fmt}",
+        path=", ".join(map(str, files)),
+        options={"format": fmt, "files": [str(f) for f in files]},
+        user=user,
+    ) as run:
         tables: list[TableReport] = []
         done = 0
 
@@ -420,18 +536,28 @@ def ingest_reviews(engine: Engine, paths: Path | Sequence[Path], fmt: str = "sep
                     _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
                 run.counts = _run_counts(tables)
                 run.save_counts(engine)
-                _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
+                _record_problems(
+                    engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates
+                )
         with engine.begin() as connection:
             linked = link_reviews(connection)
             waiting = connection.execute(
                 select(func.count()).select_from(Review).where(Review.product_id.is_(None))
             ).scalar_one()
         run.counts = _run_counts(tables)
-    return ReviewIngest(run.id, [t.result() for t in tables], sum(t.rejected for t in tables), linked, waiting)
+    return ReviewIngest(
+        run.id, [t.result() for t in tables], sum(t.rejected for t in tables), linked, waiting
+    )
 
 
-def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, report: TableReport,
-                             advance: Callable[[int], None]) -> None:
+def _load_reviews_row_by_row(
+    engine: Engine,
+    path: Path,
+    fmt: str,
+    run_id: int,
+    report: TableReport,
+    advance: Callable[[int], None],
+) -> None:
     """The per-row path: Python reads and checks each row (`readers.read_reviews`)."""
     first_line: dict[str, int] = {}
     batch: list[tuple] = []
@@ -442,8 +568,14 @@ def _load_reviews_row_by_row(engine: Engine, path: Path, fmt: str, run_id: int, 
             continue
         key = item.record.external_id
         if key in first_line:
-            report.duplicates.append(RowProblem(report.file, item.line, "duplicate",
-                                                f"{key} already read at {path.name}:{first_line[key]}"))
+            report.duplicates.append(
+                RowProblem(
+                    report.file,
+                    item.line,
+                    "duplicate",
+                    f"{key} already read at {path.name}:{first_line[key]}",
+                )
+            )
             continue
         first_line[key] = item.line
         batch.append(_review_row(item.record, item.raw))
@@ -478,10 +610,12 @@ def _write_reviews(engine: Engine, run_id: int, rows: list[tuple], report: Table
     if not rows:
         return 0
     with engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TEMP TABLE IF NOT EXISTS review_stage ON COMMIT DELETE ROWS AS "
-            f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WITH NO DATA"
-        ))
+        connection.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS review_stage ON COMMIT DELETE ROWS AS "
+                f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WITH NO DATA"
+            )
+        )
         copy_rows(connection, "review_stage", REVIEW_COLUMNS, rows)
         flags = connection.execute(_UPSERT_REVIEWS, {"run_id": run_id}).scalars().all()
     inserted = sum(flags)
@@ -515,14 +649,20 @@ def ingest_cosing(
     annexes = {"II": annex_ii, "III": annex_iii, "IV": annex_iv, "V": annex_v, "VI": annex_vi}
     files = {"inventory": inventory, **{f"annex_{k.lower()}": v for k, v in annexes.items()}}
     if not any(files.values()):
-        raise InputRejected("No CosIng file given.",
-                            hint="Pass --inventory and/or --annex-ii ... --annex-vi, or the slug `cosing`.")
+        raise InputRejected(
+            "No CosIng file given.",
+            hint="Pass --inventory and/or --annex-ii ... --annex-vi, or the slug `cosing`.",
+        )
     for path in files.values():
         if path is not None:
             _check_file(path)
-    with recorded_ingest_run(engine, source="cosing",
-                             path=", ".join(str(p) for p in files.values() if p),
-                             options={k: str(v) for k, v in files.items() if v}, user=user) as run:
+    with recorded_ingest_run(
+        engine,
+        source="cosing",
+        path=", ".join(str(p) for p in files.values() if p),
+        options={k: str(v) for k, v in files.items() if v},
+        user=user,
+    ) as run:
         tables: list[TableReport] = []
         if inventory is not None:
             report = TableReport("ingredients", str(inventory))
@@ -533,18 +673,31 @@ def ingest_cosing(
             if path is None:
                 continue
             report = TableReport(f"annex_{annex.lower()}", str(path))
-            rows = _split(readers.read_annex(path, annex), report,
-                          lambda r: (r.annex, r.reference_number, r.entry_no))
-            _load_simple(engine, AnnexEntry.__table__, rows, ("annex", "reference_number", "entry_no"),
-                         report, progress)
+            rows = _split(
+                readers.read_annex(path, annex),
+                report,
+                lambda r: (r.annex, r.reference_number, r.entry_no),
+            )
+            _load_simple(
+                engine,
+                AnnexEntry.__table__,
+                rows,
+                ("annex", "reference_number", "entry_no"),
+                report,
+                progress,
+            )
             tables.append(report)
         for report in tables:
-            _record_problems(engine, run.id, f"cosing:{report.name}", report.problems + report.duplicates)
+            _record_problems(
+                engine, run.id, f"cosing:{report.name}", report.problems + report.duplicates
+            )
         with engine.begin() as connection:
             links = relink_annexes(connection)
         matching = rematch_all(engine) if match else None
         run.counts = _run_counts(tables)
-    return CosingIngest(run.id, [t.result() for t in tables], sum(t.rejected for t in tables), links, matching)
+    return CosingIngest(
+        run.id, [t.result() for t in tables], sum(t.rejected for t in tables), links, matching
+    )
 
 
 _ANNEX_FILE = re.compile(r"annex[_ -]?(II|III|IV|V|VI)(?![IVX])", re.IGNORECASE)
@@ -563,8 +716,10 @@ def cosing_files(folder: Path) -> dict[str, Path]:
         elif (annex := _ANNEX_FILE.search(name)) is not None:
             found.setdefault(f"annex_{annex.group(1).lower()}", path)
     if not found:
-        raise InputRejected(f"{folder} holds no CosIng file (COSING_Ingredients*.csv, COSING_Annex_*).",
-                            hint="Fetch it again with `skinctl fetch get cosing --from DIR`.")
+        raise InputRejected(
+            f"{folder} holds no CosIng file (COSING_Ingredients*.csv, COSING_Annex_*).",
+            hint="Fetch it again with `skinctl fetch get cosing --from DIR`.",
+        )
     return found
 
 
@@ -581,13 +736,17 @@ def product_file(arg: str, fmt: str | None, settings: Any) -> tuple[Path, str]:
     if path.is_dir():
         candidates = [p for name in PRODUCT_FILE_FORMATS for p in sorted(path.rglob(name))]
         if not candidates:
-            raise InputRejected(f"{path} holds no product file ({', '.join(PRODUCT_FILE_FORMATS)}).",
-                                hint="Give the product CSV and --format.")
+            raise InputRejected(
+                f"{path} holds no product file ({', '.join(PRODUCT_FILE_FORMATS)}).",
+                hint="Give the product CSV and --format.",
+            )
         path = candidates[0]
     fmt = fmt or PRODUCT_FILE_FORMATS.get(path.name)
     if fmt is None:
-        raise InputRejected(f"The format of {path} is not known from its name.",
-                            hint=f"Pass --format ({', '.join(PRODUCT_FORMATS)}).")
+        raise InputRejected(
+            f"The format of {path} is not known from its name.",
+            hint=f"Pass --format ({', '.join(PRODUCT_FORMATS)}).",
+        )
     return path, str(fmt)
 
 
@@ -600,8 +759,10 @@ def review_files(args: Sequence[str], settings: Any) -> list[Path]:
         if path.is_dir():
             found = sephora_files(path)[1]
             if not found:
-                raise InputRejected(f"{path} holds no review file (reviews_*.csv).",
-                                    hint="Give the review CSV files.")
+                raise InputRejected(
+                    f"{path} holds no review file (reviews_*.csv).",
+                    hint="Give the review CSV files.",
+                )
             files.extend(found)
         else:
             files.append(path)
@@ -620,17 +781,27 @@ def resolve_dataset(arg: str | Path, settings: Any) -> Path:
     try:
         folder, _layout = resolve_fetched(str(arg), settings)
     except NotFound:
-        raise InputRejected(f"{arg!r} is neither a file nor a dataset in the catalog.",
-                            hint="`skinctl fetch list` shows the catalog.") from None
+        raise InputRejected(
+            f"{arg!r} is neither a file nor a dataset in the catalog.",
+            hint="`skinctl fetch list` shows the catalog.",
+        ) from None
     return folder
 
 
-def _load_simple(engine: Engine, table: Table, rows: list[ReadRow], keys: tuple[str, ...],
-                 report: TableReport, progress: ReportProgress) -> None:
+def _load_simple(
+    engine: Engine,
+    table: Table,
+    rows: list[ReadRow],
+    keys: tuple[str, ...],
+    report: TableReport,
+    progress: ReportProgress,
+) -> None:
     done = 0
     for batch in _batches(rows):
         with engine.begin() as connection:
-            inserted, updated = _upsert(connection, table, [readers.columns(item.record) for item in batch], keys)
+            inserted, updated = _upsert(
+                connection, table, [readers.columns(item.record) for item in batch], keys
+            )
         report.inserted += len(inserted)
         report.updated += len(updated)
         report.unchanged += len(batch) - len(inserted) - len(updated)
@@ -647,8 +818,13 @@ def relink_annexes(connection: Connection) -> AnnexLinks:
     ).all()
     by_key = {key: ingredient_id for ingredient_id, key, _ in ingredients}
     entries = connection.execute(
-        select(AnnexEntry.id, AnnexEntry.annex, AnnexEntry.reference_number,
-               AnnexEntry.identified_ingredients, AnnexEntry.glossary_name)
+        select(
+            AnnexEntry.id,
+            AnnexEntry.annex,
+            AnnexEntry.reference_number,
+            AnnexEntry.identified_ingredients,
+            AnnexEntry.glossary_name,
+        )
     ).all()
     by_reference: dict[tuple[str, str], list[int]] = {}
     for entry_id, annex, reference, _, _ in entries:
@@ -668,19 +844,29 @@ def relink_annexes(connection: Connection) -> AnnexLinks:
     existing = {
         (entry_id, ingredient_id): method
         for entry_id, ingredient_id, method in connection.execute(
-            select(AnnexEntryIngredient.annex_entry_id, AnnexEntryIngredient.ingredient_id,
-                   AnnexEntryIngredient.link_method)
+            select(
+                AnnexEntryIngredient.annex_entry_id,
+                AnnexEntryIngredient.ingredient_id,
+                AnnexEntryIngredient.link_method,
+            )
         )
     }
     stale = [pair for pair, method in existing.items() if wanted.get(pair) != method]
     for batch in _batches(stale, 1000):
         connection.execute(
             delete(AnnexEntryIngredient).where(
-                tuple_(AnnexEntryIngredient.annex_entry_id, AnnexEntryIngredient.ingredient_id).in_(batch)
+                tuple_(AnnexEntryIngredient.annex_entry_id, AnnexEntryIngredient.ingredient_id).in_(
+                    batch
+                )
             )
         )
-    new = [{"annex_entry_id": e, "ingredient_id": i, "link_method": m}
-           for (e, i), m in wanted.items() if existing.get((e, i)) != m]
+    new = [
+        {"annex_entry_id": e, "ingredient_id": i, "link_method": m}
+        for (e, i), m in wanted.items()
+        if existing.get((e, i)) != m
+    ]
     if new:
         connection.execute(AnnexEntryIngredient.__table__.insert(), new)
-    return AnnexLinks(links=len(wanted), added=len(new), removed=sum(p not in wanted for p in stale))
+    return AnnexLinks(
+        links=len(wanted), added=len(new), removed=sum(p not in wanted for p in stale)
+    )

@@ -12,9 +12,20 @@ import re
 import unicodedata
 from functools import lru_cache
 
-_DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-                         "\u2019": "'", "\u2018": "'", "\u00a0": " ", "\u00b4": "'",
-                         "\\": "/"})
+_DASHES = str.maketrans(
+    {
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u00a0": " ",
+        "\u00b4": "'",
+        "\\": "/",
+    }
+)
 _SPACES = re.compile(r"\s+")
 _AROUND_PUNCT = re.compile(r"\s*([-/,])\s*")
 _TRAILING_MARKS = re.compile(r"[\s*†‡¹²³^.;:,]+$")
@@ -86,8 +97,10 @@ def split_top_level(text: str, separators: str = ",;") -> list[str]:
             depth = max(depth - 1, 0)
         elif char in separators and depth == 0:
             if (
-                char == "," and 0 < index < len(text) - 1
-                and text[index - 1].isdigit() and text[index + 1].isdigit()
+                char == ","
+                and 0 < index < len(text) - 1
+                and text[index - 1].isdigit()
+                and text[index + 1].isdigit()
             ):
                 continue
             parts.append(text[start:index])

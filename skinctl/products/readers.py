@@ -200,7 +200,9 @@ def _csv_rows(
             continue
         if len(cells) != len(header):
             yield RowProblem(
-                str(path), start, "column_count",
+                str(path),
+                start,
+                "column_count",
                 f"expected {len(header)} columns, found {len(cells)}",
             )
             continue
@@ -274,7 +276,9 @@ def int_cell(value: str | None, column: str) -> int | None:
     return int(number)
 
 
-def price_cell(value: str | None, column: str, default_currency: str) -> tuple[Decimal | None, str | None]:
+def price_cell(
+    value: str | None, column: str, default_currency: str
+) -> tuple[Decimal | None, str | None]:
     """'£5.20' -> (Decimal('5.20'), 'GBP'); '35' -> (Decimal('35'), default_currency)."""
     value = text_cell(value)
     if value is None:
@@ -319,7 +323,9 @@ def list_literal_cell(value: str | None, column: str) -> list[str]:
             warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
             parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
-        raise BadRow("bad_list", f"{column} is not a list literal ({type(error).__name__}: {value[:60]!r})") from None
+        raise BadRow(
+            "bad_list", f"{column} is not a list literal ({type(error).__name__}: {value[:60]!r})"
+        ) from None
     if not isinstance(parsed, list | tuple) or not all(isinstance(v, str) for v in parsed):
         raise BadRow("bad_list", f"{column} is not a list of strings")
     return list(parsed)
@@ -368,8 +374,14 @@ def _sephora_product(row: dict[str, str]) -> ProductRecord:
     if not name:
         raise BadRow("missing_name", f"product_name is blank for {external_id}")
     price, currency = price_cell(row.get("price_usd"), "price_usd", "USD")
-    categories = [c for c in (name_cell(row.get(k)) for k in
-                  ("primary_category", "secondary_category", "tertiary_category")) if c]
+    categories = [
+        c
+        for c in (
+            name_cell(row.get(k))
+            for k in ("primary_category", "secondary_category", "tertiary_category")
+        )
+        if c
+    ]
     rating = float_cell(row.get("rating"), "rating")
     if rating is not None and not 0 <= rating <= 5:
         raise BadRow("bad_rating", f"rating={rating} is outside 0..5")
@@ -386,7 +398,9 @@ def _sephora_product(row: dict[str, str]) -> ProductRecord:
         size=name_cell(row.get("size")),
         rating=rating,
         review_count=int_cell(row.get("reviews"), "reviews"),
-        highlights=[h.strip() for h in list_literal_cell(row.get("highlights"), "highlights") if h.strip()],
+        highlights=[
+            h.strip() for h in list_literal_cell(row.get("highlights"), "highlights") if h.strip()
+        ],
         ingredients=sephora_ingredients(list_literal_cell(row.get("ingredients"), "ingredients")),
     )
 
@@ -421,8 +435,14 @@ def _skincare_clean_product(row: dict[str, str]) -> ProductRecord:
 
 
 PRODUCT_FORMATS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, str]], ProductRecord]]] = {
-    "sephora": (("product_id", "product_name", "brand_name", "ingredients", "price_usd"), _sephora_product),
-    "skincare-clean": (("product_name", "product_url", "product_type", "clean_ingreds", "price"), _skincare_clean_product),
+    "sephora": (
+        ("product_id", "product_name", "brand_name", "ingredients", "price_usd"),
+        _sephora_product,
+    ),
+    "skincare-clean": (
+        ("product_name", "product_url", "product_type", "clean_ingreds", "price"),
+        _skincare_clean_product,
+    ),
 }
 
 
@@ -500,7 +520,9 @@ COSING_DATES = ("%d/%m/%Y", "%Y-%m-%d")
 def _cosing_ingredient(row: dict[str, str]) -> IngredientRecord:
     inci = name_cell(row["INCI name"], dash_is_empty=True)
     if not inci:
-        raise BadRow("missing_name", f"INCI name is blank (COSING Ref No {row['COSING Ref No'].strip()!r})")
+        raise BadRow(
+            "missing_name", f"INCI name is blank (COSING Ref No {row['COSING Ref No'].strip()!r})"
+        )
     key = name_key(inci)
     if not key:
         raise BadRow("missing_name", f"INCI name {inci!r} has no letters or digits")
@@ -528,7 +550,9 @@ def _annex_common(row: dict[str, str], annex: str) -> dict[str, Any]:
     reference = text_cell(row["Reference Number"], dash_is_empty=True)
     if not reference:
         raise BadRow("missing_id", "Reference Number is blank")
-    identified = [n.upper() for n in split_names(row.get("Identified INGREDIENTS or substances e.g."))]
+    identified = [
+        n.upper() for n in split_names(row.get("Identified INGREDIENTS or substances e.g."))
+    ]
     return {
         "annex": annex,
         "reference_number": reference,
@@ -544,15 +568,22 @@ def _annex_common(row: dict[str, str], annex: str) -> dict[str, Any]:
 
 # Words with which an Annex II entry limits its prohibition to some uses or grades.
 _CONDITIONAL_PROHIBITION = re.compile(
-    r"\b(when used|except|unless|other than|with the exception|hair dye|shall be|if the)\b", re.IGNORECASE
+    r"\b(when used|except|unless|other than|with the exception|hair dye|shall be|if the)\b",
+    re.IGNORECASE,
 )
 
 
 def _annex_ii(row: dict[str, str]) -> AnnexRecord:
     record = _annex_common(row, "II")
-    record.update(glossary_name=None, product_type=None, max_concentration=None,
-                  other_limitations=None, conditions=None, colour=None,
-                  conditional=bool(_CONDITIONAL_PROHIBITION.search(record["chemical_name"] or "")))
+    record.update(
+        glossary_name=None,
+        product_type=None,
+        max_concentration=None,
+        other_limitations=None,
+        conditions=None,
+        colour=None,
+        conditional=bool(_CONDITIONAL_PROHIBITION.search(record["chemical_name"] or "")),
+    )
     return AnnexRecord(**record)
 
 
@@ -568,7 +599,9 @@ def _annex_with_conditions(row: dict[str, str], annex: str, glossary_column: str
             row.get("Maximum concentration in ready for use preparation"), dash_is_empty=True
         ),
         other_limitations=text_cell(row.get("Other"), dash_is_empty=True),
-        conditions=text_cell(row.get("Wording of conditions of use and warnings"), dash_is_empty=True),
+        conditions=text_cell(
+            row.get("Wording of conditions of use and warnings"), dash_is_empty=True
+        ),
         conditional=False,
         colour=name_cell(row.get("Color"), dash_is_empty=True),
     )
@@ -585,8 +618,14 @@ ANNEX_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
     # annex: (header columns that identify its file, the glossary-name column)
     "II": (("Reference Number", "Chemical name / INN", "CAS Number"), ""),
     "III": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
-    "IV": (("Reference Number", "Chemical name", "Colour index Number / Name of Common Ingredients Glossary"),
-           "Colour index Number / Name of Common Ingredients Glossary"),
+    "IV": (
+        (
+            "Reference Number",
+            "Chemical name",
+            "Colour index Number / Name of Common Ingredients Glossary",
+        ),
+        "Colour index Number / Name of Common Ingredients Glossary",
+    ),
     "V": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
     "VI": (("Reference Number", "Chemical name / INN", GLOSSARY), GLOSSARY),
 }
@@ -599,7 +638,9 @@ def read_annex(path: Path, annex: str) -> Iterator[ReadRow | RowProblem]:
     if annex == "II":
         rows = _rows(path, required, _annex_ii)
     else:
-        rows = _rows(path, required, lambda row: _annex_with_conditions(row, annex, glossary_column))
+        rows = _rows(
+            path, required, lambda row: _annex_with_conditions(row, annex, glossary_column)
+        )
     seen: dict[str, int] = {}
     for item in rows:
         if isinstance(item, ReadRow) and isinstance(item.record, AnnexRecord):
@@ -610,6 +651,17 @@ def read_annex(path: Path, annex: str) -> Iterator[ReadRow | RowProblem]:
 
 
 __all__ = [
-    "AnnexRecord", "BadRow", "IngredientRecord", "ProductRecord", "ReadRow", "ReviewRecord", "RowProblem", "columns", "read_annex", "read_cosing_inventory", "read_products",
-    "read_reviews", "split_top_level",
+    "AnnexRecord",
+    "BadRow",
+    "IngredientRecord",
+    "ProductRecord",
+    "ReadRow",
+    "ReviewRecord",
+    "RowProblem",
+    "columns",
+    "read_annex",
+    "read_cosing_inventory",
+    "read_products",
+    "read_reviews",
+    "split_top_level",
 ]

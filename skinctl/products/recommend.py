@@ -157,14 +157,19 @@ def recommend(
     query = _query(like, skin_type, avoid, types, concerns, max_price, currency, limit)
     with engine.connect() as connection:
         avoided_inci, avoid_condition = _avoided(connection, query.avoid)
-        excluded = connection.execute(
-            select(func.count()).select_from(Product).where(avoid_condition)
-        ).scalar_one() if query.avoid else 0
+        excluded = (
+            connection.execute(
+                select(func.count()).select_from(Product).where(avoid_condition)
+            ).scalar_one()
+            if query.avoid
+            else 0
+        )
         fit = _fit_conditions(query)
         skin_excluded = 0
         if query.skin_type in CLAIM_WORDS:
             skin_excluded = connection.execute(
-                select(func.count()).select_from(Product)
+                select(func.count())
+                .select_from(Product)
                 .where(*fit, _made_for_others(query.skin_type))
             ).scalar_one()
         candidates = _candidates(connection, query, fit, avoid_condition)
@@ -172,10 +177,15 @@ def recommend(
         similarity, shared = _similarities(connection, target, candidates) if target else ({}, {})
         reviews = _skin_type_reviews(connection, query.skin_type, [p.id for p in candidates])
         mean_rating = connection.execute(select(func.avg(Product.rating))).scalar_one() or 0.0
-        if not candidates and not connection.execute(select(func.count()).select_from(Product)).scalar_one():
+        if (
+            not candidates
+            and not connection.execute(select(func.count()).select_from(Product)).scalar_one()
+        ):
             raise NotFound("No products are loaded.", hint="Run `skinctl ingest products sephora`.")
     scored = [
-        _score(product, query, target, similarity, shared, reviews.get(product.id), float(mean_rating))
+        _score(
+            product, query, target, similarity, shared, reviews.get(product.id), float(mean_rating)
+        )
         for product in candidates
         if target is None or (product.id in similarity and not _same_product(product, target))
     ]
@@ -184,9 +194,16 @@ def recommend(
     return Recommendations(
         method=METHOD,
         like=product_summary(target) if target else None,
-        filters=Filters(skin_type=query.skin_type, avoid=list(query.avoid), avoided_inci=avoided_inci,
-                        type=list(query.types), max_price=query.max_price, currency=query.currency,
-                        limit=query.limit, concern=list(query.concerns)),
+        filters=Filters(
+            skin_type=query.skin_type,
+            avoid=list(query.avoid),
+            avoided_inci=avoided_inci,
+            type=list(query.types),
+            max_price=query.max_price,
+            currency=query.currency,
+            limit=query.limit,
+            concern=list(query.concerns),
+        ),
         excluded_for_avoided_ingredients=excluded,
         results=results,
         excluded_for_skin_type=skin_excluded,
@@ -201,13 +218,21 @@ def _choice(enum: type[StrEnum], value: str, option: str) -> StrEnum:
     try:
         return enum(value.strip().lower())
     except ValueError:
-        raise UsageError(f"Unknown {option} {value!r}.",
-                         hint=f"Use one of: {', '.join(e.value for e in enum)}.") from None
+        raise UsageError(
+            f"Unknown {option} {value!r}.", hint=f"Use one of: {', '.join(e.value for e in enum)}."
+        ) from None
 
 
-def _query(like: str | None, skin_type: str | None, avoid: list[str] | None, types: list[str] | None,
-           concerns: list[str] | None, max_price: float | None, currency: str | None,
-           limit: int) -> RecommendQuery:
+def _query(
+    like: str | None,
+    skin_type: str | None,
+    avoid: list[str] | None,
+    types: list[str] | None,
+    concerns: list[str] | None,
+    max_price: float | None,
+    currency: str | None,
+    limit: int,
+) -> RecommendQuery:
     if limit < 1:
         raise UsageError("--limit must be at least 1.")
     return RecommendQuery(
@@ -216,7 +241,9 @@ def _query(like: str | None, skin_type: str | None, avoid: list[str] | None, typ
         concerns=tuple(_choice(Concern, c, "concern") for c in concerns or []),  # type: ignore[misc]
         avoid=tuple(a for a in avoid or [] if a.strip()),
         types=tuple(_choice(ProductKind, t, "product type") for t in types or [] if t.strip()),  # type: ignore[misc]
-        max_price=max_price, currency=currency.upper() if currency else None, limit=limit,
+        max_price=max_price,
+        currency=currency.upper() if currency else None,
+        limit=limit,
     )
 
 
@@ -248,8 +275,9 @@ def _claims_like(pattern: str):  # noqa: ANN202 - SQL condition
 def _made_for_others(skin_type: SkinType):  # noqa: ANN202 - SQL condition
     """The product's claims name skin types, and not this one."""
     words = CLAIM_WORDS[skin_type]
-    return and_(_claims_like("Best for %"),
-                not_(or_(*[_claims_like(f"Best for %{w}%") for w in words])))
+    return and_(
+        _claims_like("Best for %"), not_(or_(*[_claims_like(f"Best for %{w}%") for w in words]))
+    )
 
 
 def _fit_conditions(query: RecommendQuery) -> list:
@@ -266,7 +294,9 @@ def _fit_conditions(query: RecommendQuery) -> list:
     return conditions
 
 
-def _candidates(connection: Connection, query: RecommendQuery, fit: list, avoid_condition) -> list[Product]:  # noqa: ANN001
+def _candidates(
+    connection: Connection, query: RecommendQuery, fit: list, avoid_condition
+) -> list[Product]:
     statement = select(Product).where(*fit).where(not_(avoid_condition)).order_by(Product.id)
     if query.skin_type in CLAIM_WORDS:
         statement = statement.where(not_(_made_for_others(query.skin_type)))
@@ -278,8 +308,9 @@ def _similarities(connection: Connection, target: Product, candidates: list[Prod
     ingredients rarest first."""
     vectors: dict[int, set[int]] = defaultdict(set)
     for product_id, ingredient_id in connection.execute(
-        select(ProductIngredient.product_id, ProductIngredient.ingredient_id)
-        .where(ProductIngredient.ingredient_id.is_not(None))
+        select(ProductIngredient.product_id, ProductIngredient.ingredient_id).where(
+            ProductIngredient.ingredient_id.is_not(None)
+        )
     ):
         vectors[product_id].add(ingredient_id)
     target_ids = vectors.get(target.id, set())
@@ -293,9 +324,11 @@ def _similarities(connection: Connection, target: Product, candidates: list[Prod
         for ingredient_id in ids:
             df[ingredient_id] += 1
     idf = {i: math.log(len(vectors) / d) for i, d in df.items()}
-    inci = dict(connection.execute(
-        select(Ingredient.id, Ingredient.inci_name).where(Ingredient.id.in_(list(target_ids)))
-    ).all())
+    inci = dict(
+        connection.execute(
+            select(Ingredient.id, Ingredient.inci_name).where(Ingredient.id.in_(list(target_ids)))
+        ).all()
+    )
 
     def norm(ids: set[int]) -> float:
         return math.sqrt(sum(idf[i] ** 2 for i in ids)) or 1.0
@@ -305,7 +338,9 @@ def _similarities(connection: Connection, target: Product, candidates: list[Prod
     for product in candidates:
         common = vectors.get(product.id, set()) & target_ids
         if common:
-            similarity[product.id] = sum(idf[i] ** 2 for i in common) / (norm(target_ids) * norm(vectors[product.id]))
+            similarity[product.id] = sum(idf[i] ** 2 for i in common) / (
+                norm(target_ids) * norm(vectors[product.id])
+            )
             shared[product.id] = [inci[i] for i in sorted(common, key=lambda i: -idf[i])]
     return similarity, shared
 
@@ -313,15 +348,20 @@ def _similarities(connection: Connection, target: Product, candidates: list[Prod
 def latest_sentiment_run(connection: Connection) -> int | None:
     """The newest finished sentiment run that has scored reviews."""
     return connection.execute(
-        select(TrainingRun.id).where(
-            TrainingRun.task == "sentiment", TrainingRun.status == "finished",
+        select(TrainingRun.id)
+        .where(
+            TrainingRun.task == "sentiment",
+            TrainingRun.status == "finished",
             exists().where(ReviewSentiment.run_id == TrainingRun.id),
-        ).order_by(TrainingRun.id.desc()).limit(1)
+        )
+        .order_by(TrainingRun.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 
-def _skin_type_reviews(connection: Connection, skin_type: SkinType | None,
-                       product_ids: list[int]) -> dict[int, SkinTypeReviews]:
+def _skin_type_reviews(
+    connection: Connection, skin_type: SkinType | None, product_ids: list[int]
+) -> dict[int, SkinTypeReviews]:
     if skin_type is None or not product_ids:
         return {}
     from skinctl.train.metrics import wilson_interval
@@ -330,28 +370,43 @@ def _skin_type_reviews(connection: Connection, skin_type: SkinType | None,
     if run_id is not None:
         sentiment = ReviewSentiment.sentiment
         statement = select(
-            Review.product_id, func.count(), func.avg(Review.rating),
-            func.count().filter(sentiment == "positive"), func.count().filter(sentiment == "negative"),
-        ).join(ReviewSentiment, and_(ReviewSentiment.review_id == Review.id, ReviewSentiment.run_id == run_id))
+            Review.product_id,
+            func.count(),
+            func.avg(Review.rating),
+            func.count().filter(sentiment == "positive"),
+            func.count().filter(sentiment == "negative"),
+        ).join(
+            ReviewSentiment,
+            and_(ReviewSentiment.review_id == Review.id, ReviewSentiment.run_id == run_id),
+        )
         source = f"sentiment run {run_id}"
     else:
         statement = select(
-            Review.product_id, func.count(), func.avg(Review.rating),
-            func.count().filter(Review.rating >= 4), func.count().filter(Review.rating <= 2),
+            Review.product_id,
+            func.count(),
+            func.avg(Review.rating),
+            func.count().filter(Review.rating >= 4),
+            func.count().filter(Review.rating <= 2),
         ).where(Review.rating.is_not(None))
         source = "stars"
     rows = connection.execute(
-        statement.where(Review.skin_type == skin_type.value, Review.product_id.in_(product_ids))
-        .group_by(Review.product_id)
+        statement.where(
+            Review.skin_type == skin_type.value, Review.product_id.in_(product_ids)
+        ).group_by(Review.product_id)
     ).all()
     result = {}
     for product_id, count, mean, positive, negative in rows:
         enough = count >= MIN_REVIEWS
         result[product_id] = SkinTypeReviews(
-            skin_type=skin_type.value, reviews=count, mean_rating=round(float(mean), 2) if mean is not None else None,
-            positive=positive, negative=negative,
+            skin_type=skin_type.value,
+            reviews=count,
+            mean_rating=round(float(mean), 2) if mean is not None else None,
+            positive=positive,
+            negative=negative,
             positive_share=round(positive / count, 4) if enough else None,
-            positive_ci95=tuple(round(x, 4) for x in wilson_interval(positive, count)) if enough else None,  # type: ignore[arg-type]
+            positive_ci95=tuple(round(x, 4) for x in wilson_interval(positive, count))
+            if enough
+            else None,  # type: ignore[arg-type]
             source=source,
         )
     return result
@@ -361,15 +416,23 @@ def _claims(product: Product) -> list[str]:
     return [h for h in product.highlights or [] if h.startswith(("Best for", "Good for"))]
 
 
-def _score(product: Product, query: RecommendQuery, target: Product | None, similarity: dict[int, float],
-           shared: dict[int, list[str]], reviews: SkinTypeReviews | None,
-           mean_rating: float) -> tuple[float, Product, dict]:
+def _score(
+    product: Product,
+    query: RecommendQuery,
+    target: Product | None,
+    similarity: dict[int, float],
+    shared: dict[int, list[str]],
+    reviews: SkinTypeReviews | None,
+    mean_rating: float,
+) -> tuple[float, Product, dict]:
     why: list[str] = []
     sim = similarity.get(product.id)
     if target is not None and sim is not None:
         names = shared[product.id]
-        why.append(f"shares {len(names)} ingredients with {target.name} (TF-IDF cosine {sim:.2f}; "
-                   f"rarest shared: {', '.join(names[:3])})")
+        why.append(
+            f"shares {len(names)} ingredients with {target.name} (TF-IDF cosine {sim:.2f}; "
+            f"rarest shared: {', '.join(names[:3])})"
+        )
     made_for = False
     if query.skin_type in CLAIM_WORDS:
         best_for = [h for h in product.highlights or [] if h.startswith("Best for")]
@@ -387,11 +450,15 @@ def _score(product: Product, query: RecommendQuery, target: Product | None, simi
         quality = (reviews.positive + PRIOR_REVIEWS * prior) / (reviews.reviews + PRIOR_REVIEWS)
     if reviews is not None and reviews.positive_share is not None:
         low, high = reviews.positive_ci95 or (0.0, 1.0)
-        why.append(f"{reviews.positive_share:.0%} of {reviews.reviews} reviewers with {reviews.skin_type} "
-                   f"skin were positive [{low:.0%}-{high:.0%}] ({reviews.source})")
+        why.append(
+            f"{reviews.positive_share:.0%} of {reviews.reviews} reviewers with {reviews.skin_type} "
+            f"skin were positive [{low:.0%}-{high:.0%}] ({reviews.source})"
+        )
     elif query.skin_type is not None:
         n = reviews.reviews if reviews else 0
-        why.append(f"too few reviews from {query.skin_type} skin for a share ({n}; {MIN_REVIEWS} needed)")
+        why.append(
+            f"too few reviews from {query.skin_type} skin for a share ({n}; {MIN_REVIEWS} needed)"
+        )
     if quality is None and rated is not None:
         count = product.review_count or 0
         quality = (count * rated + PRIOR_REVIEWS * (mean_rating - 1) / 4) / (count + PRIOR_REVIEWS)
@@ -401,23 +468,38 @@ def _score(product: Product, query: RecommendQuery, target: Product | None, simi
     else:
         why.append("no rating")
     part = quality if quality is not None else 0.5
-    score = SIMILARITY_WEIGHT * (sim or 0.0) + (1 - SIMILARITY_WEIGHT) * part if target is not None else part
+    score = (
+        SIMILARITY_WEIGHT * (sim or 0.0) + (1 - SIMILARITY_WEIGHT) * part
+        if target is not None
+        else part
+    )
     if made_for:
         score += CLAIM_BONUS
     if query.types:
         why.append(f"type {product.category_path or product.product_type}")
     if query.max_price is not None:
-        why.append(f"price {product.price} {product.currency or ''}".rstrip() + f" <= {query.max_price:g}")
+        why.append(
+            f"price {product.price} {product.currency or ''}".rstrip() + f" <= {query.max_price:g}"
+        )
     if query.avoid:
         why.append("contains none of: " + ", ".join(query.avoid))
-    detail = {"similarity": sim, "quality": quality, "reviews": reviews, "shared": shared.get(product.id, []),
-              "why": why}
+    detail = {
+        "similarity": sim,
+        "quality": quality,
+        "reviews": reviews,
+        "shared": shared.get(product.id, []),
+        "why": why,
+    }
     return score, product, detail
 
 
 def _same_product(product: Product, target: Product) -> bool:
-    return (product.id == target.id or bool(product.url and product.url == target.url)
-            or product.name == target.name or variant_key(product) == variant_key(target))
+    return (
+        product.id == target.id
+        or bool(product.url and product.url == target.url)
+        or product.name == target.name
+        or variant_key(product) == variant_key(target)
+    )
 
 
 _SIZE_WORDS = re.compile(
@@ -447,40 +529,61 @@ def _fold_sizes(scored: list[tuple[float, Product, dict]], limit: int) -> list[R
         sizes = [Size(p.id, p.name, p.size, p.price, p.currency) for _, p, _ in members]
         why = list(detail["why"])
         if len(sizes) > 1:
-            why.append("sizes: " + ", ".join(
-                f"{s.size or s.name} {s.price or '-'} {s.currency or ''}".strip() for s in sizes))
+            why.append(
+                "sizes: "
+                + ", ".join(
+                    f"{s.size or s.name} {s.price or '-'} {s.currency or ''}".strip() for s in sizes
+                )
+            )
         reviews: SkinTypeReviews | None = detail["reviews"]
-        results.append(Recommendation(
-            rank=len(results) + 1,
-            score=round(score, 4),
-            similarity=round(detail["similarity"], 4) if detail["similarity"] is not None else None,
-            # the quality on the star scale (1 + 4 x expected positive share)
-            rating_used=round(1 + 4 * detail["quality"], 3) if detail["quality"] is not None else None,
-            skin_type_reviews=reviews,
-            shared_ingredients=detail["shared"][:10],
-            product=product_summary(product),
-            why="; ".join(why),
-            sizes=sizes,
-            claims=_claims(product),
-        ))
+        results.append(
+            Recommendation(
+                rank=len(results) + 1,
+                score=round(score, 4),
+                similarity=round(detail["similarity"], 4)
+                if detail["similarity"] is not None
+                else None,
+                # the quality on the star scale (1 + 4 x expected positive share)
+                rating_used=round(1 + 4 * detail["quality"], 3)
+                if detail["quality"] is not None
+                else None,
+                skin_type_reviews=reviews,
+                shared_ingredients=detail["shared"][:10],
+                product=product_summary(product),
+                why="; ".join(why),
+                sizes=sizes,
+                claims=_claims(product),
+            )
+        )
         if len(results) == limit:
             break
     return results
 
 
-def list_products(engine: Engine, *, search: str | None = None, source: str | None = None,
-                  types: list[str] | None = None, limit: int = 50) -> list[ProductSummary]:
+def list_products(
+    engine: Engine,
+    *,
+    search: str | None = None,
+    source: str | None = None,
+    types: list[str] | None = None,
+    limit: int = 50,
+) -> list[ProductSummary]:
     kinds = [_choice(ProductKind, t, "product type") for t in types or [] if t.strip()]
     with engine.connect() as connection:
         statement = select(Product).order_by(Product.id).limit(limit)
         if search:
             pattern = f"%{search.strip()}%"
-            statement = statement.where(or_(Product.name.ilike(pattern), Product.brand.ilike(pattern)))
+            statement = statement.where(
+                or_(Product.name.ilike(pattern), Product.brand.ilike(pattern))
+            )
         if source:
             statement = statement.where(Product.source == source)
         if kinds:
-            statement = statement.where(Product.category_path.in_(
-                [path for kind in kinds for path in KIND_CATEGORIES[kind]]))  # type: ignore[index]
+            statement = statement.where(
+                Product.category_path.in_(
+                    [path for kind in kinds for path in KIND_CATEGORIES[kind]]
+                )
+            )  # type: ignore[index]
         return [product_summary(p) for p in Session(bind=connection).scalars(statement)]
 
 

@@ -23,8 +23,16 @@ from skinctl.products.readers import REVIEW_COLUMNS, RowProblem, _encoding_of
 
 CHUNK = 100_000
 # The file's columns the rows use; others (product_name, price_usd ...) are kept in `raw` only.
-OPTIONAL = ("is_recommended", "helpfulness", "total_feedback_count", "skin_type", "skin_tone", "eye_color",
-            "hair_color", "review_title")
+OPTIONAL = (
+    "is_recommended",
+    "helpfulness",
+    "total_feedback_count",
+    "skin_type",
+    "skin_tone",
+    "eye_color",
+    "hair_color",
+    "review_title",
+)
 
 
 class NotCopyable(Exception):
@@ -60,21 +68,35 @@ DATE = "'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'"
 
 def _checked_rows_sql(header: list[str], source: str) -> str:
     """One row per staged row: the converted values, or the reason it is reported."""
-    c = {name: _clean(name, header) for name in ("product_id", "author_id", "rating", "review_text",
-                                                 "review_title", "is_recommended", "helpfulness",
-                                                 "total_feedback_count", "skin_type", "skin_tone", "eye_color",
-                                                 "hair_color", "_index")}
+    c = {
+        name: _clean(name, header)
+        for name in (
+            "product_id",
+            "author_id",
+            "rating",
+            "review_text",
+            "review_title",
+            "is_recommended",
+            "helpfulness",
+            "total_feedback_count",
+            "skin_type",
+            "skin_tone",
+            "eye_color",
+            "hair_color",
+            "_index",
+        )
+    }
     c["submission_time"] = _clean("submission_time", header, dash_is_empty=True)
     raw_columns = ", ".join(f"'{h}', f.{_q(h)}" for h in header)
     return f"""
     WITH cells AS MATERIALIZED (
         SELECT f.seq, jsonb_build_object({raw_columns}) AS raw,
-               {c['product_id']} AS product, {c['author_id']} AS author, {c['rating']} AS rating,
-               {c['submission_time']} AS submitted, {c['review_title']} AS title, {c['review_text']} AS body,
-               {c['is_recommended']} AS recommended, {c['helpfulness']} AS helpfulness,
-               {c['total_feedback_count']} AS feedback, lower({c['skin_type']}) AS skin_type,
-               {c['skin_tone']} AS skin_tone, {c['eye_color']} AS eye_color, {c['hair_color']} AS hair_color,
-               {c['_index']} AS index
+               {c["product_id"]} AS product, {c["author_id"]} AS author, {c["rating"]} AS rating,
+               {c["submission_time"]} AS submitted, {c["review_title"]} AS title, {c["review_text"]} AS body,
+               {c["is_recommended"]} AS recommended, {c["helpfulness"]} AS helpfulness,
+               {c["total_feedback_count"]} AS feedback, lower({c["skin_type"]}) AS skin_type,
+               {c["skin_tone"]} AS skin_tone, {c["eye_color"]} AS eye_color, {c["hair_color"]} AS hair_color,
+               {c["_index"]} AS index
         FROM review_file f WHERE f.seq BETWEEN :first AND :last
     ), checked AS (
         SELECT cells.*, CASE
@@ -122,8 +144,22 @@ def _checked_rows_sql(header: list[str], source: str) -> str:
     """
 
 
-COMPARED = ("product_external_id", "author_id", "rating", "is_recommended", "helpfulness", "total_feedback_count",
-            "skin_type", "skin_tone", "eye_color", "hair_color", "title", "review_text", "submitted_on", "raw")
+COMPARED = (
+    "product_external_id",
+    "author_id",
+    "rating",
+    "is_recommended",
+    "helpfulness",
+    "total_feedback_count",
+    "skin_type",
+    "skin_tone",
+    "eye_color",
+    "hair_color",
+    "title",
+    "review_text",
+    "submitted_on",
+    "raw",
+)
 
 UPSERT = f"""
 WITH fresh AS (
@@ -131,15 +167,15 @@ WITH fresh AS (
     WHERE c.reason IS NULL AND c.first_seq = c.seq AND NOT EXISTS (
         SELECT 1 FROM run_review_keys k WHERE k.external_id = c.external_id)
 ), written AS (
-    INSERT INTO reviews (source, external_id, {', '.join(COMPARED)}, product_id, ingest_run_id)
-    SELECT fresh.source, fresh.external_id, {', '.join('fresh.' + c for c in COMPARED)}, p.id, :run_id FROM fresh
+    INSERT INTO reviews (source, external_id, {", ".join(COMPARED)}, product_id, ingest_run_id)
+    SELECT fresh.source, fresh.external_id, {", ".join("fresh." + c for c in COMPARED)}, p.id, :run_id FROM fresh
     LEFT JOIN products p ON p.source = fresh.source AND p.external_id = fresh.product_external_id
     ON CONFLICT (source, external_id) DO UPDATE SET
-        {', '.join(f'{c} = excluded.{c}' for c in COMPARED)},
+        {", ".join(f"{c} = excluded.{c}" for c in COMPARED)},
         product_id = coalesce(excluded.product_id, reviews.product_id),
         ingest_run_id = excluded.ingest_run_id, updated_at = now()
-    WHERE ({', '.join('reviews.' + c for c in COMPARED)}) IS DISTINCT FROM
-          ({', '.join('excluded.' + c for c in COMPARED)})
+    WHERE ({", ".join("reviews." + c for c in COMPARED)}) IS DISTINCT FROM
+          ({", ".join("excluded." + c for c in COMPARED)})
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), (SELECT count(*) FROM fresh)
@@ -150,14 +186,20 @@ FROM written
 def start_run(connection: Connection) -> None:
     """The keys this run has loaded, on the one connection that loads all its files."""
     connection.execute(text("DROP TABLE IF EXISTS run_review_keys"))
-    connection.execute(text(
-        "CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, where_read text)"
-    ))
+    connection.execute(
+        text("CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, where_read text)")
+    )
     connection.commit()
 
 
-def load_review_file(connection: Connection, path: Path, run_id: int, source: str, report: Any,
-                     progress: Callable[[int], None]) -> None:
+def load_review_file(
+    connection: Connection,
+    path: Path,
+    run_id: int,
+    source: str,
+    report: Any,
+    progress: Callable[[int], None],
+) -> None:
     """Load one file through COPY; raises NotCopyable (nothing written) when COPY cannot read it."""
     encoding = _encoding_of(path)
     header = _header(path, encoding)
@@ -168,27 +210,39 @@ def load_review_file(connection: Connection, path: Path, run_id: int, source: st
     for first in range(1, total + 1, CHUNK):
         last = min(first + CHUNK - 1, total)
         connection.execute(text("TRUNCATE checked_rows"))
-        connection.execute(text(
-            "INSERT INTO checked_rows SELECT r.*, min(r.seq) FILTER (WHERE r.reason IS NULL) "
-            "OVER (PARTITION BY r.external_id) FROM (" + _checked_rows_sql(header, source) + ") r"
-        ), {"first": first, "last": last})
+        connection.execute(
+            text(
+                "INSERT INTO checked_rows SELECT r.*, min(r.seq) FILTER (WHERE r.reason IS NULL) "
+                "OVER (PARTITION BY r.external_id) FROM ("
+                + _checked_rows_sql(header, source)
+                + ") r"
+            ),
+            {"first": first, "last": last},
+        )
         inserted, updated, fresh = connection.execute(text(UPSERT), {"run_id": run_id}).one()
         report.inserted += inserted
         report.updated += updated
         report.unchanged += fresh - inserted - updated
-        problems += connection.execute(text(
-            "SELECT seq, reason, detail FROM checked_rows WHERE reason IS NOT NULL"
-        )).all()
-        duplicates = connection.execute(text(
-            "SELECT c.seq, c.external_id, coalesce(k.where_read, 'row ' || c.first_seq) FROM checked_rows c "
-            "LEFT JOIN run_review_keys k ON k.external_id = c.external_id "
-            "WHERE c.reason IS NULL AND (c.first_seq <> c.seq OR k.external_id IS NOT NULL)"
-        )).all()
-        problems += [(seq, "duplicate", f"{key} already read at {where}") for seq, key, where in duplicates]
-        connection.execute(text(
-            "INSERT INTO run_review_keys SELECT external_id, :name || ', row ' || seq "
-            "FROM checked_rows WHERE reason IS NULL AND first_seq = seq ON CONFLICT DO NOTHING"
-        ), {"name": path.name})
+        problems += connection.execute(
+            text("SELECT seq, reason, detail FROM checked_rows WHERE reason IS NOT NULL")
+        ).all()
+        duplicates = connection.execute(
+            text(
+                "SELECT c.seq, c.external_id, coalesce(k.where_read, 'row ' || c.first_seq) FROM checked_rows c "
+                "LEFT JOIN run_review_keys k ON k.external_id = c.external_id "
+                "WHERE c.reason IS NULL AND (c.first_seq <> c.seq OR k.external_id IS NOT NULL)"
+            )
+        ).all()
+        problems += [
+            (seq, "duplicate", f"{key} already read at {where}") for seq, key, where in duplicates
+        ]
+        connection.execute(
+            text(
+                "INSERT INTO run_review_keys SELECT external_id, :name || ', row ' || seq "
+                "FROM checked_rows WHERE reason IS NULL AND first_seq = seq ON CONFLICT DO NOTHING"
+            ),
+            {"name": path.name},
+        )
         connection.commit()
         progress(last - first + 1)
     connection.execute(text("DROP TABLE review_file"))
@@ -202,13 +256,17 @@ def load_review_file(connection: Connection, path: Path, run_id: int, source: st
 def _stage(connection: Connection, path: Path, header: list[str], encoding: str) -> None:
     columns = ", ".join(f"{_q(h)} text" for h in header)
     connection.execute(text("DROP TABLE IF EXISTS review_file"))
-    connection.execute(text(f"CREATE TEMP TABLE review_file (seq bigint GENERATED ALWAYS AS IDENTITY, {columns})"))
-    connection.execute(text(
-        "CREATE TEMP TABLE IF NOT EXISTS checked_rows (seq bigint, reason text, detail text, source text, "
-        "external_id text, product_external_id text, author_id text, rating smallint, is_recommended boolean, "
-        "helpfulness float, total_feedback_count int, skin_type text, skin_tone text, eye_color text, "
-        "hair_color text, title text, review_text text, submitted_on date, raw jsonb, first_seq bigint)"
-    ))
+    connection.execute(
+        text(f"CREATE TEMP TABLE review_file (seq bigint GENERATED ALWAYS AS IDENTITY, {columns})")
+    )
+    connection.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS checked_rows (seq bigint, reason text, detail text, source text, "
+            "external_id text, product_external_id text, author_id text, rating smallint, is_recommended boolean, "
+            "helpfulness float, total_feedback_count int, skin_type text, skin_tone text, eye_color text, "
+            "hair_color text, title text, review_text text, submitted_on date, raw jsonb, first_seq bigint)"
+        )
+    )
     cursor = connection.connection.driver_connection.cursor()
     pg_encoding = "UTF8" if encoding == "utf-8-sig" else "WIN1252"
     try:
@@ -219,7 +277,9 @@ def _stage(connection: Connection, path: Path, header: list[str], encoding: str)
                 f"COPY review_file ({', '.join(_q(h) for h in header)}) FROM STDIN "
                 # FORCE_NOT_NULL: an empty cell is '' as the per-row path reads it (raw keeps it so)
                 f"WITH (FORMAT csv, HEADER true, ENCODING '{pg_encoding}', "
-                f"FORCE_NOT_NULL ({', '.join(_q(h) for h in header)}))", handle)
+                f"FORCE_NOT_NULL ({', '.join(_q(h) for h in header)}))",
+                handle,
+            )
     except Exception as error:  # psycopg2.DataError and friends: a row COPY cannot read
         connection.rollback()
         raise NotCopyable(str(error).splitlines()[0]) from error

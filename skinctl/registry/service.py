@@ -81,12 +81,25 @@ def beats_majority(run: TrainingRun) -> bool:
 
 def _promotion(row: ModelPromotion, run: TrainingRun) -> Promotion:
     return Promotion(
-        id=row.id, task=Task(row.task), alias=row.alias, run_id=row.run_id,
-        model_name=run.model_name, version=run.version, architecture=run.architecture,
-        accuracy=run.accuracy, accuracy_ci95=accuracy_ci95(run), majority_rate=run.majority_rate,
-        beats_majority=beats_majority(run), model_uri=row.model_uri, model_sha256=row.model_sha256,
-        checksum_source=row.checksum_source, forced=row.forced, note=row.note,
-        promoted_by=row.promoted_by, promoted_at=row.promoted_at, demoted_by=row.demoted_by,
+        id=row.id,
+        task=Task(row.task),
+        alias=row.alias,
+        run_id=row.run_id,
+        model_name=run.model_name,
+        version=run.version,
+        architecture=run.architecture,
+        accuracy=run.accuracy,
+        accuracy_ci95=accuracy_ci95(run),
+        majority_rate=run.majority_rate,
+        beats_majority=beats_majority(run),
+        model_uri=row.model_uri,
+        model_sha256=row.model_sha256,
+        checksum_source=row.checksum_source,
+        forced=row.forced,
+        note=row.note,
+        promoted_by=row.promoted_by,
+        promoted_at=row.promoted_at,
+        demoted_by=row.demoted_by,
         demoted_at=row.demoted_at,
     )
 
@@ -134,8 +147,15 @@ def verify_checksum(data: bytes, expected: str, *, uri: str, run_id: int) -> Non
 
 
 def promote(
-    engine: Engine, storage: Any, run_ref: str | int, task: Task, *, user: str,
-    alias: str = DEFAULT_ALIAS, force: bool = False, note: str | None = None,
+    engine: Engine,
+    storage: Any,
+    run_ref: str | int,
+    task: Task,
+    *,
+    user: str,
+    alias: str = DEFAULT_ALIAS,
+    force: bool = False,
+    note: str | None = None,
 ) -> PromoteResult:
     """Make a run the one that serves `task` under `alias`, closing the previous promotion."""
     from skinctl.train.records import resolve_run
@@ -156,15 +176,20 @@ def promote(
                 f"Run {run.id} is {run.status}; only finished (or interrupted) runs can serve.",
                 hint="See `skinctl train show RUN`.",
             )
-        live = session.scalar(select(ModelPromotion).where(
-            ModelPromotion.task == task.value, ModelPromotion.alias == alias,
-            ModelPromotion.demoted_at.is_(None),
-        ))
+        live = session.scalar(
+            select(ModelPromotion).where(
+                ModelPromotion.task == task.value,
+                ModelPromotion.alias == alias,
+                ModelPromotion.demoted_at.is_(None),
+            )
+        )
         if live is not None and live.run_id == run.id:
             return PromoteResult(_promotion(live, run), None, unchanged=True)
         refusal = _refusal(run)
         if refusal and not force:
-            raise UsageError(f"Not promoting: {refusal}.", hint="Pass --force to promote it anyway.")
+            raise UsageError(
+                f"Not promoting: {refusal}.", hint="Pass --force to promote it anyway."
+            )
         uri = run.model_uri
         assert uri is not None
         data = read_model_bytes(storage, uri)
@@ -178,33 +203,51 @@ def promote(
     now = datetime.now()
     with Session(engine) as session, session.begin():
         # Lock the live row (if any) so two promotions cannot both close it.
-        live = session.scalar(select(ModelPromotion).where(
-            ModelPromotion.task == task.value, ModelPromotion.alias == alias,
-            ModelPromotion.demoted_at.is_(None),
-        ).with_for_update())
+        live = session.scalar(
+            select(ModelPromotion)
+            .where(
+                ModelPromotion.task == task.value,
+                ModelPromotion.alias == alias,
+                ModelPromotion.demoted_at.is_(None),
+            )
+            .with_for_update()
+        )
         replaced = None
         if live is not None:
             live.demoted_at, live.demoted_by = now, user
             session.flush()
             replaced = _promotion(live, session.get_one(TrainingRun, live.run_id))
         row = ModelPromotion(
-            task=task.value, alias=alias, run_id=run.id, model_uri=uri, model_sha256=checksum,
-            checksum_source=source, forced=bool(refusal), note=note, promoted_by=user,
+            task=task.value,
+            alias=alias,
+            run_id=run.id,
+            model_uri=uri,
+            model_sha256=checksum,
+            checksum_source=source,
+            forced=bool(refusal),
+            note=note,
+            promoted_by=user,
             promoted_at=now,
         )
         session.add(row)
         session.flush()
-        return PromoteResult(_promotion(row, session.get_one(TrainingRun, run.id)), replaced,
-                             unchanged=False)
+        return PromoteResult(
+            _promotion(row, session.get_one(TrainingRun, run.id)), replaced, unchanged=False
+        )
 
 
 def demote(engine: Engine, task: Task, *, user: str, alias: str = DEFAULT_ALIAS) -> Promotion:
     """Stop serving `task` under `alias` (the server drops the model at its next poll)."""
     with Session(engine) as session, session.begin():
-        live = session.scalar(select(ModelPromotion).where(
-            ModelPromotion.task == task.value, ModelPromotion.alias == alias,
-            ModelPromotion.demoted_at.is_(None),
-        ).with_for_update())
+        live = session.scalar(
+            select(ModelPromotion)
+            .where(
+                ModelPromotion.task == task.value,
+                ModelPromotion.alias == alias,
+                ModelPromotion.demoted_at.is_(None),
+            )
+            .with_for_update()
+        )
         if live is None:
             raise NotFound(
                 f"No run is promoted for task {task.value} under alias {alias!r}.",
@@ -217,8 +260,7 @@ def demote(engine: Engine, task: Task, *, user: str, alias: str = DEFAULT_ALIAS)
 
 def _query(session: Session, query: Any) -> list[Promotion]:
     rows = session.execute(
-        query.join(TrainingRun, TrainingRun.id == ModelPromotion.run_id)
-        .add_columns(TrainingRun)
+        query.join(TrainingRun, TrainingRun.id == ModelPromotion.run_id).add_columns(TrainingRun)
     ).all()
     return [_promotion(row, run) for row, run in rows]
 
@@ -232,7 +274,9 @@ def live_promotions(engine: Engine, *, alias: str | None = None) -> list[Promoti
         return _query(session, query.order_by(ModelPromotion.task, ModelPromotion.alias))
 
 
-def history(engine: Engine, *, task: Task | None = None, alias: str | None = None) -> list[Promotion]:
+def history(
+    engine: Engine, *, task: Task | None = None, alias: str | None = None
+) -> list[Promotion]:
     """Every promotion, newest first."""
     with Session(engine) as session:
         query = select(ModelPromotion)

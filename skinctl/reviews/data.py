@@ -53,23 +53,41 @@ def load_examples(engine: Engine) -> list[Example]:
     """Every review with a rating and some text."""
     with engine.connect() as connection:
         rows = connection.execute(
-            select(Review.id, Review.title, Review.review_text, Review.rating, Review.product_external_id,
-                   Review.author_id, Review.skin_type)
-            .where(Review.rating.is_not(None)).order_by(Review.id)
+            select(
+                Review.id,
+                Review.title,
+                Review.review_text,
+                Review.rating,
+                Review.product_external_id,
+                Review.author_id,
+                Review.skin_type,
+            )
+            .where(Review.rating.is_not(None))
+            .order_by(Review.id)
         ).all()
     examples = [
-        Example(rid, review_text(title, body), CLASSES.index(label_of(rating)), product, author, skin_type)
+        Example(
+            rid,
+            review_text(title, body),
+            CLASSES.index(label_of(rating)),
+            product,
+            author,
+            skin_type,
+        )
         for rid, title, body, rating, product, author, skin_type in rows
         if (title or body)
     ]
     if not examples:
-        raise NotFound("No reviews with a rating and text are loaded.",
-                       hint="Load some with `skinctl ingest reviews sephora`.")
+        raise NotFound(
+            "No reviews with a rating and text are loaded.",
+            hint="Load some with `skinctl ingest reviews sephora`.",
+        )
     return examples
 
 
-def split_examples(examples: list[Example], *, seed: int, val_fraction: float,
-                   test_fraction: float) -> Split:
+def split_examples(
+    examples: list[Example], *, seed: int, val_fraction: float, test_fraction: float
+) -> Split:
     """Products are dealt to test, val and train (shuffled, until each holds its share of
     reviews); then val and test lose the reviews of authors who also wrote a training review."""
     by_product = Counter(e.product for e in examples)

@@ -27,7 +27,10 @@ def build(texts: list[str], classes: int, *, learning_rate: float, dropout: floa
     import tensorflow as tf
 
     vectorize = keras.layers.TextVectorization(
-        max_tokens=MAX_TOKENS, ngrams=2, output_mode="tf_idf", standardize=STANDARDIZE,
+        max_tokens=MAX_TOKENS,
+        ngrams=2,
+        output_mode="tf_idf",
+        standardize=STANDARDIZE,
         name="vectorize",
     )
     vectorize.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
@@ -36,13 +39,22 @@ def build(texts: list[str], classes: int, *, learning_rate: float, dropout: floa
     x = keras.layers.Dropout(dropout)(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name="sentiment")(x)
     model = keras.Model(inputs, outputs, name="review_sentiment")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
-def dataset(texts: list[str], labels: Any = None, weights: Any = None, *, batch_size: int,
-            shuffle_seed: int | None = None) -> Any:
+def dataset(
+    texts: list[str],
+    labels: Any = None,
+    weights: Any = None,
+    *,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> Any:
     """A tf.data pipeline of (text, label[, weight]) batches; texts as (batch, 1) strings."""
     import tensorflow as tf
 
@@ -92,13 +104,17 @@ class Scorer:
     def from_model(cls, model: Any) -> Scorer:
         vectorize = model.get_layer("vectorize")
         kernel, bias = model.get_layer("sentiment").get_weights()
-        lookup = vectorize._lookup_layer  # noqa: SLF001 - Keras keeps the idf weights there
+        lookup = vectorize._lookup_layer
         return cls([str(t) for t in vectorize.get_vocabulary()], lookup.idf_weights, kernel, bias)
 
     def terms(self, text: str) -> list[str]:
         standardized = text.translate(_ASCII_LOWER).translate(_STRIP)
         # tf.strings.split splits on ASCII whitespace only (str.split also on U+2028 and others).
-        words = standardized.split() if standardized.isascii() else [w for w in _ASCII_SPACE.split(standardized) if w]
+        words = (
+            standardized.split()
+            if standardized.isascii()
+            else [w for w in _ASCII_SPACE.split(standardized) if w]
+        )
         return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
 
     def predict(self, texts: list[str]) -> Any:
@@ -112,8 +128,10 @@ class Scorer:
             for term in self.terms(text):
                 rows.append(row)
                 columns.append(index.get(term, 0))
-        counts = csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, columns)),
-                            shape=(len(texts), len(self.idf)))  # duplicates add up: counts
+        counts = csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, columns)),
+            shape=(len(texts), len(self.idf)),
+        )  # duplicates add up: counts
         logits = counts.multiply(self.idf[None, :]).tocsr() @ self.kernel + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)

@@ -71,17 +71,27 @@ def _share(group: str, labels: list[str]) -> Share:
     positive, negative = labels.count("positive"), labels.count("negative")
     if not n:
         return Share(group, 0, 0, 0, None, None, None, None)
-    return Share(group, n, positive, negative, round(positive / n, 4),
-                 tuple(round(x, 4) for x in wilson_interval(positive, n)),  # type: ignore[arg-type]
-                 round(negative / n, 4), tuple(round(x, 4) for x in wilson_interval(negative, n)))  # type: ignore[arg-type]
+    return Share(
+        group,
+        n,
+        positive,
+        negative,
+        round(positive / n, 4),
+        tuple(round(x, 4) for x in wilson_interval(positive, n)),  # type: ignore[arg-type]
+        round(negative / n, 4),
+        tuple(round(x, 4) for x in wilson_interval(negative, n)),
+    )  # type: ignore[arg-type]
 
 
 def terms_of(text: str) -> list[str]:
     """Words (no stopwords) and two-word phrases (not both stopwords) of a text."""
     tokens = _TOKEN.findall(text.lower())
     words = [t for t in tokens if t not in STOPWORDS and len(t) > 2]
-    pairs = [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)
-             if not (a in STOPWORDS and b in STOPWORDS)]
+    pairs = [
+        f"{a} {b}"
+        for a, b in zip(tokens, tokens[1:], strict=False)
+        if not (a in STOPWORDS and b in STOPWORDS)
+    ]
     return words + pairs
 
 
@@ -97,8 +107,9 @@ def log_odds(counts_a: Counter, counts_b: Counter, prior: Counter) -> dict[str, 
     for term, background in prior.items():
         alpha = background * scale
         a, b = counts_a.get(term, 0), counts_b.get(term, 0)
-        delta = (math.log((a + alpha) / (n_a + alpha0 - a - alpha))
-                 - math.log((b + alpha) / (n_b + alpha0 - b - alpha)))
+        delta = math.log((a + alpha) / (n_a + alpha0 - a - alpha)) - math.log(
+            (b + alpha) / (n_b + alpha0 - b - alpha)
+        )
         result[term] = delta / math.sqrt(1 / (a + alpha) + 1 / (b + alpha))
     return result
 
@@ -109,14 +120,22 @@ def _quote(texts: list[str], term: str, width: int = 70) -> str:
         found = pattern.search(text)
         if found:
             start = max(0, found.start() - width // 2)
-            snippet = " ".join(text[start:start + width].split())
+            snippet = " ".join(text[start : start + width].split())
             return ("…" if start else "") + snippet + ("…" if start + width < len(text) else "")
     return ""
 
 
-def _top_terms(scores: dict[str, float], counts: Counter, other: Counter, texts: list[str],
-               sign: float, limit: int) -> list[Term]:
-    ranked = sorted((t for t in scores if counts.get(t, 0) >= MIN_TERM_COUNT), key=lambda t: -sign * scores[t])
+def _top_terms(
+    scores: dict[str, float],
+    counts: Counter,
+    other: Counter,
+    texts: list[str],
+    sign: float,
+    limit: int,
+) -> list[Term]:
+    ranked = sorted(
+        (t for t in scores if counts.get(t, 0) >= MIN_TERM_COUNT), key=lambda t: -sign * scores[t]
+    )
     chosen: list[Term] = []
     for term in ranked:
         if sign * scores[term] <= 0 or len(chosen) == limit:
@@ -124,36 +143,64 @@ def _top_terms(scores: dict[str, float], counts: Counter, other: Counter, texts:
         # A phrase that only repeats a chosen word adds nothing; keep the first of the two.
         if any(term in c.term.split() or c.term in term.split() for c in chosen):
             continue
-        chosen.append(Term(term, round(scores[term], 2), counts.get(term, 0) if sign > 0 else other.get(term, 0),
-                           other.get(term, 0) if sign > 0 else counts.get(term, 0), _quote(texts, term)))
+        chosen.append(
+            Term(
+                term,
+                round(scores[term], 2),
+                counts.get(term, 0) if sign > 0 else other.get(term, 0),
+                other.get(term, 0) if sign > 0 else counts.get(term, 0),
+                _quote(texts, term),
+            )
+        )
     return chosen
 
 
-def product_reviews(engine: Engine, product_ref: str, *, skin_type: str | None = None,
-                    terms: int = 10) -> ProductReviews:
+def product_reviews(
+    engine: Engine, product_ref: str, *, skin_type: str | None = None, terms: int = 10
+) -> ProductReviews:
     from skinctl.products.recommend import latest_sentiment_run
 
     with engine.connect() as connection:
         product = find_product(connection, product_ref)
         run_id = latest_sentiment_run(connection)
         sentiment = ReviewSentiment.sentiment if run_id is not None else null()
-        statement = select(Review.title, Review.review_text, Review.rating, Review.skin_type, Review.skin_tone,
-                           sentiment.label("sentiment"))
+        statement = select(
+            Review.title,
+            Review.review_text,
+            Review.rating,
+            Review.skin_type,
+            Review.skin_tone,
+            sentiment.label("sentiment"),
+        )
         if run_id is not None:
-            statement = statement.outerjoin(ReviewSentiment, and_(ReviewSentiment.review_id == Review.id,
-                                                                  ReviewSentiment.run_id == run_id))
+            statement = statement.outerjoin(
+                ReviewSentiment,
+                and_(ReviewSentiment.review_id == Review.id, ReviewSentiment.run_id == run_id),
+            )
         statement = statement.where(Review.product_id == product.id)
         if skin_type:
             statement = statement.where(Review.skin_type == skin_type.lower())
         rows = connection.execute(statement).all()
     if not rows:
-        raise NotFound(f"No reviews of {product.name} (id {product.id})"
-                       + (f" from reviewers with {skin_type} skin" if skin_type else "") + ".",
-                       hint="Load reviews with `skinctl ingest reviews sephora`.")
+        raise NotFound(
+            f"No reviews of {product.name} (id {product.id})"
+            + (f" from reviewers with {skin_type} skin" if skin_type else "")
+            + ".",
+            hint="Load reviews with `skinctl ingest reviews sephora`.",
+        )
     scored = [r for r in rows if r.sentiment is not None]
     use_model = run_id is not None and len(scored) == len(rows)
-    reviews = [(review_text(r.title, r.review_text), r.sentiment if use_model else
-                (label_of(r.rating) if r.rating is not None else "neutral"), r.skin_type, r.skin_tone) for r in rows]
+    reviews = [
+        (
+            review_text(r.title, r.review_text),
+            r.sentiment
+            if use_model
+            else (label_of(r.rating) if r.rating is not None else "neutral"),
+            r.skin_type,
+            r.skin_tone,
+        )
+        for r in rows
+    ]
 
     def by(index: int) -> list[Share]:
         groups: dict[str, list[str]] = {}

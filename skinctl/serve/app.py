@@ -50,8 +50,15 @@ log = logging.getLogger("uvicorn.error")  # uvicorn's configured logger: our lin
 
 CONFIG_ENV = "SKINCTL_SERVE_CONFIG"  # how `--workers N` hands the configuration to each worker
 API = "/api/v1/ml"
-ROUTES = {f"{API}/analyze-condition", f"{API}/models", "/healthz", "/readyz", "/metrics",
-          "/docs", "/openapi.json"}
+ROUTES = {
+    f"{API}/analyze-condition",
+    f"{API}/models",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+}
 MULTIPART_ALLOWANCE = 16 * 1024  # multipart framing around the image, on top of --max-bytes
 UNFIT_FLAGS = ("dark", "bright", "blurry", "near_constant", "small", "odd_aspect")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -91,10 +98,12 @@ class BodyTooLarge(Exception):
     pass
 
 
-def error_response(status: int, message: str, request_id: str | None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "request_id": request_id}, status_code=status,
-                        headers=headers)
+def error_response(
+    status: int, message: str, request_id: str | None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": message, "request_id": request_id}, status_code=status, headers=headers
+    )
 
 
 class Metrics:
@@ -102,20 +111,34 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("skinctl_http_requests", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=self.registry)
+        self.requests = Counter(
+            "skinctl_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "skinctl_http_request_duration_seconds", "Request latency by route", ["route"],
+            "skinctl_http_request_duration_seconds",
+            "Request latency by route",
+            ["route"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
-        self.batch_size = Histogram("skinctl_model_batch_size", "Images per model call",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
-        self.models = Gauge("skinctl_model_info", "The models serving (value 1), by task and run",
-                            ["task", "alias", "run_id", "name", "version", "sha256"],
-                            registry=self.registry)
-        self.database_up = Gauge("skinctl_database_up", "1 when the last database poll succeeded",
-                                 registry=self.registry)
+        self.batch_size = Histogram(
+            "skinctl_model_batch_size",
+            "Images per model call",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+        self.models = Gauge(
+            "skinctl_model_info",
+            "The models serving (value 1), by task and run",
+            ["task", "alias", "run_id", "name", "version", "sha256"],
+            registry=self.registry,
+        )
+        self.database_up = Gauge(
+            "skinctl_database_up", "1 when the last database poll succeeded", registry=self.registry
+        )
 
 
 class ServerState:
@@ -124,16 +147,20 @@ class ServerState:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.batcher = Batcher(max_batch=config.max_batch, max_wait=config.batch_wait_ms / 1000,
-                               on_batch=self.metrics.batch_size.observe)
+        self.batcher = Batcher(
+            max_batch=config.max_batch,
+            max_wait=config.batch_wait_ms / 1000,
+            on_batch=self.metrics.batch_size.observe,
+        )
         self.models: dict[Task, ServedModel] = {}  # replaced whole, never changed in place
         self.failed: dict[int, str] = {}  # promotion id -> why its model could not be loaded
         self.keys: dict[str, str] = {}  # SHA-256 of a live key -> its name
         self.keys_checked = 0.0
         self.database_error: str | None = None
         # Image validation runs here, one thread per core: more threads only fight over the GIL.
-        self.validators = ThreadPoolExecutor(max_workers=os.cpu_count() or 2,
-                                             thread_name_prefix="skinctl-validate")
+        self.validators = ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 2, thread_name_prefix="skinctl-validate"
+        )
         self.engine: Any = None
         self.storage: Any = None
         self._refresh_lock = asyncio.Lock()
@@ -159,7 +186,9 @@ class ServerState:
             self.keys, self.keys_checked = live_key_hashes(self.engine), time.monotonic()
         except Exception as error:
             if self.database_error is None:
-                log.warning("database unreachable; serving the loaded models: %s", _first_line(error))
+                log.warning(
+                    "database unreachable; serving the loaded models: %s", _first_line(error)
+                )
             self.database_error = _first_line(error)
             self.metrics.database_up.set(0)
             return
@@ -180,15 +209,24 @@ class ServerState:
                     wanted[task] = serving  # keep serving the old one rather than nothing
                 continue
             try:
-                wanted[task] = load_served_model(self.engine, self.storage, promotion,
-                                                 Path(self.config.home))
-                log.info("loaded run %s for %s (promotion %s)", promotion.run_id, task.value,
-                         promotion.id)
+                wanted[task] = load_served_model(
+                    self.engine, self.storage, promotion, Path(self.config.home)
+                )
+                log.info(
+                    "loaded run %s for %s (promotion %s)",
+                    promotion.run_id,
+                    task.value,
+                    promotion.id,
+                )
             except Exception as error:
                 # replaced whole: the event loop may be reading it meanwhile
                 self.failed = {**self.failed, promotion.id: _first_line(error)}
-                log.error("cannot load run %s for %s: %s", promotion.run_id, task.value,
-                          _first_line(error))
+                log.error(
+                    "cannot load run %s for %s: %s",
+                    promotion.run_id,
+                    task.value,
+                    _first_line(error),
+                )
                 if serving is not None:
                     wanted[task] = serving
         live = {promotion.id for promotion in promotions}
@@ -199,8 +237,14 @@ class ServerState:
             self.metrics.models.clear()
             for task, model in wanted.items():
                 f = model.facts
-                self.metrics.models.labels(task.value, self.config.alias, str(f.run_id), f.name,
-                                           f.version or "", f.model_sha256[:12]).set(1)
+                self.metrics.models.labels(
+                    task.value,
+                    self.config.alias,
+                    str(f.run_id),
+                    f.name,
+                    f.version or "",
+                    f.model_sha256[:12],
+                ).set(1)
 
     async def poll(self) -> None:
         while True:
@@ -276,28 +320,41 @@ class Guard:
             if path.startswith("/api/"):
                 headers = dict(scope["headers"])
                 if config.auth and not await self.state.authenticate(headers.get(b"authorization")):
-                    await answer(401, "Missing or invalid API key: send Authorization: Bearer KEY "
-                                 "(`skinctl api-key create NAME` makes one).",
-                                 {"WWW-Authenticate": "Bearer"})
+                    await answer(
+                        401,
+                        "Missing or invalid API key: send Authorization: Bearer KEY "
+                        "(`skinctl api-key create NAME` makes one).",
+                        {"WWW-Authenticate": "Bearer"},
+                    )
                     return
                 if scope["method"] == "POST":
                     limit = config.max_bytes + MULTIPART_ALLOWANCE
                     declared = headers.get(b"content-length")
                     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-                        await answer(413, f"The request body ({declared.decode('latin-1')} bytes) "
-                                     f"is over the limit of {config.max_bytes} bytes.")
+                        await answer(
+                            413,
+                            f"The request body ({declared.decode('latin-1')} bytes) "
+                            f"is over the limit of {config.max_bytes} bytes.",
+                        )
                         return
                     kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
                     if kind not in (b"multipart/form-data", b"application/json"):
-                        await answer(415, f"Content type {kind.decode('latin-1') or 'none'!r} is not "
-                                     "accepted: send multipart/form-data with an `image` field, or "
-                                     'application/json {"image_id": N}.')
+                        await answer(
+                            415,
+                            f"Content type {kind.decode('latin-1') or 'none'!r} is not "
+                            "accepted: send multipart/form-data with an `image` field, or "
+                            'application/json {"image_id": N}.',
+                        )
                         return
                     receive = _limited(receive, limit)
             await self.app(scope, receive, send_with_id)
         except Exception as error:
-            log.error("request %s failed: %s\n%s", request_id, _first_line(error),
-                      "".join(traceback.format_exception(error)))
+            log.error(
+                "request %s failed: %s\n%s",
+                request_id,
+                _first_line(error),
+                "".join(traceback.format_exception(error)),
+            )
             if not response_started[0]:
                 await answer(500, "Internal error; the request id names it in the server log.")
         finally:
@@ -331,7 +388,7 @@ def create_app(config: ServeConfig) -> Any:
     state = ServerState(config)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's protocol
+    async def lifespan(app: FastAPI):
         await asyncio.to_thread(state.connect)
         await asyncio.to_thread(state.refresh)  # the promoted models, loaded before serving
         state.batcher.start()
@@ -362,8 +419,11 @@ def create_app(config: ServeConfig) -> Any:
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
-        return error_response(413, f"The request body is over the limit of {config.max_bytes} bytes.",
-                              request_id(request))
+        return error_response(
+            413,
+            f"The request body is over the limit of {config.max_bytes} bytes.",
+            request_id(request),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -372,15 +432,17 @@ def create_app(config: ServeConfig) -> Any:
     @app.exception_handler(Exception)
     async def internal(request: Request, error: Exception) -> JSONResponse:
         # Starlette re-raises after this answer; the Guard logs it with the request id.
-        return error_response(500, "Internal error; the request id names it in the server log.",
-                              request_id(request))
+        return error_response(
+            500, "Internal error; the request id names it in the server log.", request_id(request)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_response(422, f"Invalid request: {where}: {first.get('msg', 'invalid')}.",
-                              request_id(request))
+        return error_response(
+            422, f"Invalid request: {where}: {first.get('msg', 'invalid')}.", request_id(request)
+        )
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -394,9 +456,12 @@ def create_app(config: ServeConfig) -> Any:
         if state.database_error is not None:
             missing.append("database")
         body = {
-            "ready": not missing, "missing": missing,
+            "ready": not missing,
+            "missing": missing,
             "models": {task.value: model.facts.run_id for task, model in state.models.items()},
-            "database": "ok" if state.database_error is None else f"unreachable: {state.database_error}",
+            "database": "ok"
+            if state.database_error is None
+            else f"unreachable: {state.database_error}",
         }
         return JSONResponse(body, status_code=200 if not missing else 503)
 
@@ -410,21 +475,36 @@ def create_app(config: ServeConfig) -> Any:
             "alias": config.alias,
             "models": [model.facts for model in state.models.values()],
             "failed": [{"promotion_id": pid, "error": why} for pid, why in state.failed.items()],
-            "database": "ok" if state.database_error is None else f"unreachable: {state.database_error}",
+            "database": "ok"
+            if state.database_error is None
+            else f"unreachable: {state.database_error}",
         }
         return Response(to_json(body), media_type="application/json")
 
     @app.post(
         f"{API}/analyze-condition",
         summary="Analyse one face photo: conditions with confidences, severity, skin type",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["image"],
-                "properties": {"image": {"type": "string", "format": "binary"}}}},
-            "application/json": {"schema": {
-                "type": "object", "required": ["image_id"],
-                "properties": {"image_id": {"type": "integer"}}}},
-        }}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {"image": {"type": "string", "format": "binary"}},
+                        }
+                    },
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image_id"],
+                            "properties": {"image_id": {"type": "integer"}},
+                        }
+                    },
+                },
+            }
+        },
     )
     async def analyze(request: Request) -> Response:
         return await analyze_condition(state, request)
@@ -469,10 +549,15 @@ async def _read_stored(state: ServerState, request: Request) -> tuple[bytes, int
     except BodyTooLarge:
         raise
     except (ValueError, KeyError, TypeError):
-        raise ApiError(422, 'The JSON body must be {"image_id": N} with N a whole number.') from None
+        raise ApiError(
+            422, 'The JSON body must be {"image_id": N} with N a whole number.'
+        ) from None
     if state.database_error is not None:
-        raise ApiError(503, "The database is unreachable, so stored images cannot be read; "
-                       "upload the image as multipart field `image`.")
+        raise ApiError(
+            503,
+            "The database is unreachable, so stored images cannot be read; "
+            "upload the image as multipart field `image`.",
+        )
 
     def read() -> bytes:
         from sqlalchemy.orm import Session
@@ -502,7 +587,9 @@ def _validate(data: bytes, max_pixels: int) -> tuple[ImageFacts, bytes]:
     try:
         facts = analyse_bytes(data, max_pixels)
     except ImageRejected as rejected:
-        raise ApiError(422, f"The image was rejected ({rejected.reason}): {rejected.detail}.") from None
+        raise ApiError(
+            422, f"The image was rejected ({rejected.reason}): {rejected.detail}."
+        ) from None
     try:
         return facts, tf_ready(data)
     except Exception as error:
@@ -510,16 +597,22 @@ def _validate(data: bytes, max_pixels: int) -> tuple[ImageFacts, bytes]:
 
 
 def _ranked(model: ServedModel, row: Any) -> list[tuple[str, float]]:
-    return sorted(zip(model.facts.classes, (float(p) for p in row), strict=True),
-                  key=lambda pair: -pair[1])
+    return sorted(
+        zip(model.facts.classes, (float(p) for p in row), strict=True), key=lambda pair: -pair[1]
+    )
 
 
 def _model_entry(model: ServedModel) -> dict[str, Any]:
     f = model.facts
     return {
-        "task": f.task.value, "run_id": f.run_id, "name": f.name, "version": f.version,
-        "architecture": f.architecture, "test_accuracy": f.test_accuracy,
-        "accuracy_ci95": f.accuracy_ci95, "majority_rate": f.majority_rate,
+        "task": f.task.value,
+        "run_id": f.run_id,
+        "name": f.name,
+        "version": f.version,
+        "architecture": f.architecture,
+        "test_accuracy": f.test_accuracy,
+        "accuracy_ci95": f.accuracy_ci95,
+        "majority_rate": f.majority_rate,
         "beats_majority": f.beats_majority,
     }
 
@@ -530,8 +623,11 @@ async def analyze_condition(state: ServerState, request: Request) -> Response:
     models = state.models  # this request's models, whatever a swap does meanwhile
     condition = models.get(Task.condition)
     if condition is None:
-        raise ApiError(503, "No condition model is loaded: promote one with "
-                       "`skinctl model promote RUN --task condition`.")
+        raise ApiError(
+            503,
+            "No condition model is loaded: promote one with "
+            "`skinctl model promote RUN --task condition`.",
+        )
     image_id = None
     state.batcher.expect()
     try:
@@ -541,7 +637,8 @@ async def analyze_condition(state: ServerState, request: Request) -> Response:
         else:
             data = await _read_upload(request, state.config.max_bytes)
         facts, encoded = await asyncio.get_running_loop().run_in_executor(
-            state.validators, _validate, data, state.config.max_pixels)
+            state.validators, _validate, data, state.config.max_pixels
+        )
     finally:
         state.batcher.unexpect()
 
@@ -571,54 +668,91 @@ async def analyze_condition(state: ServerState, request: Request) -> Response:
         severity = {"level": levels[0][0], "confidence": levels[0][1]}
     if Task.skin_type in by_task:
         types = _ranked(*by_task[Task.skin_type])
-        skin_type = {"type": types[0][0], "confidence": types[0][1],
-                     "all": [{"type": t, "confidence": p} for t, p in types]}
+        skin_type = {
+            "type": types[0][0],
+            "confidence": types[0][1],
+            "all": [{"type": t, "confidence": p} for t, p in types],
+        }
     unfit = [flag for flag in facts.quality_flags if flag in UNFIT_FLAGS]
-    answer.update({
-        "severity": severity,
-        "skin_type": skin_type,
-        "models": [_model_entry(m) for m in used],
-        "input": {"width": facts.width, "height": facts.height, "format": facts.format,
-                  "bytes": facts.byte_size, "sha256": facts.sha256,
-                  "quality_flags": facts.quality_flags, "image_id": image_id},
-        "warning": (f"The photo looks unfit for analysis ({', '.join(unfit)}); the answer may be "
-                    "wrong. Retake it in even light, in focus, with the skin filling the frame."
-                    if unfit else None),
-    })
+    answer.update(
+        {
+            "severity": severity,
+            "skin_type": skin_type,
+            "models": [_model_entry(m) for m in used],
+            "input": {
+                "width": facts.width,
+                "height": facts.height,
+                "format": facts.format,
+                "bytes": facts.byte_size,
+                "sha256": facts.sha256,
+                "quality_flags": facts.quality_flags,
+                "image_id": image_id,
+            },
+            "warning": (
+                f"The photo looks unfit for analysis ({', '.join(unfit)}); the answer may be "
+                "wrong. Retake it in even light, in focus, with the skin filling the frame."
+                if unfit
+                else None
+            ),
+        }
+    )
     if not condition.facts.beats_majority:
-        answer["model_warning"] = (f"The condition model (run {condition.facts.run_id}) does not "
-                                   "beat its majority-class rate on its test set.")
+        answer["model_warning"] = (
+            f"The condition model (run {condition.facts.run_id}) does not "
+            "beat its majority-class rate on its test set."
+        )
     if state.config.record:
         answer["recorded"] = await _record(state, rid, data, facts, ranked, by_task)
     answer["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return Response(to_json(answer), media_type="application/json")
 
 
-async def _record(state: ServerState, rid: str, data: bytes, facts: ImageFacts,
-                  ranked: list[tuple[str, float]], by_task: dict) -> dict[str, Any]:
+async def _record(
+    state: ServerState,
+    rid: str,
+    data: bytes,
+    facts: ImageFacts,
+    ranked: list[tuple[str, float]],
+    by_task: dict,
+) -> dict[str, Any]:
     from skinctl.serve.record import ModelAnswer, record_analysis
 
     condition = by_task[Task.condition][0]
-    answer = ModelAnswer("condition", ranked[0][0], ranked[0][1], condition.facts.run_id,
-                         dict(ranked))
+    answer = ModelAnswer(
+        "condition", ranked[0][0], ranked[0][1], condition.facts.run_id, dict(ranked)
+    )
     if Task.severity in by_task:
         model, row = by_task[Task.severity]
         level, confidence = _ranked(model, row)[0]
-        answer = replace(answer, severity=level, severity_confidence=confidence,
-                         severity_run_id=model.facts.run_id)
+        answer = replace(
+            answer,
+            severity=level,
+            severity_confidence=confidence,
+            severity_run_id=model.facts.run_id,
+        )
     answers = [answer]
     if Task.skin_type in by_task:
         model, row = by_task[Task.skin_type]
         types = _ranked(model, row)
-        answers.append(ModelAnswer("skin-type", types[0][0], types[0][1], model.facts.run_id,
-                                   dict(types)))
+        answers.append(
+            ModelAnswer("skin-type", types[0][0], types[0][1], model.facts.run_id, dict(types))
+        )
     try:
         recorded = await run_in_threadpool(
-            record_analysis, state.engine, state.storage, data=data, facts=facts,
-            answers=answers, request_id=rid, user=state.config.user,
+            record_analysis,
+            state.engine,
+            state.storage,
+            data=data,
+            facts=facts,
+            answers=answers,
+            request_id=rid,
+            user=state.config.user,
         )
     except Exception as error:
         log.warning("request %s: not recorded: %s", rid, _first_line(error))
         return {"error": f"not recorded: {_first_line(error)}"}
-    return {"image_id": recorded.image_id, "new_image": recorded.new_image,
-            "label_ids": list(recorded.label_ids)}
+    return {
+        "image_id": recorded.image_id,
+        "new_image": recorded.new_image,
+        "label_ids": list(recorded.label_ids),
+    }

@@ -28,7 +28,10 @@ class _Item:
 
 class Batcher:
     def __init__(
-        self, *, max_batch: int = 32, max_wait: float = 0.004,
+        self,
+        *,
+        max_batch: int = 32,
+        max_wait: float = 0.004,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.max_batch = max_batch

@@ -41,8 +41,9 @@ def key_hash(key: str) -> str:
 
 
 def _info(row: ApiKey) -> ApiKeyInfo:
-    return ApiKeyInfo(row.id, row.name, row.prefix, row.created_by, row.created_at,
-                      row.revoked_by, row.revoked_at)
+    return ApiKeyInfo(
+        row.id, row.name, row.prefix, row.created_by, row.created_at, row.revoked_by, row.revoked_at
+    )
 
 
 def create_key(engine: Engine, name: str, *, user: str) -> CreatedKey:
@@ -50,8 +51,13 @@ def create_key(engine: Engine, name: str, *, user: str) -> CreatedKey:
     if not name:
         raise UsageError("The key needs a name (who or what uses it).")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, prefix=key[:SHOWN_PREFIX], key_sha256=key_hash(key), created_by=user,
-                 created_at=datetime.now())
+    row = ApiKey(
+        name=name,
+        prefix=key[:SHOWN_PREFIX],
+        key_sha256=key_hash(key),
+        created_by=user,
+        created_at=datetime.now(),
+    )
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             session.add(row)
@@ -75,11 +81,15 @@ def revoke_key(engine: Engine, ref: str, *, user: str) -> ApiKeyInfo:
     """Revoke the live key with this name (or id). Revoking twice is refused with NotFound."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         query = select(ApiKey).where(ApiKey.revoked_at.is_(None))
-        query = query.where(ApiKey.id == int(ref)) if ref.isdigit() else query.where(ApiKey.name == ref)
+        query = (
+            query.where(ApiKey.id == int(ref)) if ref.isdigit() else query.where(ApiKey.name == ref)
+        )
         row = session.scalar(query.with_for_update())
         if row is None:
-            raise NotFound(f"No live API key named (or numbered) {ref!r}.",
-                           hint="`skinctl api-key list` shows the keys.")
+            raise NotFound(
+                f"No live API key named (or numbered) {ref!r}.",
+                hint="`skinctl api-key list` shows the keys.",
+            )
         row.revoked_at, row.revoked_by = datetime.now(), user
         session.flush()
         return _info(row)
@@ -88,6 +98,8 @@ def revoke_key(engine: Engine, ref: str, *, user: str) -> ApiKeyInfo:
 def live_key_hashes(engine: Engine) -> dict[str, str]:
     """SHA-256 of every live key -> its name (what the server checks requests against)."""
     with Session(engine) as session:
-        return dict(session.execute(
-            select(ApiKey.key_sha256, ApiKey.name).where(ApiKey.revoked_at.is_(None))
-        ).all())
+        return dict(
+            session.execute(
+                select(ApiKey.key_sha256, ApiKey.name).where(ApiKey.revoked_at.is_(None))
+            ).all()
+        )

@@ -74,7 +74,8 @@ class Predictor:
         def run(encoded: Any) -> Any:
             images = tf.map_fn(
                 lambda data: tf.cast(decode_resize(tf, data, image_size), tf.float32),
-                encoded, fn_output_signature=spec,
+                encoded,
+                fn_output_signature=spec,
             )
             return model(images, training=False)
 
@@ -105,7 +106,9 @@ def _cached_model_file(storage: Any, promotion: Promotion, home: Path) -> Path:
                 return cache
             cache.unlink()
         data = read_model_bytes(storage, promotion.model_uri)
-        verify_checksum(data, promotion.model_sha256, uri=promotion.model_uri, run_id=promotion.run_id)
+        verify_checksum(
+            data, promotion.model_sha256, uri=promotion.model_uri, run_id=promotion.run_id
+        )
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".keras")
         with os.fdopen(fd, "wb") as handle:
@@ -114,14 +117,18 @@ def _cached_model_file(storage: Any, promotion: Promotion, home: Path) -> Path:
         return cache
 
 
-def load_served_model(engine: Engine, storage: Any, promotion: Promotion, home: Path) -> ServedModel:
+def load_served_model(
+    engine: Engine, storage: Any, promotion: Promotion, home: Path
+) -> ServedModel:
     """Read, verify, load and warm up the model of a promotion."""
     with Session(engine) as session:
         run = session.get(TrainingRun, promotion.run_id)
         if run is None:
             raise TrainingError(f"Run {promotion.run_id} of promotion {promotion.id} is gone.")
         hp = run.hyperparameters or {}
-        thresholds = (run.metrics or {}).get("thresholds") if isinstance(run.metrics, dict) else None
+        thresholds = (
+            (run.metrics or {}).get("thresholds") if isinstance(run.metrics, dict) else None
+        )
     try:
         classes = tuple(str(c) for c in hp["classes"])
         image_size = int(hp["image_size"])
@@ -148,11 +155,19 @@ def load_served_model(engine: Engine, storage: Any, promotion: Promotion, home: 
         )
     predictor = Predictor(model, image_size)
     facts = ModelFacts(
-        task=promotion.task, run_id=promotion.run_id, promotion_id=promotion.id,
-        name=promotion.model_name, version=promotion.version, architecture=promotion.architecture,
-        test_accuracy=promotion.accuracy, accuracy_ci95=promotion.accuracy_ci95,
-        majority_rate=promotion.majority_rate, beats_majority=promotion.beats_majority,
-        multi_label=bool(hp.get("multi_label")), classes=classes, image_size=image_size,
+        task=promotion.task,
+        run_id=promotion.run_id,
+        promotion_id=promotion.id,
+        name=promotion.model_name,
+        version=promotion.version,
+        architecture=promotion.architecture,
+        test_accuracy=promotion.accuracy,
+        accuracy_ci95=promotion.accuracy_ci95,
+        majority_rate=promotion.majority_rate,
+        beats_majority=promotion.beats_majority,
+        multi_label=bool(hp.get("multi_label")),
+        classes=classes,
+        image_size=image_size,
         model_sha256=promotion.model_sha256,
     )
     served = ServedModel(facts, thresholds if isinstance(thresholds, dict) else None, predictor)

@@ -50,8 +50,14 @@ class Recorded:
 
 
 def record_analysis(
-    engine: Engine, storage: Any, *, data: bytes, facts: ImageFacts, answers: list[ModelAnswer],
-    request_id: str, user: str,
+    engine: Engine,
+    storage: Any,
+    *,
+    data: bytes,
+    facts: ImageFacts,
+    answers: list[ModelAnswer],
+    request_id: str,
+    user: str,
 ) -> Recorded:
     from skinctl.labels import LabelService
 
@@ -61,12 +67,22 @@ def record_analysis(
     operation = str(uuid.uuid4())
     with Session(engine) as session, session.begin():
         image_id = session.scalar(
-            insert(TrainingImage).values(
-                image_url=storage.url_for(key), local_path=f"api/{request_id}",
-                image_hash=facts.sha256, dataset_source=DATASET, width=facts.width,
-                height=facts.height, format=facts.format, byte_size=facts.byte_size,
-                phash=facts.phash, phash_method=PHASH_METHOD, quality_flags=facts.quality_flags,
-            ).on_conflict_do_nothing(index_elements=["image_hash"]).returning(TrainingImage.id)
+            insert(TrainingImage)
+            .values(
+                image_url=storage.url_for(key),
+                local_path=f"api/{request_id}",
+                image_hash=facts.sha256,
+                dataset_source=DATASET,
+                width=facts.width,
+                height=facts.height,
+                format=facts.format,
+                byte_size=facts.byte_size,
+                phash=facts.phash,
+                phash_method=PHASH_METHOD,
+                quality_flags=facts.quality_flags,
+            )
+            .on_conflict_do_nothing(index_elements=["image_hash"])
+            .returning(TrainingImage.id)
         )
         new_image = image_id is not None
         if image_id is None:
@@ -76,26 +92,48 @@ def record_analysis(
         added = []
         for answer in answers:
             task = LABEL_TASK[answer.task]
-            exists = session.scalar(select(ConditionLabel.id).where(
-                ConditionLabel.image_id == image_id, ConditionLabel.task == task,
-                ConditionLabel.source == "model",
-                ConditionLabel.metadata_["run_id"].astext == str(answer.run_id),
-            ).limit(1))
+            exists = session.scalar(
+                select(ConditionLabel.id)
+                .where(
+                    ConditionLabel.image_id == image_id,
+                    ConditionLabel.task == task,
+                    ConditionLabel.source == "model",
+                    ConditionLabel.metadata_["run_id"].astext == str(answer.run_id),
+                )
+                .limit(1)
+            )
             if exists is not None:
                 continue
             label = ConditionLabel(
-                image_id=image_id, task=task, condition_type=answer.label,
-                confidence_score=answer.confidence, severity_level=answer.severity,
-                source="model", status="pending", verified=False, created_at=datetime.now(),
+                image_id=image_id,
+                task=task,
+                condition_type=answer.label,
+                confidence_score=answer.confidence,
+                severity_level=answer.severity,
+                source="model",
+                status="pending",
+                verified=False,
+                created_at=datetime.now(),
                 metadata_={
-                    "run_id": answer.run_id, "request_id": request_id,
+                    "run_id": answer.run_id,
+                    "request_id": request_id,
                     "probabilities": answer.probabilities,
-                    **({"severity_confidence": answer.severity_confidence,
-                        "severity_run_id": answer.severity_run_id} if answer.severity else {}),
+                    **(
+                        {
+                            "severity_confidence": answer.severity_confidence,
+                            "severity_run_id": answer.severity_run_id,
+                        }
+                        if answer.severity
+                        else {}
+                    ),
                 },
             )
             session.add(label)
-            labels.record_new_label(session, operation, label,
-                                    f"model answer of run {answer.run_id} (request {request_id})")
+            labels.record_new_label(
+                session,
+                operation,
+                label,
+                f"model answer of run {answer.run_id} (request {request_id})",
+            )
             added.append(label.id)
     return Recorded(image_id, new_image, tuple(added))

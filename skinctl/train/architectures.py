@@ -92,12 +92,17 @@ def build_model(
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UsageError(f"--weights {weights}: no such file.")
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    whole_model_file = weights is not None and weights != "imagenet" and (
-        name == "small-cnn" or weights.endswith((".weights.h5", ".keras"))
+    whole_model_file = (
+        weights is not None
+        and weights != "imagenet"
+        and (name == "small-cnn" or weights.endswith((".weights.h5", ".keras")))
     )
     if name == "small-cnn":
         if weights == "imagenet":
-            raise UsageError("small-cnn has no ImageNet weights.", hint="Drop --weights, or pick another --model.")
+            raise UsageError(
+                "small-cnn has no ImageNet weights.",
+                hint="Drop --weights, or pick another --model.",
+            )
         features = _small_cnn(keras, inputs)
     else:
         features = _backbone(keras, name, inputs, image_size, None if whole_model_file else weights)

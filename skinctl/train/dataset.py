@@ -29,7 +29,9 @@ TASKS: dict[str, tuple[str, str]] = {
 
 BALANCE_BY = tuple(BalanceBy)
 GROUP_FIELDS: dict[str, str] = {
-    BalanceBy.fitzpatrick: "fitzpatrick", BalanceBy.skin_type: "skin_type", BalanceBy.age_range: "age_range",
+    BalanceBy.fitzpatrick: "fitzpatrick",
+    BalanceBy.skin_type: "skin_type",
+    BalanceBy.age_range: "age_range",
 }
 
 
@@ -117,10 +119,16 @@ def select_examples(
         label = str(label).strip()
         if image_id not in by_image:
             by_image[image_id] = Example(
-                image_id=image_id, image_url=url, labels=[], dataset_source=source,
-                group_key=group_key, subject_id=subject, folder_split=split,
+                image_id=image_id,
+                image_url=url,
+                labels=[],
+                dataset_source=source,
+                group_key=group_key,
+                subject_id=subject,
+                folder_split=split,
                 fitzpatrick=str(fitz) if fitz is not None else None,
-                skin_type=skin_type, age_range=age,
+                skin_type=skin_type,
+                age_range=age,
             )
         if label not in labels[image_id]:
             labels[image_id].append(label)
@@ -136,7 +144,8 @@ def select_examples(
                 continue
         if len(image_labels) > 1 and not multi_label:
             reason = (
-                "several severity levels" if task == "severity"
+                "several severity levels"
+                if task == "severity"
                 else "several labels (use --multi-label to train on them)"
             )
             left_out[reason] += 1
@@ -251,8 +260,15 @@ def assign_groups(
 
 def folder_split(examples: Sequence[Example]) -> dict[int, str]:
     """The source dataset's own train/valid/test folders (may leak: shown for comparison)."""
-    names = {"train": "train", "training": "train", "valid": "val", "val": "val",
-             "validation": "val", "test": "test", "testing": "test"}
+    names = {
+        "train": "train",
+        "training": "train",
+        "valid": "val",
+        "val": "val",
+        "validation": "val",
+        "test": "test",
+        "testing": "test",
+    }
     out: dict[int, str] = {}
     missing = 0
     for example in examples:
@@ -281,7 +297,8 @@ def sample_weights(
     if balance_by:
         if balance_by not in GROUP_FIELDS:
             raise UsageError(
-                f"--balance-by {balance_by!r} is not known.", hint=f"Use one of: {', '.join(BALANCE_BY)}."
+                f"--balance-by {balance_by!r} is not known.",
+                hint=f"Use one of: {', '.join(BALANCE_BY)}.",
             )
         attr = GROUP_FIELDS[balance_by]
         values = [getattr(e, attr) for e in examples]

@@ -15,8 +15,12 @@ from skinctl.train.fitting import Prepared, predict_probabilities, targets_for
 from skinctl.train.options import TrainOptions
 
 # group name in training_group_metrics -> the Example attribute it reads
-GROUP_BY = {"fitzpatrick": "fitzpatrick", "skin_type": "skin_type", "age_range": "age_range",
-            "dataset": "dataset_source"}
+GROUP_BY = {
+    "fitzpatrick": "fitzpatrick",
+    "skin_type": "skin_type",
+    "age_range": "age_range",
+    "dataset": "dataset_source",
+}
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,18 @@ def group_metrics(
             continue  # one dataset: the group is the whole test split
         for value, indices in sorted(values.items()):
             e = evaluation_of(indices)
-            rows.append(GroupScore(
-                group_by=group_by, group_value=value, support=e.n,
-                accuracy=e.accuracy, accuracy_low=e.accuracy_ci[0],
-                accuracy_high=e.accuracy_ci[1], f1_macro=e.f1, majority_rate=e.majority_rate,
-            ))
+            rows.append(
+                GroupScore(
+                    group_by=group_by,
+                    group_value=value,
+                    support=e.n,
+                    accuracy=e.accuracy,
+                    accuracy_low=e.accuracy_ci[0],
+                    accuracy_high=e.accuracy_ci[1],
+                    f1_macro=e.f1,
+                    majority_rate=e.majority_rate,
+                )
+            )
     return rows
 
 
@@ -106,25 +117,47 @@ def majority_warning(e: mt.Evaluation) -> str | None:
     return None
 
 
-def evaluate_model(model: object, reader: object, prepared: Prepared, options: TrainOptions) -> RunEvaluation:
+def evaluate_model(
+    model: object, reader: object, prepared: Prepared, options: TrainOptions
+) -> RunEvaluation:
     """The model on the test split; multi-label thresholds are chosen on the val split first."""
     classes, parts = prepared.classes, prepared.parts
     thresholds = None
     if options.multi_label:
-        val_probs = predict_probabilities(model, reader, parts["val"], options.image_size, options.batch_size)
+        val_probs = predict_probabilities(
+            model, reader, parts["val"], options.image_size, options.batch_size
+        )
         thresholds = mt.best_thresholds(targets_for(parts["val"], classes, True), val_probs)
-    test_probs = predict_probabilities(model, reader, parts["test"], options.image_size, options.batch_size)
-    evaluation, _ = evaluate_split(test_probs, parts["test"], classes, parts["train"],
-                                   options.multi_label, thresholds, options.seed)
+    test_probs = predict_probabilities(
+        model, reader, parts["test"], options.image_size, options.batch_size
+    )
+    evaluation, _ = evaluate_split(
+        test_probs,
+        parts["test"],
+        classes,
+        parts["train"],
+        options.multi_label,
+        thresholds,
+        options.seed,
+    )
 
     def evaluation_of(indices: list[int]) -> mt.Evaluation:
         sub = [parts["test"][i] for i in indices]
-        return evaluate_split(test_probs[indices], sub, classes, parts["train"],
-                              options.multi_label, thresholds, options.seed)[0]
+        return evaluate_split(
+            test_probs[indices],
+            sub,
+            classes,
+            parts["train"],
+            options.multi_label,
+            thresholds,
+            options.seed,
+        )[0]
 
     return RunEvaluation(
         test=evaluation,
         groups=group_metrics(evaluation_of, parts["test"]),
-        thresholds=dict(zip(classes, thresholds.tolist(), strict=True)) if thresholds is not None else None,
+        thresholds=dict(zip(classes, thresholds.tolist(), strict=True))
+        if thresholds is not None
+        else None,
         warning=majority_warning(evaluation),
     )

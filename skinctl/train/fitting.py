@@ -36,7 +36,9 @@ class Prepared:
         return self.selection.classes
 
 
-def targets_for(examples: Sequence[ds.Example], classes: Sequence[str], multi_label: bool) -> np.ndarray:
+def targets_for(
+    examples: Sequence[ds.Example], classes: Sequence[str], multi_label: bool
+) -> np.ndarray:
     index = {c: i for i, c in enumerate(classes)}
     if multi_label:
         out = np.zeros((len(examples), len(classes)), dtype=np.float32)
@@ -49,8 +51,12 @@ def targets_for(examples: Sequence[ds.Example], classes: Sequence[str], multi_la
 
 def prepare(session: Session, options: TrainOptions) -> Prepared:
     selection = ds.select_examples(
-        session, options.task, datasets=options.datasets, verified_only=options.verified_only,
-        classes=options.classes, multi_label=options.multi_label,
+        session,
+        options.task,
+        datasets=options.datasets,
+        verified_only=options.verified_only,
+        classes=options.classes,
+        multi_label=options.multi_label,
     )
     pairs = ds.duplicate_pairs(session, (e.image_id for e in selection.examples))
     groups = ds.link_groups(selection.examples, pairs)
@@ -58,8 +64,11 @@ def prepare(session: Session, options: TrainOptions) -> Prepared:
         split_of = ds.folder_split(selection.examples)
     else:
         split_of = ds.group_split(
-            selection.examples, groups, val_fraction=options.val_fraction,
-            test_fraction=options.test_fraction, seed=options.seed,
+            selection.examples,
+            groups,
+            val_fraction=options.val_fraction,
+            test_fraction=options.test_fraction,
+            seed=options.seed,
         )
     parts: dict[str, list[ds.Example]] = {"train": [], "val": [], "test": []}
     for example in selection.examples:
@@ -80,8 +89,12 @@ def library_versions() -> dict[str, str]:
     tf = tensorflow()
     import keras
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,10 @@ def epoch_recorder(keras: Any, n_train: int, on_epoch: OnEpoch | None, unit: str
                 val_accuracy=logs.get("val_accuracy", logs.get("val_binary_accuracy")),
                 learning_rate=lr,
                 seconds=seconds,
-                metrics={**logs, f"train_{unit}_per_second": n_train / seconds if seconds else None},
+                metrics={
+                    **logs,
+                    f"train_{unit}_per_second": n_train / seconds if seconds else None,
+                },
             )
             self.history.append(row)
             if on_epoch is not None:
@@ -191,8 +207,14 @@ def fit(
     y_train = targets_for(train, classes, options.multi_label)
     y_val = targets_for(val, classes, options.multi_label)
     train_data = make_dataset(
-        reader, [e.image_url for e in train], options.image_size, options.batch_size,
-        targets=y_train, weights=np.asarray(train_weights), training=True, seed=options.seed,
+        reader,
+        [e.image_url for e in train],
+        options.image_size,
+        options.batch_size,
+        targets=y_train,
+        weights=np.asarray(train_weights),
+        training=True,
+        seed=options.seed,
     )
     val_data = make_dataset(
         reader, [e.image_url for e in val], options.image_size, options.batch_size, targets=y_val
@@ -200,15 +222,20 @@ def fit(
     strategy = distribution_strategy(tf)
     with strategy.scope():
         model = build_model(
-            options.model, options.image_size, len(classes),
-            multi_label=options.multi_label, weights=options.weights,
+            options.model,
+            options.image_size,
+            len(classes),
+            multi_label=options.multi_label,
+            weights=options.weights,
         )
         if options.multi_label:
             loss, metric = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
         else:
             loss, metric = "sparse_categorical_crossentropy", "accuracy"
         model.compile(
-            optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss, metrics=[metric],
+            optimizer=keras.optimizers.Adam(options.learning_rate),
+            loss=loss,
+            metrics=[metric],
             jit_compile=False,  # XLA compiles for seconds per model; no gain for small CPU models
         )
     recorder = epoch_recorder(keras, len(train), on_epoch)
@@ -221,8 +248,14 @@ def fit(
     ]
     interrupted = False
     try:
-        model.fit(train_data, validation_data=val_data, epochs=options.epochs,
-                  callbacks=callbacks, verbose=0, shuffle=False)  # tf.data shuffles
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=options.epochs,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )  # tf.data shuffles
     except KeyboardInterrupt:
         interrupted = True
     # Keep the best epoch, whether training ended, stopped early or was interrupted mid-epoch.
@@ -231,9 +264,12 @@ def fit(
     return FitResult(model, recorder.history, best.epoch, interrupted)
 
 
-def predict_probabilities(model: Any, reader: Any, examples: Sequence[ds.Example],
-                          image_size: int, batch_size: int) -> np.ndarray:
+def predict_probabilities(
+    model: Any, reader: Any, examples: Sequence[ds.Example], image_size: int, batch_size: int
+) -> np.ndarray:
     from skinctl.train.pipeline import make_dataset
 
-    data = make_dataset(reader, [e.image_url for e in examples], image_size, batch_size, cache=False)
+    data = make_dataset(
+        reader, [e.image_url for e in examples], image_size, batch_size, cache=False
+    )
     return np.asarray(model.predict(data, verbose=0), dtype=np.float64)

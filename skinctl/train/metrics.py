@@ -208,7 +208,9 @@ def evaluate_multilabel(
     y_pred = np.asarray(y_pred, dtype=bool)
     n, k = y_true.shape
     precision, recall, f1, support = _multilabel_prf(y_true, y_pred)
-    _, _, majority_f1, _ = _multilabel_prf(y_true, np.broadcast_to(majority_set.astype(bool), y_true.shape))
+    _, _, majority_f1, _ = _multilabel_prf(
+        y_true, np.broadcast_to(majority_set.astype(bool), y_true.shape)
+    )
     exact = (y_true == y_pred).all(axis=1)
     majority_exact = (y_true == majority_set[None, :]).all(axis=1)
 
@@ -223,8 +225,10 @@ def evaluate_multilabel(
         boot.append(f1_b[denominator > 0].mean() if (denominator > 0).any() else 0.0)
     f1_ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))) if n else (0.0, 1.0)
     # A k x k "confusion" for multi-label: row = true class, column = predicted class co-occurrence.
-    matrix = (y_true.T.astype(np.int64) @ y_pred.astype(np.int64))
-    majority_name = "+".join(c for c, on in zip(classes, majority_set, strict=True) if on) or "(none)"
+    matrix = y_true.T.astype(np.int64) @ y_pred.astype(np.int64)
+    majority_name = (
+        "+".join(c for c, on in zip(classes, majority_set, strict=True) if on) or "(none)"
+    )
     return Evaluation(
         classes=list(classes),
         n=n,

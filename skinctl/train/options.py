@@ -56,9 +56,18 @@ class TrainOptions:
             self.balance_by = _choice(BalanceBy, self.balance_by, "--balance-by")
 
     def check(self) -> None:
-        if self.image_size < 16 or self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise UsageError("--image-size must be >= 16, --epochs and --batch-size >= 1, --learning-rate > 0.")
+        if (
+            self.image_size < 16
+            or self.epochs < 1
+            or self.batch_size < 1
+            or self.learning_rate <= 0
+        ):
+            raise UsageError(
+                "--image-size must be >= 16, --epochs and --batch-size >= 1, --learning-rate > 0."
+            )
         if self.multi_label and self.task == Task.severity:
-            raise UsageError("--multi-label does not apply to --task severity (one level per image).")
+            raise UsageError(
+                "--multi-label does not apply to --task severity (one level per image)."
+            )
         if self.model == Architecture.mobilenet_v3_small and self.image_size < 32:
             raise UsageError(f"{self.model} needs --image-size 32 or more.")

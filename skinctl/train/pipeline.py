@@ -37,7 +37,9 @@ def tf_decodable(data: bytes) -> bytes:
 
     from PIL import Image, ImageOps
 
-    if data.startswith(_TF_MAGIC) and not (data.startswith(b"\xff\xd8\xff") and b"Exif" in data[:64]):
+    if data.startswith(_TF_MAGIC) and not (
+        data.startswith(b"\xff\xd8\xff") and b"Exif" in data[:64]
+    ):
         return data
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -104,9 +106,7 @@ def _decode(tf: Any, data: Any, image_size: int) -> Any:
         # index of the largest ratio that keeps the smaller side >= image_size
         fits = tf.stack([smaller // r >= image_size for r in JPEG_RATIOS[1:]])
         index = tf.reduce_sum(tf.cast(fits, tf.int32))
-        branches = [
-            (lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)) for r in JPEG_RATIOS
-        ]
+        branches = [(lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)) for r in JPEG_RATIOS]
         return tf.switch_case(index, branches)
 
     def other() -> Any:
@@ -186,8 +186,10 @@ def make_dataset(
             images = augment(tf, images)
         return (images, *rest)
 
-    return dataset.batch(batch_size).map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE
+    return (
+        dataset.batch(batch_size)
+        .map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
     )
 
 

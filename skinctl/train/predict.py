@@ -80,8 +80,16 @@ def load_run(engine: Engine, storage: Any, ref: str | int, home: Path) -> Loaded
     except Exception as error:
         cache.unlink(missing_ok=True)
         raise TrainingError(f"Cannot load the model of run {run_id} from {uri}: {error}") from error
-    return LoadedRun(run_id, task, list(hp["classes"]), options.image_size, options.multi_label,
-                     thresholds, options, model)
+    return LoadedRun(
+        run_id,
+        task,
+        list(hp["classes"]),
+        options.image_size,
+        options.multi_label,
+        thresholds,
+        options,
+        model,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +108,9 @@ class Prediction:
     image_url: str | None = dataclasses.field(default=None, metadata=OPTIONAL)
     prediction: str = ""
     top: list[ClassConfidence] = dataclasses.field(default_factory=list)
-    labels: list[str] | None = dataclasses.field(default=None, metadata=OPTIONAL)  # multi-label runs
+    labels: list[str] | None = dataclasses.field(
+        default=None, metadata=OPTIONAL
+    )  # multi-label runs
     severity: str | None = dataclasses.field(default=None, metadata=OPTIONAL)  # severity runs
 
 
@@ -119,7 +129,9 @@ class PredictResult:
     rejected: list[RejectedInput]
 
 
-def _answer(loaded: LoadedRun, source: dict[str, Any], probabilities: np.ndarray, top: int) -> Prediction:
+def _answer(
+    loaded: LoadedRun, source: dict[str, Any], probabilities: np.ndarray, top: int
+) -> Prediction:
     order = np.argsort(-probabilities)
     ranked = [ClassConfidence(loaded.classes[i], float(probabilities[i])) for i in order]
     labels = None
@@ -127,14 +139,22 @@ def _answer(loaded: LoadedRun, source: dict[str, Any], probabilities: np.ndarray
         thresholds = loaded.thresholds or {}
         labels = [r.class_ for r in ranked if r.confidence >= thresholds.get(r.class_, 0.5)]
     return Prediction(
-        **source, prediction=ranked[0].class_, top=ranked[:top], labels=labels,
+        **source,
+        prediction=ranked[0].class_,
+        top=ranked[:top],
+        labels=labels,
         severity=ranked[0].class_ if loaded.task == Task.severity else None,
     )
 
 
 def predict_inputs(
-    engine: Engine, storage: Any, inputs: Sequence[str], *, run: str | int = "latest",
-    top: int = 3, home: Path,
+    engine: Engine,
+    storage: Any,
+    inputs: Sequence[str],
+    *,
+    run: str | int = "latest",
+    top: int = 3,
+    home: Path,
 ) -> PredictResult:
     """Per-class confidence for image files or image ids. Unreadable inputs are reported in
     `rejected` (with why) and the others are still answered."""
@@ -165,22 +185,31 @@ def predict_inputs(
         except (SkinctlError, OSError) as error:
             rejected.append(RejectedInput(item, str(error)))
         except Exception as error:  # TensorFlow's decode errors: not an image
-            rejected.append(RejectedInput(item, f"cannot decode the image ({error.__class__.__name__})"))
+            rejected.append(
+                RejectedInput(item, f"cannot decode the image ({error.__class__.__name__})")
+            )
     results = []
     if images:
-        probabilities = np.asarray(loaded.model.predict(np.stack(images), verbose=0), dtype=np.float64)
+        probabilities = np.asarray(
+            loaded.model.predict(np.stack(images), verbose=0), dtype=np.float64
+        )
         for source, row in zip(answered_for, probabilities, strict=True):
             results.append(_answer(loaded, source, row, top))
-    return PredictResult(run=loaded.id, task=loaded.task, classes=loaded.classes,
-                         results=results, rejected=rejected)
+    return PredictResult(
+        run=loaded.id, task=loaded.task, classes=loaded.classes, results=results, rejected=rejected
+    )
 
 
 # --- train score -----------------------------------------------------------------------------
 
 
 def _prediction_rows(
-    run_id: int, examples: Sequence[ds.Example], probabilities: np.ndarray, classes: Sequence[str],
-    origin: str | Sequence[str], folds: Sequence[int | None] | None = None,
+    run_id: int,
+    examples: Sequence[ds.Example],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    origin: str | Sequence[str],
+    folds: Sequence[int | None] | None = None,
 ) -> list[dict[str, Any]]:
     index = {c: i for i, c in enumerate(classes)}
     rows = []
@@ -189,17 +218,19 @@ def _prediction_rows(
         # Self-confidence: the probability the model gives the image's own label (the lowest of
         # them for a multi-label image).
         self_confidence = float(min(p[index[label]] for label in example.labels))
-        rows.append({
-            "run_id": run_id,
-            "image_id": example.image_id,
-            "origin": origin if isinstance(origin, str) else origin[i],
-            "fold": folds[i] if folds is not None else None,
-            "given_labels": list(example.labels),
-            "predicted_label": classes[int(np.argmax(p))],
-            "probabilities": {c: float(p[j]) for j, c in enumerate(classes)},
-            "self_confidence": self_confidence,
-            "mislabel_score": 1.0 - self_confidence,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "image_id": example.image_id,
+                "origin": origin if isinstance(origin, str) else origin[i],
+                "fold": folds[i] if folds is not None else None,
+                "given_labels": list(example.labels),
+                "predicted_label": classes[int(np.argmax(p))],
+                "probabilities": {c: float(p[j]) for j, c in enumerate(classes)},
+                "self_confidence": self_confidence,
+                "mislabel_score": 1.0 - self_confidence,
+            }
+        )
     return rows
 
 
@@ -223,7 +254,12 @@ class ScoreResult:
 
 
 def score_run(
-    engine: Engine, storage: Any, ref: str | int, *, home: Path, folds: int | None = None,
+    engine: Engine,
+    storage: Any,
+    ref: str | int,
+    *,
+    home: Path,
+    folds: int | None = None,
     report: ReportProgress = no_progress,
 ) -> ScoreResult:
     """Store out-of-sample class probabilities and mislabel scores for a run's images.
@@ -242,19 +278,32 @@ def score_run(
         classes = list((run.hyperparameters or {})["classes"])
         options.classes = classes
         prepared = prepare(session, dataclasses.replace(options, split=SplitMethod.group))
-        split_of = dict(session.execute(
-            select(TrainingRunSplit.image_id, TrainingRunSplit.split).where(TrainingRunSplit.run_id == run_id)
-        ).all())
+        split_of = dict(
+            session.execute(
+                select(TrainingRunSplit.image_id, TrainingRunSplit.split).where(
+                    TrainingRunSplit.run_id == run_id
+                )
+            ).all()
+        )
 
     examples = prepared.selection.examples
     if folds is None:
         held_out = [e for e in examples if split_of.get(e.image_id) in ("val", "test")]
         if not held_out:
-            raise TrainingError(f"Run {run_id} has no held-out images left in the database to score.")
+            raise TrainingError(
+                f"Run {run_id} has no held-out images left in the database to score."
+            )
         loaded = load_run(engine, storage, run_id, home)
-        probabilities = predict_probabilities(loaded.model, reader, held_out, options.image_size, options.batch_size)
-        rows = _prediction_rows(run_id, held_out, probabilities, classes,
-                                [f"held-out-{split_of[e.image_id]}" for e in held_out])
+        probabilities = predict_probabilities(
+            loaded.model, reader, held_out, options.image_size, options.batch_size
+        )
+        rows = _prediction_rows(
+            run_id,
+            held_out,
+            probabilities,
+            classes,
+            [f"held-out-{split_of[e.image_id]}" for e in held_out],
+        )
     else:
         if folds < 2:
             raise UsageError("--folds must be 2 or more.")
@@ -265,15 +314,20 @@ def score_run(
             rest = [e for e in examples if fold_of[e.image_id] != fold]
             if not test:
                 continue
-            inner = ds.assign_groups(rest, prepared.groups,
-                                     {"train": 1 - options.val_fraction, "val": options.val_fraction},
-                                     options.seed + fold)
+            inner = ds.assign_groups(
+                rest,
+                prepared.groups,
+                {"train": 1 - options.val_fraction, "val": options.val_fraction},
+                options.seed + fold,
+            )
             train = [e for e in rest if inner[e.image_id] == "train"]
             val = [e for e in rest if inner[e.image_id] == "val"] or train[:1]
             result = fit(reader, options, classes, train, val)
             if result.interrupted:
                 raise KeyboardInterrupt
-            probabilities = predict_probabilities(result.model, reader, test, options.image_size, options.batch_size)
+            probabilities = predict_probabilities(
+                result.model, reader, test, options.image_size, options.batch_size
+            )
             rows += _prediction_rows(run_id, test, probabilities, classes, "cv", [fold] * len(test))
             report(FOLDS_STAGE, fold + 1, folds)
     if not rows:

@@ -35,8 +35,13 @@ def next_version(session: Session, name: str) -> str:
 
 
 def start_run(
-    engine: Engine, options: TrainOptions, prepared: Prepared, hyperparameters: dict[str, Any],
-    *, name: str, user: str | None,
+    engine: Engine,
+    options: TrainOptions,
+    prepared: Prepared,
+    hyperparameters: dict[str, Any],
+    *,
+    name: str,
+    user: str | None,
 ) -> int:
     """The run row (status running) and the split of every selected image; returns the run id."""
     with Session(engine) as session, session.begin():
@@ -58,8 +63,12 @@ def start_run(
         session.execute(
             insert(TrainingRunSplit),
             [
-                {"run_id": run_id, "image_id": e.image_id, "split": prepared.split_of[e.image_id],
-                 "split_group": prepared.groups[e.image_id]}
+                {
+                    "run_id": run_id,
+                    "image_id": e.image_id,
+                    "split": prepared.split_of[e.image_id],
+                    "split_group": prepared.groups[e.image_id],
+                }
                 for e in prepared.selection.examples
             ],
         )
@@ -72,8 +81,13 @@ def record_epoch(engine: Engine, run_id: int, epoch: Epoch) -> None:
 
 
 def record_evaluation(
-    engine: Engine, run_id: int, classes: list[str], multi_label: bool, result: FitResult,
-    evaluation: RunEvaluation, saved: SavedModel,
+    engine: Engine,
+    run_id: int,
+    classes: list[str],
+    multi_label: bool,
+    result: FitResult,
+    evaluation: RunEvaluation,
+    saved: SavedModel,
 ) -> None:
     """The test figures, per class and per group, and where the model is (with its checksum)."""
     test = evaluation.test
@@ -90,7 +104,8 @@ def record_evaluation(
         run.confusion_matrix = {
             "classes": classes,
             "matrix": test.matrix.tolist(),
-            "rows": "true class", "columns": "predicted class",
+            "rows": "true class",
+            "columns": "predicted class",
             **({"kind": "multi-label co-occurrence"} if multi_label else {}),
         }
         run.metrics = {
@@ -110,7 +125,9 @@ def record_evaluation(
             session.add(TrainingGroupMetric(run_id=run_id, **asdict(group)))
 
 
-def finish_run(engine: Engine, run_id: int, started: float, *, status: RunStatus, note: str | None) -> None:
+def finish_run(
+    engine: Engine, run_id: int, started: float, *, status: RunStatus, note: str | None
+) -> None:
     """The final status, the end time and duration, and a note on how it ended."""
     seconds = time.monotonic() - started
     with Session(engine) as session, session.begin():

@@ -39,7 +39,10 @@ def resolve_run(session: Session, ref: str | int, *, with_model: bool = False) -
     try:
         run_id = int(ref)
     except ValueError:
-        raise UsageError(f"{ref!r} is not a run id.", hint="Pass a run id from `skinctl train list`, or `latest`.") from None
+        raise UsageError(
+            f"{ref!r} is not a run id.",
+            hint="Pass a run id from `skinctl train list`, or `latest`.",
+        ) from None
     run = session.get(TrainingRun, run_id)
     if run is None:
         raise NotFound(f"Training run {run_id} does not exist.", hint="See `skinctl train list`.")
@@ -177,7 +180,9 @@ def _reading(db: Session | Engine) -> Iterator[Session]:
         yield session
 
 
-def list_runs(db: Session | Engine, *, task: str | None = None, limit: int | None = None) -> list[RunSummary]:
+def list_runs(
+    db: Session | Engine, *, task: str | None = None, limit: int | None = None
+) -> list[RunSummary]:
     """Recorded runs, newest first."""
     query = select(TrainingRun).order_by(TrainingRun.id.desc())
     if task:
@@ -197,21 +202,29 @@ def run_detail(db: Session | Engine, ref: str | int) -> RunDetail:
 def _run_detail(session: Session, ref: str | int) -> RunDetail:
     run = resolve_run(session, ref)
     run_id = run.id
-    epochs = session.scalars(select(TrainingEpoch).where(TrainingEpoch.run_id == run_id).order_by(TrainingEpoch.epoch))
+    epochs = session.scalars(
+        select(TrainingEpoch).where(TrainingEpoch.run_id == run_id).order_by(TrainingEpoch.epoch)
+    )
     classes = session.scalars(
-        select(TrainingClassMetric).where(TrainingClassMetric.run_id == run_id).order_by(TrainingClassMetric.class_name)
+        select(TrainingClassMetric)
+        .where(TrainingClassMetric.run_id == run_id)
+        .order_by(TrainingClassMetric.class_name)
     )
     groups = session.scalars(
-        select(TrainingGroupMetric).where(TrainingGroupMetric.run_id == run_id)
+        select(TrainingGroupMetric)
+        .where(TrainingGroupMetric.run_id == run_id)
         .order_by(TrainingGroupMetric.group_by, TrainingGroupMetric.group_value)
     )
     splits = dict(
         session.execute(
-            select(TrainingRunSplit.split, func.count()).where(TrainingRunSplit.run_id == run_id)
+            select(TrainingRunSplit.split, func.count())
+            .where(TrainingRunSplit.run_id == run_id)
             .group_by(TrainingRunSplit.split)
         ).all()
     )
-    scored = session.scalar(select(func.count()).select_from(ImagePrediction).where(ImagePrediction.run_id == run_id))
+    scored = session.scalar(
+        select(func.count()).select_from(ImagePrediction).where(ImagePrediction.run_id == run_id)
+    )
     return RunDetail(
         **_summary_fields(run),
         model_uri=run.model_uri,
@@ -225,34 +238,79 @@ def _run_detail(session: Session, ref: str | int) -> RunDetail:
         split_sizes={name: splits.get(name, 0) for name in ("train", "val", "test")},
         images_scored=scored or 0,
         epochs=[
-            EpochRow(epoch=e.epoch, train_loss=e.train_loss, val_loss=e.val_loss,
-                     train_accuracy=e.train_accuracy, val_accuracy=e.val_accuracy,
-                     learning_rate=e.learning_rate, seconds=e.seconds)
+            EpochRow(
+                epoch=e.epoch,
+                train_loss=e.train_loss,
+                val_loss=e.val_loss,
+                train_accuracy=e.train_accuracy,
+                val_accuracy=e.val_accuracy,
+                learning_rate=e.learning_rate,
+                seconds=e.seconds,
+            )
             for e in epochs
         ],
         per_class=[
-            ClassRow(class_name=c.class_name, precision=c.precision, recall=c.recall, f1=c.f1,
-                     support=c.support, threshold=c.threshold)
+            ClassRow(
+                class_name=c.class_name,
+                precision=c.precision,
+                recall=c.recall,
+                f1=c.f1,
+                support=c.support,
+                threshold=c.threshold,
+            )
             for c in classes
         ],
         per_group=[
-            GroupRow(group_by=g.group_by, group_value=g.group_value, support=g.support,
-                     accuracy=g.accuracy, accuracy_ci95=[g.accuracy_low, g.accuracy_high],
-                     f1_macro=g.f1_macro, majority_rate=g.majority_rate)
+            GroupRow(
+                group_by=g.group_by,
+                group_value=g.group_value,
+                support=g.support,
+                accuracy=g.accuracy,
+                accuracy_ci95=[g.accuracy_low, g.accuracy_high],
+                f1_macro=g.f1_macro,
+                majority_rate=g.majority_rate,
+            )
             for g in groups
         ],
     )
 
 
 COMPARED = (
-    "model_name", "version", "task", "architecture", "status", "dataset_size", "accuracy",
-    "accuracy_ci95", "majority_rate", "f1_score", "f1_ci95", "precision_score", "recall",
-    "best_epoch", "epochs_run", "training_duration_minutes", "split_sizes",
+    "model_name",
+    "version",
+    "task",
+    "architecture",
+    "status",
+    "dataset_size",
+    "accuracy",
+    "accuracy_ci95",
+    "majority_rate",
+    "f1_score",
+    "f1_ci95",
+    "precision_score",
+    "recall",
+    "best_epoch",
+    "epochs_run",
+    "training_duration_minutes",
+    "split_sizes",
 )
 COMPARED_OPTIONS = (
-    "datasets", "verified_only", "classes", "multi_label", "balance_by", "model", "image_size",
-    "epochs", "batch_size", "learning_rate", "seed", "val_fraction", "test_fraction", "split",
-    "patience", "weights",
+    "datasets",
+    "verified_only",
+    "classes",
+    "multi_label",
+    "balance_by",
+    "model",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "val_fraction",
+    "test_fraction",
+    "split",
+    "patience",
+    "weights",
 )
 
 
@@ -290,11 +348,18 @@ def _compare_runs(session: Session, ref_a: str | int, ref_b: str | int) -> RunCo
     rows += [row(f"option {key}", hp_a.get(key), hp_b.get(key)) for key in COMPARED_OPTIONS]
     f1_a = {c.class_name: c.f1 for c in a.per_class}
     f1_b = {c.class_name: c.f1 for c in b.per_class}
-    rows += [row(f"f1 {name}", f1_a.get(name), f1_b.get(name)) for name in sorted(set(f1_a) | set(f1_b))]
+    rows += [
+        row(f"f1 {name}", f1_a.get(name), f1_b.get(name)) for name in sorted(set(f1_a) | set(f1_b))
+    ]
 
     def test_ids(run_id: int) -> set[int]:
-        return set(session.scalars(select(TrainingRunSplit.image_id).where(
-            TrainingRunSplit.run_id == run_id, TrainingRunSplit.split == "test")))
+        return set(
+            session.scalars(
+                select(TrainingRunSplit.image_id).where(
+                    TrainingRunSplit.run_id == run_id, TrainingRunSplit.split == "test"
+                )
+            )
+        )
 
     ids_a, ids_b = test_ids(a.id), test_ids(b.id)
     overlap = len(ids_a & ids_b) / len(ids_a | ids_b) if ids_a | ids_b else 1.0

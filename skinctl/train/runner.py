@@ -42,7 +42,10 @@ def _hyperparameters(options: TrainOptions, prepared: Prepared) -> dict[str, Any
         "classes_option": options.classes,  # what --classes asked for (None: all)
         "classes": prepared.classes,  # the class list, in output order
         "split_sizes": {name: len(rows) for name, rows in parts.items()},
-        "class_counts": {name: dict(Counter(lbl for e in rows for lbl in e.labels)) for name, rows in parts.items()},
+        "class_counts": {
+            name: dict(Counter(lbl for e in rows for lbl in e.labels))
+            for name, rows in parts.items()
+        },
         "left_out": prepared.selection.left_out,
         "linked_groups": len(set(prepared.groups.values())),
         "library_versions": library_versions(),
@@ -68,7 +71,9 @@ def run_training(
     with Session(engine) as session:
         prepared = prepare(session, options)
     name = options.name or f"{options.task}-{options.model}"
-    run_id = start_run(engine, options, prepared, _hyperparameters(options, prepared), name=name, user=user)
+    run_id = start_run(
+        engine, options, prepared, _hyperparameters(options, prepared), name=name, user=user
+    )
 
     def on_epoch(epoch: Epoch) -> None:
         record_epoch(engine, run_id, epoch)
@@ -78,24 +83,47 @@ def run_training(
     reader = ByteReader(storage)
     try:
         result = fit(
-            reader, options, prepared.classes, prepared.parts["train"], prepared.parts["val"],
-            on_epoch=on_epoch, extra_callbacks=extra_callbacks,
+            reader,
+            options,
+            prepared.classes,
+            prepared.parts["train"],
+            prepared.parts["val"],
+            on_epoch=on_epoch,
+            extra_callbacks=extra_callbacks,
         )
         if not result.history:
-            finish_run(engine, run_id, started,
-                       status=RunStatus.interrupted if result.interrupted else RunStatus.failed,
-                       note="stopped before the first epoch ended; nothing to keep")
+            finish_run(
+                engine,
+                run_id,
+                started,
+                status=RunStatus.interrupted if result.interrupted else RunStatus.failed,
+                note="stopped before the first epoch ended; nothing to keep",
+            )
             return run_summary(engine, run_id)
         report(EVALUATE_STAGE, 0, 1)
         evaluation = evaluate_model(result.model, reader, prepared, options)
         saved = save_model(result.model, storage, run_id, run_dir)
-        record_evaluation(engine, run_id, prepared.classes, options.multi_label, result, evaluation, saved)
+        record_evaluation(
+            engine, run_id, prepared.classes, options.multi_label, result, evaluation, saved
+        )
         report(EVALUATE_STAGE, 1, 1)
-        finish_run(engine, run_id, started,
-                   status=RunStatus.interrupted if result.interrupted else RunStatus.finished,
-                   note="interrupted (Ctrl-C): the best checkpoint so far was kept" if result.interrupted else None)
+        finish_run(
+            engine,
+            run_id,
+            started,
+            status=RunStatus.interrupted if result.interrupted else RunStatus.finished,
+            note="interrupted (Ctrl-C): the best checkpoint so far was kept"
+            if result.interrupted
+            else None,
+        )
     except KeyboardInterrupt:
-        finish_run(engine, run_id, started, status=RunStatus.interrupted, note="interrupted during evaluation")
+        finish_run(
+            engine,
+            run_id,
+            started,
+            status=RunStatus.interrupted,
+            note="interrupted during evaluation",
+        )
         raise
     except Exception as error:
         if not isinstance(error, SkinctlError) and isinstance(reader.first_error, SkinctlError):
@@ -103,7 +131,9 @@ def run_training(
         finish_run(engine, run_id, started, status=RunStatus.failed, note=f"failed: {error}")
         if isinstance(error, SkinctlError):
             raise error from None
-        raise TrainingError(f"Training run {run_id} failed: {error}", hint="Run with -v for the traceback.") from error
+        raise TrainingError(
+            f"Training run {run_id} failed: {error}", hint="Run with -v for the traceback."
+        ) from error
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return run_summary(engine, run_id)

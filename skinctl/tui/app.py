@@ -95,7 +95,9 @@ class SkinctlApp(App):
         self._log_handler: logging.Handler | None = None
         # The browser's first page is read while Textual builds the screen, so the first frame
         # can already show rows (a worker started by the mounted screen answers a frame later).
-        self._first_page: Future[list[Any]] | None = _read_first_page(engine) if start == "browser" else None
+        self._first_page: Future[list[Any]] | None = (
+            _read_first_page(engine) if start == "browser" else None
+        )
 
     def take_first_page(self) -> Future[list[Any]] | None:
         """The early read of the unfiltered first browser page, once (later reloads query)."""
@@ -108,7 +110,9 @@ class SkinctlApp(App):
         try:
             self.log_path, self._log_handler = open_log(self.settings.home)
         except OSError as error:  # an unwritable home must not keep anyone from reviewing
-            self.notify(f"Cannot write the TUI log under {self.settings.home}: {error}", severity="warning")
+            self.notify(
+                f"Cannot write the TUI log under {self.settings.home}: {error}", severity="warning"
+            )
         if self.settings.keys:
             self.set_keymap(dict(self.settings.keys))
         self.switch_mode(self.start)
@@ -135,8 +139,16 @@ class SkinctlApp(App):
         return read_image_bytes(url, self.storage)
 
 
-def run_tui(settings: Settings, engine: Engine, *, start: str = "browser", dataset: str | None = None,
-            condition: str | None = None, order: str = "suspect", **kwargs: Any) -> None:
+def run_tui(
+    settings: Settings,
+    engine: Engine,
+    *,
+    start: str = "browser",
+    dataset: str | None = None,
+    condition: str | None = None,
+    order: str = "suspect",
+    **kwargs: Any,
+) -> None:
     from skinctl.storage import open_storage
 
     renderer = "auto"
@@ -147,8 +159,13 @@ def run_tui(settings: Settings, engine: Engine, *, start: str = "browser", datas
     else:
         renderer = "halfcell"
     app = SkinctlApp(
-        settings, engine, start=start,
+        settings,
+        engine,
+        start=start,
         queue_filter=LabelFilter(dataset=dataset, condition=condition, status=LabelStatus.pending),
-        queue_order=order, storage=open_storage(settings.storage), image_renderer=renderer, **kwargs,
+        queue_order=order,
+        storage=open_storage(settings.storage),
+        image_renderer=renderer,
+        **kwargs,
     )
     app.run()

@@ -75,7 +75,9 @@ def _image_conditions(f: ImageFilter) -> list[Any]:
         conditions.append(img.dataset_source == f.dataset)
     if f.condition:
         conditions.append(
-            exists().where(lab.image_id == img.id, lab.condition_type == f.condition, lab.status != "rejected")
+            exists().where(
+                lab.image_id == img.id, lab.condition_type == f.condition, lab.status != "rejected"
+            )
         )
     if f.verified == "verified":
         conditions.append(exists().where(lab.image_id == img.id, lab.status == "verified"))
@@ -109,13 +111,23 @@ def _image_conditions(f: ImageFilter) -> list[Any]:
     return conditions
 
 
-def image_page(engine: Engine, f: ImageFilter, after: PagePosition | None = None, limit: int = PAGE_SIZE) -> list[ImageRow]:
+def image_page(
+    engine: Engine, f: ImageFilter, after: PagePosition | None = None, limit: int = PAGE_SIZE
+) -> list[ImageRow]:
     """The next `limit` images after position `after` (keyset: constant cost per page however
     deep the user scrolls), with their labels and duplicate counts. In id order; with a run in
     the filter, by that run's mislabel score, highest (most likely mislabeled) first."""
     img, lab, pred = TrainingImage, ConditionLabel, ImagePrediction
     with Session(engine) as session:
-        columns = [img.id, img.dataset_source, img.split, img.width, img.height, img.format, img.quality_flags]
+        columns = [
+            img.id,
+            img.dataset_source,
+            img.split,
+            img.width,
+            img.height,
+            img.format,
+            img.quality_flags,
+        ]
         if f.run_id is not None:
             query = select(*columns, pred.predicted_label, pred.mislabel_score).join(
                 pred, and_(pred.image_id == img.id, pred.run_id == f.run_id)
@@ -126,7 +138,12 @@ def image_page(engine: Engine, f: ImageFilter, after: PagePosition | None = None
         if f.run_id is not None:
             if isinstance(after, tuple):
                 score, last_id = after
-                query = query.where(or_(pred.mislabel_score < score, and_(pred.mislabel_score == score, img.id > last_id)))
+                query = query.where(
+                    or_(
+                        pred.mislabel_score < score,
+                        and_(pred.mislabel_score == score, img.id > last_id),
+                    )
+                )
             query = query.order_by(pred.mislabel_score.desc(), img.id)
         else:
             if after is not None:
@@ -151,7 +168,9 @@ def image_page(engine: Engine, f: ImageFilter, after: PagePosition | None = None
                 dups[a] = dups.get(a, 0) + 1
                 dups[b] = dups.get(b, 0) + 1
             for image_id, count in session.execute(
-                select(ImageSource.image_id, func.count()).where(ImageSource.image_id.in_(ids)).group_by(ImageSource.image_id)
+                select(ImageSource.image_id, func.count())
+                .where(ImageSource.image_id.in_(ids))
+                .group_by(ImageSource.image_id)
             ):
                 dups[image_id] = dups.get(image_id, 0) + max(0, count - 1)
     result = []
@@ -159,7 +178,15 @@ def image_page(engine: Engine, f: ImageFilter, after: PagePosition | None = None
         own = labels.get(row.id, [])
         live = [c for c, s in own if s != "rejected"]
         statuses = {s for _, s in own if s != "rejected"}
-        status = "verified" if statuses == {"verified"} else "pending" if "pending" in statuses else "rejected" if own else "-"
+        status = (
+            "verified"
+            if statuses == {"verified"}
+            else "pending"
+            if "pending" in statuses
+            else "rejected"
+            if own
+            else "-"
+        )
         result.append(
             ImageRow(
                 id=row.id,
@@ -180,7 +207,12 @@ def image_page(engine: Engine, f: ImageFilter, after: PagePosition | None = None
 
 def count_images(engine: Engine, f: ImageFilter) -> int:
     with Session(engine) as session:
-        return int(session.scalar(select(func.count()).select_from(TrainingImage).where(*_image_conditions(f))) or 0)
+        return int(
+            session.scalar(
+                select(func.count()).select_from(TrainingImage).where(*_image_conditions(f))
+            )
+            or 0
+        )
 
 
 @dataclass(frozen=True)
@@ -191,19 +223,27 @@ class FilterChoices:
     splits: list[str] = field(default_factory=list)
     skin_types: list[str] = field(default_factory=list)
     fitzpatrick: list[int] = field(default_factory=list)
-    runs: list[tuple[int, str]] = field(default_factory=list)  # (run id, "12 condition-cnn 3") that scored images
+    runs: list[tuple[int, str]] = field(
+        default_factory=list
+    )  # (run id, "12 condition-cnn 3") that scored images
     predicted: list[str] = field(default_factory=list)
 
 
 def filter_choices(engine: Engine) -> FilterChoices:
     def distinct(column) -> list[Any]:
-        return list(session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column)))
+        return list(
+            session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column))
+        )
 
     with Session(engine) as session:
         datasets = distinct(TrainingImage.dataset_source)
         classes = distinct(ConditionLabel.condition_type)
         flags = list(
-            session.scalars(text("SELECT DISTINCT unnest(quality_flags) AS f FROM ml_training_images ORDER BY f"))
+            session.scalars(
+                text(
+                    "SELECT DISTINCT unnest(quality_flags) AS f FROM ml_training_images ORDER BY f"
+                )
+            )
         )
         scored = select(ImagePrediction.run_id).distinct().subquery()
         runs = [
@@ -215,8 +255,14 @@ def filter_choices(engine: Engine) -> FilterChoices:
             )
         ]
         return FilterChoices(
-            datasets, classes, flags, distinct(TrainingImage.split), distinct(SubjectMetadata.skin_type),
-            distinct(SubjectMetadata.fitzpatrick_scale), runs, distinct(ImagePrediction.predicted_label),
+            datasets,
+            classes,
+            flags,
+            distinct(TrainingImage.split),
+            distinct(SubjectMetadata.skin_type),
+            distinct(SubjectMetadata.fitzpatrick_scale),
+            runs,
+            distinct(ImagePrediction.predicted_label),
         )
 
 
@@ -246,25 +292,45 @@ def image_detail(engine: Engine, image_id: int) -> ImageDetail | None:
             ("sha256", (image.image_hash or "")[:16]),
             ("flags", ", ".join(image.quality_flags or []) or "none"),
         ]
-        subject_row = session.scalar(select(SubjectMetadata).where(SubjectMetadata.image_id == image_id))
+        subject_row = session.scalar(
+            select(SubjectMetadata).where(SubjectMetadata.image_id == image_id)
+        )
         subject = []
         if subject_row is not None:
-            for name in ("skin_type", "fitzpatrick_scale", "age_range", "gender", "ethnicity", "subject_id"):
+            for name in (
+                "skin_type",
+                "fitzpatrick_scale",
+                "age_range",
+                "gender",
+                "ethnicity",
+                "subject_id",
+            ):
                 value = getattr(subject_row, name)
                 if value is not None:
                     subject.append((name, str(value)))
         duplicates = [
             (b if a == image_id else a, distance, method)
             for a, b, distance, method in session.execute(
-                select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b, ImageDuplicate.distance, ImageDuplicate.method)
-                .where(or_(ImageDuplicate.image_id_a == image_id, ImageDuplicate.image_id_b == image_id))
+                select(
+                    ImageDuplicate.image_id_a,
+                    ImageDuplicate.image_id_b,
+                    ImageDuplicate.distance,
+                    ImageDuplicate.method,
+                )
+                .where(
+                    or_(
+                        ImageDuplicate.image_id_a == image_id, ImageDuplicate.image_id_b == image_id
+                    )
+                )
                 .order_by(ImageDuplicate.distance, ImageDuplicate.id)
             )
         ]
         sources = [
             f"{ds}:{path}"
             for ds, path in session.execute(
-                select(ImageSource.dataset_source, ImageSource.local_path).where(ImageSource.image_id == image_id).order_by(ImageSource.id)
+                select(ImageSource.dataset_source, ImageSource.local_path)
+                .where(ImageSource.image_id == image_id)
+                .order_by(ImageSource.id)
             )
         ]
         return ImageDetail(image.id, image.image_url, fields, subject, duplicates, sources)
@@ -311,11 +377,21 @@ def _interval(value: Any) -> tuple[float, float] | None:
 
 def _run_row(run: records.RunSummary) -> RunRow:
     return RunRow(
-        id=run.id, model=run.model_name, version=run.version, date=run.training_date,
-        dataset_size=run.dataset_size, accuracy=run.accuracy, precision=run.precision_score,
-        recall=run.recall, f1=run.f1_score, duration_minutes=run.training_duration_minutes,
-        task=run.task, status=run.status, majority_rate=run.majority_rate,
-        accuracy_ci95=_interval(run.accuracy_ci95), f1_ci95=_interval(run.f1_ci95),
+        id=run.id,
+        model=run.model_name,
+        version=run.version,
+        date=run.training_date,
+        dataset_size=run.dataset_size,
+        accuracy=run.accuracy,
+        precision=run.precision_score,
+        recall=run.recall,
+        f1=run.f1_score,
+        duration_minutes=run.training_duration_minutes,
+        task=run.task,
+        status=run.status,
+        majority_rate=run.majority_rate,
+        accuracy_ci95=_interval(run.accuracy_ci95),
+        f1_ci95=_interval(run.f1_ci95),
     )
 
 
@@ -328,10 +404,16 @@ def list_runs(engine: Engine, limit: int = 500) -> list[RunRow]:
 @dataclass
 class RunDetail:
     run: RunRow
-    epochs: list[dict[str, float]] = field(default_factory=list)  # {"epoch": n, "val_loss": .., ...}
+    epochs: list[dict[str, float]] = field(
+        default_factory=list
+    )  # {"epoch": n, "val_loss": .., ...}
     best_epoch: int | None = None
-    per_class: list[dict[str, Any]] = field(default_factory=list)  # class, precision, recall, f1, support
-    per_group: list[dict[str, Any]] = field(default_factory=list)  # group_by, group_value, support, accuracy ..
+    per_class: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # class, precision, recall, f1, support
+    per_group: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # group_by, group_value, support, accuracy ..
     confusion: dict[str, Any] | None = None  # {"labels": [...], "matrix": [[...]]}
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
@@ -379,12 +461,20 @@ def _per_class_from_json(blob: Any) -> list[dict[str, Any]]:
     if isinstance(source, dict):
         for name, scores in source.items():
             if isinstance(scores, dict):
-                result.append({"class": str(name), **{k: scores.get(k) for k in ("precision", "recall", "f1", "support")}})
+                result.append(
+                    {
+                        "class": str(name),
+                        **{k: scores.get(k) for k in ("precision", "recall", "f1", "support")},
+                    }
+                )
     elif isinstance(source, list):
         for item in source:
             if isinstance(item, dict) and ("class" in item or "class_name" in item):
                 result.append(
-                    {"class": str(item.get("class", item.get("class_name"))), **{k: item.get(k) for k in ("precision", "recall", "f1", "support")}}
+                    {
+                        "class": str(item.get("class", item.get("class_name"))),
+                        **{k: item.get(k) for k in ("precision", "recall", "f1", "support")},
+                    }
                 )
     return result
 
@@ -393,7 +483,9 @@ def _confusion_from_json(blob: Any) -> dict[str, Any] | None:
     if isinstance(blob, dict) and "confusion_matrix" in blob:
         blob = blob["confusion_matrix"]
     if isinstance(blob, dict) and isinstance(blob.get("matrix"), list):
-        names = blob.get("labels") or blob.get("classes") or range(len(blob["matrix"]))  # trainer: "classes"
+        names = (
+            blob.get("labels") or blob.get("classes") or range(len(blob["matrix"]))
+        )  # trainer: "classes"
         return {"labels": [str(x) for x in names], "matrix": blob["matrix"]}
     if isinstance(blob, list) and blob and all(isinstance(r, list) for r in blob):
         return {"labels": [str(i) for i in range(len(blob))], "matrix": blob}
@@ -408,23 +500,51 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
     hyper = run.hyperparameters if isinstance(run.hyperparameters, dict) else {}
     metrics = run.metrics
     detail = RunDetail(_run_row(run), hyperparameters=hyper, notes=run.notes)
-    detail.epochs = [
-        {"epoch": float(e.epoch), **{k: n for k, v in asdict(e).items() if k != "epoch" and (n := _number(v)) is not None}}
-        for e in run.epochs
-    ] or _epochs_from_json(metrics) or _epochs_from_json(hyper)
-    detail.per_class = [
-        {"class": c.class_name, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
-        for c in run.per_class
-    ] or _per_class_from_json(metrics) or _per_class_from_json(hyper)
+    detail.epochs = (
+        [
+            {
+                "epoch": float(e.epoch),
+                **{
+                    k: n
+                    for k, v in asdict(e).items()
+                    if k != "epoch" and (n := _number(v)) is not None
+                },
+            }
+            for e in run.epochs
+        ]
+        or _epochs_from_json(metrics)
+        or _epochs_from_json(hyper)
+    )
+    detail.per_class = (
+        [
+            {
+                "class": c.class_name,
+                "precision": c.precision,
+                "recall": c.recall,
+                "f1": c.f1,
+                "support": c.support,
+            }
+            for c in run.per_class
+        ]
+        or _per_class_from_json(metrics)
+        or _per_class_from_json(hyper)
+    )
     detail.per_group = [asdict(g) for g in run.per_group]
     detail.confusion = (
-        _confusion_from_json(run.confusion_matrix) or _confusion_from_json(metrics) or _confusion_from_json(hyper)
+        _confusion_from_json(run.confusion_matrix)
+        or _confusion_from_json(metrics)
+        or _confusion_from_json(hyper)
     )
     if isinstance(metrics, dict) and isinstance(metrics.get("warning"), str):
         detail.warning = metrics["warning"]
-    best = run.best_epoch or (hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None)
+    best = run.best_epoch or (
+        hyper.get("best_epoch") if isinstance(hyper.get("best_epoch"), int) else None
+    )
     if best is None and detail.epochs:
-        key = next((k for k in ("val_loss", "loss", "train_loss") if any(k in e for e in detail.epochs)), None)
+        key = next(
+            (k for k in ("val_loss", "loss", "train_loss") if any(k in e for e in detail.epochs)),
+            None,
+        )
         if key:
             scored = [e for e in detail.epochs if key in e]
             best = int(min(scored, key=lambda e: e[key])["epoch"])

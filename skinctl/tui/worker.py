@@ -73,24 +73,54 @@ class DatabaseWork:
             try:
                 result = job()
             except Conflict as error:
-                app.call_from_thread(app.notify, f"{error.message} {error.hint or ''}".strip(), title="Conflict", severity="error", timeout=8)
+                app.call_from_thread(
+                    app.notify,
+                    f"{error.message} {error.hint or ''}".strip(),
+                    title="Conflict",
+                    severity="error",
+                    timeout=8,
+                )
                 if on_error:
                     app.call_from_thread(on_error, error)
                 return
             except SkinctlError as error:
                 if is_connection_error(error):
                     log.warning("database connection lost: %s", error.message)
-                    app.call_from_thread(self._connection_lost, job, done, group, exclusive, retry, on_error, _attempt)
+                    app.call_from_thread(
+                        self._connection_lost,
+                        job,
+                        done,
+                        group,
+                        exclusive,
+                        retry,
+                        on_error,
+                        _attempt,
+                    )
                     return
                 log.error("%s", error.message, exc_info=error)
-                app.call_from_thread(app.notify, error.message + _where(app), title="skinctl", severity="error", timeout=8)
+                app.call_from_thread(
+                    app.notify,
+                    error.message + _where(app),
+                    title="skinctl",
+                    severity="error",
+                    timeout=8,
+                )
                 if on_error:
                     app.call_from_thread(on_error, error)
                 return
             except (OperationalError, DBAPIError) as error:
                 if is_connection_error(error):
                     log.warning("database connection lost: %s", error)
-                    app.call_from_thread(self._connection_lost, job, done, group, exclusive, retry, on_error, _attempt)
+                    app.call_from_thread(
+                        self._connection_lost,
+                        job,
+                        done,
+                        group,
+                        exclusive,
+                        retry,
+                        on_error,
+                        _attempt,
+                    )
                     return
                 self._unexpected(error, on_error)
                 return
@@ -98,19 +128,27 @@ class DatabaseWork:
                 self._unexpected(error, on_error)
                 return
             if _attempt:
-                app.call_from_thread(app.notify, "Database connection is back.", title="Database", timeout=4)
+                app.call_from_thread(
+                    app.notify, "Database connection is back.", title="Database", timeout=4
+                )
             if get_current_worker().is_cancelled:
                 return  # a newer request of the same group replaced this one: drop its result
             if done is not None:
                 app.call_from_thread(done, result)
 
-        return self.run_worker(work, thread=True, group=group, exclusive=exclusive, exit_on_error=False)  # type: ignore[attr-defined]
+        return self.run_worker(
+            work, thread=True, group=group, exclusive=exclusive, exit_on_error=False
+        )  # type: ignore[attr-defined]
 
     def _unexpected(self, error: BaseException, on_error) -> None:
         log.error("database work failed", exc_info=error)
         app = self.app  # type: ignore[attr-defined]
         app.call_from_thread(
-            app.notify, f"{type(error).__name__}: {error}.{_where(app)}", title="Unexpected error", severity="error", timeout=10
+            app.notify,
+            f"{type(error).__name__}: {error}.{_where(app)}",
+            title="Unexpected error",
+            severity="error",
+            timeout=10,
         )
         if on_error:
             app.call_from_thread(on_error, error)
@@ -118,14 +156,32 @@ class DatabaseWork:
     def _connection_lost(self, job, done, group, exclusive, retry, on_error, attempt) -> None:
         app = self.app  # type: ignore[attr-defined]
         if not retry:
-            app.notify("Lost the database connection: that change was NOT saved. Try again.", title="Database", severity="error", timeout=8)
+            app.notify(
+                "Lost the database connection: that change was NOT saved. Try again.",
+                title="Database",
+                severity="error",
+                timeout=8,
+            )
             if on_error:
                 on_error(ConnectionError("database connection lost"))
             return
         delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
         if attempt == 0:
-            app.notify(f"Lost the database connection; retrying (every {delay:g}s and longer)…", title="Database", severity="warning", timeout=6)
+            app.notify(
+                f"Lost the database connection; retrying (every {delay:g}s and longer)…",
+                title="Database",
+                severity="warning",
+                timeout=6,
+            )
         self.set_timer(  # type: ignore[attr-defined]
             delay,
-            lambda: self.run_db(job, done, group=group, exclusive=exclusive, retry=retry, on_error=on_error, _attempt=attempt + 1),
+            lambda: self.run_db(
+                job,
+                done,
+                group=group,
+                exclusive=exclusive,
+                retry=retry,
+                on_error=on_error,
+                _attempt=attempt + 1,
+            ),
         )

@@ -15,9 +15,12 @@ from tests.products.conftest import files  # noqa: F401 - the fixture the produc
 
 def _runs(engine) -> list[tuple[str, str]]:
     with engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(
-            select(IngestRun.dataset_source, IngestRun.status).order_by(IngestRun.id)
-        )]
+        return [
+            tuple(r)
+            for r in connection.execute(
+                select(IngestRun.dataset_source, IngestRun.status).order_by(IngestRun.id)
+            )
+        ]
 
 
 def test_product_ingest_interrupted_by_ctrl_c_ends_interrupted(engine, files, monkeypatch):  # noqa: F811
@@ -30,7 +33,9 @@ def test_product_ingest_interrupted_by_ctrl_c_ends_interrupted(engine, files, mo
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        product_ingest.ingest_products(engine, files["sephora"], "sephora", progress=ctrl_c_after_first_batch)
+        product_ingest.ingest_products(
+            engine, files["sephora"], "sephora", progress=ctrl_c_after_first_batch
+        )
     assert _runs(engine) == [("products:sephora", "interrupted")]
     with engine.connect() as connection:  # the first batch was committed and is kept
         assert connection.execute(select(func.count()).select_from(Product)).scalar_one() == 2
@@ -42,14 +47,18 @@ def test_product_ingest_interrupted_by_ctrl_c_ends_interrupted(engine, files, mo
 def test_product_ingest_failing_on_a_database_error_ends_failed(engine, files, monkeypatch):  # noqa: F811
     monkeypatch.setattr(product_ingest, "BATCH", 2)
     with engine.begin() as connection:
-        connection.execute(text(
-            "CREATE FUNCTION refuse_night_serum() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF NEW.name = 'Night Serum' THEN RAISE EXCEPTION 'no serums today'; END IF; RETURN NEW; END $$"
-        ))
-        connection.execute(text(
-            "CREATE TRIGGER refuse_night_serum BEFORE INSERT ON products "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_night_serum()"
-        ))
+        connection.execute(
+            text(
+                "CREATE FUNCTION refuse_night_serum() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.name = 'Night Serum' THEN RAISE EXCEPTION 'no serums today'; END IF; RETURN NEW; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_night_serum BEFORE INSERT ON products "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_night_serum()"
+            )
+        )
     try:
         with pytest.raises(Exception, match="no serums today"):
             product_ingest.ingest_products(engine, files["sephora"], "sephora")
@@ -64,8 +73,12 @@ def test_product_ingest_failing_on_a_database_error_ends_failed(engine, files, m
 
 def test_a_killed_run_is_marked_interrupted_by_the_next_one(engine):
     with engine.begin() as connection:  # what kill -9 leaves behind
-        connection.execute(IngestRun.__table__.insert().values(dataset_source="reviews:sephora", status="running"))
-    with recorded_ingest_run(engine, source="reviews:sephora", path=None, options=None, user="t") as run:
+        connection.execute(
+            IngestRun.__table__.insert().values(dataset_source="reviews:sephora", status="running")
+        )
+    with recorded_ingest_run(
+        engine, source="reviews:sephora", path=None, options=None, user="t"
+    ) as run:
         run.counts = {"reviews": 1}
     assert _runs(engine) == [("reviews:sephora", "interrupted"), ("reviews:sephora", "finished")]
     assert run.status == RunStatus.finished

@@ -31,8 +31,15 @@ def drawn_image(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
     return image.filter(ImageFilter.SMOOTH)
 
 
-def augmented(image: Image.Image, seed: int, *, mirror: bool = False, angle: float = 7.0,
-              crop: float = 0.1, brightness: float = 1.0) -> Image.Image:
+def augmented(
+    image: Image.Image,
+    seed: int,
+    *,
+    mirror: bool = False,
+    angle: float = 7.0,
+    crop: float = 0.1,
+    brightness: float = 1.0,
+) -> Image.Image:
     """A Roboflow-like copy: crop a margin, rotate inside black padding, mirror, rescale."""
     rng = np.random.default_rng(seed)
     width, height = image.size

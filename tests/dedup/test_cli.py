@@ -6,10 +6,19 @@ from tests.dedup.imagegen import augmented, drawn_image, jpeg_bytes
 
 
 def fill(filer):
-    original = filer.add(jpeg_bytes(drawn_image(1)), "dry/1.jpg", dataset="faces", label="dry", task="skin_type")
-    copy = filer.add(jpeg_bytes(augmented(drawn_image(1), 2, mirror=True, angle=-6)), "oily/1b.jpg",
-                     dataset="faces", label="oily", task="skin_type")
-    other = filer.add(jpeg_bytes(drawn_image(3)), "dry/3.jpg", dataset="faces", label="dry", task="skin_type")
+    original = filer.add(
+        jpeg_bytes(drawn_image(1)), "dry/1.jpg", dataset="faces", label="dry", task="skin_type"
+    )
+    copy = filer.add(
+        jpeg_bytes(augmented(drawn_image(1), 2, mirror=True, angle=-6)),
+        "oily/1b.jpg",
+        dataset="faces",
+        label="oily",
+        task="skin_type",
+    )
+    other = filer.add(
+        jpeg_bytes(drawn_image(3)), "dry/3.jpg", dataset="faces", label="dry", task="skin_type"
+    )
     filer.add_source(other, "dry/3 - Copy.jpg", dataset="faces", label="dry", task="skin_type")
     return original, copy, other
 
@@ -28,14 +37,19 @@ def test_scan_list_show_json(cli, filer, store):
     full = cli(*storage, "dedup", "scan", "--json", "--full")
     assert full.exit_code == 0
     assert (full.json()["images"], full.json()["pairs"], full.json()["already_linked"]) == (3, 0, 1)
-    late = filer.add(jpeg_bytes(augmented(drawn_image(3), 9, angle=4)), "dry/3c.jpg", dataset="faces")
+    late = filer.add(
+        jpeg_bytes(augmented(drawn_image(3), 9, angle=4)), "dry/3c.jpg", dataset="faces"
+    )
     incremental = cli(*storage, "dedup", "scan", "--json").json()
     assert (incremental["images"], incremental["pairs"]) == (1, 1)  # only the new image looked up
 
     listed = cli("dedup", "list", "--json")
     assert listed.exit_code == 0, listed.stderr
     groups = listed.json()["groups"]
-    assert [(g["group_id"], g["images"], g["files"]) for g in groups] == [(other, 2, 3), (original, 2, 2)]
+    assert [(g["group_id"], g["images"], g["files"]) for g in groups] == [
+        (other, 2, 3),
+        (original, 2, 2),
+    ]
     assert late in [m["id"] for m in groups[0]["members"]]
 
     conflicts = cli("dedup", "list", "--conflicts", "--json").json()
@@ -50,8 +64,20 @@ def test_scan_list_show_json(cli, filer, store):
     assert cli("dedup", "list", "--json", "--dataset", "nothing-here").json()["count"] == 0
 
 
-SCAN_KEYS = ["method", "feature_method", "max_distance", "images", "stored_images", "pairs", "candidates",
-             "verified", "features_computed", "unreadable", "already_linked", "seconds"]
+SCAN_KEYS = [
+    "method",
+    "feature_method",
+    "max_distance",
+    "images",
+    "stored_images",
+    "pairs",
+    "candidates",
+    "verified",
+    "features_computed",
+    "unreadable",
+    "already_linked",
+    "seconds",
+]
 IMAGE_KEYS = ["id", "dataset", "local_path", "image_url", "split", "sources", "labels"]
 
 
@@ -60,14 +86,24 @@ def test_json_shapes_of_scan_list_and_show(cli, filer, store):
     original, copy, other = fill(filer)
     scan = cli("--storage", str(store.root), "dedup", "scan", "--json").json()
     assert list(scan) == SCAN_KEYS
-    again = cli("--storage", str(store.root), "dedup", "scan", "--json").json()  # nothing to look up
+    again = cli(
+        "--storage", str(store.root), "dedup", "scan", "--json"
+    ).json()  # nothing to look up
     assert list(again) == SCAN_KEYS and again["images"] == 0
 
     listed = cli("dedup", "list", "--json").json()
     assert list(listed) == ["groups", "count"]
     group = listed["groups"][0]
-    assert list(group) == ["group_id", "images", "files", "exact_duplicates", "near_pairs", "labels", "members",
-                           "pairs"]
+    assert list(group) == [
+        "group_id",
+        "images",
+        "files",
+        "exact_duplicates",
+        "near_pairs",
+        "labels",
+        "members",
+        "pairs",
+    ]
     member = next(m for g in listed["groups"] for m in g["members"] if m["id"] == other)
     assert list(member) == IMAGE_KEYS
     assert list(member["sources"][0]) == ["source_id", "dataset", "local_path", "split"]
@@ -78,10 +114,20 @@ def test_json_shapes_of_scan_list_and_show(cli, filer, store):
     conflicts = cli("dedup", "list", "--conflicts", "--json").json()
     assert list(conflicts) == ["conflicts", "count"]
     conflict = conflicts["conflicts"][0]
-    assert list(conflict) == ["kind", "task", "image_ids", "labels", "by_image", "distance", "method"]
+    assert list(conflict) == [
+        "kind",
+        "task",
+        "image_ids",
+        "labels",
+        "by_image",
+        "distance",
+        "method",
+    ]
     assert conflict["kind"] == "near"
     assert [list(entry) for entries in conflict["by_image"].values() for entry in entries] == [
-        ["local_path", "labels"], ["local_path", "labels"]]
+        ["local_path", "labels"],
+        ["local_path", "labels"],
+    ]
 
     shown = cli("dedup", "show", str(copy), "--json").json()
     assert list(shown) == [*IMAGE_KEYS, "exact_duplicates", "duplicates", "group"]

@@ -56,8 +56,9 @@ def test_query_equals_brute_force(radius: int) -> None:
     codes = random_codes(seed=10 + radius, n=20_000, copies=2_000, max_flips=radius)
     index = MultiIndex(codes, radius)
     rng = np.random.default_rng(radius)
-    queries = np.concatenate([codes[rng.integers(0, len(codes), 150)],
-                              rng.integers(0, 2**64, 50, dtype=np.uint64)])
+    queries = np.concatenate(
+        [codes[rng.integers(0, len(codes), 150)], rng.integers(0, 2**64, 50, dtype=np.uint64)]
+    )
     hits = 0
     for query in queries:
         ids, distances = index.query(int(query))

@@ -16,7 +16,9 @@ def test_upgrade_downgrade_upgrade(server_url):
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    engine = make_engine(
+        make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    )
     try:
         migrate.upgrade(engine)
         assert "image_dedup_features" in inspect(engine).get_table_names()

@@ -16,28 +16,47 @@ from skinctl.errors import NotFound, UsageError
 from tests.dedup.imagegen import augmented, drawn_image, jpeg_bytes
 
 # (seed of the original, copy seed, mirrored, angle, brightness)
-COPIES = [(1, 11, False, 6.0, 1.0), (1, 12, True, -9.0, 1.15), (2, 21, False, 90.0, 1.0),
-          (3, 31, True, 3.0, 0.85)]
+COPIES = [
+    (1, 11, False, 6.0, 1.0),
+    (1, 12, True, -9.0, 1.15),
+    (2, 21, False, 90.0, 1.0),
+    (3, 31, True, 3.0, 0.85),
+]
 UNRELATED = [4, 5, 6, 7]
 
 
 def pairs(engine) -> set[tuple[int, int]]:
     with engine.connect() as connection:
-        return {(a, b) for a, b in connection.execute(select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b))}
+        return {
+            (a, b)
+            for a, b in connection.execute(
+                select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b)
+            )
+        }
 
 
 def file_set(filer) -> tuple[dict[int, int], dict[tuple[int, int], int], list[int]]:
     """Originals, their copies and unrelated images: (seed -> id, (seed, copy seed) -> id, unrelated ids)."""
-    originals = {seed: filer.add(jpeg_bytes(drawn_image(seed)), f"orig/{seed}.jpg", label="acne")
-                 for seed in (1, 2, 3)}
+    originals = {
+        seed: filer.add(jpeg_bytes(drawn_image(seed)), f"orig/{seed}.jpg", label="acne")
+        for seed in (1, 2, 3)
+    }
     copies = {
         (seed, copy_seed): filer.add(
-            jpeg_bytes(augmented(drawn_image(seed), copy_seed, mirror=mirror, angle=angle, brightness=light)),
-            f"copies/{seed}_{copy_seed}.jpg", label="acne",
+            jpeg_bytes(
+                augmented(
+                    drawn_image(seed), copy_seed, mirror=mirror, angle=angle, brightness=light
+                )
+            ),
+            f"copies/{seed}_{copy_seed}.jpg",
+            label="acne",
         )
         for seed, copy_seed, mirror, angle, light in COPIES
     }
-    unrelated = [filer.add(jpeg_bytes(drawn_image(seed)), f"other/{seed}.jpg", label="acne") for seed in UNRELATED]
+    unrelated = [
+        filer.add(jpeg_bytes(drawn_image(seed)), f"other/{seed}.jpg", label="acne")
+        for seed in UNRELATED
+    ]
     return originals, copies, unrelated
 
 
@@ -67,11 +86,15 @@ def test_second_run_changes_nothing(engine, filer, store):
     first = link(engine, store)
     with engine.connect() as connection:
         before = connection.execute(select(func.count()).select_from(ImageDuplicate)).scalar_one()
-        features_before = connection.execute(select(func.count()).select_from(ImageDedupFeatures)).scalar_one()
+        features_before = connection.execute(
+            select(func.count()).select_from(ImageDedupFeatures)
+        ).scalar_one()
     second = link(engine, store)
     with engine.connect() as connection:
         after = connection.execute(select(func.count()).select_from(ImageDuplicate)).scalar_one()
-        features_after = connection.execute(select(func.count()).select_from(ImageDedupFeatures)).scalar_one()
+        features_after = connection.execute(
+            select(func.count()).select_from(ImageDedupFeatures)
+        ).scalar_one()
     assert first.pairs == before > 0
     assert second.pairs == 0 and second.features_computed == 0
     assert second.already_linked == before  # found again, recorded once
@@ -82,7 +105,9 @@ def test_new_images_are_linked_against_stored_ones(engine, filer, store):
     old = {seed: filer.add(jpeg_bytes(drawn_image(seed)), f"old/{seed}.jpg") for seed in (1, 2, 4)}
     link(engine, store)
     assert pairs(engine) == set()
-    new_copy = filer.add(jpeg_bytes(augmented(drawn_image(2), 5, mirror=True, angle=-8)), "new/copy.jpg")
+    new_copy = filer.add(
+        jpeg_bytes(augmented(drawn_image(2), 5, mirror=True, angle=-8)), "new/copy.jpg"
+    )
     new_other = filer.add(jpeg_bytes(drawn_image(9)), "new/other.jpg")
     summary = link(engine, store, image_ids=[new_copy, new_other], max_distance=6)
     assert summary.images == 2 and summary.max_distance == 6
@@ -97,10 +122,16 @@ def test_interrupted_linking_catches_up_by_itself(engine, filer, store):
     # As if a run had stored one image's features and died before recording its pairs.
     lost = copies[(1, 12)]
     with engine.begin() as connection:
-        connection.execute(delete(ImageDuplicate).where(
-            (ImageDuplicate.image_id_a == lost) | (ImageDuplicate.image_id_b == lost)))
-        connection.execute(update(ImageDedupFeatures).where(ImageDedupFeatures.image_id == lost)
-                           .values(linked_at=None))
+        connection.execute(
+            delete(ImageDuplicate).where(
+                (ImageDuplicate.image_id_a == lost) | (ImageDuplicate.image_id_b == lost)
+            )
+        )
+        connection.execute(
+            update(ImageDedupFeatures)
+            .where(ImageDedupFeatures.image_id == lost)
+            .values(linked_at=None)
+        )
     assert pairs(engine) != everything
     summary = link(engine, store, image_ids=[])  # e.g. a re-run that adds nothing
     assert summary.images == 1 and summary.pairs == 2
@@ -114,7 +145,9 @@ def test_unreadable_image_is_reported_and_the_rest_linked(engine, filer, store):
     with engine.connect() as connection:
         from skinctl.db.models import TrainingImage
 
-        url = connection.execute(select(TrainingImage.image_url).where(TrainingImage.id == lost)).scalar_one()
+        url = connection.execute(
+            select(TrainingImage.image_url).where(TrainingImage.id == lost)
+        ).scalar_one()
     store.delete(store.key_for(url))
     summary = link(engine, store)
     assert [item.image_id for item in summary.unreadable] == [lost]
@@ -156,11 +189,22 @@ def test_groups_merge_exact_and_near_duplicates(engine, filer, store):
 
 def test_label_conflicts_exact_and_near(engine, filer, store):
     photo = filer.add(jpeg_bytes(drawn_image(1)), "dry/1.jpg", label="dry", task="skin_type")
-    filer.add_source(photo, "oily/1 - Copy.jpg", label="oily", task="skin_type")  # same bytes, other class
-    copy = filer.add(jpeg_bytes(augmented(drawn_image(1), 3, angle=5)), "normal/1b.jpg", label="normal",
-                     task="skin_type")
+    filer.add_source(
+        photo, "oily/1 - Copy.jpg", label="oily", task="skin_type"
+    )  # same bytes, other class
+    copy = filer.add(
+        jpeg_bytes(augmented(drawn_image(1), 3, angle=5)),
+        "normal/1b.jpg",
+        label="normal",
+        task="skin_type",
+    )
     agreeing = filer.add(jpeg_bytes(drawn_image(2)), "dry/2.jpg", label="dry", task="skin_type")
-    filer.add(jpeg_bytes(augmented(drawn_image(2), 4, mirror=True)), "dry/2b.jpg", label="dry", task="skin_type")
+    filer.add(
+        jpeg_bytes(augmented(drawn_image(2), 4, mirror=True)),
+        "dry/2b.jpg",
+        label="dry",
+        task="skin_type",
+    )
     # Multi-label from one source (one-hot CSV) is not a conflict; the same image filed by
     # a second source with other labels is.
     multi = filer.add(jpeg_bytes(drawn_image(5)), "acne/5.jpg", label=["papule", "pustule"])
@@ -175,10 +219,24 @@ def test_label_conflicts_exact_and_near(engine, filer, store):
     assert all(agreeing not in c.image_ids for c in conflicts)
     assert kinds[0][0] == "exact"  # exact conflicts first
     exact = json.loads(to_json(conflicts[0]))  # the `dedup list --conflicts --json` shape
-    assert [list(entry) for entry in exact["by_image"][str(photo)]] == [["source_id", "local_path", "labels"]] * 2
+    assert [list(entry) for entry in exact["by_image"][str(photo)]] == [
+        ["source_id", "local_path", "labels"]
+    ] * 2
     assert all(multi not in c.image_ids for c in conflicts)
     assert [c.labels for c in conflicts if c.image_ids == [twice]] == [["papule", "pustule"]]
 
 
-SCAN_KEYS = ["method", "feature_method", "max_distance", "images", "stored_images", "pairs", "candidates",
-             "verified", "features_computed", "unreadable", "already_linked", "seconds"]
+SCAN_KEYS = [
+    "method",
+    "feature_method",
+    "max_distance",
+    "images",
+    "stored_images",
+    "pairs",
+    "candidates",
+    "verified",
+    "features_computed",
+    "unreadable",
+    "already_linked",
+    "seconds",
+]

@@ -12,10 +12,21 @@ from skinctl.errors import ConfigError, NotFound, UsageError
 def test_builtin_catalog_has_the_six_datasets(fetch_settings):
     entries = catalog(fetch_settings)
     assert list(entries) == [
-        "skin-types", "skin-conditions", "skincare-products", "sephora", "facial-skin-condition", "cosing"
+        "skin-types",
+        "skin-conditions",
+        "skincare-products",
+        "sephora",
+        "facial-skin-condition",
+        "cosing",
     ]
-    assert entries["skin-conditions"].reference == "syedalinaqvi/augmented-skin-conditions-image-dataset"
-    assert entries["skin-types"].reference == "shakyadissanayake/oily-dry-and-normal-skin-types-dataset"
+    assert (
+        entries["skin-conditions"].reference
+        == "syedalinaqvi/augmented-skin-conditions-image-dataset"
+    )
+    assert (
+        entries["skin-types"].reference
+        == "shakyadissanayake/oily-dry-and-normal-skin-types-dataset"
+    )
     assert entries["skincare-products"].reference == "eward96/skincare-products-clean-dataset"
     assert entries["sephora"].reference == "nadyinky/sephora-products-and-skincare-reviews"
     assert {e.kind for e in BUILTIN} == {"images", "products", "reviews", "ingredients"}

@@ -54,10 +54,17 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims huge dimensions (a decompression bomb's header)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def make_bad_inputs(folder: Path) -> dict[str, str]:
@@ -74,7 +81,10 @@ def make_bad_inputs(folder: Path) -> dict[str, str]:
     expected["truncated.jpg"] = "truncated"
     write(folder / "really_a_png.jpg", encode(draw("rings", 998), "PNG"))
     expected["really_a_png.jpg"] = None
-    write(folder / "cmyk.jpg", encode(Image.new("CMYK", (64, 48), (10, 200, 30, 5)), "JPEG", quality=90))
+    write(
+        folder / "cmyk.jpg",
+        encode(Image.new("CMYK", (64, 48), (10, 200, 30, 5)), "JPEG", quality=90),
+    )
     expected["cmyk.jpg"] = "unsupported_mode"
     sixteen = Image.fromarray(np.linspace(0, 65535, 64 * 48, dtype=np.uint16).reshape(48, 64))
     write(folder / "sixteen_bit.png", encode(sixteen, "PNG"))

@@ -14,13 +14,41 @@ from tests.ingest.helpers import draw, encode, write
 from tests.ingest.test_ingest_images import count, make_folders
 
 SUMMARY_KEYS = [
-    "dataset", "source", "layout", "dry_run", "run_id", "status", "notes", "scanned", "ingested",
-    "exact_duplicates", "already_ingested", "near_duplicates", "near_duplicate_method", "rejected",
-    "rejected_by_reason", "labels", "unlabeled", "metadata_rows", "metadata_problems",
-    "metadata_unmatched_rows", "skipped_non_image_files", "stored_objects", "seconds",
-    "images_per_second", "nothing_new",
+    "dataset",
+    "source",
+    "layout",
+    "dry_run",
+    "run_id",
+    "status",
+    "notes",
+    "scanned",
+    "ingested",
+    "exact_duplicates",
+    "already_ingested",
+    "near_duplicates",
+    "near_duplicate_method",
+    "rejected",
+    "rejected_by_reason",
+    "labels",
+    "unlabeled",
+    "metadata_rows",
+    "metadata_problems",
+    "metadata_unmatched_rows",
+    "skipped_non_image_files",
+    "stored_objects",
+    "seconds",
+    "images_per_second",
+    "nothing_new",
 ]
-RUN_COUNTS_KEYS = set(SUMMARY_KEYS) - {"dataset", "source", "layout", "dry_run", "run_id", "status", "notes"}
+RUN_COUNTS_KEYS = set(SUMMARY_KEYS) - {
+    "dataset",
+    "source",
+    "layout",
+    "dry_run",
+    "run_id",
+    "status",
+    "notes",
+}
 
 
 def a_set_with_a_bad_file(root: Path) -> Path:
@@ -58,19 +86,44 @@ def test_stats_json_keys(cli, tmp_path):
     cli("ingest", "images", str(root), "--dataset", "st")
     report = cli("stats", "--json").json()
     assert list(report) == [
-        "dataset", "datasets", "classes", "near_duplicates", "label_conflicts", "rejected", "sizes",
-        "aspect", "formats", "quality_flags",
+        "dataset",
+        "datasets",
+        "classes",
+        "near_duplicates",
+        "label_conflicts",
+        "rejected",
+        "sizes",
+        "aspect",
+        "formats",
+        "quality_flags",
     ]
     assert list(report["datasets"][0]) == [
-        "dataset", "files", "images", "exact_duplicate_files", "labelled_images", "label_coverage"
+        "dataset",
+        "files",
+        "images",
+        "exact_duplicate_files",
+        "labelled_images",
+        "label_coverage",
     ]
     assert list(report["classes"][0]) == ["dataset", "task", "class", "split", "images"]
     assert list(report["near_duplicates"]) == ["pairs", "images", "max_distance"]
-    assert list(report["label_conflicts"]) == ["exact_duplicate_conflicts", "near_duplicate_conflicts"]
+    assert list(report["label_conflicts"]) == [
+        "exact_duplicate_conflicts",
+        "near_duplicate_conflicts",
+    ]
     assert report["rejected"] == [{"reason": "not_an_image", "files": 1}]
     assert list(report["sizes"]) == [
-        "images", "min_width", "max_width", "min_height", "max_height", "median_width", "median_height",
-        "min_bytes", "max_bytes", "median_bytes", "total_bytes",
+        "images",
+        "min_width",
+        "max_width",
+        "min_height",
+        "max_height",
+        "median_width",
+        "median_height",
+        "min_bytes",
+        "max_bytes",
+        "median_bytes",
+        "total_bytes",
     ]
     assert list(report["aspect"][0]) == ["aspect", "images"]
     assert report["formats"] == [{"format": "JPEG", "images": 4}]
@@ -94,7 +147,9 @@ def test_unwritable_report_shows_the_summary_keeps_the_rows_and_ends_with_one_er
     else:
         assert "ingest rep (run" in result.stdout and "rejected by reason" in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: Cannot write the report {unwritable}: /etc/hostname is not a folder."]
+    assert errors == [
+        f"error: Cannot write the report {unwritable}: /etc/hostname is not a folder."
+    ]
     assert count(engine, TrainingImage) == 4 and count(engine, IngestRejection) == 1
     with Session(engine) as session:
         assert session.execute(select(IngestRun.status)).scalar_one() == "finished"
@@ -103,7 +158,15 @@ def test_unwritable_report_shows_the_summary_keeps_the_rows_and_ends_with_one_er
 def test_report_in_a_folder_that_cannot_be_created_is_one_error(cli, tmp_path):
     root = a_set_with_a_bad_file(tmp_path / "set")
     blocker = write(tmp_path / "file", b"")
-    result = cli("ingest", "images", str(root), "--dataset", "rep", "--report", str(blocker / "sub" / "x.csv"))
+    result = cli(
+        "ingest",
+        "images",
+        str(root),
+        "--dataset",
+        "rep",
+        "--report",
+        str(blocker / "sub" / "x.csv"),
+    )
     assert result.exit_code == 1 and result.exception is None
     assert f"Cannot write the report {blocker / 'sub' / 'x.csv'}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -145,7 +208,9 @@ def test_progress_is_cumulative_and_ctrl_c_ends_the_run_interrupted(engine, home
 
     root = tmp_path / "set"
     make_folders(root, per_class=5)
-    options = IngestOptions(dataset="prog", storage_url=str(home / "images"), batch_size=3, workers=1)
+    options = IngestOptions(
+        dataset="prog", storage_url=str(home / "images"), batch_size=3, workers=1
+    )
     reports: list[tuple[str, int, int | None]] = []
 
     def interrupt_after_seven(stage: str, completed: int, total: int | None) -> None:
@@ -156,7 +221,9 @@ def test_progress_is_cumulative_and_ctrl_c_ends_the_run_interrupted(engine, home
     with pytest.raises(KeyboardInterrupt):
         ingest_images(engine, root, options, report=interrupt_after_seven)
     completed = [completed for _, completed, _ in reports]
-    assert completed == sorted(completed) and sorted(set(completed)) == list(range(8))  # never a delta
+    assert completed == sorted(completed) and sorted(set(completed)) == list(
+        range(8)
+    )  # never a delta
     assert {(stage, total) for stage, _, total in reports} == {("images", 10)}
     with Session(engine) as session:
         run = session.execute(select(IngestRun)).scalar_one()
@@ -179,8 +246,10 @@ def test_a_database_error_ends_the_run_failed(engine, home, tmp_path, monkeypatc
 
     root = tmp_path / "set"
     write(root / "acne" / "a.jpg", encode(draw("spots", 1)))
-    broken = writer.MultiRowInsert(writer.INSERT_IMAGES.sql.replace("ml_training_images", "no_such_table"),
-                                   writer.INSERT_IMAGES.columns)
+    broken = writer.MultiRowInsert(
+        writer.INSERT_IMAGES.sql.replace("ml_training_images", "no_such_table"),
+        writer.INSERT_IMAGES.columns,
+    )
     monkeypatch.setattr(writer, "INSERT_IMAGES", broken)
     import psycopg2
 
@@ -206,7 +275,9 @@ def test_skin_conditions_catalog_entry_reads_its_upstream_layout(cli, engine, tm
     assert result.exit_code == 0, result.stderr
     assert result.json()["ingested"] == 6 and result.json()["labels"] == 6
     with engine.connect() as connection:
-        labels = set(connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all())
+        labels = set(
+            connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all()
+        )
     assert labels == {("condition", name) for name in classes}
 
 
@@ -217,13 +288,17 @@ def test_the_batch_writer_fills_every_required_column_of_its_models():
     from skinctl.ingest import writer
 
     for statement, model in [
-        (writer.INSERT_IMAGES, TrainingImage), (writer.INSERT_SOURCES, ImageSource),
-        (writer.INSERT_LABELS, ConditionLabel), (writer.INSERT_SUBJECTS, SubjectMetadata),
+        (writer.INSERT_IMAGES, TrainingImage),
+        (writer.INSERT_SOURCES, ImageSource),
+        (writer.INSERT_LABELS, ConditionLabel),
+        (writer.INSERT_SUBJECTS, SubjectMetadata),
         (writer.INSERT_REJECTIONS, IngestRejection),
     ]:
         table = model.__table__
         assert statement.sql.startswith(f"INSERT INTO {table.name} (")
         required = {
-            c.name for c in table.c if not c.nullable and c.server_default is None and not c.primary_key
+            c.name
+            for c in table.c
+            if not c.nullable and c.server_default is None and not c.primary_key
         }
         assert required <= set(statement.columns), (table.name, required - set(statement.columns))

@@ -32,11 +32,15 @@ def stored_files(home: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def make_folders(root: Path, classes=("spots", "stripes"), per_class: int = 4, split: str = "train") -> list[Path]:
+def make_folders(
+    root: Path, classes=("spots", "stripes"), per_class: int = 4, split: str = "train"
+) -> list[Path]:
     paths = []
     for name in classes:
         for number in range(per_class):
-            paths.append(write(root / split / name / f"{name}_{number}.jpg", encode(draw(name, number))))
+            paths.append(
+                write(root / split / name / f"{name}_{number}.jpg", encode(draw(name, number)))
+            )
     return paths
 
 
@@ -46,8 +50,18 @@ def test_folders_with_every_bad_input(cli, engine, home, tmp_path):
     expected = make_bad_inputs(root / "train" / "spots")
     report = tmp_path / "report.csv"
 
-    result = cli("ingest", "images", str(root), "--dataset", "drawn", "--workers", "2",
-                 "--report", str(report), "--json")
+    result = cli(
+        "ingest",
+        "images",
+        str(root),
+        "--dataset",
+        "drawn",
+        "--workers",
+        "2",
+        "--report",
+        str(report),
+        "--json",
+    )
 
     assert result.exit_code == 3, result.stderr
     summary = result.json()
@@ -60,19 +74,27 @@ def test_folders_with_every_bad_input(cli, engine, home, tmp_path):
     }
     assert summary["labels"] == 9 and summary["unlabeled"] == 0
     with engine.connect() as connection:
-        rows = dict(connection.execute(select(IngestRejection.local_path, IngestRejection.reason)).all())
+        rows = dict(
+            connection.execute(select(IngestRejection.local_path, IngestRejection.reason)).all()
+        )
         png = connection.execute(
-            select(TrainingImage.id, TrainingImage.format, TrainingImage.image_url)
-            .where(TrainingImage.local_path == "train/spots/really_a_png.jpg")
+            select(TrainingImage.id, TrainingImage.format, TrainingImage.image_url).where(
+                TrainingImage.local_path == "train/spots/really_a_png.jpg"
+            )
         ).one()
         label_origin = connection.execute(
-            select(ConditionLabel.condition_type, ConditionLabel.task, ConditionLabel.metadata_)
-            .where(ConditionLabel.image_id == png.id)
+            select(
+                ConditionLabel.condition_type, ConditionLabel.task, ConditionLabel.metadata_
+            ).where(ConditionLabel.image_id == png.id)
         ).one()
     assert rows == rejected
     assert png.format == "PNG" and png.image_url.endswith(".png")
     assert png.image_url.startswith("file://") and Path(png.image_url[7:]).is_file()
-    assert label_origin == ("spots", "condition", {"dataset": "drawn", "path": "train/spots/really_a_png.jpg", "folder": "train/spots"})
+    assert label_origin == (
+        "spots",
+        "condition",
+        {"dataset": "drawn", "path": "train/spots/really_a_png.jpg", "folder": "train/spots"},
+    )
     with report.open() as handle:
         reported = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
     assert reported == rejected
@@ -97,7 +119,10 @@ def test_chmod_000_file_is_rejected_as_unreadable(cli, tmp_path):
 def test_second_run_adds_nothing_and_says_so(cli, engine, home, tmp_path):
     root = tmp_path / "set"
     make_folders(root)
-    write(root / "train" / "spots" / "copy.jpg", (root / "train" / "spots" / "spots_0.jpg").read_bytes())
+    write(
+        root / "train" / "spots" / "copy.jpg",
+        (root / "train" / "spots" / "spots_0.jpg").read_bytes(),
+    )
     first = cli("ingest", "images", str(root), "--dataset", "twice", "--json")
     assert first.exit_code == 0, first.stderr
     assert first.json()["ingested"] == 8 and first.json()["exact_duplicates"] == 1
@@ -129,7 +154,9 @@ def test_exact_duplicate_across_datasets_keeps_source_and_label(cli, engine, tmp
     with engine.connect() as connection:
         image_ids = connection.execute(select(TrainingImage.id)).scalars().all()
         sources = connection.execute(
-            select(ImageSource.dataset_source, ImageSource.local_path, ImageSource.image_id).order_by(ImageSource.id)
+            select(
+                ImageSource.dataset_source, ImageSource.local_path, ImageSource.image_id
+            ).order_by(ImageSource.id)
         ).all()
         labels = connection.execute(
             select(ConditionLabel.condition_type, ImageSource.dataset_source)
@@ -148,7 +175,10 @@ def test_exact_duplicate_across_datasets_keeps_source_and_label(cli, engine, tmp
 def test_dry_run_writes_nothing(cli, engine, home, tmp_path):
     root = tmp_path / "set"
     make_folders(root)
-    write(root / "train" / "spots" / "copy.jpg", (root / "train" / "spots" / "spots_1.jpg").read_bytes())
+    write(
+        root / "train" / "spots" / "copy.jpg",
+        (root / "train" / "spots" / "spots_1.jpg").read_bytes(),
+    )
     write(root / "train" / "spots" / "bad.jpg", b"")
 
     result = cli("ingest", "images", str(root), "--dataset", "dry", "--dry-run", "--json")
@@ -183,20 +213,35 @@ def test_skin_type_classes_fill_labels_and_subject_metadata(cli, engine, tmp_pat
     assert result.json()["metadata_rows"] == 4
     with engine.connect() as connection:
         rows = connection.execute(
-            select(ConditionLabel.task, ConditionLabel.condition_type, SubjectMetadata.skin_type, TrainingImage.split)
+            select(
+                ConditionLabel.task,
+                ConditionLabel.condition_type,
+                SubjectMetadata.skin_type,
+                TrainingImage.split,
+            )
             .join(SubjectMetadata, SubjectMetadata.image_id == ConditionLabel.image_id)
             .join(TrainingImage, TrainingImage.id == ConditionLabel.image_id)
             .order_by(TrainingImage.local_path)
         ).all()
     assert sorted(rows) == sorted(
-        [("skin_type", "dry", "dry", "train"), ("skin_type", "oily", "oily", "train"),
-         ("skin_type", "dry", "dry", "valid"), ("skin_type", "oily", "oily", "valid")]
+        [
+            ("skin_type", "dry", "dry", "train"),
+            ("skin_type", "oily", "oily", "train"),
+            ("skin_type", "dry", "dry", "valid"),
+            ("skin_type", "oily", "oily", "valid"),
+        ]
     )
 
 
 def test_csv_one_hot_with_spaced_header_and_severity_pattern(cli, engine, tmp_path):
     root = tmp_path / "acne"
-    names = ["levle0_1_jpg.rf.0123456789abcdef0123456789abcdef.jpg", "levle3_2.jpg", "papular_3.jpg", "nolabel.jpg", "unlisted.jpg"]
+    names = [
+        "levle0_1_jpg.rf.0123456789abcdef0123456789abcdef.jpg",
+        "levle3_2.jpg",
+        "papular_3.jpg",
+        "nolabel.jpg",
+        "unlisted.jpg",
+    ]
     for number, name in enumerate(names):
         write(root / "test" / name, encode(draw("spots", 100 + number)))
     (root / "test" / "_classes.csv").write_text(
@@ -208,8 +253,16 @@ def test_csv_one_hot_with_spaced_header_and_severity_pattern(cli, engine, tmp_pa
         "gone.jpg, 1, 0, 0\n"
     )
 
-    result = cli("ingest", "images", str(root), "--dataset", "acne", "--filename-pattern",
-                 r"^levle(?P<severity>\d)_", "--json")
+    result = cli(
+        "ingest",
+        "images",
+        str(root),
+        "--dataset",
+        "acne",
+        "--filename-pattern",
+        r"^levle(?P<severity>\d)_",
+        "--json",
+    )
 
     assert result.exit_code == 3  # gone.jpg is listed but missing
     summary = result.json()
@@ -218,8 +271,14 @@ def test_csv_one_hot_with_spaced_header_and_severity_pattern(cli, engine, tmp_pa
     assert summary["rejected_by_reason"] == {"missing_file": 1}
     with engine.connect() as connection:
         labels = connection.execute(
-            select(TrainingImage.local_path, ConditionLabel.condition_type, ConditionLabel.severity_level,
-                   ConditionLabel.metadata_["column"].astext, TrainingImage.group_key, TrainingImage.split)
+            select(
+                TrainingImage.local_path,
+                ConditionLabel.condition_type,
+                ConditionLabel.severity_level,
+                ConditionLabel.metadata_["column"].astext,
+                TrainingImage.group_key,
+                TrainingImage.split,
+            )
             .join(TrainingImage, TrainingImage.id == ConditionLabel.image_id)
             .order_by(TrainingImage.local_path, ConditionLabel.condition_type)
         ).all()
@@ -245,7 +304,16 @@ def test_metadata_out_of_range_values_reported_per_row(cli, engine, tmp_path):
         "missing.jpg,male,40,,2,,\n"
     )
 
-    result = cli("ingest", "images", str(root), "--dataset", "subjects", "--metadata", str(metadata), "--json")
+    result = cli(
+        "ingest",
+        "images",
+        str(root),
+        "--dataset",
+        "subjects",
+        "--metadata",
+        str(metadata),
+        "--json",
+    )
 
     assert result.exit_code == 3
     summary = result.json()
@@ -259,13 +327,20 @@ def test_metadata_out_of_range_values_reported_per_row(cli, engine, tmp_path):
         rows = {
             row.local_path: row
             for row in connection.execute(
-                select(TrainingImage.local_path, SubjectMetadata)
-                .join(SubjectMetadata, SubjectMetadata.image_id == TrainingImage.id)
+                select(TrainingImage.local_path, SubjectMetadata).join(
+                    SubjectMetadata, SubjectMetadata.image_id == TrainingImage.id
+                )
             )
         }
-    assert (rows["acne/p0.jpg"].gender, rows["acne/p0.jpg"].age_range, rows["acne/p0.jpg"].fitzpatrick_scale) == ("female", "20-29", 3)
+    assert (
+        rows["acne/p0.jpg"].gender,
+        rows["acne/p0.jpg"].age_range,
+        rows["acne/p0.jpg"].fitzpatrick_scale,
+    ) == ("female", "20-29", 3)
     assert rows["acne/p0.jpg"].additional_info["camera"] == "phone"
-    assert rows["acne/p1.jpg"].fitzpatrick_scale is None and rows["acne/p1.jpg"].additional_info["invalid"] == {"fitzpatrick_scale": "9"}
+    assert rows["acne/p1.jpg"].fitzpatrick_scale is None and rows["acne/p1.jpg"].additional_info[
+        "invalid"
+    ] == {"fitzpatrick_scale": "9"}
     assert rows["acne/p2.jpg"].fitzpatrick_scale == 2 and rows["acne/p2.jpg"].age_range is None
     assert rows["acne/p3.jpg"].gender is None
 
@@ -285,8 +360,20 @@ def test_near_duplicate_is_linked_not_dropped(cli, engine, tmp_path):
                 "JOIN ml_training_images a ON a.id = d.image_id_a JOIN ml_training_images b ON b.id = d.image_id_b"
             )
         ).one()
-    assert sorted(pair[:2]) == ["acne/edited.jpg", "acne/original.jpg"] and pair[3] == result.json()["near_duplicate_method"] == "orb-ransac-v1"
-    strict = cli("ingest", "images", str(root), "--dataset", "near", "--near-duplicate-distance", "0", "--json")
+    assert (
+        sorted(pair[:2]) == ["acne/edited.jpg", "acne/original.jpg"]
+        and pair[3] == result.json()["near_duplicate_method"] == "orb-ransac-v1"
+    )
+    strict = cli(
+        "ingest",
+        "images",
+        str(root),
+        "--dataset",
+        "near",
+        "--near-duplicate-distance",
+        "0",
+        "--json",
+    )
     assert strict.json()["nothing_new"]
 
 
@@ -297,7 +384,9 @@ def test_class_level_detected_and_settable(cli, engine, tmp_path):
             write(root / cls / f"s{subject}" / "a.jpg", encode(draw(cls, subject, (32, 32))))
     dry = cli("ingest", "images", str(root), "--dataset", "nested", "--dry-run", "--workers", "2")
     assert "class level detected: 1" in dry.stderr
-    result = cli("ingest", "images", str(root), "--dataset", "nested", "--class-level", "-1", "--json")
+    result = cli(
+        "ingest", "images", str(root), "--dataset", "nested", "--class-level", "-1", "--json"
+    )
     assert result.exit_code == 0
     with engine.connect() as connection:
         classes = set(connection.execute(select(ConditionLabel.condition_type)).scalars())
@@ -314,17 +403,33 @@ def test_unknown_source_is_a_clear_error(cli):
 def test_stats_report(cli, tmp_path):
     root = tmp_path / "set"
     make_folders(root, per_class=3)
-    write(root / "train" / "spots" / "dup.jpg", (root / "train" / "spots" / "spots_0.jpg").read_bytes())
-    write(root / "train" / "stripes" / "spots_0_misfiled.jpg", (root / "train" / "spots" / "spots_0.jpg").read_bytes())
+    write(
+        root / "train" / "spots" / "dup.jpg",
+        (root / "train" / "spots" / "spots_0.jpg").read_bytes(),
+    )
+    write(
+        root / "train" / "stripes" / "spots_0_misfiled.jpg",
+        (root / "train" / "spots" / "spots_0.jpg").read_bytes(),
+    )
     write(root / "train" / "stripes" / "bad.jpg", b"nope")
     cli("ingest", "images", str(root), "--dataset", "st")
 
     report = cli("stats", "--dataset", "st", "--json").json()
 
     assert report["datasets"] == [
-        {"dataset": "st", "files": 8, "images": 6, "exact_duplicate_files": 2, "labelled_images": 6, "label_coverage": 1.0}
+        {
+            "dataset": "st",
+            "files": 8,
+            "images": 6,
+            "exact_duplicate_files": 2,
+            "labelled_images": 6,
+            "label_coverage": 1.0,
+        }
     ]
-    assert {(r["class"], r["split"]): r["images"] for r in report["classes"]} == {("spots", "train"): 3, ("stripes", "train"): 4}
+    assert {(r["class"], r["split"]): r["images"] for r in report["classes"]} == {
+        ("spots", "train"): 3,
+        ("stripes", "train"): 4,
+    }
     assert report["label_conflicts"]["exact_duplicate_conflicts"] == 1
     assert report["rejected"] == [{"reason": "not_an_image", "files": 1}]
     assert report["sizes"]["images"] == 6 and report["sizes"]["max_width"] == 160
@@ -385,7 +490,11 @@ def test_label_file_that_is_not_utf8_is_a_clear_error(cli, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_bytes("filename,label\nspots_0.jpg,eczéma\n".encode("latin-1"))
     result = cli("ingest", "images", str(root), "--dataset", "enc", "--labels", str(labels))
-    assert result.exit_code == 2 and "is not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.exit_code == 2
+        and "is not UTF-8 text" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_catalog_slug_reads_the_fetched_folder_with_the_catalog_layout(cli, engine, tmp_path):
@@ -401,7 +510,9 @@ def test_catalog_slug_reads_the_fetched_folder_with_the_catalog_layout(cli, engi
     assert result.exit_code == 0, result.stderr
     assert count(engine, TrainingImage) == result.json()["ingested"] > 0
     with engine.connect() as connection:
-        tasks = set(connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all())
+        tasks = set(
+            connection.execute(select(ConditionLabel.task, ConditionLabel.condition_type)).all()
+        )
     assert tasks == {("skin_type", "dry"), ("skin_type", "oily")}
 
 

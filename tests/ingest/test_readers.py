@@ -39,7 +39,11 @@ def test_folders_split_level_and_roboflow_group(tmp_path):
     assert scan.layout == "folders" and scan.skipped_files == 1
     first, second = scan.entries
     assert (first.split, first.group_key, first.labels[0].task, first.labels[0].condition_type) == (
-        "train", "dry_abc", "skin_type", "dry")
+        "train",
+        "dry_abc",
+        "skin_type",
+        "dry",
+    )
     assert (second.split, second.group_key, second.skin_type) == ("valid", "IMG_1_JPG", "oily")
 
 
@@ -58,7 +62,11 @@ def test_manifest_with_groups_and_missing_files(tmp_path):
     by_path = {e.local_path: e for e in scan.entries}
     assert [lab.condition_type for lab in by_path["a/2.jpg"].labels] == ["Acne", "Milia"]
     assert by_path["a/2.jpg"].split == "test" and by_path["a/1.jpg"].group_key == "src1"
-    assert by_path["a/2.jpg"].labels[1].origin == {"file": "manifest.csv", "line": 3, "column": "label"}
+    assert by_path["a/2.jpg"].labels[1].origin == {
+        "file": "manifest.csv",
+        "line": 3,
+        "column": "label",
+    }
     assert by_path["extra.png"].labels == [] and scan.unlabeled == 1
     assert [m.local_path for m in scan.missing] == ["a/3.jpg"]
 
@@ -81,11 +89,16 @@ def test_csv_labels_by_basename_and_bad_tables(tmp_path):
 def test_filename_pattern_condition_subject_split(tmp_path):
     touch(tmp_path / "acne__s17__test.jpg")
     scan = scan_dataset(
-        tmp_path, filename_pattern=r"^(?P<condition>[a-z]+)__(?P<subject>s\d+)__(?P<split>\w+)\.jpg$"
+        tmp_path,
+        filename_pattern=r"^(?P<condition>[a-z]+)__(?P<subject>s\d+)__(?P<split>\w+)\.jpg$",
     )
     entry = scan.entries[0]
     assert (entry.labels[0].condition_type, entry.subject_id, entry.group_key, entry.split) == (
-        "acne", "s17", "s17", "test")
+        "acne",
+        "s17",
+        "s17",
+        "test",
+    )
 
 
 def test_metadata_keyed_by_subject(tmp_path):

@@ -52,8 +52,12 @@ def snapshot(engine, storage: Path) -> dict:
         "rejected": "SELECT DISTINCT local_path, reason FROM ingest_rejections",
     }
     with engine.connect() as connection:
-        state = {name: sorted(map(tuple, connection.execute(text(sql)))) for name, sql in queries.items()}
-    state["stored"] = sorted(p.relative_to(storage).as_posix() for p in storage.rglob("*") if p.is_file())
+        state = {
+            name: sorted(map(tuple, connection.execute(text(sql)))) for name, sql in queries.items()
+        }
+    state["stored"] = sorted(
+        p.relative_to(storage).as_posix() for p in storage.rglob("*") if p.is_file()
+    )
     return state
 
 
@@ -68,22 +72,45 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
     dataset = tmp_path / "set"
     make_dataset(dataset)
     storage_a = tmp_path / "store-a"
-    args = ["ingest", "images", str(dataset), "--dataset", "resume", "--batch-size", str(BATCH),
-            "--workers", "2", "--storage", str(storage_a), "--json"]
+    args = [
+        "ingest",
+        "images",
+        str(dataset),
+        "--dataset",
+        "resume",
+        "--batch-size",
+        str(BATCH),
+        "--workers",
+        "2",
+        "--storage",
+        str(storage_a),
+        "--json",
+    ]
     env = {**os.environ, **cli.env, "PYTHONPATH": str(ROOT)}
 
     blocker = engine.connect()
     blocker.execute(text("LOCK TABLE ingest_rejections IN ACCESS EXCLUSIVE MODE"))
-    process = subprocess.Popen([sys.executable, "-m", "skinctl", *args], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skinctl", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
+
         def blocked() -> bool:
             assert process.poll() is None, process.communicate()
             with engine.connect() as connection:
-                return connection.execute(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
-                ).scalar_one() > 0
+                return (
+                    connection.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                        )
+                    ).scalar_one()
+                    > 0
+                )
 
         wait_for(blocked)
         process.send_signal(signal.SIGKILL)
@@ -102,9 +129,13 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
 
     def lock_released() -> bool:  # the killed server session lets go of the dataset lock
         with engine.connect() as connection:
-            got = connection.execute(text("SELECT pg_try_advisory_lock(hashtext('skinctl-ingest:resume'))")).scalar()
+            got = connection.execute(
+                text("SELECT pg_try_advisory_lock(hashtext('skinctl-ingest:resume'))")
+            ).scalar()
             if got:
-                connection.execute(text("SELECT pg_advisory_unlock(hashtext('skinctl-ingest:resume'))"))
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(hashtext('skinctl-ingest:resume'))")
+                )
             return bool(got)
 
     wait_for(lock_released)
@@ -117,12 +148,27 @@ def test_killed_run_resumes_to_the_same_result(cli, engine, database_url, home, 
         statuses = session.execute(select(IngestRun.status).order_by(IngestRun.id)).scalars().all()
     assert statuses == ["interrupted", "finished"]
     resumed_state = snapshot(engine, storage_a)
-    assert cli("--storage", str(storage_a), "storage", "gc", "--dry-run", "--json").json()["orphans"] == []
+    assert (
+        cli("--storage", str(storage_a), "storage", "gc", "--dry-run", "--json").json()["orphans"]
+        == []
+    )
 
     truncate_all(engine)
     storage_b = tmp_path / "store-b"
-    uninterrupted = cli("ingest", "images", str(dataset), "--dataset", "resume", "--batch-size", str(BATCH),
-                        "--workers", "2", "--storage", str(storage_b), "--json")
+    uninterrupted = cli(
+        "ingest",
+        "images",
+        str(dataset),
+        "--dataset",
+        "resume",
+        "--batch-size",
+        str(BATCH),
+        "--workers",
+        "2",
+        "--storage",
+        str(storage_b),
+        "--json",
+    )
     assert uninterrupted.exit_code == 3
     assert snapshot(engine, storage_b) == resumed_state
     assert len(resumed_state["images"]) == 60 and len(resumed_state["sources"]) == 61

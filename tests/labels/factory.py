@@ -16,7 +16,14 @@ from skinctl.db.models import ConditionLabel, ImageDuplicate, TrainingImage
 from skinctl.storage import content_key
 from skinctl.storage.local import LocalStorage
 
-COLOURS = [(200, 60, 60), (60, 160, 60), (60, 60, 200), (220, 180, 40), (140, 60, 160), (40, 180, 180)]
+COLOURS = [
+    (200, 60, 60),
+    (60, 160, 60),
+    (60, 60, 200),
+    (220, 180, 40),
+    (140, 60, 160),
+    (40, 180, 180),
+]
 
 
 def image_bytes(seed: int, fmt: str = "PNG", size: tuple[int, int] = (24, 16)) -> bytes:
@@ -55,17 +62,30 @@ def add_images(
             ext = "png" if fmt == "PNG" else "jpg"
             key = content_key(digest, ext)
             storage.put(key, data)
-            local_path = f"{split + '/' if split else ''}{condition}/img_{index + seed_offset:04d}.{ext}"
+            local_path = (
+                f"{split + '/' if split else ''}{condition}/img_{index + seed_offset:04d}.{ext}"
+            )
             image = TrainingImage(
-                image_url=storage.url_for(key), local_path=local_path, image_hash=digest,
-                dataset_source=dataset, width=24, height=16, format=fmt.lower(),
-                byte_size=len(data), split=split,
+                image_url=storage.url_for(key),
+                local_path=local_path,
+                image_hash=digest,
+                dataset_source=dataset,
+                width=24,
+                height=16,
+                format=fmt.lower(),
+                byte_size=len(data),
+                split=split,
             )
             session.add(image)
             session.flush()
             label = ConditionLabel(
-                image_id=image.id, condition_type=condition, task=task, source="dataset",
-                status="pending", verified=False, metadata_={"dataset": dataset},
+                image_id=image.id,
+                condition_type=condition,
+                task=task,
+                source="dataset",
+                status="pending",
+                verified=False,
+                metadata_={"dataset": dataset},
             )
             session.add(label)
             session.flush()
@@ -77,7 +97,9 @@ def add_images(
 
 def add_label(engine: Engine, image_id: int, condition: str, *, task: str = "condition") -> int:
     with Session(engine) as session:
-        label = ConditionLabel(image_id=image_id, condition_type=condition, task=task, source="dataset")
+        label = ConditionLabel(
+            image_id=image_id, condition_type=condition, task=task, source="dataset"
+        )
         session.add(label)
         session.commit()
         return label.id
@@ -85,5 +107,9 @@ def add_label(engine: Engine, image_id: int, condition: str, *, task: str = "con
 
 def add_duplicate(engine: Engine, a: int, b: int, distance: int = 2) -> None:
     with Session(engine) as session:
-        session.add(ImageDuplicate(image_id_a=min(a, b), image_id_b=max(a, b), distance=distance, method="phash"))
+        session.add(
+            ImageDuplicate(
+                image_id_a=min(a, b), image_id_b=max(a, b), distance=distance, method="phash"
+            )
+        )
         session.commit()

@@ -19,13 +19,20 @@ def data(engine, tmp_path):
     return add_images(
         engine,
         tmp_path / "store",
-        [("derm", "acne", "train"), ("derm", "eczema", "train"), ("derm", "acne", "valid"), ("other", "rosacea", None)],
+        [
+            ("derm", "acne", "train"),
+            ("derm", "eczema", "train"),
+            ("derm", "acne", "valid"),
+            ("other", "rosacea", None),
+        ],
     )
 
 
 def history(engine, label_id):
     with Session(engine) as session:
-        return session.scalars(select(LabelHistory).where(LabelHistory.label_id == label_id).order_by(LabelHistory.id)).all()
+        return session.scalars(
+            select(LabelHistory).where(LabelHistory.label_id == label_id).order_by(LabelHistory.id)
+        ).all()
 
 
 def test_verify_records_history_and_keeps_verified_in_sync(engine, data):
@@ -83,7 +90,10 @@ def test_two_sessions_racing_on_one_version_one_wins(engine, data):
             except Conflict:
                 outcomes[user] = "conflict"
 
-    threads = [threading.Thread(target=write, args=(u, s)) for u, s in (("alice", "verified"), ("bob", "rejected"))]
+    threads = [
+        threading.Thread(target=write, args=(u, s))
+        for u, s in (("alice", "verified"), ("bob", "rejected"))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -101,12 +111,27 @@ def test_set_keeps_the_dataset_label_and_adds_a_human_one(engine, data):
     alice = LabelService(engine, "alice")
     result = alice.set_condition(data.images[1], "psoriasis", "mild")
     human = result.label
-    assert (human.source, human.status, human.verified, human.condition_type, human.severity_level) == (
-        "human", "verified", True, "psoriasis", "mild",
+    assert (
+        human.source,
+        human.status,
+        human.verified,
+        human.condition_type,
+        human.severity_level,
+    ) == (
+        "human",
+        "verified",
+        True,
+        "psoriasis",
+        "mild",
     )
     labels = {lb.id: lb for lb in alice.labels_of_image(data.images[1])}
     original = labels[data.labels[1]]
-    assert (original.condition_type, original.source, original.status, original.verified) == ("eczema", "dataset", "rejected", False)
+    assert (original.condition_type, original.source, original.status, original.verified) == (
+        "eczema",
+        "dataset",
+        "rejected",
+        False,
+    )
     actions = [(h.action, h.label_id) for h in alice.history(image_id=data.images[1])]
     assert actions == [("create", human.id), ("supersede", data.labels[1])]
     assert len({h.operation_id for h in alice.history(image_id=data.images[1])}) == 1
@@ -131,13 +156,21 @@ def test_undo_reverts_a_whole_operation_after_commit(engine, data):
     alice.verify(data.labels[0])
     alice.set_condition(data.images[0], "rosacea", "severe")
     undone = alice.undo(image_id=data.images[0])
-    assert {lb.condition_type: lb.status for lb in undone.labels} == {"acne": "verified", "rosacea": "rejected"}
+    assert {lb.condition_type: lb.status for lb in undone.labels} == {
+        "acne": "verified",
+        "rosacea": "rejected",
+    }
     labels = {lb.condition_type: lb for lb in alice.labels_of_image(data.images[0])}
     assert labels["acne"].status == "verified" and labels["acne"].verified_by == "alice"
     # the next undo goes one step further back: acne is pending again
     alice.undo(image_id=data.images[0])
     acne = alice.get(data.labels[0])
-    assert (acne.status, acne.verified, acne.verified_by, acne.verified_at) == ("pending", False, None, None)
+    assert (acne.status, acne.verified, acne.verified_by, acne.verified_at) == (
+        "pending",
+        False,
+        None,
+        None,
+    )
     entries = alice.history(image_id=data.images[0])
     assert [h.action for h in entries] == ["verify", "create", "supersede", "undo", "undo", "undo"]
     with pytest.raises(NotFound, match="Nothing of yours to undo"):
@@ -179,11 +212,18 @@ def test_queue_uses_model_scores_from_the_trainers_predictions(engine, data):
             (data.images[2], "acne", "eczema", 0.1, 0.9),
             (data.images[1], "eczema", "acne", 0.6, 0.2),
         ):
-            session.add(ImagePrediction(
-                run_id=run.id, image_id=image_id, origin="held-out-test", given_labels=[given],
-                predicted_label=predicted, probabilities={predicted: 1 - confidence, given: confidence},
-                self_confidence=confidence, mislabel_score=score,
-            ))
+            session.add(
+                ImagePrediction(
+                    run_id=run.id,
+                    image_id=image_id,
+                    origin="held-out-test",
+                    given_labels=[given],
+                    predicted_label=predicted,
+                    probabilities={predicted: 1 - confidence, given: confidence},
+                    self_confidence=confidence,
+                    mislabel_score=score,
+                )
+            )
         session.commit()
         run_id = run.id
     assert service.queue()[:2] == [data.labels[2], data.labels[1]]
@@ -203,7 +243,14 @@ def test_stats_verified_share_and_agreement(engine, data):
     report = alice.stats()
     derm = next(d for d in report.datasets if d.dataset == "derm")
     # derm: acne x2 (1 verified, 1 rejected), eczema (rejected by the correction), psoriasis (human, verified)
-    assert derm == DatasetStats("derm", labels=4, verified=2, verified_share=0.5, agreement=round(1 / 3, 4), reviewed_dataset_labels=3)
+    assert derm == DatasetStats(
+        "derm",
+        labels=4,
+        verified=2,
+        verified_share=0.5,
+        agreement=round(1 / 3, 4),
+        reviewed_dataset_labels=3,
+    )
     acne = next(c for c in report.classes if c.condition == "acne")
     assert (acne.verified, acne.rejected, acne.pending, acne.agreement) == (1, 1, 0, 0.5)
     other = next(d for d in report.datasets if d.dataset == "other")

@@ -89,7 +89,7 @@ REVIEWS = (
     ",author_id,rating,is_recommended,helpfulness,total_feedback_count,total_neg_feedback_count,"
     "total_pos_feedback_count,submission_time,review_text,review_title,skin_tone,eye_color,skin_type,hair_color,"
     "product_id,product_name,brand_name,price_usd\n"
-    "0,100,5,1.0,1.0,2,0,2,2023-03-21,\"Lovely,\nreally\",Great,light,brown,oily,,P2,Oil Control Gel,Brand A,25.0\n"
+    '0,100,5,1.0,1.0,2,0,2,2023-03-21,"Lovely,\nreally",Great,light,brown,oily,,P2,Oil Control Gel,Brand A,25.0\n'
     "1,101,5,1.0,,0,0,0,2023-03-20,Works,,,,oily,,P2,Oil Control Gel,Brand A,25.0\n"
     "2,102,2,0.0,,0,0,0,2023-03-19,Too heavy,,,,oily,,P1,Hydra Cream,Brand A,38.0\n"
     "3,103,5,1.0,,0,0,0,2023-03-19,Lovely,,,,dry,,P1,Hydra Cream,Brand A,38.0\n"
@@ -102,8 +102,12 @@ REVIEWS = (
 def files(tmp_path: Path) -> dict[str, Path]:
     paths = {}
     for name, content in {
-        "inventory.csv": INVENTORY, "annex_ii.txt": ANNEX_II, "annex_iii.txt": ANNEX_III,
-        "skincare.csv": SKINCARE_CLEAN, "sephora.csv": SEPHORA, "reviews.csv": REVIEWS,
+        "inventory.csv": INVENTORY,
+        "annex_ii.txt": ANNEX_II,
+        "annex_iii.txt": ANNEX_III,
+        "skincare.csv": SKINCARE_CLEAN,
+        "sephora.csv": SEPHORA,
+        "reviews.csv": REVIEWS,
     }.items():
         path = tmp_path / name
         path.write_bytes(content.encode("utf-8"))
@@ -156,7 +160,8 @@ ANNEX_IV = (
 )
 ANNEX_V = (
     '"File creation date: 11/11/2025"\n"ANNEX V","Last update: 31/10/2025"\n'
-    '"LIST OF PRESERVATIVES ALLOWED IN COSMETIC PRODUCTS"\n"Substance identification",Conditions\n' + _POSITIVE_HEADER
+    '"LIST OF PRESERVATIVES ALLOWED IN COSMETIC PRODUCTS"\n"Substance identification",Conditions\n'
+    + _POSITIVE_HEADER
     + '29,"2-Phenoxyethanol","PHENOXYETHANOL",122-99-6,204-589-7,,"1,0 %",,,"(EC) 2009/1223",,,,,,15/10/2010\n'
     '1a,"Salts of benzoic acid","AMMONIUM BENZOATE / BUTYL BENZOATE; CALCIUM BENZOATE",-,-,'
     '"a) Rinse-off products, except oral care products\nb) Oral care products\nc) Leave-on products",'
@@ -166,7 +171,8 @@ ANNEX_V = (
 )
 ANNEX_VI = (
     '"File creation date: 11/11/2025"\n"ANNEX VI","Last update: 31/10/2025"\n'
-    '"LIST OF UV FILTERS ALLOWED IN COSMETIC PRODUCTS"\n"Substance identification",Conditions\n' + _POSITIVE_HEADER
+    '"LIST OF UV FILTERS ALLOWED IN COSMETIC PRODUCTS"\n"Substance identification",Conditions\n'
+    + _POSITIVE_HEADER
     + '3,"Homosalate","HOMOSALATE",118-56-9,204-260-8,"Face products with the exception of propellent spray products",'
     '"7,34 %",,,"(EU) 2022/2195",,,,,,01/01/2022\n'
 )
@@ -179,9 +185,11 @@ def cosing_folder(tmp_path: Path) -> Path:
     folder.mkdir()
     for name, content in {
         "COSING_Ingredients-Fragrance Inventory_v2.csv": HYDROQUINONE_INVENTORY,
-        "COSING_Annex_II_v2.txt": HYDROQUINONE_II, "COSING_Annex_III_v2.txt": HYDROQUINONE_III,
-        "COSING_Annex_IV_v2.txt": ANNEX_IV, "COSING_Annex_V_v2.txt": ANNEX_V, "COSING_Annex_VI_v2.txt": ANNEX_VI,
+        "COSING_Annex_II_v2.txt": HYDROQUINONE_II,
+        "COSING_Annex_III_v2.txt": HYDROQUINONE_III,
+        "COSING_Annex_IV_v2.txt": ANNEX_IV,
+        "COSING_Annex_V_v2.txt": ANNEX_V,
+        "COSING_Annex_VI_v2.txt": ANNEX_VI,
     }.items():
         (folder / name).write_bytes(content.encode("utf-8"))
     return folder
-

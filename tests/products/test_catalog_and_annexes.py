@@ -18,8 +18,11 @@ def _sephora_folder(tmp_path: Path) -> Path:
     body = "".join(rows).split("\n4,104")[0] + "\n"  # the valid rows, with the multi-line one
     (folder / "reviews_0-250.csv").write_text(header + body, encoding="utf-8")
     (folder / "reviews_250-500.csv").write_text(
-        header + "9,200,1,0.0,,0,0,0,2023-03-18,Broke me out badly,,,,oily,,P2,Oil Control Gel,Brand A,25.0\n"
-        "10,201,4,1.0,,0,0,0,2023-03-18,Nice,,,,dry,,P99,Not Yet Loaded,Brand Z,5.0\n", encoding="utf-8")
+        header
+        + "9,200,1,0.0,,0,0,0,2023-03-18,Broke me out badly,,,,oily,,P2,Oil Control Gel,Brand A,25.0\n"
+        "10,201,4,1.0,,0,0,0,2023-03-18,Nice,,,,dry,,P99,Not Yet Loaded,Brand Z,5.0\n",
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -28,17 +31,27 @@ def test_ingest_by_slug_reads_every_file_of_the_fetched_sets(cli, tmp_path, cosi
     cosing = cli("ingest", "cosing", "cosing", "--json")
     assert cosing.exit_code == 3, cosing.stderr  # the short Annex II row of the fixture
     tables = {t["table"]: (t["total"], t["inserted"]) for t in cosing.json()["tables"]}
-    assert tables == {"ingredients": (18, 17), "annex_ii": (6, 5), "annex_iii": (2, 2), "annex_iv": (1, 1),
-                      "annex_v": (3, 3), "annex_vi": (1, 1)}
+    assert tables == {
+        "ingredients": (18, 17),
+        "annex_ii": (6, 5),
+        "annex_iii": (2, 2),
+        "annex_iv": (1, 1),
+        "annex_v": (3, 3),
+        "annex_vi": (1, 1),
+    }
 
     assert cli("fetch", "get", "sephora", "--from", str(_sephora_folder(tmp_path))).exit_code == 0
     products = cli("ingest", "products", "sephora", "--json")
-    assert products.exit_code == 3 and products.json()["tables"][0]["inserted"] == 5  # format from the name
+    assert (
+        products.exit_code == 3 and products.json()["tables"][0]["inserted"] == 5
+    )  # format from the name
     reviews = cli("ingest", "reviews", "sephora", "--json")
     assert reviews.exit_code == 0, reviews.stderr
     document = reviews.json()
     assert [(Path(t["file"]).name, t["inserted"]) for t in document["tables"]] == [
-        ("reviews_0-250.csv", 4), ("reviews_250-500.csv", 2)]
+        ("reviews_0-250.csv", 4),
+        ("reviews_250-500.csv", 2),
+    ]
     # a review of a product not loaded yet is kept and counted
     assert document["reviews_without_product"] == 1
 
@@ -49,9 +62,11 @@ def test_ingest_by_slug_reads_every_file_of_the_fetched_sets(cli, tmp_path, cosi
 def test_ingest_reviews_takes_several_files_and_reports_bad_rows(cli, files, tmp_path):
     more = tmp_path / "more.csv"
     header = REVIEWS.splitlines()[0]
-    more.write_text(header + "\n7,300,3,1.0,,0,0,0,2023-03-01,   ,,,,dry,,P1,Hydra Cream,Brand A,38.0\n"
-                    "8,301,0,1.0,,0,0,0,2023-03-01,Fine,,,,dry,,P1,Hydra Cream,Brand A,38.0\n"
-                    "9,302,3,1.0,,0,0,0,2023-03-01,!!! 555,,,,dry,,P1,Hydra Cream,Brand A,38.0\n")
+    more.write_text(
+        header + "\n7,300,3,1.0,,0,0,0,2023-03-01,   ,,,,dry,,P1,Hydra Cream,Brand A,38.0\n"
+        "8,301,0,1.0,,0,0,0,2023-03-01,Fine,,,,dry,,P1,Hydra Cream,Brand A,38.0\n"
+        "9,302,3,1.0,,0,0,0,2023-03-01,!!! 555,,,,dry,,P1,Hydra Cream,Brand A,38.0\n"
+    )
     result = cli("ingest", "reviews", str(files["reviews"]), str(more), "--json")
     assert result.exit_code == 3
     tables = result.json()["tables"]
@@ -72,7 +87,10 @@ def test_check_reads_annexes_for_the_product_type(cli, cosing_folder):
     assert banned.exit_code == 3
     summary = banned.json()["summary"]
     assert summary["prohibited"] == ["Hydroquinone"]
-    assert "Annex II 1339" in summary["reasons"][0] and "Annex III 14: Artificial nail systems" in summary["reasons"][0]
+    assert (
+        "Annex II 1339" in summary["reasons"][0]
+        and "Annex III 14: Artificial nail systems" in summary["reasons"][0]
+    )
     human = cli("ingredients", "check", "Aqua, Glycerin, Hydroquinone, Parfum")
     assert human.exit_code == 3 and "does not apply to leave-on skin care" in human.stderr
 
@@ -81,16 +99,29 @@ def test_check_reads_annexes_for_the_product_type(cli, cosing_folder):
     bad_type = cli("ingredients", "check", "Aqua", "--product-type", "shampoo")
     assert bad_type.exit_code == 2
 
-    listed = cli("ingredients", "check", "Phenoxyethanol, Methylisothiazolinone, Homosalate, CI 77891", "--json")
+    listed = cli(
+        "ingredients",
+        "check",
+        "Phenoxyethanol, Methylisothiazolinone, Homosalate, CI 77891",
+        "--json",
+    )
     rows = {i["name"]: i for i in listed.json()["ingredients"]}
     assert rows["Phenoxyethanol"]["status"] == "allowed"
-    assert rows["Phenoxyethanol"]["annex"][0]["conditions_for_type"][0]["max_concentration"] == "1,0 %"
+    assert (
+        rows["Phenoxyethanol"]["annex"][0]["conditions_for_type"][0]["max_concentration"] == "1,0 %"
+    )
     # allowed only in rinse-off products: not on the list for a leave-on product
     assert rows["Methylisothiazolinone"]["status"] == "restricted"
     homosalate = rows["Homosalate"]["annex"][0]
-    assert (homosalate["annex"], homosalate["status"], homosalate["max_concentration"]) == ("VI", "allowed", "7,34 %")
+    assert (homosalate["annex"], homosalate["status"], homosalate["max_concentration"]) == (
+        "VI",
+        "allowed",
+        "7,34 %",
+    )
     assert rows["CI 77891"]["annex"][0]["colour"] == "White"
-    rinse = cli("ingredients", "check", "Methylisothiazolinone", "--product-type", "rinse-off", "--json")
+    rinse = cli(
+        "ingredients", "check", "Methylisothiazolinone", "--product-type", "rinse-off", "--json"
+    )
     assert rinse.json()["ingredients"][0]["status"] == "allowed"
 
     # lettered sub-rows: the leave-on limit of the benzoates, linked by a name of " / " and "; " lists
@@ -103,8 +134,15 @@ def test_a_preservative_off_annex_v_is_flagged(engine, cosing_folder):
     from skinctl.products.ingest import cosing_files, ingest_cosing
 
     found = cosing_files(cosing_folder)
-    ingest_cosing(engine, found["inventory"], found["annex_ii"], found["annex_iii"],
-                  annex_iv=found["annex_iv"], annex_v=found["annex_v"], annex_vi=found["annex_vi"])
+    ingest_cosing(
+        engine,
+        found["inventory"],
+        found["annex_ii"],
+        found["annex_iii"],
+        annex_iv=found["annex_iv"],
+        annex_v=found["annex_v"],
+        annex_vi=found["annex_vi"],
+    )
     result = check_ingredients(engine, text="Aqua, Salicylic Acid")
     salicylic = result.ingredients[1]
     # a PRESERVATIVE by its CosIng function, restricted by Annex III, and not on Annex V
@@ -115,15 +153,30 @@ def test_a_preservative_off_annex_v_is_flagged(engine, cosing_folder):
 def test_annex_conditions_per_product_type():
     from skinctl.products.annexes import ProductUse, conditions_for, use_of_category
 
-    parts = conditions_for("a) Rinse-off products, except oral care products\nb) Oral care products\n"
-                           "c) Leave-on products", "a) 2.5% (acid)\nb) 1.7% (acid)\nc) 0.5% (acid)\n",
-                           ProductUse.LEAVE_ON)
+    parts = conditions_for(
+        "a) Rinse-off products, except oral care products\nb) Oral care products\n"
+        "c) Leave-on products",
+        "a) 2.5% (acid)\nb) 1.7% (acid)\nc) 0.5% (acid)\n",
+        ProductUse.LEAVE_ON,
+    )
     assert [(c.part, c.max_concentration, c.applies) for c in parts] == [
-        ("a", "2.5% (acid)", False), ("b", "1.7% (acid)", False), ("c", "0.5% (acid)", True)]
-    assert [c.applies for c in conditions_for("Rinse-off products, except oral care products", None,
-                                              ProductUse.ORAL)] == [False]
-    assert [c.applies for c in conditions_for("Professional use", None, ProductUse.LEAVE_ON)] == [None]
-    assert use_of_category("Skincare > Cleansers > Face Wash & Cleansers", None) == ProductUse.RINSE_OFF
+        ("a", "2.5% (acid)", False),
+        ("b", "1.7% (acid)", False),
+        ("c", "0.5% (acid)", True),
+    ]
+    assert [
+        c.applies
+        for c in conditions_for(
+            "Rinse-off products, except oral care products", None, ProductUse.ORAL
+        )
+    ] == [False]
+    assert [c.applies for c in conditions_for("Professional use", None, ProductUse.LEAVE_ON)] == [
+        None
+    ]
+    assert (
+        use_of_category("Skincare > Cleansers > Face Wash & Cleansers", None)
+        == ProductUse.RINSE_OFF
+    )
     assert use_of_category("Skincare > Eye Care > Eye Creams & Treatments", None) == ProductUse.EYE
     assert use_of_category("Skincare > Moisturizers > Moisturizers", None) == ProductUse.LEAVE_ON
 

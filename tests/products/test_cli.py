@@ -2,8 +2,17 @@ from __future__ import annotations
 
 
 def test_cli_ingest_check_recommend_json(cli, files):
-    result = cli("ingest", "cosing", "--inventory", str(files["inventory"]), "--annex-ii", str(files["annex_ii"]),
-                 "--annex-iii", str(files["annex_iii"]), "--json")
+    result = cli(
+        "ingest",
+        "cosing",
+        "--inventory",
+        str(files["inventory"]),
+        "--annex-ii",
+        str(files["annex_ii"]),
+        "--annex-iii",
+        str(files["annex_iii"]),
+        "--json",
+    )
     assert result.exit_code == 3, result.stderr  # the short Annex II row is rejected
     document = result.json()
     assert [t["rejected"] for t in document["tables"]] == [0, 1, 0]
@@ -16,7 +25,11 @@ def test_cli_ingest_check_recommend_json(cli, files):
 
     ok = cli("ingredients", "check", "Aqua/Water/Eau, Glycerin, Dimethicon", "--json")
     assert ok.exit_code == 0
-    assert [i["match"]["inci_name"] for i in ok.json()["ingredients"]] == ["AQUA", "GLYCERIN", "DIMETHICONE"]
+    assert [i["match"]["inci_name"] for i in ok.json()["ingredients"]] == [
+        "AQUA",
+        "GLYCERIN",
+        "DIMETHICONE",
+    ]
     banned = cli("ingredients", "check", "Aqua, Butylphenyl Methylpropional")
     assert banned.exit_code == 3 and "prohibited" in banned.stdout
 
@@ -32,7 +45,9 @@ def test_cli_ingest_check_recommend_json(cli, files):
     assert stats["products_total"] == 5 and stats["annex_ii_entries"] == 4
     assert cli("stats", "--products", "--json").json() == stats
     conditional = cli("ingredients", "check", "Petrolatum, Aqua")
-    assert conditional.exit_code == 0 and "conditionally prohibited: Petrolatum" in conditional.stdout
+    assert (
+        conditional.exit_code == 0 and "conditionally prohibited: Petrolatum" in conditional.stdout
+    )
 
     unmatched = cli("ingredients", "unmatched", "--json")
     assert unmatched.exit_code == 0
@@ -45,10 +60,24 @@ def test_cli_ingest_check_recommend_json(cli, files):
 
 
 def test_cli_human_output(cli, files):
-    assert cli("ingest", "cosing", "--inventory", str(files["inventory"]), "--annex-iii", str(files["annex_iii"])).exit_code == 0
+    assert (
+        cli(
+            "ingest",
+            "cosing",
+            "--inventory",
+            str(files["inventory"]),
+            "--annex-iii",
+            str(files["annex_iii"]),
+        ).exit_code
+        == 0
+    )
     first = cli("ingest", "products", str(files["skincare"]), "--format", "skincare-clean")
     assert first.exit_code == 3
-    assert "bad_list" in first.stdout and "bad_price" in first.stdout and "skincare.csv" in first.stdout
+    assert (
+        "bad_list" in first.stdout
+        and "bad_price" in first.stdout
+        and "skincare.csv" in first.stdout
+    )
     listed = cli("products", "list", "--search", "gentle", "--json").json()
     assert [p["name"] for p in listed] == ["Gentle Cream 50ml", "Gentle Cream 100ml"]
     shown = cli("products", "show", str(listed[0]["id"]))

@@ -3,12 +3,24 @@ from __future__ import annotations
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import candidate_keys, name_key, split_ingredient_text
 
-INVENTORY = ["AQUA", "WATER", "DIMETHICONE", "TOCOPHEROL", "BUTYROSPERMUM PARKII BUTTER", "PEG-10 DIMETHICONE",
-             "PEG-100 STEARATE", "1,2-HEXANEDIOL", "CI 77891", "ACRYLATES/C10-30 ALKYL ACRYLATE CROSSPOLYMER"]
+INVENTORY = [
+    "AQUA",
+    "WATER",
+    "DIMETHICONE",
+    "TOCOPHEROL",
+    "BUTYROSPERMUM PARKII BUTTER",
+    "PEG-10 DIMETHICONE",
+    "PEG-100 STEARATE",
+    "1,2-HEXANEDIOL",
+    "CI 77891",
+    "ACRYLATES/C10-30 ALKYL ACRYLATE CROSSPOLYMER",
+]
 
 
 def index(mappings=()):
-    return IngredientIndex([(n, inci, name_key(inci)) for n, inci in enumerate(INVENTORY, 1)], mappings)
+    return IngredientIndex(
+        [(n, inci, name_key(inci)) for n, inci in enumerate(INVENTORY, 1)], mappings
+    )
 
 
 def test_alternatives_synonyms_and_fuzzy():
@@ -45,10 +57,17 @@ def test_user_mapping_wins():
 
 
 def test_split_ingredient_text():
-    text = ("Water, 1,2-Hexanediol, Iron Oxides (CI 77491, CI 77492), Octisalate 5%, Phenoxyethanol. "
-            "May Contain (+/-): Mica.")
+    text = (
+        "Water, 1,2-Hexanediol, Iron Oxides (CI 77491, CI 77492), Octisalate 5%, Phenoxyethanol. "
+        "May Contain (+/-): Mica."
+    )
     assert split_ingredient_text(text) == [
-        "Water", "1,2-Hexanediol", "Iron Oxides (CI 77491, CI 77492)", "Octisalate", "Phenoxyethanol", "Mica",
+        "Water",
+        "1,2-Hexanediol",
+        "Iron Oxides (CI 77491, CI 77492)",
+        "Octisalate",
+        "Phenoxyethanol",
+        "Mica",
     ]
     primary, alternatives = candidate_keys("Aqua/Water/Eau")
     assert primary == ["aqua/water/eau"] and alternatives == ["aqua", "water", "eau"]

@@ -14,7 +14,9 @@ from skinctl.products.readers import (
 
 def split(items):
     items = list(items)
-    return [i for i in items if isinstance(i, ReadRow)], [i for i in items if isinstance(i, RowProblem)]
+    return [i for i in items if isinstance(i, ReadRow)], [
+        i for i in items if isinstance(i, RowProblem)
+    ]
 
 
 def test_cosing_inventory_preamble_crlf_bom_quoted_newline_padding(files):
@@ -72,10 +74,18 @@ def test_sephora_crlf_notes_sections_and_blank_cells(files):
     hydra = by_id["P1"]
     # the '-Glycerin: hydrates.' note is not an ingredient; the final dot is dropped
     assert hydra.ingredients == [
-        "Aqua/Water/Eau", "Glycerin", "Dimethicone", "Butyrospermum Parkii (Shea) Butter", "Tocopherol",
+        "Aqua/Water/Eau",
+        "Glycerin",
+        "Dimethicone",
+        "Butyrospermum Parkii (Shea) Butter",
+        "Tocopherol",
     ]
     assert hydra.category_path == "Skincare > Moisturizers > Moisturizers"
-    assert hydra.price == Decimal("38.00") and hydra.currency == "USD" and hydra.size == "1.7 oz/ 50 mL"
+    assert (
+        hydra.price == Decimal("38.00")
+        and hydra.currency == "USD"
+        and hydra.size == "1.7 oz/ 50 mL"
+    )
     # section headings skipped, repeated names kept once
     assert by_id["P4"].ingredients == ["Aqua", "Glycerin", "Retinol"]
     assert by_id["P5"].ingredients == [] and by_id["P5"].rating == 5.0

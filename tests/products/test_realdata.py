@@ -21,8 +21,15 @@ def real(engine):
     from skinctl.products.ingest import cosing_files, ingest_cosing, ingest_products, ingest_reviews
 
     found = cosing_files(shared_data("cosing"))
-    cosing = ingest_cosing(engine, found["inventory"], found["annex_ii"], found["annex_iii"],
-                           annex_iv=found["annex_iv"], annex_v=found["annex_v"], annex_vi=found["annex_vi"])
+    cosing = ingest_cosing(
+        engine,
+        found["inventory"],
+        found["annex_ii"],
+        found["annex_iii"],
+        annex_iv=found["annex_iv"],
+        annex_v=found["annex_v"],
+        annex_vi=found["annex_vi"],
+    )
     sephora = ingest_products(engine, shared_data("sephora", "product_info.csv"), "sephora")
     reviews = ingest_reviews(engine, sorted(shared_data("sephora", "reviews_2023").glob("*.csv")))
     return engine, cosing, sephora, reviews
@@ -34,8 +41,14 @@ def test_real_files_load_and_every_row_is_accounted_for(real):
 
     engine, cosing, sephora, reviews = real
     totals = {t.table: (t.total, accounted(t)) for t in cosing.tables}
-    assert totals == {"ingredients": (28710, 28710), "annex_ii": (1744, 1744), "annex_iii": (373, 373),
-                      "annex_iv": (154, 154), "annex_v": (57, 57), "annex_vi": (34, 34)}
+    assert totals == {
+        "ingredients": (28710, 28710),
+        "annex_ii": (1744, 1744),
+        "annex_iii": (373, 373),
+        "annex_iv": (154, 154),
+        "annex_v": (57, 57),
+        "annex_vi": (34, 34),
+    }
     assert len(cosing.tables[0].duplicates) >= 7  # names repeated after trimming (README says 7)
     assert (sephora.tables[0].total, accounted(sephora.tables[0])) == (8494, 8494)
 
@@ -44,19 +57,28 @@ def test_real_files_load_and_every_row_is_accounted_for(real):
     assert sum(t.rejected for t in reviews.tables) == 9  # the 9 rows with empty text
     assert reviews.reviews_without_product == 0
 
-    clean = ingest_products(engine, shared_data("products", "skincare_products_clean.csv"), "skincare-clean")
+    clean = ingest_products(
+        engine, shared_data("products", "skincare_products_clean.csv"), "skincare-clean"
+    )
     assert (clean.tables[0].total, accounted(clean.tables[0])) == (1138, 1138)
     stats = product_stats(engine)
     assert stats.products == {"sephora": 8494, "skincare-clean": 1138}
     assert stats.match_rate > 0.9
-    assert (stats.annex_ii_entries, stats.annex_iii_entries, stats.annex_iv_entries, stats.annex_v_entries,
-            stats.annex_vi_entries) == (1744, 373, 154, 57, 34)
+    assert (
+        stats.annex_ii_entries,
+        stats.annex_iii_entries,
+        stats.annex_iv_entries,
+        stats.annex_v_entries,
+        stats.annex_vi_entries,
+    ) == (1744, 373, 154, 57, 34)
 
     # running again changes nothing
     again = ingest_reviews(engine, sorted(shared_data("sephora", "reviews_2023").glob("*.csv")))
     assert sum(t.unchanged for t in again.tables) == 22952
 
-    lilial = check_ingredients(engine, text="Aqua, Glycerin, Butylphenyl Methylpropional, Salicylic Acid")
+    lilial = check_ingredients(
+        engine, text="Aqua, Glycerin, Butylphenyl Methylpropional, Salicylic Acid"
+    )
     assert lilial.summary.prohibited == ["Butylphenyl Methylpropional"]
     assert "Salicylic Acid" in lilial.summary.restricted
 
@@ -89,13 +111,24 @@ def test_real_recommendations_fit_the_ask(real):
 
         from skinctl.db.models import Product
 
-        products = Session(bind=connection).scalars(
-            select(Product).where(Product.id.in_([r.product.id for r in answer.results]))).all()
+        products = (
+            Session(bind=connection)
+            .scalars(select(Product).where(Product.id.in_([r.product.id for r in answer.results])))
+            .all()
+        )
     assert len({variant_key(p) for p in products}) == len(products)
-    explained = [r.why for r in answer.results if r.skin_type_reviews and r.skin_type_reviews.positive_share]
-    assert explained and all(re.search(r"\d+% of \d+ reviewers with oily skin were positive \[\d+%-\d+%\]", w)
-                             for w in explained)
-    few = [r.why for r in answer.results if not (r.skin_type_reviews and r.skin_type_reviews.positive_share)]
+    explained = [
+        r.why for r in answer.results if r.skin_type_reviews and r.skin_type_reviews.positive_share
+    ]
+    assert explained and all(
+        re.search(r"\d+% of \d+ reviewers with oily skin were positive \[\d+%-\d+%\]", w)
+        for w in explained
+    )
+    few = [
+        r.why
+        for r in answer.results
+        if not (r.skin_type_reviews and r.skin_type_reviews.positive_share)
+    ]
     assert all("too few reviews from oily skin" in w for w in few)
 
     acne = recommend(engine, concerns=["acne"], limit=10)

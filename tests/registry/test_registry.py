@@ -26,13 +26,29 @@ def storage(settings):
     return LocalStorage(settings.storage)
 
 
-def add_run(engine, storage, *, task="condition", accuracy=0.9, ci=(0.8, 0.95), majority=0.4,
-            checksum: str | None = None, data: bytes = MODEL_BYTES, status="finished") -> int:
+def add_run(
+    engine,
+    storage,
+    *,
+    task="condition",
+    accuracy=0.9,
+    ci=(0.8, 0.95),
+    majority=0.4,
+    checksum: str | None = None,
+    data: bytes = MODEL_BYTES,
+    status="finished",
+) -> int:
     with Session(engine) as session, session.begin():
-        run = TrainingRun(model_name=f"{task}-small-cnn", version="1", task=task,
-                              architecture="small-cnn", status=status, accuracy=accuracy,
-                              majority_rate=majority, hyperparameters={"classes": ["a", "b"],
-                                                                       "image_size": 32})
+        run = TrainingRun(
+            model_name=f"{task}-small-cnn",
+            version="1",
+            task=task,
+            architecture="small-cnn",
+            status=status,
+            accuracy=accuracy,
+            majority_rate=majority,
+            hyperparameters={"classes": ["a", "b"], "image_size": 32},
+        )
         metrics = {"test": {"accuracy_ci95": list(ci)}}
         if checksum:
             metrics["model_sha256"] = checksum
@@ -50,7 +66,13 @@ def test_promote_records_who_when_and_the_checksum_computed_at_promotion(engine,
     result = promote(engine, storage, run_id, Task.condition, user="ana")
     p = result.promotion
     assert not result.unchanged and result.replaced is None
-    assert (p.run_id, p.task, p.alias, p.promoted_by, p.live) == (run_id, Task.condition, "production", "ana", True)
+    assert (p.run_id, p.task, p.alias, p.promoted_by, p.live) == (
+        run_id,
+        Task.condition,
+        "production",
+        "ana",
+        True,
+    )
     assert p.model_sha256 == hashlib.sha256(MODEL_BYTES).hexdigest()
     assert p.checksum_source == "promotion" and not p.forced and p.beats_majority
     assert p.accuracy_ci95 == (0.8, 0.95) and p.majority_rate == 0.4
@@ -99,9 +121,14 @@ def test_promoting_another_run_closes_the_previous_and_history_keeps_both(engine
     result = promote(engine, storage, second, Task.condition, user="bo")
     assert result.replaced is not None and result.replaced.run_id == first
     assert result.replaced.demoted_by == "bo" and result.replaced.demoted_at is not None
-    assert [(p.run_id, p.alias) for p in live_promotions(engine, alias="production")] == [(second, "production")]
+    assert [(p.run_id, p.alias) for p in live_promotions(engine, alias="production")] == [
+        (second, "production")
+    ]
     assert [(p.run_id, p.alias, p.live) for p in history(engine)] == [
-        (second, "production", True), (second, "staging", True), (first, "production", False)]
+        (second, "production", True),
+        (second, "staging", True),
+        (first, "production", False),
+    ]
     demoted = demote(engine, Task.condition, user="cy")
     assert demoted.run_id == second and demoted.demoted_by == "cy"
     assert [p.alias for p in live_promotions(engine)] == ["staging"]
@@ -140,15 +167,34 @@ def test_model_cli_promote_list_history_demote(cli, engine, settings, storage):
     assert "does not beat its majority-class rate" in refused.stderr and "--force" in refused.stderr
     promoted = cli("model", "promote", str(run_id), "--task", "condition")
     assert promoted.exit_code == 0, promoted.stderr
-    assert f"run {run_id}" in promoted.stdout and "now serves condition as production" in promoted.stdout
+    assert (
+        f"run {run_id}" in promoted.stdout
+        and "now serves condition as production" in promoted.stdout
+    )
 
     listed = cli("model", "list", "--json")
     assert listed.exit_code == 0
     (row,) = listed.json()
     assert list(row) == [
-        "id", "task", "alias", "run_id", "model_name", "version", "architecture", "accuracy",
-        "accuracy_ci95", "majority_rate", "beats_majority", "model_uri", "model_sha256",
-        "checksum_source", "forced", "note", "promoted_by", "promoted_at", "demoted_by",
+        "id",
+        "task",
+        "alias",
+        "run_id",
+        "model_name",
+        "version",
+        "architecture",
+        "accuracy",
+        "accuracy_ci95",
+        "majority_rate",
+        "beats_majority",
+        "model_uri",
+        "model_sha256",
+        "checksum_source",
+        "forced",
+        "note",
+        "promoted_by",
+        "promoted_at",
+        "demoted_by",
         "demoted_at",
     ]
     assert (row["run_id"], row["task"], row["promoted_by"]) == (run_id, "condition", "tester")
@@ -175,7 +221,15 @@ def test_api_key_cli_prints_the_key_once(cli, engine):
     listed = cli("api-key", "list", "--json")
     assert listed.exit_code == 0 and key not in listed.stdout
     (row,) = listed.json()
-    assert list(row) == ["id", "name", "prefix", "created_by", "created_at", "revoked_by", "revoked_at"]
+    assert list(row) == [
+        "id",
+        "name",
+        "prefix",
+        "created_by",
+        "created_at",
+        "revoked_by",
+        "revoked_at",
+    ]
     assert key not in cli("api-key", "list").stdout
     duplicate = cli("api-key", "create", "backend")
     assert duplicate.exit_code == 1 and "exists already" in duplicate.stderr

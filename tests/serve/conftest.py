@@ -25,8 +25,14 @@ from tests.conftest import truncate_all
 from tests.train.factory import CLASS_STYLE, draw_image, generated_set
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"image_size": 32, "batch_size": 16, "learning_rate": 0.003, "test_fraction": 0.25,
-         "val_fraction": 0.2, "patience": 3}
+SMALL = {
+    "image_size": 32,
+    "batch_size": 16,
+    "learning_rate": 0.003,
+    "test_fraction": 0.25,
+    "val_fraction": 0.2,
+    "patience": 3,
+}
 SEVERITY_LEVELS = ["mild", "moderate", "severe"]
 SKIN_TYPES = ["dry", "normal", "oily"]
 
@@ -74,9 +80,21 @@ def start_server(database_url: str, home: Path, *args: str, log_name: str = "ser
     }
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "skinctl", "serve", "--port", str(port), "--poll-seconds", "0.3",
-             *args],
-            env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=home,
+            [
+                sys.executable,
+                "-m",
+                "skinctl",
+                "serve",
+                "--port",
+                str(port),
+                "--poll-seconds",
+                "0.3",
+                *args,
+            ],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=home,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 120
@@ -97,8 +115,11 @@ def clone_run(engine, run_id: int, **changes) -> int:
     """A run row sharing another run's model file (a registry entry without training again)."""
     with Session(engine) as session, session.begin():
         source = session.get_one(TrainingRun, run_id)
-        columns = {c.key: getattr(source, c.key) for c in TrainingRun.__mapper__.column_attrs
-                   if c.key != "id"}
+        columns = {
+            c.key: getattr(source, c.key)
+            for c in TrainingRun.__mapper__.column_attrs
+            if c.key != "id"
+        }
         clone = TrainingRun(**{**columns, **changes})
         session.add(clone)
         session.flush()
@@ -128,18 +149,40 @@ def runs(session_engine, serve_home):
     storage = LocalStorage(str(serve_home / "images"))
     with Session(session_engine) as session, session.begin():
         generated_set(session, storage, per_class=20, seed=1, fitzpatrick=False)
-    a = run_training(session_engine, storage, TrainOptions(task="condition", epochs=6, seed=7, **SMALL),
-                     home=serve_home)
-    b = run_training(session_engine, storage, TrainOptions(task="condition", epochs=1, seed=3, **SMALL),
-                     home=serve_home)
+    a = run_training(
+        session_engine,
+        storage,
+        TrainOptions(task="condition", epochs=6, seed=7, **SMALL),
+        home=serve_home,
+    )
+    b = run_training(
+        session_engine,
+        storage,
+        TrainOptions(task="condition", epochs=1, seed=3, **SMALL),
+        home=serve_home,
+    )
     assert a["model_uri"] and b["model_uri"]
     # Severity and skin-type models: run A's network registered as 3-class runs of those tasks.
-    severity = clone_run(session_engine, a["id"], task="severity", model_name="severity-small-cnn",
-                         hyperparameters={**a["hyperparameters"], "task": "severity",
-                                          "classes": SEVERITY_LEVELS})
-    skin_type = clone_run(session_engine, a["id"], task="skin-type", model_name="skin-type-small-cnn",
-                          hyperparameters={**a["hyperparameters"], "task": "skin-type",
-                                           "classes": SKIN_TYPES})
-    yield {"a": a["id"], "b": b["id"], "severity": severity, "skin_type": skin_type, "storage": storage,
-           "classes": sorted(CLASS_STYLE)}
+    severity = clone_run(
+        session_engine,
+        a["id"],
+        task="severity",
+        model_name="severity-small-cnn",
+        hyperparameters={**a["hyperparameters"], "task": "severity", "classes": SEVERITY_LEVELS},
+    )
+    skin_type = clone_run(
+        session_engine,
+        a["id"],
+        task="skin-type",
+        model_name="skin-type-small-cnn",
+        hyperparameters={**a["hyperparameters"], "task": "skin-type", "classes": SKIN_TYPES},
+    )
+    yield {
+        "a": a["id"],
+        "b": b["id"],
+        "severity": severity,
+        "skin_type": skin_type,
+        "storage": storage,
+        "classes": sorted(CLASS_STYLE),
+    }
     truncate_all(session_engine)

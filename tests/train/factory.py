@@ -38,7 +38,9 @@ def draw_image(label: str, rng: np.random.Generator, size: int = 48) -> bytes:
     elif shape == "rectangle":
         draw.rectangle(box, fill=colour)
     else:
-        draw.polygon([(x0, y0 + side - 1), (x0 + side - 1, y0 + side - 1), (x0 + side // 2, y0)], fill=colour)
+        draw.polygon(
+            [(x0, y0 + side - 1), (x0 + side - 1, y0 + side - 1), (x0 + side // 2, y0)], fill=colour
+        )
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=90)
     return out.getvalue()
@@ -74,23 +76,43 @@ def add_image(
     key = content_key(facts.sha256, facts.ext)
     storage.put(key, data)
     image = TrainingImage(
-        image_url=storage.url_for(key), image_hash=facts.sha256, dataset_source=dataset,
-        local_path=local_path, width=facts.width, height=facts.height, format=facts.format,
-        byte_size=facts.byte_size, phash=facts.phash, phash_method=PHASH_METHOD,
-        quality_flags=facts.quality_flags, split=split, group_key=group_key,
+        image_url=storage.url_for(key),
+        image_hash=facts.sha256,
+        dataset_source=dataset,
+        local_path=local_path,
+        width=facts.width,
+        height=facts.height,
+        format=facts.format,
+        byte_size=facts.byte_size,
+        phash=facts.phash,
+        phash_method=PHASH_METHOD,
+        quality_flags=facts.quality_flags,
+        split=split,
+        group_key=group_key,
     )
     session.add(image)
     session.flush()
     for label in labels:
-        session.add(ConditionLabel(
-            image_id=image.id, condition_type=label, task=task, severity_level=severity,
-            source="dataset", status=status,
-        ))
+        session.add(
+            ConditionLabel(
+                image_id=image.id,
+                condition_type=label,
+                task=task,
+                severity_level=severity,
+                source="dataset",
+                status=status,
+            )
+        )
     if any(v is not None for v in (subject_id, fitzpatrick, skin_type, age_range)):
-        session.add(SubjectMetadata(
-            image_id=image.id, subject_id=subject_id, fitzpatrick_scale=fitzpatrick,
-            skin_type=skin_type, age_range=age_range,
-        ))
+        session.add(
+            SubjectMetadata(
+                image_id=image.id,
+                subject_id=subject_id,
+                fitzpatrick_scale=fitzpatrick,
+                skin_type=skin_type,
+                age_range=age_range,
+            )
+        )
     return Stored(image.id, data, labels)
 
 
@@ -108,7 +130,11 @@ def add_near_duplicates(session: Session, max_distance: int = 6) -> int:
 
 
 def generated_set(
-    session: Session, storage: LocalStorage, per_class: int = 40, seed: int = 0, size: int = 48,
+    session: Session,
+    storage: LocalStorage,
+    per_class: int = 40,
+    seed: int = 0,
+    size: int = 48,
     fitzpatrick: bool = True,
 ) -> list[Stored]:
     """per_class images of each CLASS_STYLE class, with subject metadata on each."""
@@ -116,10 +142,15 @@ def generated_set(
     stored = []
     for n in range(per_class):
         for j, label in enumerate(CLASS_STYLE):
-            stored.append(add_image(
-                session, storage, draw_image(label, rng, size), labels=[label],
-                fitzpatrick=(n % 6) + 1 if fitzpatrick else None,
-                skin_type=("oily", "dry")[n % 2] if fitzpatrick else None,
-                age_range=("18-29", "30-44", "45+")[(n + j) % 3] if fitzpatrick else None,
-            ))
+            stored.append(
+                add_image(
+                    session,
+                    storage,
+                    draw_image(label, rng, size),
+                    labels=[label],
+                    fitzpatrick=(n % 6) + 1 if fitzpatrick else None,
+                    skin_type=("oily", "dry")[n % 2] if fitzpatrick else None,
+                    age_range=("18-29", "30-44", "45+")[(n + j) % 3] if fitzpatrick else None,
+                )
+            )
     return stored

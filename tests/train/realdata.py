@@ -20,8 +20,17 @@ from skinctl.storage import content_key
 NEAR_DUPLICATE_DISTANCE = 6
 
 
-def _store(session: Session, storage, data: bytes, *, dataset: str, local_path: str,
-           split: str | None, group_key: str | None, seen: dict[str, int]) -> int | None:
+def _store(
+    session: Session,
+    storage,
+    data: bytes,
+    *,
+    dataset: str,
+    local_path: str,
+    split: str | None,
+    group_key: str | None,
+    seen: dict[str, int],
+) -> int | None:
     """The image id of these bytes; None if the bytes were already loaded (exact copy)."""
     facts = analyse_bytes(data)
     if facts.sha256 in seen:
@@ -29,10 +38,19 @@ def _store(session: Session, storage, data: bytes, *, dataset: str, local_path: 
     key = content_key(facts.sha256, facts.ext)
     storage.put(key, data)
     image = TrainingImage(
-        image_url=storage.url_for(key), image_hash=facts.sha256, dataset_source=dataset,
-        local_path=local_path, width=facts.width, height=facts.height, format=facts.format,
-        byte_size=facts.byte_size, phash=facts.phash, phash_method=PHASH_METHOD,
-        quality_flags=facts.quality_flags, split=split, group_key=group_key,
+        image_url=storage.url_for(key),
+        image_hash=facts.sha256,
+        dataset_source=dataset,
+        local_path=local_path,
+        width=facts.width,
+        height=facts.height,
+        format=facts.format,
+        byte_size=facts.byte_size,
+        phash=facts.phash,
+        phash_method=PHASH_METHOD,
+        quality_flags=facts.quality_flags,
+        split=split,
+        group_key=group_key,
     )
     session.add(image)
     session.flush()
@@ -51,13 +69,17 @@ def record_near_duplicates(session: Session, ids: list[int], hashes: list[int]) 
         distance = (bits[i + 1 :] != bits[i]).sum(axis=1)
         for j in np.nonzero(distance <= NEAR_DUPLICATE_DISTANCE)[0]:
             a, b = sorted((ids[i], ids[i + 1 + int(j)]))
-            rows.append({"image_id_a": a, "image_id_b": b, "distance": int(distance[j]), "method": "phash"})
+            rows.append(
+                {"image_id_a": a, "image_id_b": b, "distance": int(distance[j]), "method": "phash"}
+            )
     if rows:
         session.execute(insert(ImageDuplicate), rows)
     return len(rows)
 
 
-def load_skin_conditions(session: Session, storage, root: Path, limit_per_class: int | None = None) -> dict:
+def load_skin_conditions(
+    session: Session, storage, root: Path, limit_per_class: int | None = None
+) -> dict:
     """skin_conditions/{Class}/*.jpg -> condition labels (no subjects, no own split)."""
     seen: dict[str, int] = {}
     ids, hashes, per_class = [], [], {}
@@ -67,8 +89,16 @@ def load_skin_conditions(session: Session, storage, root: Path, limit_per_class:
             if limit_per_class and per_class.get(label, 0) >= limit_per_class:
                 continue
             data = (root / row["path"]).read_bytes()
-            image_id = _store(session, storage, data, dataset="skin_conditions", local_path=row["path"],
-                              split=None, group_key=None, seen=seen)
+            image_id = _store(
+                session,
+                storage,
+                data,
+                dataset="skin_conditions",
+                local_path=row["path"],
+                split=None,
+                group_key=None,
+                seen=seen,
+            )
             if image_id is None:
                 continue
             per_class[label] = per_class.get(label, 0) + 1
@@ -85,15 +115,28 @@ def load_skin_types(session: Session, storage, root: Path) -> dict:
     seen: dict[str, int] = {}
     ids, hashes, copies = [], [], 0
     with open(root / "manifest.csv", newline="") as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda r: ({"train": 0, "valid": 1, "test": 2}[r["split"]], r["path"]))
+        rows = sorted(
+            csv.DictReader(handle),
+            key=lambda r: ({"train": 0, "valid": 1, "test": 2}[r["split"]], r["path"]),
+        )
     for row in rows:
         data = (root / row["path"]).read_bytes()
-        image_id = _store(session, storage, data, dataset="skin_types", local_path=row["path"],
-                          split=row["split"], group_key=f"skin_types:{row['source_image_id']}", seen=seen)
+        image_id = _store(
+            session,
+            storage,
+            data,
+            dataset="skin_types",
+            local_path=row["path"],
+            split=row["split"],
+            group_key=f"skin_types:{row['source_image_id']}",
+            seen=seen,
+        )
         if image_id is None:
             copies += 1
             continue
-        session.add(ConditionLabel(image_id=image_id, condition_type=row["label"], task="skin_type"))
+        session.add(
+            ConditionLabel(image_id=image_id, condition_type=row["label"], task="skin_type")
+        )
         ids.append(image_id)
         hashes.append(session.get(TrainingImage, image_id).phash)
     pairs = record_near_duplicates(session, ids, hashes)
@@ -115,12 +158,26 @@ def load_acne_severity(session: Session, storage, root: Path) -> dict:
             if not labels:
                 continue
             data = (root / "test" / name).read_bytes()
-            image_id = _store(session, storage, data, dataset="acne_multilabel", local_path=f"test/{name}",
-                              split="test", group_key=None, seen=seen)
+            image_id = _store(
+                session,
+                storage,
+                data,
+                dataset="acne_multilabel",
+                local_path=f"test/{name}",
+                split="test",
+                group_key=None,
+                seen=seen,
+            )
             if image_id is None:
                 continue
             for label in labels:
-                session.add(ConditionLabel(image_id=image_id, condition_type=label, task="condition",
-                                           severity_level=match.group(1) if match else None))
+                session.add(
+                    ConditionLabel(
+                        image_id=image_id,
+                        condition_type=label,
+                        task="condition",
+                        severity_level=match.group(1) if match else None,
+                    )
+                )
             count += 1
     return {"images": count}

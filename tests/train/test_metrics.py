@@ -22,8 +22,12 @@ def test_evaluate_matches_hand_counts():
     assert e.accuracy == 0.7 and e.majority_rate == 0.5 and e.majority_class == "c"
     assert e.matrix.tolist() == [[2, 1, 0], [0, 1, 1], [1, 0, 4]]
     per = {c["class_name"]: c for c in e.per_class}
-    assert per["a"]["precision"] == pytest.approx(2 / 3) and per["a"]["recall"] == pytest.approx(2 / 3)
-    assert per["b"]["precision"] == pytest.approx(1 / 2) and per["b"]["recall"] == pytest.approx(1 / 2)
+    assert per["a"]["precision"] == pytest.approx(2 / 3) and per["a"]["recall"] == pytest.approx(
+        2 / 3
+    )
+    assert per["b"]["precision"] == pytest.approx(1 / 2) and per["b"]["recall"] == pytest.approx(
+        1 / 2
+    )
     assert per["c"]["f1"] == pytest.approx(2 * 0.8 * 0.8 / 1.6)
     assert e.f1 == pytest.approx((2 / 3 + 1 / 2 + 0.8) / 3)
     assert e.f1_ci[0] < e.f1 < e.f1_ci[1]
@@ -55,7 +59,9 @@ def test_majority_warning_wording():
 
     worse = mt.evaluate(np.array([0] * 8 + [1] * 2), np.array([1] * 10), ["a", "b"], 0)
     assert "does NOT beat the majority-class rate" in majority_warning(worse)
-    unclear = mt.evaluate(np.array([0] * 6 + [1] * 4), np.array([0] * 6 + [1, 1, 1, 0]), ["a", "b"], 0)
+    unclear = mt.evaluate(
+        np.array([0] * 6 + [1] * 4), np.array([0] * 6 + [1, 1, 1, 0]), ["a", "b"], 0
+    )
     assert "does not clearly beat" in majority_warning(unclear)
     y = np.array([0, 1] * 100)
     assert majority_warning(mt.evaluate(y, y, ["a", "b"], 0)) is None

@@ -32,7 +32,9 @@ def test_large_jpeg_reduced_decode_matches_full_decode():
 
     rng = np.random.default_rng(0)
     small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
-    big = Image.fromarray(small).resize((640, 480), Image.NEAREST)  # smooth blocks: resizing is stable
+    big = Image.fromarray(small).resize(
+        (640, 480), Image.NEAREST
+    )  # smooth blocks: resizing is stable
     jpeg, png = io.BytesIO(), io.BytesIO()
     big.save(jpeg, format="JPEG", quality=95)
     big.save(png, format="PNG")

@@ -24,8 +24,16 @@ def _examples(n_groups: int, seed: int = 0) -> list[ds.Example]:
         label = ("dry", "normal", "oily")[g % 3]
         subject = f"s{g // 2}" if g % 3 == 0 else None
         for _ in range(int(rng.integers(1, 6))):
-            examples.append(ds.Example(image_id, f"file:///x/{image_id}.jpg", [label], "set",
-                                       group_key=f"photo-{g}", subject_id=subject))
+            examples.append(
+                ds.Example(
+                    image_id,
+                    f"file:///x/{image_id}.jpg",
+                    [label],
+                    "set",
+                    group_key=f"photo-{g}",
+                    subject_id=subject,
+                )
+            )
             image_id += 1
     return examples
 
@@ -43,7 +51,9 @@ def test_linked_images_never_straddle_splits():
     for subject in {e.subject_id for e in examples if e.subject_id}:
         assert len({split[e.image_id] for e in examples if e.subject_id == subject}) == 1
     # chained links: 1 is linked to 200 by a duplicate, so 200's whole photo group follows 1
-    assert {split[e.image_id] for e in examples if e.group_key == by_id[200].group_key} == {split[1]}
+    assert {split[e.image_id] for e in examples if e.group_key == by_id[200].group_key} == {
+        split[1]
+    }
 
 
 def test_split_is_stratified_seeded_and_sized():
@@ -73,29 +83,81 @@ def test_folds_cover_everything_once():
 def test_bad_fractions_are_refused():
     examples = _examples(10)
     with pytest.raises(UsageError, match="val-fraction"):
-        ds.group_split(examples, ds.link_groups(examples, []), val_fraction=0.5, test_fraction=0.5, seed=0)
+        ds.group_split(
+            examples, ds.link_groups(examples, []), val_fraction=0.5, test_fraction=0.5, seed=0
+        )
 
 
 def test_selection_from_the_database(engine, tmp_path):
     storage = LocalStorage(str(tmp_path / "images"))
     rng = np.random.default_rng(0)
     with Session(engine) as session, session.begin():
-        a = add_image(session, storage, draw_image("acne", rng), labels=["acne"], dataset="one", status="verified", subject_id="p1", fitzpatrick=2)
-        b = add_image(session, storage, draw_image("eczema", rng), labels=["eczema"], dataset="one", subject_id="p1")
-        c = add_image(session, storage, draw_image("acne", rng), labels=["acne", "eczema"], dataset="two")
-        add_image(session, storage, draw_image("rosacea", rng), labels=["rosacea"], dataset="two",
-                      severity="2", status="rejected")
-        e = add_image(session, storage, draw_image("rosacea", rng), labels=["rosacea"], dataset="two", severity="1")
-        add_image(session, storage, draw_image("acne", rng), labels=["oily"], task="skin_type", dataset="three")
-        session.add(ImageDuplicate(image_id_a=a.image_id, image_id_b=e.image_id, distance=3, method="phash"))
+        a = add_image(
+            session,
+            storage,
+            draw_image("acne", rng),
+            labels=["acne"],
+            dataset="one",
+            status="verified",
+            subject_id="p1",
+            fitzpatrick=2,
+        )
+        b = add_image(
+            session,
+            storage,
+            draw_image("eczema", rng),
+            labels=["eczema"],
+            dataset="one",
+            subject_id="p1",
+        )
+        c = add_image(
+            session, storage, draw_image("acne", rng), labels=["acne", "eczema"], dataset="two"
+        )
+        add_image(
+            session,
+            storage,
+            draw_image("rosacea", rng),
+            labels=["rosacea"],
+            dataset="two",
+            severity="2",
+            status="rejected",
+        )
+        e = add_image(
+            session,
+            storage,
+            draw_image("rosacea", rng),
+            labels=["rosacea"],
+            dataset="two",
+            severity="1",
+        )
+        add_image(
+            session,
+            storage,
+            draw_image("acne", rng),
+            labels=["oily"],
+            task="skin_type",
+            dataset="three",
+        )
+        session.add(
+            ImageDuplicate(image_id_a=a.image_id, image_id_b=e.image_id, distance=3, method="phash")
+        )
 
     with Session(engine) as session:
         selection = ds.select_examples(session, "condition")
         assert selection.classes == ["acne", "eczema", "rosacea"]
-        assert [x.image_id for x in selection.examples] == [a.image_id, b.image_id, e.image_id]  # rejected label dropped
-        assert sum(selection.left_out.values()) == 1 and "multi-label" in next(iter(selection.left_out))
+        assert [x.image_id for x in selection.examples] == [
+            a.image_id,
+            b.image_id,
+            e.image_id,
+        ]  # rejected label dropped
+        assert sum(selection.left_out.values()) == 1 and "multi-label" in next(
+            iter(selection.left_out)
+        )
         multi = ds.select_examples(session, "condition", multi_label=True)
-        assert next(x for x in multi.examples if x.image_id == c.image_id).labels == ["acne", "eczema"]
+        assert next(x for x in multi.examples if x.image_id == c.image_id).labels == [
+            "acne",
+            "eczema",
+        ]
         only_one = ds.select_examples(session, "condition", datasets=["one"])
         assert {x.image_id for x in only_one.examples} == {a.image_id, b.image_id}
         assert only_one.examples[0].fitzpatrick == "2" and only_one.examples[0].subject_id == "p1"
@@ -106,15 +168,25 @@ def test_selection_from_the_database(engine, tmp_path):
         picked = ds.select_examples(session, "condition", classes=["acne", "rosacea"])
         assert picked.classes == ["acne", "rosacea"] and picked.left_out == {"not in --classes": 1}
         with pytest.raises(TrainingError):
-            ds.select_examples(session, "severity")  # one severity level left after the rejected one
+            ds.select_examples(
+                session, "severity"
+            )  # one severity level left after the rejected one
         pairs = ds.duplicate_pairs(session, [x.image_id for x in selection.examples])
         groups = ds.link_groups(selection.examples, pairs)
         assert groups[a.image_id] == groups[b.image_id] == groups[e.image_id]  # subject + duplicate
 
 
 def test_class_and_group_weights():
-    examples = [ds.Example(i, "u", ["a" if i < 6 else "b"], "s", fitzpatrick=("1" if i % 4 == 0 else "5") if i < 8 else None)
-                for i in range(8 + 2)]
+    examples = [
+        ds.Example(
+            i,
+            "u",
+            ["a" if i < 6 else "b"],
+            "s",
+            fitzpatrick=("1" if i % 4 == 0 else "5") if i < 8 else None,
+        )
+        for i in range(8 + 2)
+    ]
     weights, class_weight = ds.sample_weights(examples, ["a", "b"], None)
     assert class_weight == {"a": pytest.approx(10 / 12), "b": pytest.approx(10 / 8)}
     assert sum(weights) == pytest.approx(len(examples))
@@ -127,7 +199,10 @@ def test_class_and_group_weights():
 
 
 def test_folder_split_uses_the_datasets_own_folders():
-    examples = [ds.Example(i, "u", ["a"], "s", folder_split=f) for i, f in enumerate(["train", "valid", "test", "TRAIN"])]
+    examples = [
+        ds.Example(i, "u", ["a"], "s", folder_split=f)
+        for i, f in enumerate(["train", "valid", "test", "TRAIN"])
+    ]
     assert ds.folder_split(examples) == {0: "train", 1: "val", 2: "test", 3: "train"}
     examples.append(ds.Example(9, "u", ["a"], "s", folder_split=None))
     with pytest.raises(UsageError, match="1 selected images have no train/valid/test split"):

@@ -26,9 +26,28 @@ from tests.conftest import truncate_all
 from tests.train.conftest import cli_for
 from tests.train.factory import CLASS_STYLE, draw_image, generated_set
 
-TRAIN_ARGS = ["--task", "condition", "--image-size", "32", "--epochs", "12", "--batch-size", "16",
-              "--learning-rate", "0.003", "--test-fraction", "0.25", "--val-fraction", "0.2",
-              "--seed", "7", "--patience", "4", "--balance-by", "fitzpatrick"]
+TRAIN_ARGS = [
+    "--task",
+    "condition",
+    "--image-size",
+    "32",
+    "--epochs",
+    "12",
+    "--batch-size",
+    "16",
+    "--learning-rate",
+    "0.003",
+    "--test-fraction",
+    "0.25",
+    "--val-fraction",
+    "0.2",
+    "--seed",
+    "7",
+    "--patience",
+    "4",
+    "--balance-by",
+    "fitzpatrick",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +59,14 @@ def trained(session_engine, database_url, module_home):
     cli = cli_for(database_url, module_home)
     result = cli("train", "run", *TRAIN_ARGS, "--name", "shapes", "--notes", "generated", "--json")
     assert result.exit_code == 0, result.stderr + str(result.exception)
-    yield {"run": result.json(), "cli": cli, "engine": session_engine, "storage": storage,
-           "stored": stored, "stderr": result.stderr}
+    yield {
+        "run": result.json(),
+        "cli": cli,
+        "engine": session_engine,
+        "storage": storage,
+        "stored": stored,
+        "stderr": result.stderr,
+    }
     truncate_all(session_engine)
 
 
@@ -80,14 +105,25 @@ def test_every_metric_is_recorded(trained):
         assert all(e.train_loss is not None and e.val_loss is not None for e in epochs)
         best = min(epochs, key=lambda e: e.val_loss)
         assert best.epoch == row.best_epoch
-        classes = session.scalars(select(TrainingClassMetric).where(TrainingClassMetric.run_id == run_id)).all()
+        classes = session.scalars(
+            select(TrainingClassMetric).where(TrainingClassMetric.run_id == run_id)
+        ).all()
         assert sorted(c.class_name for c in classes) == sorted(CLASS_STYLE)
         assert sum(c.support for c in classes) == hp["split_sizes"]["test"]
-        groups = session.scalars(select(TrainingGroupMetric).where(TrainingGroupMetric.run_id == run_id)).all()
+        groups = session.scalars(
+            select(TrainingGroupMetric).where(TrainingGroupMetric.run_id == run_id)
+        ).all()
         assert {g.group_by for g in groups} == {"fitzpatrick", "skin_type", "age_range"}
         for group_by in ("fitzpatrick", "skin_type", "age_range"):
-            assert sum(g.support for g in groups if g.group_by == group_by) == hp["split_sizes"]["test"]
-        splits = session.scalar(select(func.count()).select_from(TrainingRunSplit).where(TrainingRunSplit.run_id == run_id))
+            assert (
+                sum(g.support for g in groups if g.group_by == group_by)
+                == hp["split_sizes"]["test"]
+            )
+        splits = session.scalar(
+            select(func.count())
+            .select_from(TrainingRunSplit)
+            .where(TrainingRunSplit.run_id == run_id)
+        )
         assert splits == 120
         matrix = np.array(row.confusion_matrix["matrix"])
         assert matrix.shape == (3, 3) and matrix.sum() == hp["split_sizes"]["test"]
@@ -110,7 +146,11 @@ def test_show_and_list_json(trained):
     listed = cli("train", "list", "--json")
     assert [r["id"] for r in listed.json()] == [run_id]
     human = cli("train", "show", "latest")
-    assert human.exit_code == 0 and "majority-class rate" in human.stdout and "confusion matrix" in human.stdout
+    assert (
+        human.exit_code == 0
+        and "majority-class rate" in human.stdout
+        and "confusion matrix" in human.stdout
+    )
 
 
 def test_reloaded_model_predicts_the_same_probabilities(trained, tmp_path):
@@ -127,7 +167,8 @@ def test_reloaded_model_predicts_the_same_probabilities(trained, tmp_path):
     direct = model.predict(decode_files([stored[i].data for i in test_ids], 32), verbose=0)
     model.save(tmp_path / "again.keras")
     again = keras.models.load_model(tmp_path / "again.keras").predict(
-        decode_files([stored[i].data for i in test_ids], 32), verbose=0)
+        decode_files([stored[i].data for i in test_ids], 32), verbose=0
+    )
     np.testing.assert_array_equal(direct, again)
 
     result = cli("predict", *map(str, test_ids), "--run", str(run["id"]), "--top", "3", "--json")
@@ -150,7 +191,9 @@ def test_predict_a_file_not_in_the_database(trained, tmp_path):
         files.append((label, path))
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
-    result = trained["cli"]("predict", *(str(p) for _, p in files), str(bad), "--top", "1", "--json")
+    result = trained["cli"](
+        "predict", *(str(p) for _, p in files), str(bad), "--top", "1", "--json"
+    )
     assert result.exit_code == 3  # answered the good ones, rejected one input
     document = result.json()
     assert [r["prediction"] for r in document["results"]] == [label for label, _ in files]
@@ -162,12 +205,17 @@ def test_predict_a_file_not_in_the_database(trained, tmp_path):
 def test_score_flags_a_flipped_label(trained):
     engine, cli, run_id = trained["engine"], trained["cli"], trained["run"]["id"]
     with Session(engine) as session, session.begin():
-        held_out = session.scalars(select(TrainingRunSplit.image_id).where(
-            TrainingRunSplit.run_id == run_id, TrainingRunSplit.split == "test").order_by(TrainingRunSplit.image_id)).all()
+        held_out = session.scalars(
+            select(TrainingRunSplit.image_id)
+            .where(TrainingRunSplit.run_id == run_id, TrainingRunSplit.split == "test")
+            .order_by(TrainingRunSplit.image_id)
+        ).all()
         victim = held_out[0]
         label = session.scalar(select(ConditionLabel).where(ConditionLabel.image_id == victim))
         wrong = next(c for c in CLASS_STYLE if c != label.condition_type)
-        session.execute(update(ConditionLabel).where(ConditionLabel.id == label.id).values(condition_type=wrong))
+        session.execute(
+            update(ConditionLabel).where(ConditionLabel.id == label.id).values(condition_type=wrong)
+        )
     for _ in range(2):  # idempotent: scoring again replaces the run's scores
         result = cli("train", "score", "--run", str(run_id), "--json")
         assert result.exit_code == 0, result.stderr
@@ -177,8 +225,12 @@ def test_score_flags_a_flipped_label(trained):
     assert document["likely_mislabeled"][0]["image_id"] == victim
     assert document["likely_mislabeled"][0]["mislabel_score"] > 0.5
     with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(ImagePrediction)) == document["scored"]
-        top = session.scalars(select(ImagePrediction).order_by(ImagePrediction.mislabel_score.desc())).first()
+        assert (
+            session.scalar(select(func.count()).select_from(ImagePrediction)) == document["scored"]
+        )
+        top = session.scalars(
+            select(ImagePrediction).order_by(ImagePrediction.mislabel_score.desc())
+        ).first()
         assert top.image_id == victim and top.given_labels == [wrong]
         assert top.self_confidence == pytest.approx(top.probabilities[wrong])
         assert sum(top.probabilities.values()) == pytest.approx(1, abs=1e-4)
@@ -186,7 +238,18 @@ def test_score_flags_a_flipped_label(trained):
 
 def test_compare_and_delete(trained):
     cli, first = trained["cli"], trained["run"]["id"]
-    second = cli("train", "run", *TRAIN_ARGS[:4], "--epochs", "1", "--seed", "8", "--version", "exp", "--json")
+    second = cli(
+        "train",
+        "run",
+        *TRAIN_ARGS[:4],
+        "--epochs",
+        "1",
+        "--seed",
+        "8",
+        "--version",
+        "exp",
+        "--json",
+    )
     assert second.exit_code == 0, second.stderr
     second_id = second.json()["id"]
     compared = cli("train", "compare", str(first), str(second_id), "--json")
@@ -209,17 +272,60 @@ def test_compare_and_delete(trained):
 # --- the --json shapes scripts depend on: keys and their order -------------------------------
 
 SUMMARY_KEYS = [
-    "id", "model_name", "version", "task", "architecture", "status", "training_date", "dataset_size",
-    "accuracy", "accuracy_ci95", "majority_rate", "precision_score", "recall", "f1_score", "f1_ci95",
-    "best_epoch", "epochs_run", "training_duration_minutes",
+    "id",
+    "model_name",
+    "version",
+    "task",
+    "architecture",
+    "status",
+    "training_date",
+    "dataset_size",
+    "accuracy",
+    "accuracy_ci95",
+    "majority_rate",
+    "precision_score",
+    "recall",
+    "f1_score",
+    "f1_ci95",
+    "best_epoch",
+    "epochs_run",
+    "training_duration_minutes",
 ]
 DETAIL_KEYS = [
-    *SUMMARY_KEYS, "model_uri", "seed", "started_by", "finished_at", "notes", "hyperparameters", "metrics",
-    "confusion_matrix", "split_sizes", "images_scored", "epochs", "per_class", "per_group",
+    *SUMMARY_KEYS,
+    "model_uri",
+    "seed",
+    "started_by",
+    "finished_at",
+    "notes",
+    "hyperparameters",
+    "metrics",
+    "confusion_matrix",
+    "split_sizes",
+    "images_scored",
+    "epochs",
+    "per_class",
+    "per_group",
 ]
-EPOCH_KEYS = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate", "seconds"]
+EPOCH_KEYS = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_accuracy",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+]
 CLASS_KEYS = ["class_name", "precision", "recall", "f1", "support", "threshold"]
-GROUP_KEYS = ["group_by", "group_value", "support", "accuracy", "accuracy_ci95", "f1_macro", "majority_rate"]
+GROUP_KEYS = [
+    "group_by",
+    "group_value",
+    "support",
+    "accuracy",
+    "accuracy_ci95",
+    "f1_macro",
+    "majority_rate",
+]
 
 
 def _assert_detail_shape(detail: dict) -> None:
@@ -246,9 +352,21 @@ def test_json_shapes_of_score_and_predict(trained, tmp_path):
     scored = cli("train", "score", "--run", str(run_id), "--json")
     assert scored.exit_code == 0, scored.stderr
     document = scored.json()
-    assert list(document) == ["run", "scored", "origin", "folds", "agreement_with_given_labels", "likely_mislabeled"]
+    assert list(document) == [
+        "run",
+        "scored",
+        "origin",
+        "folds",
+        "agreement_with_given_labels",
+        "likely_mislabeled",
+    ]
     assert list(document["likely_mislabeled"][0]) == [
-        "image_id", "given_labels", "predicted_label", "self_confidence", "mislabel_score"]
+        "image_id",
+        "given_labels",
+        "predicted_label",
+        "self_confidence",
+        "mislabel_score",
+    ]
 
     image_id = trained["stored"][0].image_id
     file = tmp_path / "one.jpg"
@@ -258,7 +376,13 @@ def test_json_shapes_of_score_and_predict(trained, tmp_path):
     document = predicted.json()
     assert list(document) == ["run", "task", "classes", "results", "rejected"]
     by_id, by_file = document["results"]
-    assert list(by_id) == ["input", "image_id", "image_url", "prediction", "top"]  # no file, labels, severity
+    assert list(by_id) == [
+        "input",
+        "image_id",
+        "image_url",
+        "prediction",
+        "top",
+    ]  # no file, labels, severity
     assert list(by_file) == ["input", "file", "prediction", "top"]
     assert list(by_file["top"][0]) == ["class", "confidence"]
     assert list(document["rejected"][0]) == ["input", "reason"]
@@ -266,8 +390,12 @@ def test_json_shapes_of_score_and_predict(trained, tmp_path):
 
 def test_bad_choices_are_usage_errors_listing_the_valid_values(trained):
     cli = trained["cli"]
-    for option, value, valid in (("--task", "sentiment", "skin-type"), ("--model", "resnet", "small-cnn"),
-                                 ("--split", "random", "group"), ("--balance-by", "height", "age-range")):
+    for option, value, valid in (
+        ("--task", "sentiment", "skin-type"),
+        ("--model", "resnet", "small-cnn"),
+        ("--split", "random", "group"),
+        ("--balance-by", "height", "age-range"),
+    ):
         args = ["--task", "condition", option, value] if option != "--task" else [option, value]
         result = cli("train", "run", *args)
         assert result.exit_code == 2, (option, result.stderr)

@@ -20,8 +20,14 @@ from skinctl.train.predict import predict_inputs
 from skinctl.train.runner import run_training
 from tests.train.factory import CLASS_STYLE, add_image, draw_image, generated_set
 
-SMALL = {"image_size": 32, "batch_size": 16, "learning_rate": 0.003, "test_fraction": 0.25,
-         "val_fraction": 0.2, "seed": 5}
+SMALL = {
+    "image_size": 32,
+    "batch_size": 16,
+    "learning_rate": 0.003,
+    "test_fraction": 0.25,
+    "val_fraction": 0.2,
+    "seed": 5,
+}
 
 
 @pytest.fixture
@@ -40,8 +46,13 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_records_interrupted(engine, storag
             if epoch == 1:
                 os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal sends
 
-    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=10, **SMALL),
-                           home=home, extra_callbacks=[CtrlCAfterTwoEpochs()])
+    summary = run_training(
+        engine,
+        storage,
+        TrainOptions(task="condition", epochs=10, **SMALL),
+        home=home,
+        extra_callbacks=[CtrlCAfterTwoEpochs()],
+    )
     assert summary.status == "interrupted"
     assert "interrupted" in summary.notes
     assert summary.epochs_run == 2 and summary.best_epoch in (1, 2)
@@ -72,7 +83,9 @@ def test_multi_label_learns_sets_with_thresholds(engine, storage, home):
         for _ in range(30):
             for label in ("acne", "eczema"):
                 add_image(session, storage, _two_shapes(rng, [label, label]), labels=[label])
-            add_image(session, storage, _two_shapes(rng, ["acne", "eczema"]), labels=["acne", "eczema"])
+            add_image(
+                session, storage, _two_shapes(rng, ["acne", "eczema"]), labels=["acne", "eczema"]
+            )
 
     # without --multi-label the pairs are left out, and counted
     single = TrainOptions(task="condition", epochs=1, **SMALL)
@@ -80,9 +93,16 @@ def test_multi_label_learns_sets_with_thresholds(engine, storage, home):
 
     with Session(engine) as session:
         prepared = prepare(session, single)
-    assert sum(prepared.selection.left_out.values()) == 30 and len(prepared.selection.examples) == 60
+    assert (
+        sum(prepared.selection.left_out.values()) == 30 and len(prepared.selection.examples) == 60
+    )
 
-    summary = run_training(engine, storage, TrainOptions(task="condition", multi_label=True, epochs=10, **SMALL), home=home)
+    summary = run_training(
+        engine,
+        storage,
+        TrainOptions(task="condition", multi_label=True, epochs=10, **SMALL),
+        home=home,
+    )
     assert summary.status == "finished" and summary.hyperparameters["multi_label"]
     assert summary.dataset_size == 90
     assert summary.accuracy > summary.majority_rate  # exact-set match
@@ -104,7 +124,9 @@ def test_severity_task_answers_a_severity(engine, storage, home):
         for _ in range(20):
             for level, style in styles.items():
                 add_image(session, storage, draw_image(style, rng), labels=["acne"], severity=level)
-    summary = run_training(engine, storage, TrainOptions(task="severity", epochs=6, **SMALL), home=home)
+    summary = run_training(
+        engine, storage, TrainOptions(task="severity", epochs=6, **SMALL), home=home
+    )
     assert summary.hyperparameters["classes"] == ["0", "1", "2"]
     new = home / "new.jpg"
     new.write_bytes(draw_image(styles["2"], rng))
@@ -155,13 +177,24 @@ def test_score_by_cross_validation_folds(engine, storage, home):
     with Session(engine) as session, session.begin():
         generated_set(session, storage, per_class=10, seed=8, fitzpatrick=False)
     reports = []
-    summary = run_training(engine, storage, TrainOptions(task="condition", epochs=1, **SMALL), home=home,
-                           report=lambda stage, done, total: reports.append((stage, done, total)))
+    summary = run_training(
+        engine,
+        storage,
+        TrainOptions(task="condition", epochs=1, **SMALL),
+        home=home,
+        report=lambda stage, done, total: reports.append((stage, done, total)),
+    )
     # cumulative progress: the epochs out of --epochs, then the evaluation
     assert reports == [("epochs", 1, 1), ("evaluate", 0, 1), ("evaluate", 1, 1)]
     reports.clear()
-    result = score_run(engine, storage, summary.id, home=home, folds=2,
-                       report=lambda stage, done, total: reports.append((stage, done, total)))
+    result = score_run(
+        engine,
+        storage,
+        summary.id,
+        home=home,
+        folds=2,
+        report=lambda stage, done, total: reports.append((stage, done, total)),
+    )
     assert reports == [("folds", 1, 2), ("folds", 2, 2)]
     assert result.origin == "cv" and result.scored == 30  # every image, each out of sample
     with Session(engine) as session:
@@ -169,18 +202,38 @@ def test_score_by_cross_validation_folds(engine, storage, home):
 
         rows = session.scalars(select(ImagePrediction)).all()
         assert {r.fold for r in rows} == {0, 1} and {r.origin for r in rows} == {"cv"}
-        assert all(r.mislabel_score == pytest.approx(1 - r.probabilities[r.given_labels[0]]) for r in rows)
+        assert all(
+            r.mislabel_score == pytest.approx(1 - r.probabilities[r.given_labels[0]]) for r in rows
+        )
 
 
 def test_no_signal_run_warns_plainly(engine, storage, home, cli):
     rng = np.random.default_rng(11)
     with Session(engine) as session, session.begin():
         for _ in range(36):  # one drawing style, labels assigned at random: nothing to learn
-            add_image(session, storage, draw_image("acne", rng), labels=[("dry", "oily")[int(rng.integers(0, 2))]],
-                      task="skin_type")
-        add_image(session, storage, draw_image("eczema", rng), labels=["dry", "oily"], task="skin_type")
-    result = cli("train", "run", "--task", "skin-type", "--image-size", "32", "--epochs", "2",
-                 "--test-fraction", "0.3", "--json")
+            add_image(
+                session,
+                storage,
+                draw_image("acne", rng),
+                labels=[("dry", "oily")[int(rng.integers(0, 2))]],
+                task="skin_type",
+            )
+        add_image(
+            session, storage, draw_image("eczema", rng), labels=["dry", "oily"], task="skin_type"
+        )
+    result = cli(
+        "train",
+        "run",
+        "--task",
+        "skin-type",
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--test-fraction",
+        "0.3",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     warning = result.json()["metrics"]["warning"]
     assert warning and "majority-class rate" in warning
@@ -192,8 +245,12 @@ def test_no_signal_run_warns_plainly(engine, storage, home, cli):
 def test_keras_applications_model_trains_saves_and_predicts(engine, storage, home):
     with Session(engine) as session, session.begin():
         stored = generated_set(session, storage, per_class=8, seed=12, fitzpatrick=False)
-    summary = run_training(engine, storage, TrainOptions(task="condition", model="mobilenet-v3-small",
-                                                         epochs=1, **SMALL), home=home)
+    summary = run_training(
+        engine,
+        storage,
+        TrainOptions(task="condition", model="mobilenet-v3-small", epochs=1, **SMALL),
+        home=home,
+    )
     assert summary.status == "finished" and summary.architecture == "mobilenet-v3-small"
     answer = predict_inputs(engine, storage, [str(stored[0].image_id)], run=summary.id, home=home)
     probabilities = [t.confidence for t in answer.results[0].top]

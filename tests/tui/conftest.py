@@ -61,9 +61,16 @@ def screen_lines(app) -> list[str]:
     import re
 
     rows: dict[float, list[tuple[float, str]]] = {}
-    for match in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()):
-        rows.setdefault(float(match.group(2)), []).append((float(match.group(1)), html.unescape(match.group(3))))
-    return ["".join(t for _, t in sorted(pieces)).replace("\xa0", " ") for _, pieces in sorted(rows.items())]
+    for match in re.finditer(
+        r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()
+    ):
+        rows.setdefault(float(match.group(2)), []).append(
+            (float(match.group(1)), html.unescape(match.group(3)))
+        )
+    return [
+        "".join(t for _, t in sorted(pieces)).replace("\xa0", " ")
+        for _, pieces in sorted(rows.items())
+    ]
 
 
 def text_of(widget) -> str:
@@ -85,7 +92,13 @@ def make_app(settings, engine, storage_dir, **kwargs):
     from skinctl.storage.local import LocalStorage
     from skinctl.tui.app import SkinctlApp
 
-    return SkinctlApp(settings, engine, storage=LocalStorage(str(storage_dir)), image_renderer="halfcell", **kwargs)
+    return SkinctlApp(
+        settings,
+        engine,
+        storage=LocalStorage(str(storage_dir)),
+        image_renderer="halfcell",
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -108,7 +121,10 @@ def images(engine, tmp_path):
     with engine.begin() as connection:
         from sqlalchemy import text
 
-        connection.execute(text("UPDATE ml_training_images SET quality_flags = '{dark}' WHERE id = :i"), {"i": data.images[4]})
+        connection.execute(
+            text("UPDATE ml_training_images SET quality_flags = '{dark}' WHERE id = :i"),
+            {"i": data.images[4]},
+        )
     data.storage_dir = tmp_path / "store"
     return data
 
@@ -120,20 +136,41 @@ def runs(engine):
         session.add_all(
             [
                 TrainingRun(
-                    model_name="condition-cnn", version="1", training_date=datetime(2026, 11, 1, 9, 30),
-                    dataset_size=3152, accuracy=0.71, precision_score=0.70, recall=0.69, f1_score=0.695,
+                    model_name="condition-cnn",
+                    version="1",
+                    training_date=datetime(2026, 11, 1, 9, 30),
+                    dataset_size=3152,
+                    accuracy=0.71,
+                    precision_score=0.70,
+                    recall=0.69,
+                    f1_score=0.695,
                     training_duration_minutes=12,
                     hyperparameters={
                         "lr": 0.001,
-                        "history": {"loss": [1.2, 0.9, 0.7, 0.65], "val_loss": [1.3, 1.0, 0.85, 0.9]},
-                        "per_class": {"acne": {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 40}, "eczema": {"precision": 0.6, "recall": 0.68, "f1": 0.64, "support": 30}},
-                        "confusion_matrix": {"labels": ["acne", "eczema"], "matrix": [[28, 12], [9, 21]]},
+                        "history": {
+                            "loss": [1.2, 0.9, 0.7, 0.65],
+                            "val_loss": [1.3, 1.0, 0.85, 0.9],
+                        },
+                        "per_class": {
+                            "acne": {"precision": 0.8, "recall": 0.7, "f1": 0.75, "support": 40},
+                            "eczema": {"precision": 0.6, "recall": 0.68, "f1": 0.64, "support": 30},
+                        },
+                        "confusion_matrix": {
+                            "labels": ["acne", "eczema"],
+                            "matrix": [[28, 12], [9, 21]],
+                        },
                     },
                     notes="first try",
                 ),
                 TrainingRun(
-                    model_name="condition-cnn", version="2", training_date=datetime(2026, 11, 2, 10, 0),
-                    dataset_size=3400, accuracy=0.78, precision_score=0.77, recall=0.74, f1_score=0.755,
+                    model_name="condition-cnn",
+                    version="2",
+                    training_date=datetime(2026, 11, 2, 10, 0),
+                    dataset_size=3400,
+                    accuracy=0.78,
+                    precision_score=0.77,
+                    recall=0.74,
+                    f1_score=0.755,
                     training_duration_minutes=15,
                 ),
             ]

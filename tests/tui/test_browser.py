@@ -21,7 +21,9 @@ async def test_filters_narrow_the_table(settings, engine, images):
         assert "6 images" in str(screen.query_one("#browser-count").render())
         # the side panel shows the first image with its labels and its near-duplicate
         assert "acne pending (dataset)" in str(screen.query_one("#browser-labels").render())
-        assert f"image {images.images[1]} distance 3" in str(screen.query_one("#browser-duplicates").render())
+        assert f"image {images.images[1]} distance 3" in str(
+            screen.query_one("#browser-duplicates").render()
+        )
         assert screen.query_one("#browser-image").image is not None
 
         screen.query_one("#filter-dataset", Select).value = "faces"
@@ -66,7 +68,9 @@ async def test_rows_are_paged_in_as_the_cursor_moves(settings, engine, tmp_path)
         await settle(pilot)
         table = app.screen.query_one(DataTable)
         assert table.row_count == 100  # one page, not the table
-        assert "cannot show the image" in str(app.screen.query_one("#browser-image").query_one("#halfcell").render())
+        assert "cannot show the image" in str(
+            app.screen.query_one("#browser-image").query_one("#halfcell").render()
+        )
         table.move_cursor(row=85)
         await settle(pilot)
         assert table.row_count == 200
@@ -77,7 +81,9 @@ async def test_rows_are_paged_in_as_the_cursor_moves(settings, engine, tmp_path)
 
 
 @run_async
-async def test_a_lost_connection_notifies_and_recovers(settings, engine, images, database_url, server_url):
+async def test_a_lost_connection_notifies_and_recovers(
+    settings, engine, images, database_url, server_url
+):
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
@@ -90,12 +96,17 @@ async def test_a_lost_connection_notifies_and_recovers(settings, engine, images,
             # the server drops every other connection and refuses new ones, like an outage
             connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
             connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
             )
             try:
                 await pilot.press("r")
                 await wait_for(
-                    pilot, lambda: any("Lost the database connection; retrying" in n.message for n in app._notifications)
+                    pilot,
+                    lambda: any(
+                        "Lost the database connection; retrying" in n.message
+                        for n in app._notifications
+                    ),
                 )
                 assert app.screen.query_one(DataTable).row_count == 0
             finally:
@@ -110,7 +121,9 @@ async def test_a_lost_connection_notifies_and_recovers(settings, engine, images,
 
 
 @run_async
-async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_scores(settings, engine, images):
+async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_scores(
+    settings, engine, images
+):
     """#11.8: split, skin type, Fitzpatrick, a run's predicted class, and its mislabel score
     (the run's images, most likely mislabeled first, paged by that order)."""
     from sqlalchemy.orm import Session
@@ -130,13 +143,23 @@ async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_
         session.add(run)
         session.flush()
         for image_id, given, predicted, score in (
-            (ids[0], "acne", "eczema", 0.4), (ids[1], "eczema", "eczema", 0.1), (ids[2], "acne", "rosacea", 0.9),
+            (ids[0], "acne", "eczema", 0.4),
+            (ids[1], "eczema", "eczema", 0.1),
+            (ids[2], "acne", "rosacea", 0.9),
             (ids[3], "rosacea", "rosacea", 0.2),
         ):
-            session.add(ImagePrediction(
-                run_id=run.id, image_id=image_id, origin="held-out-test", given_labels=[given], predicted_label=predicted,
-                probabilities={predicted: 1 - score}, self_confidence=1 - score, mislabel_score=score,
-            ))
+            session.add(
+                ImagePrediction(
+                    run_id=run.id,
+                    image_id=image_id,
+                    origin="held-out-test",
+                    given_labels=[given],
+                    predicted_label=predicted,
+                    probabilities={predicted: 1 - score},
+                    self_confidence=1 - score,
+                    mislabel_score=score,
+                )
+            )
         session.commit()
         run_id = run.id
     app = make_app(settings, engine, images.storage_dir, start="browser")
@@ -159,9 +182,17 @@ async def test_filters_reviewers_ask_for_split_skin_type_fitzpatrick_and_a_runs_
         await pilot.press("c")
         await settle(pilot)
         await choose("#filter-run", str(run_id))
-        assert table_ids(app) == [ids[2], ids[0], ids[3], ids[1]]  # by mislabel score, highest first
+        assert table_ids(app) == [
+            ids[2],
+            ids[0],
+            ids[3],
+            ids[1],
+        ]  # by mislabel score, highest first
         table = screen.query_one(DataTable)
-        assert [table.get_row_at(i)[-2:] for i in range(2)] == [["rosacea", "0.90"], ["eczema", "0.40"]]
+        assert [table.get_row_at(i)[-2:] for i in range(2)] == [
+            ["rosacea", "0.90"],
+            ["eczema", "0.40"],
+        ]
         await choose("#filter-predicted", "rosacea")
         assert table_ids(app) == [ids[2], ids[3]]
 
@@ -177,10 +208,18 @@ def test_pages_by_mislabel_score_continue_where_the_last_ended(engine, images):
         session.add(run)
         session.flush()
         for image_id, score in zip(images.images, (0.5, 0.5, 0.9, 0.1, 0.5, 0.3), strict=True):
-            session.add(ImagePrediction(
-                run_id=run.id, image_id=image_id, origin="cv", given_labels=["x"], predicted_label="y",
-                probabilities={}, self_confidence=1 - score, mislabel_score=score,
-            ))
+            session.add(
+                ImagePrediction(
+                    run_id=run.id,
+                    image_id=image_id,
+                    origin="cv",
+                    given_labels=["x"],
+                    predicted_label="y",
+                    probabilities={},
+                    self_confidence=1 - score,
+                    mislabel_score=score,
+                )
+            )
         session.commit()
         f = ImageFilter(run_id=run.id)
     pages, after = [], None

@@ -13,7 +13,9 @@ def labels_of(engine, image_id):
     with Session(engine) as session:
         return sorted(
             (lb.condition_type, lb.source, lb.status)
-            for lb in session.scalars(select(ConditionLabel).where(ConditionLabel.image_id == image_id))
+            for lb in session.scalars(
+                select(ConditionLabel).where(ConditionLabel.image_id == image_id)
+            )
         )
 
 
@@ -21,7 +23,11 @@ def history_of(engine, image_id):
     with Session(engine) as session:
         return [
             (h.action, h.changed_by, h.operation_id)
-            for h in session.scalars(select(LabelHistory).where(LabelHistory.image_id == image_id).order_by(LabelHistory.id))
+            for h in session.scalars(
+                select(LabelHistory)
+                .where(LabelHistory.image_id == image_id)
+                .order_by(LabelHistory.id)
+            )
         ]
 
 
@@ -30,7 +36,9 @@ def progress_text(queue) -> str:
 
 
 @run_async
-async def test_class_key_then_enter_saves_the_class_and_undo_restores_it(settings, engine, images, monkeypatch):
+async def test_class_key_then_enter_saves_the_class_and_undo_restores_it(
+    settings, engine, images, monkeypatch
+):
     monkeypatch.setattr("skinctl.tui.screens.queue.PROGRESS_RECOUNT_SECONDS", 0.1)
     app = make_app(settings, engine, images.storage_dir, start="queue")
     async with app.run_test(size=SIZE) as pilot:
@@ -45,23 +53,36 @@ async def test_class_key_then_enter_saves_the_class_and_undo_restores_it(setting
         assert queue.chosen == "eczema"
         await pilot.press("enter")
         await settle(pilot)
-        assert labels_of(engine, images.images[0]) == [("acne", "dataset", "rejected"), ("eczema", "human", "verified")]
-        assert [(a, who) for a, who, _ in history_of(engine, images.images[0])] == [("create", "tester"), ("supersede", "tester")]
+        assert labels_of(engine, images.images[0]) == [
+            ("acne", "dataset", "rejected"),
+            ("eczema", "human", "verified"),
+        ]
+        assert [(a, who) for a, who, _ in history_of(engine, images.images[0])] == [
+            ("create", "tester"),
+            ("supersede", "tester"),
+        ]
         # advanced to the next unverified image
         assert queue.item.key.image_id == images.images[1]
         assert "1 / 7 labels verified" in progress_text(queue)  # counted locally
-        await wait_for(pilot, lambda: queue.recounts == 1)  # and recounted exactly once the user pauses
+        await wait_for(
+            pilot, lambda: queue.recounts == 1
+        )  # and recounted exactly once the user pauses
         assert "1 / 7 labels verified" in progress_text(queue)
 
         await pilot.press("ctrl+z")
         await settle(pilot)
-        assert labels_of(engine, images.images[0]) == [("acne", "dataset", "pending"), ("eczema", "human", "rejected")]
+        assert labels_of(engine, images.images[0]) == [
+            ("acne", "dataset", "pending"),
+            ("eczema", "human", "rejected"),
+        ]
         assert [a for a, _, _ in history_of(engine, images.images[0])][-2:] == ["undo", "undo"]
         assert queue.item.key.image_id == images.images[0]  # back on the undone image
 
 
 @run_async
-async def test_one_image_is_one_item_and_one_decision_settles_all_its_labels(settings, engine, images):
+async def test_one_image_is_one_item_and_one_decision_settles_all_its_labels(
+    settings, engine, images
+):
     """#11.4: an image with labels from two files (acne, rosacea) and an exact copy (acne again)
     is one queue item with two candidates; Enter decides them in one operation, the next item is
     another image, and one undo reverts the whole decision."""
@@ -75,15 +96,24 @@ async def test_one_image_is_one_item_and_one_decision_settles_all_its_labels(set
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         queue = app.screen
-        assert [k.image_id for k in queue.keys] == [images.images[0], images.images[1], *images.images[2:]]
+        assert [k.image_id for k in queue.keys] == [
+            images.images[0],
+            images.images[1],
+            *images.images[2:],
+        ]
         item = queue.item
         assert item.key.image_id == image
-        assert [(c.condition, len(c.labels)) for c in item.candidates] == [("acne", 2), ("rosacea", 1)]
+        assert [(c.condition, len(c.labels)) for c in item.candidates] == [
+            ("acne", 2),
+            ("rosacea", 1),
+        ]
         assert queue.chosen == "acne"  # what most of its labels say
         await pilot.press("enter")
         await settle(pilot)
         assert labels_of(engine, image) == [
-            ("acne", "dataset", "verified"), ("acne", "dataset", "verified"), ("rosacea", "dataset", "rejected"),
+            ("acne", "dataset", "verified"),
+            ("acne", "dataset", "verified"),
+            ("rosacea", "dataset", "rejected"),
         ]
         assert len({op for _, _, op in history_of(engine, image)}) == 1  # one operation
         assert queue.item.key.image_id != image  # the next item is another image
@@ -94,11 +124,15 @@ async def test_one_image_is_one_item_and_one_decision_settles_all_its_labels(set
 
 
 @run_async
-async def test_more_than_nine_classes_number_keys_and_the_class_picker(settings, engine, images, tmp_path):
+async def test_more_than_nine_classes_number_keys_and_the_class_picker(
+    settings, engine, images, tmp_path
+):
     """#11.5: 1..9 go to the commonest classes; `/` opens a type-to-filter picker for all."""
     many = [f"class{n:02d}" for n in range(12)]
     add_images(engine, tmp_path / "store", [("big", name, None) for name in many], seed_offset=6)
-    add_images(engine, tmp_path / "store", [("big", "class11", None)] * 3, seed_offset=18)  # the commonest
+    add_images(
+        engine, tmp_path / "store", [("big", "class11", None)] * 3, seed_offset=18
+    )  # the commonest
     app = make_app(settings, engine, images.storage_dir, start="queue", queue_order="id")
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
@@ -120,7 +154,10 @@ async def test_more_than_nine_classes_number_keys_and_the_class_picker(settings,
         assert app.screen is queue and queue.chosen == "class07"
         await pilot.press("enter")
         await settle(pilot)
-        assert labels_of(engine, images.images[0]) == [("acne", "dataset", "rejected"), ("class07", "human", "verified")]
+        assert labels_of(engine, images.images[0]) == [
+            ("acne", "dataset", "rejected"),
+            ("class07", "human", "verified"),
+        ]
         await pilot.press("slash")
         await settle(pilot)
         await pilot.press("escape")
@@ -140,7 +177,9 @@ async def test_queue_text_keeps_its_separators(settings, engine, images):
 
 
 @run_async
-async def test_enter_verifies_and_skips_to_the_next_unverified(settings, engine, images, monkeypatch):
+async def test_enter_verifies_and_skips_to_the_next_unverified(
+    settings, engine, images, monkeypatch
+):
     monkeypatch.setattr("skinctl.tui.screens.queue.PROGRESS_RECOUNT_SECONDS", 0.1)
     LabelService(engine, "someone").verify(images.labels[2])  # decided before the TUI opened
     app = make_app(settings, engine, images.storage_dir, start="queue", queue_order="id")
@@ -182,7 +221,11 @@ async def test_a_concurrent_change_shows_the_conflict_notice(settings, engine, i
         await pilot.press("enter")
         await settle(pilot)
         notices = [n for n in app._notifications if n.title == "Conflict"]
-        assert notices and f"Label {shown.id} was changed by bob since you saw version 1" in notices[-1].message
+        assert (
+            notices
+            and f"Label {shown.id} was changed by bob since you saw version 1"
+            in notices[-1].message
+        )
         # nothing overwritten; the screen now shows bob's decision
         assert LabelService(engine, "x").get(shown.id).status == "rejected"
         assert queue.item.key.image_id == shown.image_id and queue.item.candidates == []
@@ -190,14 +233,18 @@ async def test_a_concurrent_change_shows_the_conflict_notice(settings, engine, i
 
 
 @run_async
-async def test_severity_key_and_keys_remapped_in_skinctl_toml(settings, engine, images, tmp_path, monkeypatch):
+async def test_severity_key_and_keys_remapped_in_skinctl_toml(
+    settings, engine, images, tmp_path, monkeypatch
+):
     from skinctl.config import load_settings
 
     toml = tmp_path / "skinctl.toml"
     toml.write_text('[keys]\nqueue_verify = "v"\nqueue_severity = "e"\n')
     monkeypatch.setenv("SKINCTL_CONFIG", str(toml))
     monkeypatch.setenv("SKINCTL_USER", "tester")
-    settings = load_settings({"database_url": settings.database_url, "home": settings.home}).settings
+    settings = load_settings(
+        {"database_url": settings.database_url, "home": settings.home}
+    ).settings
     assert settings.keys == {"queue_verify": "v", "queue_severity": "e"}
     app = make_app(settings, engine, images.storage_dir, start="queue", queue_order="id")
     async with app.run_test(size=SIZE) as pilot:
@@ -228,7 +275,14 @@ async def test_help_lists_the_current_screens_keys_with_ids(settings, engine, im
 
         assert isinstance(app.screen, HelpScreen)
         ids = {row[2] for row in app.screen.rows}
-        assert {"queue_verify", "queue_reject", "queue_undo", "queue_class_1", "queue_pick_class", "app_help"} <= ids
+        assert {
+            "queue_verify",
+            "queue_reject",
+            "queue_undo",
+            "queue_class_1",
+            "queue_pick_class",
+            "app_help",
+        } <= ids
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

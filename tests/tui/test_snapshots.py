@@ -28,7 +28,9 @@ def test_browser_screen(snap_compare, settings, engine, images):
         await settle(pilot)
         await pilot.press("down")
         meta = app.screen.query_one("#browser-meta")
-        await wait_for(pilot, lambda: "image 2" in text_of(meta))  # the side panel follows the cursor
+        await wait_for(
+            pilot, lambda: "image 2" in text_of(meta)
+        )  # the side panel follows the cursor
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=second_row)

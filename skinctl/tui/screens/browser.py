@@ -27,12 +27,29 @@ from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
 
 PREFETCH_ROWS = 20  # fetch the next page when the cursor is this close to the last row
-COLUMNS = ("id", "dataset", "split", "labels", "status", "size", "flags", "dups", "predicted", "score")
+COLUMNS = (
+    "id",
+    "dataset",
+    "split",
+    "labels",
+    "status",
+    "size",
+    "flags",
+    "dups",
+    "predicted",
+    "score",
+)
 # Select id -> (ImageFilter field, type of its value)
 FILTERS = {
-    "filter-dataset": ("dataset", str), "filter-class": ("condition", str), "filter-verified": ("verified", str),
-    "filter-flag": ("flag", str), "filter-split": ("split", str), "filter-skin-type": ("skin_type", str),
-    "filter-fitzpatrick": ("fitzpatrick", int), "filter-run": ("run_id", int), "filter-predicted": ("predicted", str),
+    "filter-dataset": ("dataset", str),
+    "filter-class": ("condition", str),
+    "filter-verified": ("verified", str),
+    "filter-flag": ("flag", str),
+    "filter-split": ("split", str),
+    "filter-skin-type": ("skin_type", str),
+    "filter-fitzpatrick": ("fitzpatrick", int),
+    "filter-run": ("run_id", int),
+    "filter-predicted": ("predicted", str),
 }
 
 
@@ -61,7 +78,11 @@ class BrowserScreen(DatabaseWork, Screen):
         with Horizontal(id="browser-filters"):
             yield Select([], prompt="dataset", id="filter-dataset")
             yield Select([], prompt="class", id="filter-class")
-            yield Select([("verified", "verified"), ("unverified", "unverified")], prompt="review", id="filter-verified")
+            yield Select(
+                [("verified", "verified"), ("unverified", "unverified")],
+                prompt="review",
+                id="filter-verified",
+            )
             yield Select([], prompt="quality flag", id="filter-flag")
             yield Checkbox("duplicates", id="filter-duplicates")
             yield Static("", id="browser-count")
@@ -123,7 +144,12 @@ class BrowserScreen(DatabaseWork, Screen):
         if self.loading or self.exhausted:
             return
         self.loading = True
-        engine, f, after, generation = self.app.engine, self.filter, self.last_position, self.generation
+        engine, f, after, generation = (
+            self.app.engine,
+            self.filter,
+            self.last_position,
+            self.generation,
+        )
         early = self.app.take_first_page() if after is None and f == ImageFilter() else None
         if early is not None and early.done() and early.exception() is None:
             self._page_loaded((generation, early.result()))  # rows in the very first frame
@@ -148,9 +174,17 @@ class BrowserScreen(DatabaseWork, Screen):
         table = self.query_one(DataTable)
         for row in rows:
             table.add_row(
-                str(row.id), row.dataset, row.split or "", row.labels, row.status, row.size, row.flags,
-                str(row.duplicates) if row.duplicates else "", row.predicted or "",
-                f"{row.score:.2f}" if row.score is not None else "", key=str(row.id),
+                str(row.id),
+                row.dataset,
+                row.split or "",
+                row.labels,
+                row.status,
+                row.size,
+                row.flags,
+                str(row.duplicates) if row.duplicates else "",
+                row.predicted or "",
+                f"{row.score:.2f}" if row.score is not None else "",
+                key=str(row.id),
             )
         if rows:
             self.last_position = rows[-1].position
@@ -159,9 +193,16 @@ class BrowserScreen(DatabaseWork, Screen):
             # The slower whole-table queries and the first preview (which imports PIL) start once
             # the frame with these rows is drawn: their threads would otherwise compete with it.
             engine, f = self.app.engine, self.filter
-            self.call_after_refresh(self.run_db, lambda: count_images(engine, f), self._counted, group="count")
+            self.call_after_refresh(
+                self.run_db, lambda: count_images(engine, f), self._counted, group="count"
+            )
             if not self.first_page_shown:
-                self.call_after_refresh(self.run_db, lambda: filter_choices(engine), self._choices_loaded, group="choices")
+                self.call_after_refresh(
+                    self.run_db,
+                    lambda: filter_choices(engine),
+                    self._choices_loaded,
+                    group="choices",
+                )
         self.first_page_shown = True
         if table.row_count and table.cursor_row == 0 and len(rows) == table.row_count:
             self.call_after_refresh(self._schedule_detail, rows[0].id)
@@ -206,22 +247,38 @@ class BrowserScreen(DatabaseWork, Screen):
         if detail is None:
             self.query_one("#browser-meta", Static).update(error or "")
             return
-        meta = [f"[b]image {image_id}[/b]"] + [f"{k:<8} {escape(v)}" for k, v in detail.fields + detail.subject]
+        meta = [f"[b]image {image_id}[/b]"] + [
+            f"{k:<8} {escape(v)}" for k, v in detail.fields + detail.subject
+        ]
         self.query_one("#browser-meta", Static).update("\n".join(meta))
-        label_lines = ["[b]labels[/b]"] + [
-            f"{lb.id:>6} {escape(lb.condition_type)} {lb.status} ({lb.source}{', ' + escape(lb.severity_level) if lb.severity_level else ''})"
-            for lb in labels
-        ] if labels else ["[b]labels[/b]", "none"]
+        label_lines = (
+            ["[b]labels[/b]"]
+            + [
+                f"{lb.id:>6} {escape(lb.condition_type)} {lb.status} ({lb.source}{', ' + escape(lb.severity_level) if lb.severity_level else ''})"
+                for lb in labels
+            ]
+            if labels
+            else ["[b]labels[/b]", "none"]
+        )
         self.query_one("#browser-labels", Static).update("\n".join(label_lines))
         dup_lines = ["[b]duplicates[/b]"]
-        dup_lines += [f"image {other} distance {distance} ({method})" for other, distance, method in detail.duplicates]
+        dup_lines += [
+            f"image {other} distance {distance} ({method})"
+            for other, distance, method in detail.duplicates
+        ]
         dup_lines += [f"also at {escape(source)}" for source in detail.sources[1:]]
         if len(dup_lines) == 1:
             dup_lines.append("none")
         self.query_one("#browser-duplicates", Static).update("\n".join(dup_lines))
-        history_lines = ["[b]history[/b]"] + [
-            f"{h.changed_at:%Y-%m-%d %H:%M} {escape(h.changed_by)} {h.action} label {h.label_id}" for h in history
-        ] if history else ["[b]history[/b]", "no changes yet"]
+        history_lines = (
+            ["[b]history[/b]"]
+            + [
+                f"{h.changed_at:%Y-%m-%d %H:%M} {escape(h.changed_by)} {h.action} label {h.label_id}"
+                for h in history
+            ]
+            if history
+            else ["[b]history[/b]", "no changes yet"]
+        )
         self.query_one("#browser-history", Static).update("\n".join(history_lines))
 
     # -- filters ----------------------------------------------------------------------------

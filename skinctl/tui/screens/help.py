@@ -32,15 +32,23 @@ class HelpScreen(ModalScreen[None]):
             if binding.system or not binding.description and binding.id is None:
                 continue
             ident = binding.id or binding.action
-            seen.setdefault(ident, []).append(self.app.get_key_display(binding) if binding.key == key else key)
+            seen.setdefault(ident, []).append(
+                self.app.get_key_display(binding) if binding.key == key else key
+            )
             info[ident] = (binding.description or binding.action, binding.id or "")
         return [(" ".join(dict.fromkeys(keys)), info[i][0], info[i][1]) for i, keys in seen.items()]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
-            yield Static(f"Keys: {self.under.__class__.__name__.removesuffix('Screen').lower()}", id="help-title")
+            yield Static(
+                f"Keys: {self.under.__class__.__name__.removesuffix('Screen').lower()}",
+                id="help-title",
+            )
             yield DataTable(id="help-table", cursor_type="none", zebra_stripes=True)
-            yield Static("Remap in skinctl.toml:  [keys]  <binding id> = \"key,key\"      esc closes", id="help-hint")
+            yield Static(
+                'Remap in skinctl.toml:  [keys]  <binding id> = "key,key"      esc closes',
+                id="help-hint",
+            )
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

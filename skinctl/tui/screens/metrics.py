@@ -102,7 +102,19 @@ class MetricsScreen(DatabaseWork, Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for column in ("id", "model", "version", "status", "date", "images", "accuracy", "precision", "recall", "F1", "min"):
+        for column in (
+            "id",
+            "model",
+            "version",
+            "status",
+            "date",
+            "images",
+            "accuracy",
+            "precision",
+            "recall",
+            "F1",
+            "min",
+        ):
             table.add_column(column, key=column)
         self.reload()
         table.focus()
@@ -120,16 +132,27 @@ class MetricsScreen(DatabaseWork, Screen):
         self.runs = {run.id: run for run in runs}
         for run in runs:
             table.add_row(
-                str(run.id), run.model, run.version or "", run.status or "", f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
-                _fmt(run.dataset_size), _fmt(run.accuracy), _fmt(run.precision), _fmt(run.recall), _fmt(run.f1),
-                _fmt(run.duration_minutes), key=str(run.id),
+                str(run.id),
+                run.model,
+                run.version or "",
+                run.status or "",
+                f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
+                _fmt(run.dataset_size),
+                _fmt(run.accuracy),
+                _fmt(run.precision),
+                _fmt(run.recall),
+                _fmt(run.f1),
+                _fmt(run.duration_minutes),
+                key=str(run.id),
             )
         if self.selected is not None and self.selected in self.runs:
             table.move_cursor(row=table.get_row_index(str(self.selected)))
         elif runs:
             table.move_cursor(row=min(cursor, len(runs) - 1))
         if not runs:
-            self.query_one("#metrics-title", Static).update("No training runs yet: `skinctl train` records them here.")
+            self.query_one("#metrics-title", Static).update(
+                "No training runs yet: `skinctl train` records them here."
+            )
             self._plot(None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -162,8 +185,10 @@ class MetricsScreen(DatabaseWork, Screen):
         def job():
             runs = list_runs(engine)
             now = {run.id: run for run in runs}
-            follow = selected is not None and selected in now and (
-                now[selected].status == "running" or now[selected] != before.get(selected)
+            follow = (
+                selected is not None
+                and selected in now
+                and (now[selected].status == "running" or now[selected] != before.get(selected))
             )
             return runs, run_detail(engine, selected) if follow else None
 
@@ -179,7 +204,9 @@ class MetricsScreen(DatabaseWork, Screen):
         def failed(_error) -> None:
             self._polling = False
 
-        self.run_db(job, done, group="poll", on_error=failed)  # a lost connection: retried, backing off
+        self.run_db(
+            job, done, group="poll", on_error=failed
+        )  # a lost connection: retried, backing off
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -209,7 +236,18 @@ class MetricsScreen(DatabaseWork, Screen):
             plot.refresh()
             return
         epochs = detail.epochs
-        keys = [k for k in ("train_loss", "loss", "val_loss", "train_accuracy", "accuracy", "val_accuracy") if any(k in e for e in epochs)]
+        keys = [
+            k
+            for k in (
+                "train_loss",
+                "loss",
+                "val_loss",
+                "train_accuracy",
+                "accuracy",
+                "val_accuracy",
+            )
+            if any(k in e for e in epochs)
+        ]
         for key in keys:
             points = [(e["epoch"], e[key]) for e in epochs if key in e]
             plt.plot([p[0] for p in points], [p[1] for p in points], label=key, marker="braille")
@@ -227,7 +265,13 @@ class MetricsScreen(DatabaseWork, Screen):
         for column in ("class", "precision", "recall", "F1", "support"):
             table.add_column(column, justify="left" if column == "class" else "right")
         for row in detail.per_class:
-            table.add_row(escape(str(row["class"])), _fmt(row.get("precision")), _fmt(row.get("recall")), _fmt(row.get("f1")), _fmt(row.get("support")))
+            table.add_row(
+                escape(str(row["class"])),
+                _fmt(row.get("precision")),
+                _fmt(row.get("recall")),
+                _fmt(row.get("f1")),
+                _fmt(row.get("support")),
+            )
         return table
 
     @staticmethod
@@ -239,8 +283,11 @@ class MetricsScreen(DatabaseWork, Screen):
             low, high = row["accuracy_ci95"]
             ci = (low, high) if low is not None and high is not None else None
             table.add_row(
-                escape(f"{row['group_by']} {row['group_value']}"), _fmt(row["support"]),
-                _with_ci(row["accuracy"], ci), _fmt(row["f1_macro"]), _fmt(row["majority_rate"]),
+                escape(f"{row['group_by']} {row['group_value']}"),
+                _fmt(row["support"]),
+                _with_ci(row["accuracy"], ci),
+                _fmt(row["f1_macro"]),
+                _fmt(row["majority_rate"]),
             )
         return table
 
@@ -250,27 +297,46 @@ class MetricsScreen(DatabaseWork, Screen):
         if not confusion:
             return "[dim]no confusion matrix for this run[/dim]"
         labels, matrix = confusion["labels"], confusion["matrix"]
-        table = Table(title="confusion (rows: true, columns: predicted)", title_justify="left", expand=False)
+        table = Table(
+            title="confusion (rows: true, columns: predicted)", title_justify="left", expand=False
+        )
         table.add_column("")
         for label in labels:
             table.add_column(escape(str(label))[:10], justify="right")
         for i, row in enumerate(matrix):
-            cells = [f"[b green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/dim]") for j, v in enumerate(row)]
+            cells = [
+                f"[b green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/dim]")
+                for j, v in enumerate(row)
+            ]
             table.add_row(escape(str(labels[i] if i < len(labels) else i)), *cells)
         return table
 
     def _show_compare(self) -> None:
         panel = self.query_one("#metrics-compare", Static)
-        if self.marked is None or self.selected is None or self.marked not in self.runs or self.selected not in self.runs:
+        if (
+            self.marked is None
+            or self.selected is None
+            or self.marked not in self.runs
+            or self.selected not in self.runs
+        ):
             panel.update("[dim]m marks a run; the highlighted one is then compared with it[/dim]")
             return
         a, b = self.runs[self.marked], self.runs[self.selected]
         table = Table(title=f"run {a.id} (marked) vs run {b.id}", title_justify="left", expand=True)
-        for column in ("", f"{a.model} {a.version or ''}", f"{b.model} {b.version or ''}", "difference"):
+        for column in (
+            "",
+            f"{a.model} {a.version or ''}",
+            f"{b.model} {b.version or ''}",
+            "difference",
+        ):
             table.add_column(escape(column), justify="right")
         da, db = self.details.get(a.id), self.details.get(b.id)
-        rows = [(label, getattr(a, attr), getattr(b, attr), better) for label, attr, better in COMPARED]
-        rows.append(("best epoch", da.best_epoch if da else None, db.best_epoch if db else None, None))
+        rows = [
+            (label, getattr(a, attr), getattr(b, attr), better) for label, attr, better in COMPARED
+        ]
+        rows.append(
+            ("best epoch", da.best_epoch if da else None, db.best_epoch if db else None, None)
+        )
         for label, va, vb, better in rows:
             diff = ""
             if isinstance(va, int | float) and isinstance(vb, int | float) and va != vb:
@@ -289,7 +355,9 @@ class MetricsScreen(DatabaseWork, Screen):
         self.marked = self.selected
         if self.marked not in self.details:
             engine, run_id = self.app.engine, self.marked
-            self.run_db(lambda: run_detail(engine, run_id), self._detail_loaded, group="detail-marked")
+            self.run_db(
+                lambda: run_detail(engine, run_id), self._detail_loaded, group="detail-marked"
+            )
         self._show_compare()
         self.notify(f"run {self.marked} marked: move to another run to compare", timeout=3)
 

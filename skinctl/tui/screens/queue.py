@@ -113,7 +113,9 @@ class ClassPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
-            yield Static(f"Pick a class ({len(self.choices)}): type to filter · Enter picks · Esc cancels")
+            yield Static(
+                f"Pick a class ({len(self.choices)}): type to filter · Enter picks · Esc cancels"
+            )
             yield Input(placeholder="filter", id="picker-filter")
             yield OptionList(id="picker-list")
 
@@ -129,7 +131,10 @@ class ClassPicker(ModalScreen[str | None]):
         options = self.query_one(OptionList)
         options.clear_options()
         options.add_options(
-            [Option(f"{escape(name)} · {self.counts.get(name, 0):,} labels", id=name) for name in self.matches(text)]
+            [
+                Option(f"{escape(name)} · {self.counts.get(name, 0):,} labels", id=name)
+                for name in self.matches(text)
+            ]
         )
         if options.option_count:
             options.highlighted = 0
@@ -233,7 +238,9 @@ class QueueScreen(DatabaseWork, Screen):
         self._show_progress()
         if not self.keys:
             self.item = None
-            self.query_one("#queue-label", Static).update("Nothing to verify: every label in this queue is decided.")
+            self.query_one("#queue-label", Static).update(
+                "Nothing to verify: every label in this queue is decided."
+            )
             self.query_one("#queue-classes", Static).update("")
             self.query_one(ImagePreview).show(None, "queue is empty")
             return
@@ -275,7 +282,11 @@ class QueueScreen(DatabaseWork, Screen):
                 return self._load(position, keys[position]) if position < len(keys) else None
             start = position
             while start < len(keys):
-                window = [i for i in range(start, min(len(keys), start + MAX_SKIP)) if keys[i] not in decided]
+                window = [
+                    i
+                    for i in range(start, min(len(keys), start + MAX_SKIP))
+                    if keys[i] not in decided
+                ]
                 pending = self.service.pending_items(keys[i] for i in window)
                 for pos in window:
                     if keys[pos] in pending:
@@ -287,7 +298,9 @@ class QueueScreen(DatabaseWork, Screen):
 
     def _shown(self, item: QueueItem | None) -> None:
         if item is None:
-            self.query_one("#queue-status", Static).update("[b]End of the queue.[/b] Ctrl+Z undoes your last action.")
+            self.query_one("#queue-status", Static).update(
+                "[b]End of the queue.[/b] Ctrl+Z undoes your last action."
+            )
             return
         self.item, self.position = item, item.position
         self.chosen = item.default_choice
@@ -303,7 +316,11 @@ class QueueScreen(DatabaseWork, Screen):
         if self.progress is None:
             return
         verified, total = self.progress
-        where = f"\n[dim]image {self.position + 1:,} of {len(self.keys):,} in this queue[/dim]" if self.keys else ""
+        where = (
+            f"\n[dim]image {self.position + 1:,} of {len(self.keys):,} in this queue[/dim]"
+            if self.keys
+            else ""
+        )
         widget.update(f"[b]{verified:,} / {total:,} labels verified[/b]{where}")
 
     def _render_item(self) -> None:
@@ -312,7 +329,9 @@ class QueueScreen(DatabaseWork, Screen):
             return
         first = item.label
         self.query_one(ImagePreview).show(item.image, item.image_error or "no image")
-        place = " · ".join(escape(part) for part in (first.dataset_source, first.split, first.local_path) if part)
+        place = " · ".join(
+            escape(part) for part in (first.dataset_source, first.split, first.local_path) if part
+        )
         lines = [f"[b]image {item.key.image_id}[/b] · {place}", f"task {item.key.task}", ""]
         if not item.candidates:
             lines.append("[red]every label of this task is rejected[/red]")
@@ -320,7 +339,9 @@ class QueueScreen(DatabaseWork, Screen):
             colour = "green" if candidate.status == "verified" else "yellow"
             copies = len(candidate.labels)
             sources = ", ".join(sorted({lb.source for lb in candidate.labels}))
-            severity = next((lb.severity_level for lb in candidate.labels if lb.severity_level), None)
+            severity = next(
+                (lb.severity_level for lb in candidate.labels if lb.severity_level), None
+            )
             lines.append(
                 f"[b]{escape(candidate.condition)}[/b][{colour}] {candidate.status}[/]"
                 + f" · {copies} labels" * (copies > 1)
@@ -332,8 +353,14 @@ class QueueScreen(DatabaseWork, Screen):
         self.query_one("#queue-label", Static).update("\n".join(lines))
         suggestion = item.suggestion
         if suggestion:
-            confidence = f" {suggestion.confidence:.0%}" if suggestion.confidence is not None else ""
-            score = f" · mislabel score {suggestion.mislabel_score:.2f}" if suggestion.mislabel_score is not None else ""
+            confidence = (
+                f" {suggestion.confidence:.0%}" if suggestion.confidence is not None else ""
+            )
+            score = (
+                f" · mislabel score {suggestion.mislabel_score:.2f}"
+                if suggestion.mislabel_score is not None
+                else ""
+            )
             text = f"model suggests [b]{escape(suggestion.label)}[/b]{confidence}{score}"
         else:
             text = "[dim]no model suggestion yet[/dim]"
@@ -399,7 +426,9 @@ class QueueScreen(DatabaseWork, Screen):
             self.progress = (self.progress[0] + verified, self.progress[1] + added)
             self._show_progress()
 
-    def _change(self, job, message: str, *, advance: bool, counts: tuple[int, int] = (0, 0)) -> None:
+    def _change(
+        self, job, message: str, *, advance: bool, counts: tuple[int, int] = (0, 0)
+    ) -> None:
         """Commit `job` in a worker; then advance (or reload). A conflict reloads the item."""
         if self.item is None or self.busy:
             return
@@ -418,7 +447,11 @@ class QueueScreen(DatabaseWork, Screen):
             now = time.perf_counter()
             self.commit_seconds.append(now - started)
             self.commit_breakdown.append(
-                (marks["job_start"] - started, marks["job_end"] - marks["job_start"], now - marks["job_end"])
+                (
+                    marks["job_start"] - started,
+                    marks["job_end"] - marks["job_start"],
+                    now - marks["job_end"],
+                )
             )
             self.busy = False
             self.decided.add(item.key)
@@ -447,10 +480,14 @@ class QueueScreen(DatabaseWork, Screen):
         agreeing = [lb for lb in live if lb.condition_type == chosen]
         counts = (max(len(agreeing), 1) - verified_before, 0 if agreeing else 1)
         others = sorted({c.condition for c in item.candidates} - {chosen})
-        message = f"image {key.image_id}: {escape(chosen)}" + (f" (over {escape(', '.join(others))})" if others else "")
+        message = f"image {key.image_id}: {escape(chosen)}" + (
+            f" (over {escape(', '.join(others))})" if others else ""
+        )
         self._change(
             lambda: service.decide(key.image_id, key.task, chosen, seen=seen, note="review"),
-            message, advance=True, counts=counts,
+            message,
+            advance=True,
+            counts=counts,
         )
 
     def action_reject(self) -> None:
@@ -460,8 +497,12 @@ class QueueScreen(DatabaseWork, Screen):
         key, seen, service = item.key, versions_of(item.task_labels), self.service
         verified_before = sum(lb.status == "verified" for c in item.candidates for lb in c.labels)
         self._change(
-            lambda: service.reject_all(key.image_id, key.task, seen=seen, reason="rejected in review"),
-            f"image {key.image_id}: every {key.task} label rejected", advance=True, counts=(-verified_before, 0),
+            lambda: service.reject_all(
+                key.image_id, key.task, seen=seen, reason="rejected in review"
+            ),
+            f"image {key.image_id}: every {key.task} label rejected",
+            advance=True,
+            counts=(-verified_before, 0),
         )
 
     def action_severity(self) -> None:
@@ -508,10 +549,21 @@ class QueueScreen(DatabaseWork, Screen):
 
         def failed(error) -> None:
             self.busy = False
-            if isinstance(error, NotFound) and self.undo_stack and self.undo_stack[-1] == (image_id, position):
+            if (
+                isinstance(error, NotFound)
+                and self.undo_stack
+                and self.undo_stack[-1] == (image_id, position)
+            ):
                 self.undo_stack.pop()
 
-        self.run_db(lambda: service.undo(image_id=image_id), done, group="commit", exclusive=False, retry=False, on_error=failed)
+        self.run_db(
+            lambda: service.undo(image_id=image_id),
+            done,
+            group="commit",
+            exclusive=False,
+            retry=False,
+            on_error=failed,
+        )
 
     def action_move(self, step: int) -> None:
         if not self.keys:

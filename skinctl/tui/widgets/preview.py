@@ -34,7 +34,9 @@ def decode_for_preview(data: bytes) -> Image.Image:
 class HalfCell:
     """A Rich renderable drawing an image with two pixels per cell, fitted and centred."""
 
-    def __init__(self, image: Image.Image, width: int | None = None, height: int | None = None) -> None:
+    def __init__(
+        self, image: Image.Image, width: int | None = None, height: int | None = None
+    ) -> None:
         self.image = image
         self.width, self.height = width, height
         self._cache: tuple[tuple[int, int], list[list[Segment]]] | None = None
@@ -56,7 +58,9 @@ class HalfCell:
             line = [Segment(pad)] if pad else []
             for x in range(tw):
                 top, bottom = pixels[x, y], pixels[x, y + 1]
-                line.append(Segment("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom))))
+                line.append(
+                    Segment("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom)))
+                )
             lines.append(line)
         self._cache = ((width, height), lines)
         return lines
