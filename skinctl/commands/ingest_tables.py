@@ -94,7 +94,7 @@ def ingest_products(
     Example: skinctl ingest products sephora
     """
     from skinctl.products.ingest import ingest_products as run
-    from skinctl.products.ingest import product_file
+    from skinctl.products.sources import product_file
 
     app_state = state(ctx)
     path, fmt = product_file(source, fmt, app_state.settings)
@@ -118,7 +118,7 @@ def ingest_reviews(
     Example: skinctl ingest reviews sephora
     """
     from skinctl.products.ingest import ingest_reviews as run
-    from skinctl.products.ingest import review_files
+    from skinctl.products.sources import review_files
 
     app_state = state(ctx)
     files = review_files(sources, app_state.settings)
@@ -158,8 +158,8 @@ def ingest_cosing(
 
     Example: skinctl ingest cosing cosing
     """
-    from skinctl.products.ingest import cosing_files, resolve_dataset
     from skinctl.products.ingest import ingest_cosing as run
+    from skinctl.products.sources import cosing_files, resolve_dataset
 
     app_state = state(ctx)
     files = {

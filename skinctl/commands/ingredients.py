@@ -40,7 +40,7 @@ def check(
     Example: skinctl ingredients check "Aqua, Glycerin, Hydroquinone, Parfum"
     """
     from skinctl.console import info, print_json, stdout, table
-    from skinctl.products.analysis import check_ingredients
+    from skinctl.products.check import check_ingredients
 
     result = check_ingredients(
         state(ctx).engine(), text=text, product_ref=product, product_type=product_type

@@ -61,7 +61,7 @@ def show(
     from dataclasses import asdict
 
     from skinctl.console import print_json, stdout, table
-    from skinctl.products.analysis import check_ingredients
+    from skinctl.products.check import check_ingredients
 
     result = check_ingredients(state(ctx).engine(), product_ref=product)
     if as_json:

@@ -44,7 +44,6 @@ from skinctl.db.models import (
 from skinctl.db.runs import IngestRunRecord, recorded_ingest_run
 from skinctl.errors import InputRejected
 from skinctl.products import readers, review_bulk
-from skinctl.products.choices import PRODUCT_FILE_FORMATS
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import name_key
 from skinctl.products.readers import ReadRow, RowProblem
@@ -698,94 +697,6 @@ def ingest_cosing(
     return CosingIngest(
         run.id, [t.result() for t in tables], sum(t.rejected for t in tables), links, matching
     )
-
-
-_ANNEX_FILE = re.compile(r"annex[_ -]?(II|III|IV|V|VI)(?![IVX])", re.IGNORECASE)
-
-
-def cosing_files(folder: Path) -> dict[str, Path]:
-    """The CosIng files of a folder, found by name: `inventory` (COSING_Ingredients*.csv) and
-    `annex_ii` ... `annex_vi` (COSING_Annex_<N>*)."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file():
-            continue
-        name = path.name
-        if name.lower().startswith("cosing_ingredients") and name.lower().endswith(".csv"):
-            found.setdefault("inventory", path)
-        elif (annex := _ANNEX_FILE.search(name)) is not None:
-            found.setdefault(f"annex_{annex.group(1).lower()}", path)
-    if not found:
-        raise InputRejected(
-            f"{folder} holds no CosIng file (COSING_Ingredients*.csv, COSING_Annex_*).",
-            hint="Fetch it again with `skinctl fetch get cosing --from DIR`.",
-        )
-    return found
-
-
-def sephora_files(folder: Path) -> tuple[Path | None, list[Path]]:
-    """The Sephora set's product file and every review file (`reviews_*.csv`, in any subfolder)."""
-    products = next(iter(sorted(folder.rglob("product_info.csv"))), None)
-    reviews = [p for p in sorted(folder.rglob("*reviews_*.csv")) if p.is_file()]
-    return products, reviews
-
-
-def product_file(arg: str, fmt: str | None, settings: Any) -> tuple[Path, str]:
-    """The product file an argument names (a file, a folder, a slug) and its format."""
-    path = resolve_dataset(arg, settings)
-    if path.is_dir():
-        candidates = [p for name in PRODUCT_FILE_FORMATS for p in sorted(path.rglob(name))]
-        if not candidates:
-            raise InputRejected(
-                f"{path} holds no product file ({', '.join(PRODUCT_FILE_FORMATS)}).",
-                hint="Give the product CSV and --format.",
-            )
-        path = candidates[0]
-    fmt = fmt or PRODUCT_FILE_FORMATS.get(path.name)
-    if fmt is None:
-        raise InputRejected(
-            f"The format of {path} is not known from its name.",
-            hint=f"Pass --format ({', '.join(PRODUCT_FORMATS)}).",
-        )
-    return path, str(fmt)
-
-
-def review_files(args: Sequence[str], settings: Any) -> list[Path]:
-    """Every review file the arguments name: files as given; for a folder or the slug
-    `sephora`, all its `reviews_*.csv` files."""
-    files: list[Path] = []
-    for arg in args:
-        path = resolve_dataset(arg, settings)
-        if path.is_dir():
-            found = sephora_files(path)[1]
-            if not found:
-                raise InputRejected(
-                    f"{path} holds no review file (reviews_*.csv).",
-                    hint="Give the review CSV files.",
-                )
-            files.extend(found)
-        else:
-            files.append(path)
-    return list(dict.fromkeys(files))
-
-
-def resolve_dataset(arg: str | Path, settings: Any) -> Path:
-    """A path as given, or the folder of a catalog slug's newest fetch (`sephora`, `cosing`),
-    through the catalog's one resolver (the one `ingest images SLUG` uses)."""
-    from skinctl.datasets.catalog import looks_like_slug, resolve_fetched
-    from skinctl.errors import NotFound
-
-    path = Path(arg).expanduser()
-    if path.exists() or not looks_like_slug(str(arg)):
-        return path
-    try:
-        folder, _layout = resolve_fetched(str(arg), settings)
-    except NotFound:
-        raise InputRejected(
-            f"{arg!r} is neither a file nor a dataset in the catalog.",
-            hint="`skinctl fetch list` shows the catalog.",
-        ) from None
-    return folder
 
 
 def _load_simple(

@@ -44,7 +44,6 @@ from skinctl.db.models import (
     TrainingRun,
 )
 from skinctl.errors import NotFound, UsageError
-from skinctl.products.analysis import ProductSummary, find_product, product_summary
 from skinctl.products.choices import (
     CLAIM_WORDS,
     CONCERN_CLAIMS,
@@ -53,6 +52,7 @@ from skinctl.products.choices import (
     ProductKind,
     SkinType,
 )
+from skinctl.products.lookup import ProductSummary, find_product, product_summary
 from skinctl.products.matching import IngredientIndex
 from skinctl.products.names import name_key
 

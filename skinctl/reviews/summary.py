@@ -18,7 +18,7 @@ from sqlalchemy import Engine, and_, null, select
 
 from skinctl.db.models import Review, ReviewSentiment
 from skinctl.errors import NotFound
-from skinctl.products.analysis import ProductSummary, find_product, product_summary
+from skinctl.products.lookup import ProductSummary, find_product, product_summary
 from skinctl.reviews.data import label_of, review_text
 from skinctl.train.metrics import wilson_interval
 

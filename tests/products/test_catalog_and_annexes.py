@@ -130,8 +130,9 @@ def test_check_reads_annexes_for_the_product_type(cli, cosing_folder):
 
 
 def test_a_preservative_off_annex_v_is_flagged(engine, cosing_folder):
-    from skinctl.products.analysis import check_ingredients
-    from skinctl.products.ingest import cosing_files, ingest_cosing
+    from skinctl.products.check import check_ingredients
+    from skinctl.products.ingest import ingest_cosing
+    from skinctl.products.sources import cosing_files
 
     found = cosing_files(cosing_folder)
     ingest_cosing(

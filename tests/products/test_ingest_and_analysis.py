@@ -121,7 +121,7 @@ def test_reviews_link_to_products_in_either_order(engine, files):
 
 
 def test_check_text_and_product(loaded):
-    from skinctl.products.analysis import check_ingredients
+    from skinctl.products.check import check_ingredients
 
     result = check_ingredients(
         loaded, text="Aqua, Salicylic Acid, Vitamin E, Unicorn Tears, Petrolatum"

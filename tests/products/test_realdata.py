@@ -18,7 +18,8 @@ def accounted(table) -> int:
 
 @pytest.fixture
 def real(engine):
-    from skinctl.products.ingest import cosing_files, ingest_cosing, ingest_products, ingest_reviews
+    from skinctl.products.ingest import ingest_cosing, ingest_products, ingest_reviews
+    from skinctl.products.sources import cosing_files
 
     found = cosing_files(shared_data("cosing"))
     cosing = ingest_cosing(
@@ -36,7 +37,8 @@ def real(engine):
 
 
 def test_real_files_load_and_every_row_is_accounted_for(real):
-    from skinctl.products.analysis import check_ingredients, product_stats
+    from skinctl.products.analysis import product_stats
+    from skinctl.products.check import check_ingredients
     from skinctl.products.ingest import ingest_products, ingest_reviews
 
     engine, cosing, sephora, reviews = real
