@@ -34,8 +34,11 @@ GROUPS = (
     "label",
     "dedup",
     "train",
+    "reviews",
+    "model",
+    "api-key",
 )
-COMMANDS = ("tui", "demo", "stats", "predict")
+COMMANDS = ("tui", "demo", "stats", "predict", "serve")
 
 PROBE = """
 import json, sys

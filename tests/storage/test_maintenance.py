@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import IngestRun, TrainingImage
@@ -171,6 +172,7 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
     ingest_session = engine.connect()  # plays the live ingest: it holds its dataset's lock
     lock = func.hashtext(ingest_lock_key("skin-types"))
     assert ingest_session.execute(select(func.pg_try_advisory_lock(lock))).scalar()
+    ingest_backend = ingest_session.execute(select(func.pg_backend_pid())).scalar_one()
     try:
         with pytest.raises(UsageError, match="are running"):
             collect_garbage(engine, local_store, dry_run=False)
@@ -185,6 +187,18 @@ def test_gc_waits_for_running_ingests(engine, local_store, cli):
         # session-level advisory lock would live on), its row still says running
         ingest_session.invalidate()
         ingest_session.close()
+    # The server ends that backend (and frees its locks) a moment after the client hangs up:
+    # wait for it to be gone, as a later gc would find it.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            alive = connection.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": ingest_backend},
+            ).scalar_one()
+        if not alive:
+            break
+        time.sleep(0.05)
     with engine.connect() as connection:
         assert connection.execute(select(IngestRun.status)).scalar_one() == "running"
     assert collect_garbage(engine, local_store, dry_run=False).deleted == 1

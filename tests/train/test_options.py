@@ -26,7 +26,7 @@ def test_text_choices_become_enums_as_recorded_runs_store_them():
 @pytest.mark.parametrize(
     ("field", "value", "listed"),
     [
-        ("task", "sentiment", "skin-type, condition, severity"),
+        ("task", "colour", "skin-type, condition, severity, sentiment"),
         ("model", "resnet", "small-cnn, mobilenet-v3-small, efficientnet-b0"),
         ("split", "random", "group, dataset"),
         ("balance_by", "height", "fitzpatrick, skin-type, age-range"),
