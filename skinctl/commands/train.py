@@ -56,6 +56,12 @@ def run(
     classes: str | None = typer.Option(
         None, "--classes", help="Comma-separated classes to learn (default: all)."
     ),
+    min_images: int = typer.Option(
+        0,
+        "--min-images",
+        help="Leave out classes with fewer images than this (after joining datasets' names "
+        "through `skinctl classes`), and say which.",
+    ),
     multi_label: bool = typer.Option(
         False,
         "--multi-label",
@@ -111,6 +117,7 @@ def run(
         verified_only=verified_only,
         classes=classes.split(",") if classes else None,
         multi_label=multi_label,
+        min_images=min_images,
         balance_by=balance_by,
         model=model,
         image_size=image_size,
@@ -139,6 +146,12 @@ def run(
         )
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
+    small = (result.hyperparameters or {}).get("small_classes") or {}
+    if small:
+        warn(
+            f"classes left out (fewer than {min_images} images): "
+            + ", ".join(f"{name} ({n})" for name, n in small.items())
+        )
     if result.warning:
         warn(result.warning)
     if as_json:
