@@ -11,7 +11,8 @@ from skinctl.commands.common import state
 from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
 
 if TYPE_CHECKING:
-    from skinctl.train.records import RunDetail
+    from skinctl.train.evaluation import EvaluationDetail
+    from skinctl.train.records import GroupRow, RunDetail
 
 app = typer.Typer(
     help="Train Keras classifiers from the database, and list, compare, score and delete runs.",
@@ -237,13 +238,15 @@ def _run_sentiment(ctx: typer.Context, as_json: bool) -> None:
         )
 
 
-def _print_per_class(run: RunDetail) -> None:
+def _print_per_class(
+    run: RunDetail | EvaluationDetail, title: str = "per class (test split)"
+) -> None:
     from skinctl.console import stdout, table
 
     if run.per_class:
         stdout.print(
             table(
-                "per class (test split)",
+                title,
                 ["class", "precision", "recall", "f1", "support"],
                 [
                     [c.class_name, _fmt(c.precision), _fmt(c.recall), _fmt(c.f1), c.support]
@@ -359,10 +362,60 @@ def show(
                 ],
             )
         )
-    if detail.per_group:
+    _print_per_group(detail.per_group, "per subject group (test split)")
+    if detail.evaluations:
         stdout.print(
             table(
-                "per subject group (test split)",
+                "own test and evaluations on other data",
+                [
+                    "",
+                    "data",
+                    "images",
+                    "copies left out",
+                    "accuracy",
+                    "95% CI",
+                    "F1",
+                    "95% CI",
+                    "majority",
+                ],
+                [
+                    [
+                        "own test",
+                        "test split",
+                        detail.split_sizes.get("test"),
+                        "-",
+                        _fmt(detail.accuracy),
+                        _fmt(detail.accuracy_ci95),
+                        _fmt(detail.f1_score),
+                        _fmt(detail.f1_ci95),
+                        _fmt(detail.majority_rate),
+                    ],
+                    *(
+                        [
+                            f"evaluation {e.id}",
+                            ", ".join(e.datasets),
+                            e.images,
+                            f"{e.exact_copies_left_out} exact, {e.near_copies_left_out} near",
+                            _fmt(e.accuracy),
+                            _fmt(e.accuracy_ci95),
+                            _fmt(e.f1_macro),
+                            _fmt(e.f1_ci95),
+                            _fmt(e.majority_rate),
+                        ]
+                        for e in detail.evaluations
+                    ),
+                ],
+            )
+        )
+
+
+def _print_per_group(groups: list[GroupRow], title: str) -> None:
+    from skinctl.console import stdout, table
+
+    if groups:
+        stdout.print(
+            table(
+                title,
                 ["group", "value", "support", "accuracy", "95% CI", "F1", "majority"],
                 [
                     [
@@ -374,7 +427,7 @@ def show(
                         _fmt(g.f1_macro),
                         _fmt(g.majority_rate),
                     ]
-                    for g in detail.per_group
+                    for g in groups
                 ],
             )
         )
@@ -436,6 +489,62 @@ def delete(
             f"deleted run {result.id}"
             + (f" and its model {result.model_uri}" if result.model_deleted else "")
         )
+
+
+@app.command("evaluate")
+def evaluate(
+    ctx: typer.Context,
+    run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
+    dataset: list[str] = typer.Option(
+        ..., "--dataset", help="The data to evaluate on (repeatable)."
+    ),
+    link: bool = typer.Option(
+        True,
+        "--link/--no-link",
+        help="Link near duplicates of images not linked yet first, so near copies of the "
+        "run's training images are found and left out.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The run's model on data it never trained on: exact and near copies of its training
+    images are left out and counted; recorded as an evaluation of the run."""
+    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
+    from skinctl.train.evaluation import evaluate_run
+
+    app_state = state(ctx)
+    engine, storage = app_state.engine(), app_state.storage()
+    with progress_bar(progress_enabled()) as report:
+        if link:
+            from skinctl.dedup import link as link_images
+
+            link_images(engine, storage, full=False, report=report)
+        result = evaluate_run(
+            engine,
+            storage,
+            run_ref,
+            dataset,
+            home=app_state.settings.home,
+            user=app_state.settings.user,
+            report=report,
+        )
+    for reason, count in result.left_out.items():
+        warn(f"{count} images left out: {reason}.")
+    if result.warning:
+        warn(result.warning)
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(
+        f"evaluation {result.id} of run {result.run_id} on {', '.join(result.datasets)}: "
+        f"{result.images} images (left out {result.exact_copies_left_out} exact and "
+        f"{result.near_copies_left_out} near copies of training images); accuracy "
+        f"{_fmt(result.accuracy)} (95% CI {_fmt(result.accuracy_ci95)}) vs majority-class rate "
+        f"{_fmt(result.majority_rate)} (always {result.majority_class!r}); macro F1 "
+        f"{_fmt(result.f1_macro)} (95% CI {_fmt(result.f1_ci95)})",
+        highlight=False,
+    )
+    _print_per_class(result, "per class (evaluation)")
+    _print_per_group(result.per_group, "per group (evaluation)")
 
 
 @app.command("score")
