@@ -604,21 +604,43 @@ def predict(
     images: list[str] = typer.Argument(..., metavar="IMAGE...", help="Image files or image ids."),
     run_ref: str = typer.Option("latest", "--run", help="Run id or 'latest'."),
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
+    severity_run: str | None = typer.Option(
+        None,
+        "--severity-run",
+        help="The severity run that grades a condition (default: the promoted severity model, "
+        "else the newest finished severity run whose condition the run answers).",
+    ),
+    severity: bool = typer.Option(
+        True, "--severity/--no-severity", help="Add a severity level where a model exists."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Per-class confidence for images (files or database ids) from a trained run's model."""
+    """Per-class confidence for images (files or database ids) from a trained run's model,
+    with a severity level and its confidence where a severity model grades a condition."""
     from skinctl.console import print_json, stdout, table, warn
     from skinctl.errors import EXIT_REJECTED
     from skinctl.train.predict import predict_inputs
 
     app_state = state(ctx)
+    engine = app_state.engine()
+    promoted = None
+    if severity and severity_run is None:
+        from skinctl.registry.service import live_promotions
+        from skinctl.registry.tasks import Task as ServedTask
+
+        promoted = next(
+            (p.run_id for p in live_promotions(engine) if p.task == ServedTask.severity), None
+        )
     result = predict_inputs(
-        app_state.engine(),
+        engine,
         app_state.storage(),
         images,
         run=run_ref,
         top=top,
         home=app_state.settings.home,
+        severity_run=severity_run,
+        promoted_severity_run=promoted,
+        with_severity=severity,
     )
     if as_json:
         print_json(result)
@@ -626,12 +648,17 @@ def predict(
         stdout.print(
             table(
                 f"run {result.run} ({result.task})",
-                ["image", "prediction", "top classes"],
+                ["image", "prediction", "top classes", "severity"],
                 [
                     [
                         r.input,
                         f"severity {r.severity}" if r.severity is not None else r.prediction,
                         ", ".join(f"{t.class_} {t.confidence:.2f}" for t in r.top),
+                        "; ".join(
+                            f"{g.condition} {g.condition_confidence:.2f}: level {g.level} "
+                            f"({g.confidence:.2f}, run {g.run})"
+                            for g in r.severities or []
+                        ),
                     ]
                     for r in result.results
                 ],
