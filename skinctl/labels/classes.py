@@ -71,7 +71,8 @@ class ClassVocabularyService:
         """Datasets whose labels carry this name (any case)."""
         return sorted(
             session.scalars(
-                select(_DATASET).distinct()
+                select(_DATASET)
+                .distinct()
                 .select_from(ConditionLabel)
                 .join(TrainingImage, TrainingImage.id == ConditionLabel.image_id)
                 .outerjoin(ImageSource, ImageSource.id == ConditionLabel.image_source_id)
