@@ -95,7 +95,8 @@ def copies_of(session: Session, seen: set[int], image_ids: Sequence[int]) -> set
     )
     first: dict[str, int] = {}
     for image_id, key in keys.items():
-        uf.union(first.setdefault(key, image_id), image_id)
+        if key is not None:
+            uf.union(first.setdefault(key, image_id), image_id)
     seen_roots = {uf.find(i) for i in seen}
     return {i for i in image_ids if uf.find(i) in seen_roots}
 
