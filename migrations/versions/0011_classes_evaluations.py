@@ -53,9 +53,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text()),
         *_created(),
         sa.UniqueConstraint("task", "name_key", name="uq_label_classes_task_name_key"),
-        sa.CheckConstraint(
-            "task IN ('condition', 'skin_type')", name="ck_label_classes_task"
-        ),
+        sa.CheckConstraint("task IN ('condition', 'skin_type')", name="ck_label_classes_task"),
     )
     op.create_table(
         "label_class_synonyms",
