@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import LABEL_TASKS, LabelClass, LabelClassSynonym
@@ -87,14 +88,22 @@ def map_dataset_names(
         vocabulary = vocabularies[task]
         found = vocabulary.canonical(dataset, name)
         if found is None:
-            found = name.strip()
-            connection.execute(
-                insert(LabelClass).values(
-                    task=task, name=found, name_key=name_key(found), created_by=user
+            # Another ingest may add the same class at the same moment: keep whichever won.
+            added = connection.scalar(
+                pg_insert(LabelClass)
+                .values(task=task, name=name.strip(), name_key=name_key(name), created_by=user)
+                .on_conflict_do_nothing(constraint="uq_label_classes_task_name_key")
+                .returning(LabelClass.name)
+            )
+            found = added or connection.scalar(
+                select(LabelClass.name).where(
+                    LabelClass.task == task, LabelClass.name_key == name_key(name)
                 )
             )
+            assert found is not None
             vocabulary.classes[name_key(found)] = found
-            unseen.append(f"{task}:{found}")
+            if added:
+                unseen.append(f"{task}:{found}")
         canonical[(task, name)] = found
     return DatasetClassNames(canonical, unseen)
 
