@@ -227,7 +227,11 @@ def find_severity_run(
             )
             .order_by(TrainingRun.id.desc())
         ).all()
-        for run_id in [*([promoted] if promoted is not None else []), *newest]:
+        if promoted is not None:
+            run = session.get(TrainingRun, promoted)
+            if run is not None and run.task == Task.severity and run.model_uri:
+                newest = [promoted, *newest]
+        for run_id in newest:
             condition = severity_condition(session, run_id)
             if condition is not None and condition.lower() in keys:
                 return run_id, keys[condition.lower()]

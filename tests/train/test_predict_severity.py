@@ -76,3 +76,15 @@ def test_no_severity_and_a_wrong_severity_run(runs):
         "--severity-run", str(runs["condition"]),
     )  # fmt: skip
     assert wrong.exit_code == 2 and "not a severity run" in wrong.stderr
+
+
+def test_the_promoted_severity_run_comes_first_and_must_be_a_severity_run(runs, session_engine):
+    from skinctl.train.predict import find_severity_run
+
+    classes = list(CLASS_STYLE)
+    severity, condition = runs["severity"], runs["condition"]
+    assert find_severity_run(session_engine, classes) == (severity, "acne")
+    assert find_severity_run(session_engine, classes, promoted=severity) == (severity, "acne")
+    # a promoted run of another task is not a severity model: the newest severity run answers
+    assert find_severity_run(session_engine, classes, promoted=condition) == (severity, "acne")
+    assert find_severity_run(session_engine, ["eczema", "rosacea"]) is None
