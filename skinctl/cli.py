@@ -18,6 +18,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from skinctl import __version__
 from skinctl.commands import api_key as api_key_commands
+from skinctl.commands import classes as classes_commands
 from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
 from skinctl.commands import dedup as dedup_commands
@@ -213,6 +214,7 @@ app.add_typer(ingredients_commands.app, name="ingredients")
 app.add_typer(products_commands.app, name="products")
 app.add_typer(reviews_commands.app, name="reviews")
 app.add_typer(label_commands.app, name="label")
+app.add_typer(classes_commands.app, name="classes")
 app.command("tui")(tui_commands.tui)
 app.command("demo")(ingest_commands.demo)
 app.command("stats")(stats_commands.stats)

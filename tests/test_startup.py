@@ -32,6 +32,7 @@ GROUPS = (
     "ingredients",
     "products",
     "label",
+    "classes",
     "dedup",
     "train",
     "reviews",

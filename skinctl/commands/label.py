@@ -1,4 +1,5 @@
-"""`skinctl label ...`: list, show, verify, reject, set, import, export, history, stats, review.
+"""`skinctl label ...`: list, show, verify, reject, set, import, export, history, stats, review,
+prelabel.
 
 Thin: parse, call `skinctl.labels` (the one label service), render. `--json` on `list` and
 `history` writes JSON Lines (one label or change per line, so it pipes into `jq` and back into
@@ -451,6 +452,81 @@ def stats(
     )
     stdout.print(
         f"agreement of dataset labels with human verdicts: {pct(report.agreement)} of {report.reviewed_dataset_labels} reviewed"
+    )
+    if report.model_labels:
+        stdout.print(
+            table(
+                "model labels (accepted = verified with the model's class)",
+                ("run", "labels", "accepted", "rejected or changed", "pending", "acceptance"),
+                [
+                    (m.run or "-", m.labels, m.accepted, m.rejected, m.pending, pct(m.acceptance))
+                    for m in report.model_labels
+                ],
+            )
+        )
+        stdout.print(f"people accept the model's label: {pct(report.model_acceptance)}")
+
+
+@app.command("prelabel")
+def prelabel(
+    ctx: typer.Context,
+    run_ref: str = typer.Option(
+        ..., "--run", help="The condition or skin-type run (id or 'latest')."
+    ),
+    dataset: list[str] = typer.Option(
+        ..., "--dataset", help="The images to pre-label (repeatable)."
+    ),
+    severity_run: str | None = typer.Option(
+        None,
+        "--severity-run",
+        help="The severity run for the graded condition (default: the promoted severity model, "
+        "else the newest that fits).",
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many images."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Write a model's answers for unlabelled images as pending labels for people to verify
+    (`skinctl label review` shows the most uncertain first)."""
+    from skinctl.console import print_json, progress_bar, progress_enabled, stdout
+    from skinctl.train.prelabel import prelabel as prelabel_images
+
+    app_state = state(ctx)
+    engine = app_state.engine()
+    promoted = None
+    if severity_run is None:
+        from skinctl.registry.service import live_promotions
+        from skinctl.registry.tasks import Task as ServedTask
+
+        promoted = next(
+            (p.run_id for p in live_promotions(engine) if p.task == ServedTask.severity), None
+        )
+    with progress_bar(progress_enabled()) as report:
+        result = prelabel_images(
+            engine,
+            app_state.storage(),
+            run_ref,
+            dataset,
+            home=app_state.settings.home,
+            user=app_state.settings.user,
+            severity_run=severity_run,
+            promoted_severity_run=promoted,
+            limit=limit,
+            report=report,
+        )
+    if as_json:
+        print_json(result)
+        return
+    mean = "-" if result.mean_confidence is None else f"{result.mean_confidence:.2f}"
+    severity = (
+        f"; {result.with_severity} with a severity level from run {result.severity_run}"
+        if result.severity_run
+        else ""
+    )
+    stdout.print(
+        f"run {result.run}: {result.labelled} pending model labels for {result.unlabelled} "
+        f"unlabelled images of {', '.join(result.datasets)} (mean confidence {mean}){severity}; "
+        f"classes: {', '.join(f'{c} {n}' for c, n in result.classes.items()) or '-'}",
+        highlight=False,
     )
 
 

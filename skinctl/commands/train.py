@@ -11,7 +11,8 @@ from skinctl.commands.common import state
 from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
 
 if TYPE_CHECKING:
-    from skinctl.train.records import RunDetail
+    from skinctl.train.evaluation import EvaluationDetail
+    from skinctl.train.records import GroupRow, RunDetail
 
 app = typer.Typer(
     help="Train Keras classifiers from the database, and list, compare, score and delete runs.",
@@ -55,6 +56,12 @@ def run(
     ),
     classes: str | None = typer.Option(
         None, "--classes", help="Comma-separated classes to learn (default: all)."
+    ),
+    min_images: int = typer.Option(
+        0,
+        "--min-images",
+        help="Leave out classes with fewer images than this (after joining datasets' names "
+        "through `skinctl classes`), and say which.",
     ),
     multi_label: bool = typer.Option(
         False,
@@ -111,6 +118,7 @@ def run(
         verified_only=verified_only,
         classes=classes.split(",") if classes else None,
         multi_label=multi_label,
+        min_images=min_images,
         balance_by=balance_by,
         model=model,
         image_size=image_size,
@@ -139,6 +147,12 @@ def run(
         )
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
+    small = (result.hyperparameters or {}).get("small_classes") or {}
+    if small:
+        warn(
+            f"classes left out (fewer than {min_images} images): "
+            + ", ".join(f"{name} ({n})" for name, n in small.items())
+        )
     if result.warning:
         warn(result.warning)
     if as_json:
@@ -224,13 +238,15 @@ def _run_sentiment(ctx: typer.Context, as_json: bool) -> None:
         )
 
 
-def _print_per_class(run: RunDetail) -> None:
+def _print_per_class(
+    run: RunDetail | EvaluationDetail, title: str = "per class (test split)"
+) -> None:
     from skinctl.console import stdout, table
 
     if run.per_class:
         stdout.print(
             table(
-                "per class (test split)",
+                title,
                 ["class", "precision", "recall", "f1", "support"],
                 [
                     [c.class_name, _fmt(c.precision), _fmt(c.recall), _fmt(c.f1), c.support]
@@ -346,10 +362,60 @@ def show(
                 ],
             )
         )
-    if detail.per_group:
+    _print_per_group(detail.per_group, "per subject group (test split)")
+    if detail.evaluations:
         stdout.print(
             table(
-                "per subject group (test split)",
+                "own test and evaluations on other data",
+                [
+                    "",
+                    "data",
+                    "images",
+                    "copies left out",
+                    "accuracy",
+                    "95% CI",
+                    "F1",
+                    "95% CI",
+                    "majority",
+                ],
+                [
+                    [
+                        "own test",
+                        "test split",
+                        detail.split_sizes.get("test"),
+                        "-",
+                        _fmt(detail.accuracy),
+                        _fmt(detail.accuracy_ci95),
+                        _fmt(detail.f1_score),
+                        _fmt(detail.f1_ci95),
+                        _fmt(detail.majority_rate),
+                    ],
+                    *(
+                        [
+                            f"evaluation {e.id}",
+                            ", ".join(e.datasets),
+                            e.images,
+                            f"{e.exact_copies_left_out} exact, {e.near_copies_left_out} near",
+                            _fmt(e.accuracy),
+                            _fmt(e.accuracy_ci95),
+                            _fmt(e.f1_macro),
+                            _fmt(e.f1_ci95),
+                            _fmt(e.majority_rate),
+                        ]
+                        for e in detail.evaluations
+                    ),
+                ],
+            )
+        )
+
+
+def _print_per_group(groups: list[GroupRow], title: str) -> None:
+    from skinctl.console import stdout, table
+
+    if groups:
+        stdout.print(
+            table(
+                title,
                 ["group", "value", "support", "accuracy", "95% CI", "F1", "majority"],
                 [
                     [
@@ -361,7 +427,7 @@ def show(
                         _fmt(g.f1_macro),
                         _fmt(g.majority_rate),
                     ]
-                    for g in detail.per_group
+                    for g in groups
                 ],
             )
         )
@@ -425,6 +491,62 @@ def delete(
         )
 
 
+@app.command("evaluate")
+def evaluate(
+    ctx: typer.Context,
+    run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
+    dataset: list[str] = typer.Option(
+        ..., "--dataset", help="The data to evaluate on (repeatable)."
+    ),
+    link: bool = typer.Option(
+        True,
+        "--link/--no-link",
+        help="Link near duplicates of images not linked yet first, so near copies of the "
+        "run's training images are found and left out.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The run's model on data it never trained on: exact and near copies of its training
+    images are left out and counted; recorded as an evaluation of the run."""
+    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
+    from skinctl.train.evaluation import evaluate_run
+
+    app_state = state(ctx)
+    engine, storage = app_state.engine(), app_state.storage()
+    with progress_bar(progress_enabled()) as report:
+        if link:
+            from skinctl.dedup import link as link_images
+
+            link_images(engine, storage, full=False, report=report)
+        result = evaluate_run(
+            engine,
+            storage,
+            run_ref,
+            dataset,
+            home=app_state.settings.home,
+            user=app_state.settings.user,
+            report=report,
+        )
+    for reason, count in result.left_out.items():
+        warn(f"{count} images left out: {reason}.")
+    if result.warning:
+        warn(result.warning)
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(
+        f"evaluation {result.id} of run {result.run_id} on {', '.join(result.datasets)}: "
+        f"{result.images} images (left out {result.exact_copies_left_out} exact and "
+        f"{result.near_copies_left_out} near copies of training images); accuracy "
+        f"{_fmt(result.accuracy)} (95% CI {_fmt(result.accuracy_ci95)}) vs majority-class rate "
+        f"{_fmt(result.majority_rate)} (always {result.majority_class!r}); macro F1 "
+        f"{_fmt(result.f1_macro)} (95% CI {_fmt(result.f1_ci95)})",
+        highlight=False,
+    )
+    _print_per_class(result, "per class (evaluation)")
+    _print_per_group(result.per_group, "per group (evaluation)")
+
+
 @app.command("score")
 def score(
     ctx: typer.Context,
@@ -482,21 +604,43 @@ def predict(
     images: list[str] = typer.Argument(..., metavar="IMAGE...", help="Image files or image ids."),
     run_ref: str = typer.Option("latest", "--run", help="Run id or 'latest'."),
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
+    severity_run: str | None = typer.Option(
+        None,
+        "--severity-run",
+        help="The severity run that grades a condition (default: the promoted severity model, "
+        "else the newest finished severity run whose condition the run answers).",
+    ),
+    severity: bool = typer.Option(
+        True, "--severity/--no-severity", help="Add a severity level where a model exists."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Per-class confidence for images (files or database ids) from a trained run's model."""
+    """Per-class confidence for images (files or database ids) from a trained run's model,
+    with a severity level and its confidence where a severity model grades a condition."""
     from skinctl.console import print_json, stdout, table, warn
     from skinctl.errors import EXIT_REJECTED
     from skinctl.train.predict import predict_inputs
 
     app_state = state(ctx)
+    engine = app_state.engine()
+    promoted = None
+    if severity and severity_run is None:
+        from skinctl.registry.service import live_promotions
+        from skinctl.registry.tasks import Task as ServedTask
+
+        promoted = next(
+            (p.run_id for p in live_promotions(engine) if p.task == ServedTask.severity), None
+        )
     result = predict_inputs(
-        app_state.engine(),
+        engine,
         app_state.storage(),
         images,
         run=run_ref,
         top=top,
         home=app_state.settings.home,
+        severity_run=severity_run,
+        promoted_severity_run=promoted,
+        with_severity=severity,
     )
     if as_json:
         print_json(result)
@@ -504,12 +648,17 @@ def predict(
         stdout.print(
             table(
                 f"run {result.run} ({result.task})",
-                ["image", "prediction", "top classes"],
+                ["image", "prediction", "top classes", "severity"],
                 [
                     [
                         r.input,
                         f"severity {r.severity}" if r.severity is not None else r.prediction,
                         ", ".join(f"{t.class_} {t.confidence:.2f}" for t in r.top),
+                        "; ".join(
+                            f"{g.condition} {g.condition_confidence:.2f}: level {g.level} "
+                            f"({g.confidence:.2f}, run {g.run})"
+                            for g in r.severities or []
+                        ),
                     ]
                     for r in result.results
                 ],

@@ -834,3 +834,161 @@ class ReviewSentiment(Base):
         CheckConstraint(f"sentiment IN {SENTIMENTS!r}", name="sentiment"),
         Index("ix_review_sentiments_run_id", "run_id"),
     )
+
+
+# --- migration 0011: the class vocabulary, evaluations of a run on other data ----------------
+
+
+class LabelClass(Base):
+    """A canonical class of a label task (`condition`, `skin_type`). `name_key` is the name
+    lower-cased: classes differ by more than case."""
+
+    __tablename__ = "label_classes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(20), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(100), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("task", "name_key", name="uq_label_classes_task_name_key"),
+        CheckConstraint(f"task IN {LABEL_TASKS!r}", name="task"),
+    )
+
+
+class LabelClassSynonym(Base):
+    """What one dataset calls a canonical class (`acne_multilabel` says `Milium` for `Milia`)."""
+
+    __tablename__ = "label_class_synonyms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(
+        ForeignKey("label_classes.id", ondelete="CASCADE"), nullable=False
+    )
+    task: Mapped[str] = mapped_column(String(20), nullable=False)
+    dataset_source: Mapped[str] = mapped_column(String(100), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+    __table_args__ = (
+        UniqueConstraint(
+            "task", "dataset_source", "name_key", name="uq_label_class_synonyms_dataset_name"
+        ),
+        Index("ix_label_class_synonyms_class_id", "class_id"),
+    )
+
+
+class LabelClassChange(Base):
+    """Every change to the vocabulary: who, when, the vocabulary rows before and after, and
+    the label operation (in `label_history`) that applied it to existing labels."""
+
+    __tablename__ = "label_class_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    task: Mapped[str] = mapped_column(String(20), nullable=False)
+    dataset_source: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    canonical: Mapped[str | None] = mapped_column(String(100))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    label_operation_id: Mapped[str | None] = mapped_column(String(36))
+    labels_changed: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    changed_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    reverts_change_id: Mapped[int | None] = mapped_column(ForeignKey("label_class_changes.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelEvaluation(Base):
+    """A run's model scored on other data (`skinctl train evaluate`), with the same figures as
+    the run's own test, and how many images were left out as copies of its training images."""
+
+    __tablename__ = "model_evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(_run_fk(), nullable=False)
+    datasets: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False)
+    evaluated_by: Mapped[str | None] = mapped_column(String(100))
+    evaluated_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+    images: Mapped[int] = mapped_column(Integer, nullable=False)
+    exact_copies_left_out: Mapped[int] = mapped_column(Integer, nullable=False)
+    near_copies_left_out: Mapped[int] = mapped_column(Integer, nullable=False)
+    left_out: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    accuracy_low: Mapped[float | None] = mapped_column(Float)
+    accuracy_high: Mapped[float | None] = mapped_column(Float)
+    f1_macro: Mapped[float | None] = mapped_column(Float)
+    f1_low: Mapped[float | None] = mapped_column(Float)
+    f1_high: Mapped[float | None] = mapped_column(Float)
+    majority_rate: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    class_map: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("ix_model_evaluations_run_id", "run_id"),)
+
+
+def _evaluation_fk() -> ForeignKey:
+    return ForeignKey("model_evaluations.id", ondelete="CASCADE")
+
+
+class EvaluationClassMetric(Base):
+    """Precision, recall and F1 of one class in an evaluation (as `training_class_metrics`)."""
+
+    __tablename__ = "evaluation_class_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(_evaluation_fk(), nullable=False)
+    class_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    precision: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    f1: Mapped[float | None] = mapped_column(Float)
+    support: Mapped[int] = mapped_column(Integer, nullable=False)
+    threshold: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "evaluation_id", "class_name", name="uq_evaluation_class_metrics_evaluation_class"
+        ),
+    )
+
+
+class EvaluationGroupMetric(Base):
+    """Metrics within one group in an evaluation: the columns of `training_group_metrics`, so a
+    fairness summary reads either table the same way."""
+
+    __tablename__ = "evaluation_group_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(_evaluation_fk(), nullable=False)
+    group_by: Mapped[str] = mapped_column(String(30), nullable=False)
+    group_value: Mapped[str] = mapped_column(String(100), nullable=False)
+    support: Mapped[int] = mapped_column(Integer, nullable=False)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    accuracy_low: Mapped[float | None] = mapped_column(Float)
+    accuracy_high: Mapped[float | None] = mapped_column(Float)
+    f1_macro: Mapped[float | None] = mapped_column(Float)
+    majority_rate: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "evaluation_id",
+            "group_by",
+            "group_value",
+            name="uq_evaluation_group_metrics_evaluation_group",
+        ),
+    )

@@ -96,7 +96,7 @@ def _load(
 ) -> None:
     """Read the new files and write every entry's rows (of run `run_id`), one transaction per batch."""
     known = known_sources(engine, options.dataset)
-    writer = BatchWriter(options.dataset, run_id, tally)
+    writer = BatchWriter(options.dataset, run_id, tally, _class_names(engine, scan, options, tally))
     total = len(scan.entries)
     report(STAGE, 0, total)
 
@@ -149,3 +149,21 @@ def _load(
             flush()
     if batch or rejections:
         flush()
+
+
+def _class_names(
+    engine: Engine, scan: DatasetScan, options: IngestOptions, tally: IngestTally
+) -> dict[tuple[str, str], str]:
+    """The dataset's class names through the vocabulary; names it has never seen become
+    classes of their own, and the tally says which."""
+    from skinctl.classes.vocabulary import map_dataset_names
+
+    names = {(label.task, label.condition_type) for e in scan.entries for label in e.labels}
+    with engine.begin() as connection:
+        mapped = map_dataset_names(connection, options.dataset, names, options.started_by)
+    if mapped.unseen:
+        tally.notes.append(
+            f"classes never seen before, added to the vocabulary: {', '.join(mapped.unseen)} "
+            "(`skinctl classes map` joins one to an existing class)"
+        )
+    return mapped.canonical

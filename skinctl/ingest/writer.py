@@ -162,16 +162,33 @@ def _cut(value: str | None, limit: int) -> str | None:
 
 
 def label_rows(
-    dataset: str, entry: ImageEntry, image_id: int, source_id: int
+    dataset: str,
+    entry: ImageEntry,
+    image_id: int,
+    source_id: int,
+    canonical: dict[tuple[str, str], str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The entry's labels as `skin_condition_labels` rows (JSONB values still plain dicts)."""
+    """The entry's labels as `skin_condition_labels` rows (JSONB values still plain dicts),
+    class names mapped through the vocabulary (`canonical`: (task, name) -> canonical name;
+    the dataset's own name stays in the metadata when it differs)."""
+    canonical = canonical or {}
+
+    def named(task: str, name: str) -> tuple[str, dict[str, str]]:
+        mapped = canonical.get((task, name), name)
+        return mapped, ({"dataset_class": name} if mapped != name else {})
+
     return [
         {
             "image_id": image_id,
             "image_source_id": source_id,
-            "condition_type": _cut(label.condition_type, CONDITION_MAX),
+            "condition_type": _cut(named(label.task, label.condition_type)[0], CONDITION_MAX),
             "severity_level": _cut(label.severity_level, SEVERITY_MAX),
-            "metadata": {"dataset": dataset, "path": entry.local_path, **label.origin},
+            "metadata": {
+                "dataset": dataset,
+                "path": entry.local_path,
+                **label.origin,
+                **named(label.task, label.condition_type)[1],
+            },
             "verified": False,
             "task": label.task,
             "source": "dataset",
@@ -206,10 +223,17 @@ class BatchWriter:
     """Writes one batch of pending entries, inside the caller's transaction, and counts what it
     added in the tally; the run's running counts commit with the rows they count."""
 
-    def __init__(self, dataset: str, run_id: int, tally: IngestTally) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        run_id: int,
+        tally: IngestTally,
+        canonical: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.dataset = dataset
         self.run_id = run_id
         self.tally = tally
+        self.canonical = canonical  # class names through the vocabulary (skinctl.classes)
 
     def write(
         self, connection: Connection, batch: list[Pending], rejections: list[Rejection]
@@ -290,7 +314,7 @@ class BatchWriter:
         labels = [
             {**row, "metadata": Json(row["metadata"])}
             for entry, image_id, source_id in placed
-            for row in label_rows(dataset, entry, image_id, source_id)
+            for row in label_rows(dataset, entry, image_id, source_id, self.canonical)
         ]
         if labels:
             tally.labels += insert(INSERT_LABELS, labels)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
-from sqlalchemy import Engine, and_, func, select, union
+from sqlalchemy import Engine, and_, case, func, select, union
 from sqlalchemy.orm import Session, aliased
 
 from skinctl.datasets.readers import SKIN_TYPES
@@ -31,6 +31,7 @@ from skinctl.labels.views import (
     LabelStatus,
     LabelTask,
     LabelView,
+    ModelLabelStats,
     ModelSuggestion,
     QueueKey,
     QueueOrder,
@@ -331,7 +332,45 @@ class LabelReader:
         ]
         agreed = sum(d["agreed"] for d in datasets.values())
         reviewed = sum(d["reviewed"] for d in datasets.values())
-        return LabelStats(per_dataset, classes, _ratio(agreed, reviewed), reviewed)
+        models = self._model_label_stats()
+        accepted = sum(m.accepted for m in models)
+        return LabelStats(
+            per_dataset,
+            classes,
+            _ratio(agreed, reviewed),
+            reviewed,
+            model_labels=models,
+            model_acceptance=_ratio(accepted, accepted + sum(m.rejected for m in models)),
+        )
+
+    def _model_label_stats(self) -> list[ModelLabelStats]:
+        """Per run, how people judged its labels (pre-labels, `serve --record`): verified with
+        the model's class = accepted; rejected or superseded by another class = rejected."""
+        lab = ConditionLabel
+        run = lab.metadata_["run_id"].astext
+        with self._session() as session:
+            rows = session.execute(
+                select(
+                    run,
+                    func.count(),
+                    func.count().filter(lab.status == "verified"),
+                    func.count().filter(lab.status == "rejected"),
+                )
+                .where(lab.source == "model")
+                .group_by(run)
+                .order_by(run)
+            ).all()
+        return [
+            ModelLabelStats(
+                run=int(run_id) if run_id and run_id.isdigit() else None,
+                labels=total,
+                accepted=accepted,
+                rejected=rejected,
+                pending=total - accepted - rejected,
+                acceptance=_ratio(accepted, accepted + rejected),
+            )
+            for run_id, total, accepted, rejected in rows
+        ]
 
     def iter_export(self, filters: LabelFilter, *, verified_only: bool) -> Iterator[ExportRow]:
         """Live labels (not rejected) with their image, streamed in id order."""
@@ -407,7 +446,9 @@ def order_by_suspect(session: Session, query):
     """Order a label query (ConditionLabel in its FROM) likely-mislabeled first:
 
     1. a model's mislabel score for the image (the highest any run recorded in
-       `image_predictions`), highest first; NULL last: no model scored it;
+       `image_predictions`), highest first; a model's pre-label without such a score counts
+       its doubt (1 - confidence_score), so the most uncertain pre-labels come first; NULL
+       last: no model scored it;
     2. images in conflict first: their live labels of one task disagree, or a near/exact
        duplicate image carries a different class;
     3. label id.
@@ -446,7 +487,8 @@ def order_by_suspect(session: Session, query):
         .subquery("image_scores")
     )
     query = query.outerjoin(scores, scores.c.image_id == lab.image_id)
-    keys = [scores.c.score.desc().nulls_last()]
+    doubt = case((lab.source == "model", 1 - lab.confidence_score))
+    keys = [func.coalesce(scores.c.score, doubt).desc().nulls_last()]
     keys += [conflicts.c.image_id.is_(None), lab.id]  # false (in conflict) sorts first
     return query.order_by(*keys)
 

@@ -297,6 +297,25 @@ class LabelService(LabelReader):
         The caller owns the transaction."""
         self._record(session, operation_id, label, "create", None, note)
 
+    def rename_label(
+        self, session: Session, operation_id: str, label: ConditionLabel, name: str, note: str
+    ) -> None:
+        """Give a label another class name (a class vocabulary change: map, rename, merge),
+        keeping its source and status, with a `class` history entry. The caller owns the
+        transaction."""
+        before = _snapshot(label)
+        label.condition_type = name
+        label.updated_at = datetime.now()
+        self._record(session, operation_id, label, "class", before, note)
+
+    def retire_label(
+        self, session: Session, operation_id: str, label: ConditionLabel, note: str
+    ) -> None:
+        """Reject a label a class change made redundant (its image already has the class)."""
+        before = _snapshot(label)
+        _set_status(label, "rejected", self.user, datetime.now())
+        self._record(session, operation_id, label, "class", before, note)
+
     def verify(
         self, label_id: int, version: int | None = None, note: str | None = None
     ) -> OperationResult:
@@ -438,44 +457,48 @@ class LabelService(LabelReader):
                     f"Nothing of yours to undo on {what}.",
                     hint="`skinctl label history` shows its changes.",
                 )
-            rows = session.scalars(
-                select(LabelHistory)
-                .where(LabelHistory.operation_id == target_op)
-                .order_by(LabelHistory.id.desc())
-            ).all()
             op = str(uuid.uuid4())
-            changed: list[ConditionLabel] = []
-            for row in rows:
-                label = session.get(ConditionLabel, row.label_id, populate_existing=True)
-                assert label is not None  # history rows reference existing labels (FK)
-                if not self._untouched_since(session, row):
-                    raise _conflict(
-                        label.id, row.after["version"] if row.after else 1, label, session
-                    )
-                before = _snapshot(label)
-                if row.before is None:
-                    # A row this operation created cannot be deleted (history points at it):
-                    # undo retires it as rejected.
-                    _set_status(label, "rejected", self.user, datetime.now())
-                else:
-                    for name in (
-                        "condition_type",
-                        "severity_level",
-                        "status",
-                        "verified",
-                        "verified_by",
-                        "source",
-                        "task",
-                    ):
-                        setattr(label, name, row.before[name])
-                    at = row.before.get("verified_at")
-                    label.verified_at = datetime.fromisoformat(at) if at else None
-                    label.updated_at = datetime.now()
-                self._record(
-                    session, op, label, "undo", before, f"undo of {row.action}", undoes=target_op
-                )
-                changed.append(label)
+            changed = self.revert_operation(session, op, target_op)
             return self._commit(session, OperationResult(op, [label_view(lb) for lb in changed]))
+
+    def revert_operation(self, session: Session, op: str, target_op: str) -> list[ConditionLabel]:
+        """Append operation `op` that puts back every label operation `target_op` changed
+        (Conflict if someone changed one of them since). The caller owns the transaction."""
+        rows = session.scalars(
+            select(LabelHistory)
+            .where(LabelHistory.operation_id == target_op)
+            .order_by(LabelHistory.id.desc())
+        ).all()
+        changed: list[ConditionLabel] = []
+        for row in rows:
+            label = session.get(ConditionLabel, row.label_id, populate_existing=True)
+            assert label is not None  # history rows reference existing labels (FK)
+            if not self._untouched_since(session, row):
+                raise _conflict(label.id, row.after["version"] if row.after else 1, label, session)
+            before = _snapshot(label)
+            if row.before is None:
+                # A row this operation created cannot be deleted (history points at it):
+                # undo retires it as rejected.
+                _set_status(label, "rejected", self.user, datetime.now())
+            else:
+                for name in (
+                    "condition_type",
+                    "severity_level",
+                    "status",
+                    "verified",
+                    "verified_by",
+                    "source",
+                    "task",
+                ):
+                    setattr(label, name, row.before[name])
+                at = row.before.get("verified_at")
+                label.verified_at = datetime.fromisoformat(at) if at else None
+                label.updated_at = datetime.now()
+            self._record(
+                session, op, label, "undo", before, f"undo of {row.action}", undoes=target_op
+            )
+            changed.append(label)
+        return changed
 
     @staticmethod
     def _untouched_since(session: Session, row: LabelHistory) -> bool:

@@ -138,13 +138,28 @@ class ClassStats:
 
 
 @dataclass(frozen=True)
+class ModelLabelStats:
+    """How people judged one run's labels: accepted = verified with the model's class."""
+
+    run: int | None
+    labels: int
+    accepted: int
+    rejected: int  # rejected, or superseded by a person's other class
+    pending: int
+    acceptance: float | None  # accepted / (accepted + rejected)
+
+
+@dataclass(frozen=True)
 class LabelStats:
-    """Verified share per dataset and class; agreement of dataset labels with human verdicts."""
+    """Verified share per dataset and class; agreement of dataset labels with human verdicts;
+    how often people accept a model's labels."""
 
     datasets: list[DatasetStats]
     classes: list[ClassStats]
     agreement: float | None
     reviewed_dataset_labels: int
+    model_labels: list[ModelLabelStats] = field(default_factory=list)
+    model_acceptance: float | None = None
 
 
 @dataclass(frozen=True)

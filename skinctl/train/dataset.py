@@ -11,10 +11,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ConditionLabel, ImageDuplicate, SubjectMetadata, TrainingImage
+from skinctl.classes.vocabulary import load_vocabulary
+from skinctl.db.models import (
+    ConditionLabel,
+    ImageDuplicate,
+    ImageSource,
+    SubjectMetadata,
+    TrainingImage,
+)
 from skinctl.errors import TrainingError, UsageError
 from skinctl.grouping import UnionFind
 from skinctl.train.choices import BalanceBy, Task
@@ -63,6 +70,7 @@ class Selection:
     examples: list[Example]
     multi_label: bool
     left_out: dict[str, int] = field(default_factory=dict)  # reason -> image count
+    small_classes: dict[str, int] = field(default_factory=dict)  # --min-images: class -> images
 
 
 def _norm_classes(classes: Sequence[str] | None) -> list[str] | None:
@@ -80,13 +88,22 @@ def select_examples(
     verified_only: bool = False,
     classes: Sequence[str] | None = None,
     multi_label: bool = False,
+    min_images: int = 0,
+    min_classes: int = 2,
+    by_label_source: bool = False,
 ) -> Selection:
     """The labelled images of a task. Rejected labels never count; images with several
-    labels are kept only with `multi_label`, otherwise left out and counted."""
+    labels are kept only with `multi_label`, otherwise left out and counted. Class names go
+    through the class vocabulary (`skinctl.classes`), so datasets that name one class
+    differently train it as one; classes with fewer than `min_images` images are left out
+    (`Selection.small_classes` says which). `by_label_source`: `datasets` selects labels by
+    the dataset the label came from (an exact copy ingested from another dataset keeps its
+    image row, but its label names that dataset), not by the image row's first dataset."""
     if task not in TASKS:
         raise UsageError(f"Unknown task {task!r}.", hint=f"Use one of: {', '.join(TASKS)}.")
     label_task, label_field = TASKS[task]
     value = getattr(ConditionLabel, label_field)
+    label_dataset = func.coalesce(ImageSource.dataset_source, TrainingImage.dataset_source)
     query = (
         select(
             TrainingImage.id,
@@ -95,12 +112,14 @@ def select_examples(
             TrainingImage.group_key,
             TrainingImage.split,
             value,
+            label_dataset,
             SubjectMetadata.subject_id,
             SubjectMetadata.fitzpatrick_scale,
             SubjectMetadata.skin_type,
             SubjectMetadata.age_range,
         )
         .join(ConditionLabel, ConditionLabel.image_id == TrainingImage.id)
+        .outerjoin(ImageSource, ImageSource.id == ConditionLabel.image_source_id)
         .outerjoin(SubjectMetadata, SubjectMetadata.image_id == TrainingImage.id)
         .where(ConditionLabel.task == label_task, value.is_not(None), value != "")
         .where(ConditionLabel.status != "rejected")
@@ -109,14 +128,30 @@ def select_examples(
     if verified_only:
         query = query.where(ConditionLabel.status == "verified")
     if datasets:
-        query = query.where(TrainingImage.dataset_source.in_(list(datasets)))
+        chosen = label_dataset if by_label_source else TrainingImage.dataset_source
+        query = query.where(chosen.in_(list(datasets)))
     wanted = _norm_classes(classes)
+    vocabulary = load_vocabulary(session, label_task) if label_field == "condition_type" else None
 
     by_image: dict[int, Example] = {}
     labels: dict[int, list[str]] = defaultdict(list)
     for row in session.execute(query):
-        (image_id, url, source, group_key, split, label, subject, fitz, skin_type, age) = row
+        (
+            image_id,
+            url,
+            source,
+            group_key,
+            split,
+            label,
+            named_by,
+            subject,
+            fitz,
+            skin_type,
+            age,
+        ) = row
         label = str(label).strip()
+        if vocabulary is not None:
+            label = vocabulary.canonical_or_same(named_by, label)
         if image_id not in by_image:
             by_image[image_id] = Example(
                 image_id=image_id,
@@ -152,6 +187,9 @@ def select_examples(
             continue
         example.labels = image_labels
         examples.append(example)
+    small: dict[str, int] = {}
+    if min_images > 0:
+        examples, small = _drop_small_classes(examples, min_images, left_out)
 
     found = sorted({label for example in examples for label in example.labels})
     if wanted is not None:
@@ -163,13 +201,33 @@ def select_examples(
                 "against the labels in the database.",
             )
         found = [c for c in wanted]
-    if len(found) < 2:
+    if len(found) < min_classes:
         raise TrainingError(
             f"The selection has {len(examples)} {task} images and {len(found)} class(es); "
             "training needs at least two classes.",
             hint="Ingest labelled images first, or widen --dataset / --classes / --verified-only.",
         )
-    return Selection(task, found, examples, multi_label, dict(left_out))
+    return Selection(task, found, examples, multi_label, dict(left_out), small)
+
+
+def _drop_small_classes(
+    examples: list[Example], min_images: int, left_out: Counter[str]
+) -> tuple[list[Example], dict[str, int]]:
+    """Leave out classes with fewer than `min_images` images (a multi-label image keeps its
+    other labels); returns the kept examples and class -> image count of those left out."""
+    counts = Counter(label for example in examples for label in example.labels)
+    small = {name: n for name, n in sorted(counts.items()) if n < min_images}
+    if not small:
+        return examples, {}
+    kept = []
+    for example in examples:
+        labels = [label for label in example.labels if label not in small]
+        if not labels:
+            left_out[f"class with fewer than {min_images} images"] += 1
+            continue
+        example.labels = labels
+        kept.append(example)
+    return kept, small
 
 
 # --- group-aware split -----------------------------------------------------------------------

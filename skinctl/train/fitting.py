@@ -57,6 +57,7 @@ def prepare(session: Session, options: TrainOptions) -> Prepared:
         verified_only=options.verified_only,
         classes=options.classes,
         multi_label=options.multi_label,
+        min_images=options.min_images,
     )
     pairs = ds.duplicate_pairs(session, (e.image_id for e in selection.examples))
     groups = ds.link_groups(selection.examples, pairs)

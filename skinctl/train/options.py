@@ -31,6 +31,7 @@ class TrainOptions:
     datasets: list[str] = field(default_factory=list)
     verified_only: bool = False
     classes: list[str] | None = None
+    min_images: int = 0  # classes with fewer images are left out (and named)
     multi_label: bool = False
     balance_by: BalanceBy | None = None
     model: Architecture = Architecture.small_cnn
@@ -61,9 +62,11 @@ class TrainOptions:
             or self.epochs < 1
             or self.batch_size < 1
             or self.learning_rate <= 0
+            or self.min_images < 0
         ):
             raise UsageError(
-                "--image-size must be >= 16, --epochs and --batch-size >= 1, --learning-rate > 0."
+                "--image-size must be >= 16, --epochs and --batch-size >= 1, --learning-rate > 0, "
+                "--min-images >= 0."
             )
         if self.multi_label and self.task == Task.severity:
             raise UsageError(

@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from skinctl.db.models import ImagePrediction, TrainingImage, TrainingRun, TrainingRunSplit
+from skinctl.classes.vocabulary import load_vocabulary
+from skinctl.db.models import (
+    ConditionLabel,
+    ImagePrediction,
+    RunStatus,
+    TrainingImage,
+    TrainingRun,
+    TrainingRunSplit,
+)
 from skinctl.errors import SkinctlError, StorageError, TrainingError, UsageError
 from skinctl.progress import ReportProgress, no_progress
 from skinctl.train import dataset as ds
@@ -99,6 +107,17 @@ class ClassConfidence:
 
 
 @dataclasses.dataclass(frozen=True)
+class ConditionSeverity:
+    """A severity model's answer for one condition, beside the condition's own confidence."""
+
+    condition: str
+    condition_confidence: float
+    level: str
+    confidence: float
+    run: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Prediction:
     """The answer for one input (a file, or an image id with its stored URL)."""
 
@@ -112,6 +131,8 @@ class Prediction:
         default=None, metadata=OPTIONAL
     )  # multi-label runs
     severity: str | None = dataclasses.field(default=None, metadata=OPTIONAL)  # severity runs
+    # condition runs with a severity model for one of their conditions (--severity-run)
+    severities: list[ConditionSeverity] | None = dataclasses.field(default=None, metadata=OPTIONAL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +148,8 @@ class PredictResult:
     classes: list[str]
     results: list[Prediction]
     rejected: list[RejectedInput]
+    severity_run: int | None = dataclasses.field(default=None, metadata=OPTIONAL)
+    severity_condition: str | None = dataclasses.field(default=None, metadata=OPTIONAL)
 
 
 def _answer(
@@ -147,6 +170,107 @@ def _answer(
     )
 
 
+def severity_condition(session: Session, run_id: int) -> str | None:
+    """The condition a severity run grades: the commonest condition (through the class
+    vocabulary) among the severity-labelled images it trained on."""
+    counts: dict[str, int] = {}
+    vocabulary = load_vocabulary(session, "condition")
+    for name, dataset, n in session.execute(
+        select(ConditionLabel.condition_type, TrainingImage.dataset_source, func.count())
+        .join(TrainingRunSplit, TrainingRunSplit.image_id == ConditionLabel.image_id)
+        .join(TrainingImage, TrainingImage.id == ConditionLabel.image_id)
+        .where(
+            TrainingRunSplit.run_id == run_id,
+            ConditionLabel.task == "condition",
+            ConditionLabel.severity_level.is_not(None),
+            ConditionLabel.status != "rejected",
+        )
+        .group_by(ConditionLabel.condition_type, TrainingImage.dataset_source)
+    ):
+        canonical = vocabulary.canonical_or_same(dataset, name)
+        counts[canonical] = counts.get(canonical, 0) + n
+    return max(counts, key=lambda c: (counts[c], c)) if counts else None
+
+
+def find_severity_run(
+    engine: Engine,
+    classes: Sequence[str],
+    *,
+    explicit: str | int | None = None,
+    promoted: int | None = None,
+) -> tuple[int, str] | None:
+    """(run id, condition) of the severity model for one of `classes`: `explicit` (an error if
+    it is not a severity run for one of them), else the promoted severity run, else the newest
+    finished severity run with a model whose condition is one of `classes`."""
+    keys = {c.strip().lower(): c for c in classes}
+    with Session(engine) as session:
+        if explicit is not None:
+            run = resolve_run(session, explicit, with_model=True)
+            if run.task != Task.severity:
+                raise UsageError(
+                    f"Run {run.id} is a {run.task} run, not a severity run.",
+                    hint="`skinctl train list --task severity` lists severity runs.",
+                )
+            condition = severity_condition(session, run.id)
+            if condition is None or condition.lower() not in keys:
+                raise UsageError(
+                    f"Severity run {run.id} grades {condition or 'no condition'}, which the "
+                    f"condition run does not answer ({', '.join(classes)}).",
+                )
+            return run.id, keys[condition.lower()]
+        newest = session.scalars(
+            select(TrainingRun.id)
+            .where(
+                TrainingRun.task == Task.severity,
+                TrainingRun.status == RunStatus.finished,
+                TrainingRun.model_uri.is_not(None),
+            )
+            .order_by(TrainingRun.id.desc())
+        ).all()
+        if promoted is not None:
+            run = session.get(TrainingRun, promoted)
+            if run is not None and run.task == Task.severity and run.model_uri:
+                newest = [promoted, *newest]
+        for run_id in newest:
+            condition = severity_condition(session, run_id)
+            if condition is not None and condition.lower() in keys:
+                return run_id, keys[condition.lower()]
+    return None
+
+
+def _severities(
+    engine: Engine,
+    storage: Any,
+    home: Path,
+    loaded: LoadedRun,
+    datas: Sequence[bytes],
+    probabilities: np.ndarray,
+    found: tuple[int, str],
+) -> list[list[ConditionSeverity]]:
+    """The severity model's level and confidence per image, beside the condition's confidence."""
+    from skinctl.train.pipeline import decode_files
+
+    run_id, condition = found
+    severity = load_run(engine, storage, run_id, home)
+    levels = np.asarray(
+        severity.model.predict(decode_files(list(datas), severity.image_size), verbose=0),
+        dtype=np.float64,
+    )
+    at = loaded.classes.index(condition)
+    return [
+        [
+            ConditionSeverity(
+                condition=condition,
+                condition_confidence=float(p[at]),
+                level=severity.classes[int(np.argmax(row))],
+                confidence=float(np.max(row)),
+                run=run_id,
+            )
+        ]
+        for p, row in zip(probabilities, levels, strict=True)
+    ]
+
+
 def predict_inputs(
     engine: Engine,
     storage: Any,
@@ -155,15 +279,28 @@ def predict_inputs(
     run: str | int = "latest",
     top: int = 3,
     home: Path,
+    severity_run: str | int | None = None,
+    promoted_severity_run: int | None = None,
+    with_severity: bool = True,
 ) -> PredictResult:
     """Per-class confidence for image files or image ids. Unreadable inputs are reported in
-    `rejected` (with why) and the others are still answered."""
+    `rejected` (with why) and the others are still answered. A condition run's answer also
+    carries a severity level for the condition a severity model grades (`find_severity_run`:
+    `severity_run`, else `promoted_severity_run`, else the newest that fits)."""
     from skinctl.train.pipeline import ByteReader, decode_files
 
     if top < 1:
         raise UsageError("--top must be 1 or more.")
     loaded = load_run(engine, storage, run, home)
+    found = None
+    if with_severity and (loaded.task == Task.condition or severity_run is not None):
+        if loaded.task != Task.condition:
+            raise UsageError("--severity-run goes with a condition run.")
+        found = find_severity_run(
+            engine, loaded.classes, explicit=severity_run, promoted=promoted_severity_run
+        )
     reader = ByteReader(storage)
+    datas: list[bytes] = []
     images, answered_for = [], []
     rejected: list[RejectedInput] = []
     for item in inputs:
@@ -181,6 +318,7 @@ def predict_inputs(
             else:
                 raise UsageError("no such file, and not an image id")
             images.append(decode_files([data], loaded.image_size)[0])
+            datas.append(data)
             answered_for.append(source)
         except (SkinctlError, OSError) as error:
             rejected.append(RejectedInput(item, str(error)))
@@ -195,8 +333,19 @@ def predict_inputs(
         )
         for source, row in zip(answered_for, probabilities, strict=True):
             results.append(_answer(loaded, source, row, top))
+        if found is not None:
+            graded = _severities(engine, storage, home, loaded, datas, probabilities, found)
+            results = [
+                dataclasses.replace(r, severities=g) for r, g in zip(results, graded, strict=True)
+            ]
     return PredictResult(
-        run=loaded.id, task=loaded.task, classes=loaded.classes, results=results, rejected=rejected
+        run=loaded.id,
+        task=loaded.task,
+        classes=loaded.classes,
+        results=results,
+        rejected=rejected,
+        severity_run=found[0] if found else None,
+        severity_condition=found[1] if found else None,
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from skinctl.db.models import (
     ImagePrediction,
+    ModelEvaluation,
     RunStatus,
     TrainingClassMetric,
     TrainingEpoch,
@@ -108,6 +109,45 @@ class GroupRow:
 
 
 @dataclass(frozen=True)
+class EvaluationSummary:
+    """One recorded evaluation of a run on other data (`skinctl train evaluate`)."""
+
+    id: int
+    run_id: int
+    datasets: list[str]
+    evaluated_by: str | None
+    evaluated_at: datetime
+    images: int
+    exact_copies_left_out: int
+    near_copies_left_out: int
+    left_out: dict[str, int]
+    accuracy: float | None
+    accuracy_ci95: list[float | None]
+    f1_macro: float | None
+    f1_ci95: list[float | None]
+    majority_rate: float | None
+
+
+def evaluation_summary(row: ModelEvaluation) -> EvaluationSummary:
+    return EvaluationSummary(
+        id=row.id,
+        run_id=row.run_id,
+        datasets=list(row.datasets),
+        evaluated_by=row.evaluated_by,
+        evaluated_at=row.evaluated_at,
+        images=row.images,
+        exact_copies_left_out=row.exact_copies_left_out,
+        near_copies_left_out=row.near_copies_left_out,
+        left_out=dict(row.left_out or {}),
+        accuracy=row.accuracy,
+        accuracy_ci95=[row.accuracy_low, row.accuracy_high],
+        f1_macro=row.f1_macro,
+        f1_ci95=[row.f1_low, row.f1_high],
+        majority_rate=row.majority_rate,
+    )
+
+
+@dataclass(frozen=True)
 class RunDetail(RunSummary):
     """Everything recorded about one run (`train show`, and what `train run` returns)."""
 
@@ -124,6 +164,7 @@ class RunDetail(RunSummary):
     epochs: list[EpochRow]
     per_class: list[ClassRow]
     per_group: list[GroupRow]
+    evaluations: list[EvaluationSummary]  # the run's model on data it never saw
 
     @property
     def test_metrics(self) -> dict[str, Any]:
@@ -225,6 +266,9 @@ def _run_detail(session: Session, ref: str | int) -> RunDetail:
     scored = session.scalar(
         select(func.count()).select_from(ImagePrediction).where(ImagePrediction.run_id == run_id)
     )
+    evaluations = session.scalars(
+        select(ModelEvaluation).where(ModelEvaluation.run_id == run_id).order_by(ModelEvaluation.id)
+    ).all()
     return RunDetail(
         **_summary_fields(run),
         model_uri=run.model_uri,
@@ -272,6 +316,7 @@ def _run_detail(session: Session, ref: str | int) -> RunDetail:
             )
             for g in groups
         ],
+        evaluations=[evaluation_summary(e) for e in evaluations],
     )
 
 

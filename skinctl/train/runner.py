@@ -47,6 +47,7 @@ def _hyperparameters(options: TrainOptions, prepared: Prepared) -> dict[str, Any
             for name, rows in parts.items()
         },
         "left_out": prepared.selection.left_out,
+        "small_classes": prepared.selection.small_classes,  # --min-images: left out, with counts
         "linked_groups": len(set(prepared.groups.values())),
         "library_versions": library_versions(),
     }

@@ -418,6 +418,8 @@ class RunDetail:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
     warning: str | None = None  # the trainer's "not better than the majority class" note
+    # the run's model on other data (`skinctl train evaluate`): asdict of EvaluationSummary
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _number(value: Any) -> float | None:
@@ -530,6 +532,7 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
         or _per_class_from_json(hyper)
     )
     detail.per_group = [asdict(g) for g in run.per_group]
+    detail.evaluations = [asdict(e) for e in run.evaluations]
     detail.confusion = (
         _confusion_from_json(run.confusion_matrix)
         or _confusion_from_json(metrics)

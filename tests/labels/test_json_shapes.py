@@ -97,7 +97,14 @@ def test_verify_reject_set_undo(cli, data):
 
 def test_stats(cli, data):
     report = cli("label", "stats", "--json").json()
-    assert list(report) == ["datasets", "classes", "agreement", "reviewed_dataset_labels"]
+    assert list(report) == [
+        "datasets",
+        "classes",
+        "agreement",
+        "reviewed_dataset_labels",
+        "model_labels",
+        "model_acceptance",
+    ]
     assert list(report["datasets"][0]) == [
         "dataset",
         "labels",

@@ -306,6 +306,7 @@ DETAIL_KEYS = [
     "epochs",
     "per_class",
     "per_group",
+    "evaluations",
 ]
 EPOCH_KEYS = [
     "epoch",

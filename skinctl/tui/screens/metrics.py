@@ -49,6 +49,11 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
+def _pair(values: list[float | None]) -> tuple[float, float] | None:
+    low, high = values
+    return (low, high) if low is not None and high is not None else None
+
+
 def _headline(run: RunRow) -> str:
     """Status, task, accuracy and F1 (with 95% CIs) and the majority-class rate, as recorded."""
     parts = [f"status {run.status}" if run.status else "", f"task {run.task}" if run.task else ""]
@@ -97,6 +102,7 @@ class MetricsScreen(DatabaseWork, Screen):
                 yield PlotextPlot(id="metrics-plot")
                 yield Static("", id="metrics-classes")
                 yield Static("", id="metrics-groups")
+                yield Static("", id="metrics-evaluations")
                 yield Static("", id="metrics-confusion")
         yield Footer()
 
@@ -223,6 +229,9 @@ class MetricsScreen(DatabaseWork, Screen):
         groups = self.query_one("#metrics-groups", Static)
         groups.display = bool(detail.per_group)
         groups.update(self._group_table(detail) if detail.per_group else "")
+        evaluations = self.query_one("#metrics-evaluations", Static)
+        evaluations.display = bool(detail.evaluations)
+        evaluations.update(self._evaluation_table(detail) if detail.evaluations else "")
         self.query_one("#metrics-confusion", Static).update(self._confusion_table(detail))
         self._show_compare()
 
@@ -288,6 +297,39 @@ class MetricsScreen(DatabaseWork, Screen):
                 _with_ci(row["accuracy"], ci),
                 _fmt(row["f1_macro"]),
                 _fmt(row["majority_rate"]),
+            )
+        return table
+
+    @staticmethod
+    def _evaluation_table(detail: RunDetail) -> Table:
+        """The run's own test beside its evaluations on data it never trained on."""
+        run = detail.run
+        table = Table(title="own test and evaluations", title_justify="left", expand=False)
+        for column in (
+            "data",
+            "n",
+            "copies left out",
+            "accuracy [95% CI]",
+            "F1 [95% CI]",
+            "majority",
+        ):
+            table.add_column(column, justify="left" if column == "data" else "right")
+        table.add_row(
+            "own test split",
+            "-",
+            "-",
+            _with_ci(run.accuracy, run.accuracy_ci95),
+            _with_ci(run.f1, run.f1_ci95),
+            _fmt(run.majority_rate),
+        )
+        for e in detail.evaluations:
+            table.add_row(
+                escape(f"evaluation {e['id']}: {', '.join(e['datasets'])}"),
+                _fmt(e["images"]),
+                f"{e['exact_copies_left_out']} exact, {e['near_copies_left_out']} near",
+                _with_ci(e["accuracy"], _pair(e["accuracy_ci95"])),
+                _with_ci(e["f1_macro"], _pair(e["f1_ci95"])),
+                _fmt(e["majority_rate"]),
             )
         return table
 
