@@ -148,7 +148,7 @@ def _verdict(
     as_json: bool,
 ) -> None:
     from skinctl.console import print_json, stderr, stdout, table
-    from skinctl.errors import SkinctlError
+    from skinctl.errors import EXIT_FAILURE, EXIT_REJECTED, SkinctlError
 
     label_ids = read_ids(ids)
     if version is not None and len(label_ids) != 1:
@@ -176,7 +176,7 @@ def _verdict(
                 f"[bold red]error:[/] label {failure['id']}: {failure['error']}", highlight=False
             )
     if failed:
-        raise typer.Exit(3 if done else 1)
+        raise typer.Exit(EXIT_REJECTED if done else EXIT_FAILURE)
 
 
 @app.command("verify")
@@ -282,6 +282,7 @@ def import_file(
     condition, severity, reason, version. All-or-nothing unless --partial. Exit 1 when nothing
     was saved because of bad rows, 3 when --partial saved the good rows and rejected others."""
     from skinctl.console import print_json, stderr, stdout, table
+    from skinctl.errors import EXIT_FAILURE, EXIT_REJECTED
     from skinctl.labels.transfer import import_labels
 
     report = import_labels(_service(ctx), file, partial=partial)
@@ -311,7 +312,7 @@ def import_file(
                 highlight=False,
             )
     if report.errors:
-        raise typer.Exit(3 if report.committed else 1)
+        raise typer.Exit(EXIT_REJECTED if report.committed else EXIT_FAILURE)
 
 
 @app.command("export")
