@@ -231,7 +231,12 @@ def set_label(
     The dataset's row becomes rejected (superseded) and the person's class a verified human
     label, in one operation that `skinctl label undo` reverts; `skinctl label history` shows
     both. Without --task, `oily` on a skin-type image is a skin_type label: the task comes from
-    the class (skin types, classes in use) or the image's labels; if both tasks fit, say which."""
+    the class (skin types, classes in use) or the image's labels; if both tasks fit, say which.
+
+    Example: image 42 is oily skin, not dry
+
+        skinctl label set 42 --condition oily
+    """
     from skinctl.console import print_json, stdout, table
 
     service = _service(ctx)
