@@ -8,24 +8,39 @@ Thin: parse, call `skinctl.labels` (the one label service), render. `--json` on 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from skinctl.commands.common import read_ids, state
-from skinctl.labels.views import ExportFormat, LabelSource, LabelStatus, LabelTask, QueueOrder
+from skinctl.labels.views import (
+    ExportFormat,
+    HistoryEntry,
+    LabelSource,
+    LabelStatus,
+    LabelTask,
+    LabelView,
+    QueueOrder,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from skinctl.labels.service import LabelService
 
 app = typer.Typer(help="Verify, correct, import and export labels.", no_args_is_help=True)
 
 
-def _service(ctx: typer.Context):
+def _service(ctx: typer.Context) -> LabelService:
     from skinctl.labels import LabelService
 
     app_state = state(ctx)
     return LabelService(app_state.engine(), app_state.settings.user)
 
 
-def _label_rows(labels):
+def _label_rows(labels: Iterable[LabelView]) -> list[tuple[Any, ...]]:
     return [
         (
             lb.id,
@@ -113,10 +128,10 @@ def show(
     stdout.print(_history_table(history))
 
 
-def _history_table(history):
+def _history_table(history: Iterable[HistoryEntry]) -> Table:
     from skinctl.console import table
 
-    def brief(state):
+    def brief(state: dict[str, Any] | None) -> str:
         if not state:
             return "-"
         return f"{state['condition_type']} {state['status']} v{state['version']}"
@@ -405,7 +420,7 @@ def stats(
         print_json(report)
         return
 
-    def pct(value):
+    def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
     stdout.print(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import TypeVarTuple
 
-from sqlalchemy import Engine, and_, func, select, union
+from sqlalchemy import Engine, Select, and_, func, select, union
 from sqlalchemy.orm import Session, aliased
 
 from skinctl.datasets.readers import SKIN_TYPES
@@ -99,7 +100,7 @@ class LabelReader:
             ).all()
             return [label_view(label, image) for label, image in rows]
 
-    def _filtered(self, filters: LabelFilter):
+    def _filtered(self, filters: LabelFilter) -> Select[ConditionLabel, TrainingImage]:
         query = select(ConditionLabel, TrainingImage).join(
             TrainingImage, TrainingImage.id == ConditionLabel.image_id
         )
@@ -403,7 +404,10 @@ def _ratio(part: int, whole: int) -> float | None:
 # -- "likely mislabeled" ordering -----------------------------------------------------------
 
 
-def order_by_suspect(session: Session, query):
+_Columns = TypeVarTuple("_Columns")
+
+
+def order_by_suspect(session: Session, query: Select[*_Columns]) -> Select[*_Columns]:
     """Order a label query (ConditionLabel in its FROM) likely-mislabeled first:
 
     1. a model's mislabel score for the image (the highest any run recorded in

@@ -32,7 +32,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import Connection, Engine, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import (
@@ -295,7 +306,10 @@ def _fit_conditions(query: RecommendQuery) -> list:
 
 
 def _candidates(
-    connection: Connection, query: RecommendQuery, fit: list, avoid_condition
+    connection: Connection,
+    query: RecommendQuery,
+    fit: list,
+    avoid_condition: ColumnElement[bool],
 ) -> list[Product]:
     statement = select(Product).where(*fit).where(not_(avoid_condition)).order_by(Product.id)
     if query.skin_type in CLAIM_WORDS:
