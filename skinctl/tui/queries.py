@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, or_, select, text
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from skinctl.db.models import (
     ConditionLabel,
@@ -159,6 +159,7 @@ def image_page(
                 .where(lab.image_id.in_(ids))
                 .order_by(lab.image_id, lab.id)
             ):
+                assert image_id is not None  # selected by image_id IN (ids)
                 labels.setdefault(image_id, []).append((condition, status))
             for a, b in session.execute(
                 select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b).where(
@@ -230,7 +231,7 @@ class FilterChoices:
 
 
 def filter_choices(engine: Engine) -> FilterChoices:
-    def distinct(column) -> list[Any]:
+    def distinct(column: InstrumentedAttribute[Any]) -> list[Any]:
         return list(
             session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column))
         )

@@ -61,7 +61,7 @@ def _headline(run: RunRow) -> str:
     return " · ".join(escape(p) for p in parts if p)
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -182,17 +182,15 @@ class MetricsScreen(DatabaseWork, Screen):
         self._polling = True
         engine, selected, before = self.app.engine, self.selected, dict(self.runs)
 
-        def job():
+        def job() -> tuple[list[RunRow], RunDetail | None]:
             runs = list_runs(engine)
             now = {run.id: run for run in runs}
-            follow = (
-                selected is not None
-                and selected in now
-                and (now[selected].status == "running" or now[selected] != before.get(selected))
-            )
+            if selected is None or selected not in now:
+                return runs, None
+            follow = now[selected].status == "running" or now[selected] != before.get(selected)
             return runs, run_detail(engine, selected) if follow else None
 
-        def done(result) -> None:
+        def done(result: tuple[list[RunRow], RunDetail | None]) -> None:
             self._polling = False
             self.polls += 1
             runs, detail = result
@@ -201,7 +199,7 @@ class MetricsScreen(DatabaseWork, Screen):
             if detail is not None and detail != self.details.get(detail.run.id):
                 self._detail_loaded(detail)
 
-        def failed(_error) -> None:
+        def failed(_error: BaseException) -> None:
             self._polling = False
 
         self.run_db(
@@ -258,7 +256,7 @@ class MetricsScreen(DatabaseWork, Screen):
         plot.refresh()
 
     @staticmethod
-    def _class_table(detail: RunDetail):
+    def _class_table(detail: RunDetail) -> Table | str:
         if not detail.per_class:
             return "[dim]no per-class scores for this run[/dim]"
         table = Table(title="per class", title_justify="left", expand=False)
@@ -275,7 +273,7 @@ class MetricsScreen(DatabaseWork, Screen):
         return table
 
     @staticmethod
-    def _group_table(detail: RunDetail):
+    def _group_table(detail: RunDetail) -> Table:
         table = Table(title="per group (test split)", title_justify="left", expand=False)
         for column in ("group", "n", "accuracy [95% CI]", "F1", "majority"):
             table.add_column(column, justify="left" if column == "group" else "right")
@@ -292,7 +290,7 @@ class MetricsScreen(DatabaseWork, Screen):
         return table
 
     @staticmethod
-    def _confusion_table(detail: RunDetail):
+    def _confusion_table(detail: RunDetail) -> Table | str:
         confusion = detail.confusion
         if not confusion:
             return "[dim]no confusion matrix for this run[/dim]"
