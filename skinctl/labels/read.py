@@ -167,7 +167,9 @@ class LabelReader:
             else:
                 query = query.order_by(ConditionLabel.image_id, ConditionLabel.id)
             keys = dict.fromkeys(
-                QueueKey(image_id, task) for image_id, task in session.execute(query)
+                QueueKey(image_id, task)
+                for image_id, task in session.execute(query)
+                if image_id is not None  # joined to its image: never NULL here
             )
             return list(keys)
 
@@ -185,7 +187,7 @@ class LabelReader:
                 )
                 .distinct()
             )
-            pending = {QueueKey(image_id, task) for image_id, task in rows}
+            pending = {QueueKey(image_id, task) for image_id, task in rows if image_id is not None}
         return pending & set(keys)
 
     def candidates(self, image_id: int, task: str) -> list[Candidate]:

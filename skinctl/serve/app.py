@@ -40,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from skinctl.console import to_json
 from skinctl.ingest.imageproc import DEFAULT_MAX_PIXELS, ImageFacts, ImageRejected, analyse_bytes
@@ -304,7 +305,7 @@ class Guard:
         status = [500]
         response_started = [False]
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 response_started[0] = True
