@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, or_, select, text
@@ -349,26 +348,8 @@ def read_image_bytes(url: str, storage: Any | None) -> bytes:
 # per-class and confusion data may sit in `metrics` or `hyperparameters` JSON instead.
 
 
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    model: str
-    version: str | None
-    date: datetime | None
-    dataset_size: int | None
-    accuracy: float | None
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    duration_minutes: int | None
-    task: str | None = None
-    status: str | None = None
-    majority_rate: float | None = None
-    accuracy_ci95: tuple[float, float] | None = None
-    f1_ci95: tuple[float, float] | None = None
-
-
-def _interval(value: Any) -> tuple[float, float] | None:
+def interval(value: Any) -> tuple[float, float] | None:
+    """A recorded 95% CI as (low, high); None unless two numbers (hand-written JSON varies)."""
     if isinstance(value, list | tuple) and len(value) == 2:
         low, high = _number(value[0]), _number(value[1])
         if low is not None and high is not None:
@@ -376,35 +357,18 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return None
 
 
-def _run_row(run: records.RunSummary) -> RunRow:
-    return RunRow(
-        id=run.id,
-        model=run.model_name,
-        version=run.version,
-        date=run.training_date,
-        dataset_size=run.dataset_size,
-        accuracy=run.accuracy,
-        precision=run.precision_score,
-        recall=run.recall,
-        f1=run.f1_score,
-        duration_minutes=run.training_duration_minutes,
-        task=run.task,
-        status=run.status,
-        majority_rate=run.majority_rate,
-        accuracy_ci95=_interval(run.accuracy_ci95),
-        f1_ci95=_interval(run.f1_ci95),
-    )
-
-
-def list_runs(engine: Engine, limit: int = 500) -> list[RunRow]:
+def list_runs(engine: Engine, limit: int = 500) -> list[records.RunSummary]:
     """Newest run first."""
     with Session(engine) as session:
-        return [_run_row(run) for run in records.list_runs(session, limit=limit)]
+        return records.list_runs(session, limit=limit)
 
 
 @dataclass
 class RunDetail:
-    run: RunRow
+    """A run as recorded, with its epochs, per-class scores and confusion matrix found also in
+    the JSON of runs written by hand."""
+
+    run: records.RunDetail
     epochs: list[dict[str, float]] = field(
         default_factory=list
     )  # {"epoch": n, "val_loss": .., ...}
@@ -500,7 +464,7 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
         run = records.run_detail(session, run_id)
     hyper = run.hyperparameters if isinstance(run.hyperparameters, dict) else {}
     metrics = run.metrics
-    detail = RunDetail(_run_row(run), hyperparameters=hyper, notes=run.notes)
+    detail = RunDetail(run, hyperparameters=hyper, notes=run.notes)
     detail.epochs = (
         [
             {

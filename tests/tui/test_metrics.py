@@ -91,8 +91,8 @@ def test_run_detail_reads_the_trainers_tables(engine, runs):
         "finished",
         "condition",
         0.41,
-        (0.70, 0.85),
-        (0.66, 0.83),
+        [0.70, 0.85],  # as skinctl.train.records reads them
+        [0.66, 0.83],
     )
     assert run_detail(engine, 1).epochs[0] == {
         "epoch": 1,

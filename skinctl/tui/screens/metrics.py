@@ -26,7 +26,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from skinctl.tui.queries import RunDetail, RunRow, list_runs, run_detail
+from skinctl.train.records import RunSummary
+from skinctl.tui.queries import RunDetail, interval, list_runs, run_detail
 from skinctl.tui.worker import DatabaseWork
 
 POLL_SECONDS = 2.0
@@ -36,10 +37,10 @@ COMPARED = (
     ("dataset size", "dataset_size", None),
     ("accuracy", "accuracy", True),
     ("majority", "majority_rate", None),
-    ("precision", "precision", True),
+    ("precision", "precision_score", True),
     ("recall", "recall", True),
-    ("F1", "f1", True),
-    ("minutes", "duration_minutes", False),
+    ("F1", "f1_score", True),
+    ("minutes", "training_duration_minutes", False),
 )
 
 
@@ -49,15 +50,15 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def _headline(run: RunRow) -> str:
+def _headline(run: RunSummary) -> str:
     """Status, task, accuracy and F1 (with 95% CIs) and the majority-class rate, as recorded."""
     parts = [f"status {run.status}" if run.status else "", f"task {run.task}" if run.task else ""]
     if run.accuracy is not None:
-        parts.append(f"accuracy {_with_ci(run.accuracy, run.accuracy_ci95)}")
+        parts.append(f"accuracy {_with_ci(run.accuracy, interval(run.accuracy_ci95))}")
     if run.majority_rate is not None:
         parts.append(f"majority {run.majority_rate:.3f}")
-    if run.f1 is not None:
-        parts.append(f"F1 {_with_ci(run.f1, run.f1_ci95)}")
+    if run.f1_score is not None:
+        parts.append(f"F1 {_with_ci(run.f1_score, interval(run.f1_ci95))}")
     return " · ".join(escape(p) for p in parts if p)
 
 
@@ -79,7 +80,7 @@ class MetricsScreen(DatabaseWork, Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.runs: dict[int, RunRow] = {}
+        self.runs: dict[int, RunSummary] = {}
         self.details: dict[int, RunDetail] = {}
         self.selected: int | None = None
         self.marked: int | None = None
@@ -125,7 +126,7 @@ class MetricsScreen(DatabaseWork, Screen):
         self.details.clear()
         self.run_db(lambda: list_runs(engine), self._runs_loaded, group="runs")
 
-    def _runs_loaded(self, runs: list[RunRow]) -> None:
+    def _runs_loaded(self, runs: list[RunSummary]) -> None:
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -133,16 +134,16 @@ class MetricsScreen(DatabaseWork, Screen):
         for run in runs:
             table.add_row(
                 str(run.id),
-                run.model,
+                run.model_name,
                 run.version or "",
                 run.status or "",
-                f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
+                f"{run.training_date:%Y-%m-%d %H:%M}" if run.training_date else "",
                 _fmt(run.dataset_size),
                 _fmt(run.accuracy),
-                _fmt(run.precision),
+                _fmt(run.precision_score),
                 _fmt(run.recall),
-                _fmt(run.f1),
-                _fmt(run.duration_minutes),
+                _fmt(run.f1_score),
+                _fmt(run.training_duration_minutes),
                 key=str(run.id),
             )
         if self.selected is not None and self.selected in self.runs:
@@ -182,7 +183,7 @@ class MetricsScreen(DatabaseWork, Screen):
         self._polling = True
         engine, selected, before = self.app.engine, self.selected, dict(self.runs)
 
-        def job() -> tuple[list[RunRow], RunDetail | None]:
+        def job() -> tuple[list[RunSummary], RunDetail | None]:
             runs = list_runs(engine)
             now = {run.id: run for run in runs}
             if selected is None or selected not in now:
@@ -190,7 +191,7 @@ class MetricsScreen(DatabaseWork, Screen):
             follow = now[selected].status == "running" or now[selected] != before.get(selected)
             return runs, run_detail(engine, selected) if follow else None
 
-        def done(result: tuple[list[RunRow], RunDetail | None]) -> None:
+        def done(result: tuple[list[RunSummary], RunDetail | None]) -> None:
             self._polling = False
             self.polls += 1
             runs, detail = result
@@ -212,7 +213,7 @@ class MetricsScreen(DatabaseWork, Screen):
         run = detail.run
         best = f" · best epoch {detail.best_epoch}" if detail.best_epoch is not None else ""
         self.query_one("#metrics-title", Static).update(
-            f"[b]{escape(run.model)} {escape(run.version or '')}[/b] · run {run.id}{best}\n{_headline(run)}"
+            f"[b]{escape(run.model_name)} {escape(run.version or '')}[/b] · run {run.id}{best}\n{_headline(run)}"
             + (f"\n[yellow]{escape(detail.warning)}[/yellow]" if detail.warning else "")
             + (f"\n[dim]{escape(detail.notes)}[/dim]" if detail.notes else "")
         )
@@ -323,8 +324,8 @@ class MetricsScreen(DatabaseWork, Screen):
         table = Table(title=f"run {a.id} (marked) vs run {b.id}", title_justify="left", expand=True)
         for column in (
             "",
-            f"{a.model} {a.version or ''}",
-            f"{b.model} {b.version or ''}",
+            f"{a.model_name} {a.version or ''}",
+            f"{b.model_name} {b.version or ''}",
             "difference",
         ):
             table.add_column(escape(column), justify="right")
