@@ -391,7 +391,7 @@ def test_json_shapes_of_score_and_predict(trained, tmp_path):
 def test_bad_choices_are_usage_errors_listing_the_valid_values(trained):
     cli = trained["cli"]
     for option, value, valid in (
-        ("--task", "sentiment", "skin-type"),
+        ("--task", "wrinkles", "skin-type"),  # sentiment is a task now (reviews)
         ("--model", "resnet", "small-cnn"),
         ("--split", "random", "group"),
         ("--balance-by", "height", "age-range"),
