@@ -376,9 +376,6 @@ class RunDetail:
     per_class: list[dict[str, Any]] = field(
         default_factory=list
     )  # class, precision, recall, f1, support
-    per_group: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # group_by, group_value, support, accuracy ..
     confusion: dict[str, Any] | None = None  # {"labels": [...], "matrix": [[...]]}
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
@@ -494,7 +491,6 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
         or _per_class_from_json(metrics)
         or _per_class_from_json(hyper)
     )
-    detail.per_group = [asdict(g) for g in run.per_group]
     detail.confusion = (
         _confusion_from_json(run.confusion_matrix)
         or _confusion_from_json(metrics)

@@ -82,7 +82,7 @@ def test_run_detail_reads_the_trainers_tables(engine, runs):
     assert detail.per_class == [
         {"class": "milia", "precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 12}
     ]
-    assert [(g["group_by"], g["group_value"], g["accuracy_ci95"]) for g in detail.per_group] == [
+    assert [(g.group_by, g.group_value, g.accuracy_ci95) for g in detail.run.per_group] == [
         ("fitzpatrick", "3", [0.53, 0.89])
     ]
     assert detail.confusion == {"labels": ["acne", "milia"], "matrix": [[10, 2], [3, 9]]}

@@ -220,8 +220,8 @@ class MetricsScreen(DatabaseWork, Screen):
         self._plot(detail)
         self.query_one("#metrics-classes", Static).update(self._class_table(detail))
         groups = self.query_one("#metrics-groups", Static)
-        groups.display = bool(detail.per_group)
-        groups.update(self._group_table(detail) if detail.per_group else "")
+        groups.display = bool(detail.run.per_group)
+        groups.update(self._group_table(detail) if detail.run.per_group else "")
         self.query_one("#metrics-confusion", Static).update(self._confusion_table(detail))
         self._show_compare()
 
@@ -278,15 +278,15 @@ class MetricsScreen(DatabaseWork, Screen):
         table = Table(title="per group (test split)", title_justify="left", expand=False)
         for column in ("group", "n", "accuracy [95% CI]", "F1", "majority"):
             table.add_column(column, justify="left" if column == "group" else "right")
-        for row in detail.per_group:
-            low, high = row["accuracy_ci95"]
+        for row in detail.run.per_group:
+            low, high = row.accuracy_ci95
             ci = (low, high) if low is not None and high is not None else None
             table.add_row(
-                escape(f"{row['group_by']} {row['group_value']}"),
-                _fmt(row["support"]),
-                _with_ci(row["accuracy"], ci),
-                _fmt(row["f1_macro"]),
-                _fmt(row["majority_rate"]),
+                escape(f"{row.group_by} {row.group_value}"),
+                _fmt(row.support),
+                _with_ci(row.accuracy, ci),
+                _fmt(row.f1_macro),
+                _fmt(row.majority_rate),
             )
         return table
 
