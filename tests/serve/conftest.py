@@ -161,25 +161,29 @@ def runs(session_engine, serve_home):
         TrainOptions(task="condition", epochs=1, seed=3, **SMALL),
         home=serve_home,
     )
-    assert a["model_uri"] and b["model_uri"]
+    assert a.model_uri and b.model_uri
     # Severity and skin-type models: run A's network registered as 3-class runs of those tasks.
     severity = clone_run(
         session_engine,
-        a["id"],
+        a.id,
         task="severity",
         model_name="severity-small-cnn",
-        hyperparameters={**a["hyperparameters"], "task": "severity", "classes": SEVERITY_LEVELS},
+        hyperparameters={
+            **(a.hyperparameters or {}),
+            "task": "severity",
+            "classes": SEVERITY_LEVELS,
+        },
     )
     skin_type = clone_run(
         session_engine,
-        a["id"],
+        a.id,
         task="skin-type",
         model_name="skin-type-small-cnn",
-        hyperparameters={**a["hyperparameters"], "task": "skin-type", "classes": SKIN_TYPES},
+        hyperparameters={**(a.hyperparameters or {}), "task": "skin-type", "classes": SKIN_TYPES},
     )
     yield {
-        "a": a["id"],
-        "b": b["id"],
+        "a": a.id,
+        "b": b.id,
         "severity": severity,
         "skin_type": skin_type,
         "storage": storage,

@@ -29,7 +29,7 @@ from skinctl.db.models import (
     TrainingImage,
     TrainingRun,
 )
-from skinctl.labels import LabelFilter, LabelService
+from skinctl.labels import LabelFilter, LabelService, LabelStatus
 from skinctl.registry.service import demote, promote
 from skinctl.registry.tasks import Task
 from skinctl.serve.keys import create_key, revoke_key
@@ -386,7 +386,7 @@ def test_record_stores_the_image_and_pending_model_labels_the_queue_shows(
         and skin.metadata_["run_id"] == served["skin_type"]
     )
     queue = LabelService(session_engine, "reviewer").queue(
-        LabelFilter(verified=False, dataset="api")
+        LabelFilter(status=LabelStatus.pending, dataset="api")
     )
     assert queue == recorded["label_ids"]
 
