@@ -105,10 +105,30 @@ def test_help_reflows_docstrings_into_paragraphs(offline_cli) -> None:
     assert "resumes a cut download. Commercial sets come from a file" in own
 
 
-def test_main_command_help_shows_an_example(offline_cli) -> None:
-    result = offline_cli("fetch", "get", "--help", env=WIDE)
+@pytest.mark.parametrize(
+    ("path", "example"),
+    [
+        (["fetch", "get"], "skinctl fetch get skin-types"),
+        (["ingest", "images"], "skinctl ingest images skin-types"),
+        (
+            ["ingest", "images"],
+            "skinctl ingest images ./photos --dataset clinic-2026 --labels labels.csv "
+            "--report rejected.csv",
+        ),
+        (
+            ["train", "run"],
+            "skinctl train run --task skin-type --dataset skin_types --verified-only --epochs 20",
+        ),
+        (["label", "set"], "skinctl label set 42 --condition oily"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_main_command_help_shows_an_example(offline_cli, path: list[str], example: str) -> None:
+    result = offline_cli(*path, "--help", env=WIDE)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    # Each example command is a line of its own (not reflowed into the paragraph above).
     lines = [line.strip(" │") for line in result.stdout.splitlines()]
-    assert "skinctl fetch get skin-types" in lines
+    assert example in lines
 
 
 def test_reflow_keeps_paragraphs_lists_examples_and_no_rewrap_blocks() -> None:

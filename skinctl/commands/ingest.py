@@ -128,7 +128,13 @@ def images(
     ),
     json_output: bool = typer.Option(False, "--json", help="Print only the summary, as JSON."),
 ) -> None:
-    """Validate, hash, deduplicate, store and load an image dataset."""
+    """Validate, hash, deduplicate, store and load an image dataset.
+
+    Example: the skin-type images fetched with `skinctl fetch get skin-types`
+
+        skinctl ingest images skin-types
+        skinctl ingest images ./photos --dataset clinic-2026 --labels labels.csv --report rejected.csv
+    """
     from skinctl.console import progress_bar, progress_enabled
     from skinctl.ingest.images import ingest_images
     from skinctl.ingest.options import IngestOptions

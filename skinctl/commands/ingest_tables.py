@@ -97,9 +97,11 @@ def ingest_products(
     from skinctl.products.sources import product_file
 
     app_state = state(ctx)
-    path, fmt = product_file(source, fmt, app_state.settings)
+    path, file_format = product_file(source, fmt, app_state.settings)
     with progress_bar(progress_enabled()) as progress:
-        report = run(app_state.engine(), path, fmt, user=app_state.settings.user, progress=progress)
+        report = run(
+            app_state.engine(), path, file_format, user=app_state.settings.user, progress=progress
+        )
     _render(report, as_json)
 
 

@@ -9,24 +9,39 @@ Thin: parse, call `skinctl.labels` (the one label service), render. `--json` on 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from skinctl.commands.common import read_ids, state
-from skinctl.labels.views import ExportFormat, LabelSource, LabelStatus, LabelTask, QueueOrder
+from skinctl.labels.views import (
+    ExportFormat,
+    HistoryEntry,
+    LabelSource,
+    LabelStatus,
+    LabelTask,
+    LabelView,
+    QueueOrder,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from skinctl.labels.service import LabelService
 
 app = typer.Typer(help="Verify, correct, import and export labels.", no_args_is_help=True)
 
 
-def _service(ctx: typer.Context):
+def _service(ctx: typer.Context) -> LabelService:
     from skinctl.labels import LabelService
 
     app_state = state(ctx)
     return LabelService(app_state.engine(), app_state.settings.user)
 
 
-def _label_rows(labels):
+def _label_rows(labels: Iterable[LabelView]) -> list[tuple[Any, ...]]:
     return [
         (
             lb.id,
@@ -114,10 +129,10 @@ def show(
     stdout.print(_history_table(history))
 
 
-def _history_table(history):
+def _history_table(history: Iterable[HistoryEntry]) -> Table:
     from skinctl.console import table
 
-    def brief(state):
+    def brief(state: dict[str, Any] | None) -> str:
         if not state:
             return "-"
         return f"{state['condition_type']} {state['status']} v{state['version']}"
@@ -149,7 +164,7 @@ def _verdict(
     as_json: bool,
 ) -> None:
     from skinctl.console import print_json, stderr, stdout, table
-    from skinctl.errors import SkinctlError
+    from skinctl.errors import EXIT_FAILURE, EXIT_REJECTED, SkinctlError
 
     label_ids = read_ids(ids)
     if version is not None and len(label_ids) != 1:
@@ -177,7 +192,7 @@ def _verdict(
                 f"[bold red]error:[/] label {failure['id']}: {failure['error']}", highlight=False
             )
     if failed:
-        raise typer.Exit(3 if done else 1)
+        raise typer.Exit(EXIT_REJECTED if done else EXIT_FAILURE)
 
 
 @app.command("verify")
@@ -232,7 +247,12 @@ def set_label(
     The dataset's row becomes rejected (superseded) and the person's class a verified human
     label, in one operation that `skinctl label undo` reverts; `skinctl label history` shows
     both. Without --task, `oily` on a skin-type image is a skin_type label: the task comes from
-    the class (skin types, classes in use) or the image's labels; if both tasks fit, say which."""
+    the class (skin types, classes in use) or the image's labels; if both tasks fit, say which.
+
+    Example: image 42 is oily skin, not dry
+
+        skinctl label set 42 --condition oily
+    """
     from skinctl.console import print_json, stdout, table
 
     service = _service(ctx)
@@ -283,6 +303,7 @@ def import_file(
     condition, severity, reason, version. All-or-nothing unless --partial. Exit 1 when nothing
     was saved because of bad rows, 3 when --partial saved the good rows and rejected others."""
     from skinctl.console import print_json, stderr, stdout, table
+    from skinctl.errors import EXIT_FAILURE, EXIT_REJECTED
     from skinctl.labels.transfer import import_labels
 
     report = import_labels(_service(ctx), file, partial=partial)
@@ -312,7 +333,7 @@ def import_file(
                 highlight=False,
             )
     if report.errors:
-        raise typer.Exit(3 if report.committed else 1)
+        raise typer.Exit(EXIT_REJECTED if report.committed else EXIT_FAILURE)
 
 
 @app.command("export")
@@ -400,7 +421,7 @@ def stats(
         print_json(report)
         return
 
-    def pct(value):
+    def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
 
     stdout.print(

@@ -4,10 +4,16 @@ Thin: parse, call `skinctl.registry.service`, render."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
 import typer
 
 from skinctl.commands.common import state
 from skinctl.registry.tasks import Task
+
+if TYPE_CHECKING:
+    from skinctl.registry.service import Promotion
 
 app = typer.Typer(
     help="The model registry: which training run `skinctl serve` serves per task.",
@@ -23,7 +29,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _rows(promotions, *, with_demoted: bool = False):
+def _rows(promotions: Iterable[Promotion], *, with_demoted: bool = False) -> Iterator[list[Any]]:
     for p in promotions:
         ci = f" ({p.accuracy_ci95[0]:.3f}-{p.accuracy_ci95[1]:.3f})" if p.accuracy_ci95 else ""
         row = [

@@ -101,7 +101,12 @@ def run(
     notes: str | None = typer.Option(None, "--notes", help="Free text kept with the run."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Train a classifier on a query over the database and record the run."""
+    """Train a classifier on a query over the database and record the run.
+
+    Example: a skin-type classifier on verified labels
+
+        skinctl train run --task skin-type --dataset skin_types --verified-only --epochs 20
+    """
     from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
     from skinctl.db.models import RunStatus
     from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import cv2
 
 FEATURE_METHOD = "orb400-gray320-v1"
 FEATURE_SIDE = 320
@@ -68,16 +72,16 @@ def decode_gray(data: bytes, side: int = FEATURE_SIDE) -> np.ndarray:
     return np.asarray(gray, dtype=np.uint8)
 
 
-_orb = None
+_orb: cv2.ORB | None = None
 
 
-def _detector():
+def _detector() -> cv2.ORB:
     global _orb
     if _orb is None:
         import cv2
 
         cv2.setNumThreads(1)  # callers parallelise with processes
-        _orb = cv2.ORB_create(
+        _orb = cv2.ORB.create(
             nfeatures=N_FEATURES, fastThreshold=10, edgeThreshold=15, patchSize=15
         )
     return _orb

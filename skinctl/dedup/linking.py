@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select, tuple_, update
+from sqlalchemy import Engine, Row, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from skinctl.db.models import ImageDedupFeatures, ImageDuplicate, TrainingImage
@@ -276,7 +276,13 @@ def _read_bytes(storage: Any, url: str) -> bytes:
     return storage.get(storage.key_for(url))
 
 
-def _ensure_features(engine: Engine, storage: Any, images, workers: int, report: ReportProgress):  # noqa: ANN001
+def _ensure_features(
+    engine: Engine,
+    storage: Any,
+    images: Sequence[Row[int, str, int | None, str]],  # id, image_url, phash, dataset_source
+    workers: int,
+    report: ReportProgress,
+) -> tuple[list[int], list[UnreadableImage]]:
     """Compute and store the features of every image that has none (or an older method's).
     Returns (ids computed now, unreadable images with the reason)."""
     with engine.connect() as connection:
@@ -359,7 +365,7 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
 
 def _candidate_pairs(
     engine: Engine,
-    images,
+    images: Sequence[Row[int, str, int | None, str]],  # id, image_url, phash, dataset_source
     queries: list[int],
     radius: int,
     params: MatchParams,

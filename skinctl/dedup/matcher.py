@@ -18,10 +18,14 @@ and the degenerate fits they produce collapse to scale ~0; inliers crowded into 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from skinctl.dedup.features import ImageFeatures, tokens
+
+if TYPE_CHECKING:
+    import cv2
 
 METHOD = "orb-ransac-v1"
 
@@ -123,10 +127,10 @@ def query_tokens(features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     return tokens(features.descriptors), tokens(features.mirror_descriptors)
 
 
-_matcher = None
+_matcher: cv2.BFMatcher | None = None
 
 
-def _bf():
+def _bf() -> cv2.BFMatcher:
     global _matcher
     if _matcher is None:
         import cv2
@@ -136,7 +140,11 @@ def _bf():
 
 
 def _fit(
-    a_points, a_desc, b_points, b_desc, params: MatchParams
+    a_points: np.ndarray,
+    a_desc: np.ndarray,
+    b_points: np.ndarray,
+    b_desc: np.ndarray,
+    params: MatchParams,
 ) -> tuple[int, int, float, float, float]:
     """(inliers, ratio-test matches, scale, angle, spread in px) of the best similarity fit."""
     import cv2

@@ -107,7 +107,7 @@ def process_file(task: tuple[int, str]) -> Outcome:
         facts = analyse_bytes(data, _worker_max_pixels)
     except ImageRejected as rejected:
         return Outcome(index, reason=rejected.reason, detail=rejected.detail)
-    except Exception as error:  # a decoder tripping on a malformed file: reject it, go on
+    except Exception as error:  # noqa: BLE001 - a decoder tripping on a malformed file: reject it
         return Outcome(
             index, reason="corrupt", detail=f"the decoder failed: {type(error).__name__}: {error}"
         )

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import TypeVarTuple
 
-from sqlalchemy import Engine, and_, case, func, select, union
+from sqlalchemy import Engine, Select, and_, case, func, select, union
 from sqlalchemy.orm import Session, aliased
 
 from skinctl.datasets.readers import SKIN_TYPES
@@ -100,7 +101,7 @@ class LabelReader:
             ).all()
             return [label_view(label, image) for label, image in rows]
 
-    def _filtered(self, filters: LabelFilter):
+    def _filtered(self, filters: LabelFilter) -> Select[ConditionLabel, TrainingImage]:
         query = select(ConditionLabel, TrainingImage).join(
             TrainingImage, TrainingImage.id == ConditionLabel.image_id
         )
@@ -167,7 +168,9 @@ class LabelReader:
             else:
                 query = query.order_by(ConditionLabel.image_id, ConditionLabel.id)
             keys = dict.fromkeys(
-                QueueKey(image_id, task) for image_id, task in session.execute(query)
+                QueueKey(image_id, task)
+                for image_id, task in session.execute(query)
+                if image_id is not None  # joined to its image: never NULL here
             )
             return list(keys)
 
@@ -185,7 +188,7 @@ class LabelReader:
                 )
                 .distinct()
             )
-            pending = {QueueKey(image_id, task) for image_id, task in rows}
+            pending = {QueueKey(image_id, task) for image_id, task in rows if image_id is not None}
         return pending & set(keys)
 
     def candidates(self, image_id: int, task: str) -> list[Candidate]:
@@ -442,7 +445,10 @@ def _ratio(part: int, whole: int) -> float | None:
 # -- "likely mislabeled" ordering -----------------------------------------------------------
 
 
-def order_by_suspect(session: Session, query):
+_Columns = TypeVarTuple("_Columns")
+
+
+def order_by_suspect(session: Session, query: Select[*_Columns]) -> Select[*_Columns]:
     """Order a label query (ConditionLabel in its FROM) likely-mislabeled first:
 
     1. a model's mislabel score for the image (the highest any run recorded in

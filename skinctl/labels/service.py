@@ -409,7 +409,7 @@ class LabelService(LabelReader):
             .order_by(LabelHistory.id)
         )
         return [
-            label_view(session.get(ConditionLabel, label_id)) for label_id in dict.fromkeys(ids)
+            label_view(session.get_one(ConditionLabel, label_id)) for label_id in dict.fromkeys(ids)
         ]
 
     def set_severity(

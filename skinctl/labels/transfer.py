@@ -26,12 +26,14 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from skinctl.db.models import ConditionLabel, TrainingImage
 from skinctl.errors import InputRejected, SkinctlError, UsageError
 from skinctl.labels.read import infer_task
 from skinctl.labels.service import LabelService
 from skinctl.labels.views import ExportFormat, ExportRow, LabelFilter
+from skinctl.storage import Storage
 
 ACTIONS = ("verify", "reject", "set", "severity")
 EXPORT_COLUMNS = tuple(f.name for f in dataclasses.fields(ExportRow))
@@ -107,7 +109,9 @@ def _text(row: dict[str, Any], key: str) -> str | None:
     return value or None
 
 
-def _apply_row(service: LabelService, session, row: dict[str, Any], note_prefix: str) -> bool:
+def _apply_row(
+    service: LabelService, session: Session, row: dict[str, Any], note_prefix: str
+) -> bool:
     """Apply one row inside the caller's transaction; True if it changed something."""
     action = (_text(row, "action") or "").lower()
     label_id = _int(row, "label_id")
@@ -203,7 +207,7 @@ def import_labels(service: LabelService, path: Path, *, partial: bool = False) -
 # -- export ---------------------------------------------------------------------------------
 
 
-def read_image_bytes(url: str, storage) -> bytes:
+def read_image_bytes(url: str, storage: Storage | None) -> bytes:
     """The bytes behind an image_url: through the configured store when it owns the URL,
     else straight from a file:// path or the gs:// bucket it names."""
     if storage is not None:
@@ -256,7 +260,7 @@ def export_labels(
     format: ExportFormat = ExportFormat.csv,
     verified_only: bool = False,
     filters: LabelFilter = LabelFilter(),
-    storage=None,
+    storage: Storage | None = None,
 ) -> ExportReport:
     """Write live labels (rejected ones are left out; `verified_only` keeps only verified).
 

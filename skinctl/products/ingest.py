@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from skinctl.db.models import (
     AnnexEntry,
     AnnexEntryIngredient,
+    Base,
     IngestRejection,
     Ingredient,
     Product,
@@ -169,6 +170,11 @@ def _check_file(path: Path) -> Path:
     return path
 
 
+def _table(model: type[Base]) -> Table:
+    # SQLAlchemy's stubs type `__table__` as any FromClause; a declarative model's is a Table.
+    return cast(Table, model.__table__)
+
+
 def _run_counts(tables: list[TableReport]) -> dict[str, Any]:
     """What `ingest_runs.counts` records for a table ingest: per table, the row counts."""
     return {t.name: t.result().counts() for t in tables}
@@ -179,7 +185,7 @@ def _record_problems(engine: Engine, run_id: int, source: str, problems: list[Ro
         return
     with engine.begin() as connection:
         connection.execute(
-            IngestRejection.__table__.insert(),
+            _table(IngestRejection).insert(),
             [
                 {
                     "ingest_run_id": run_id,
@@ -232,7 +238,7 @@ def _upsert(
     statement = pg_insert(table)
     compared = [c for c in rows[0] if c not in keys]
     excluded = statement.excluded
-    set_ = {c: excluded[c] for c in compared}
+    set_: dict[str, Any] = {c: excluded[c] for c in compared}
     if "updated_at" in table.c:
         set_["updated_at"] = func.current_timestamp()
     statement = statement.on_conflict_do_update(
@@ -277,7 +283,8 @@ def ingest_products(
     path = _check_file(path)
     report = TableReport("products", str(path))
     rows = _split(readers.read_products(path, fmt), report, lambda r: r.external_id)
-    source = rows[0].record.source if rows else fmt
+    first = rows[0].record if rows else None
+    source = first.source if isinstance(first, readers.ProductRecord) else fmt
     with recorded_ingest_run(
         engine, source=f"products:{fmt}", path=str(path), options={"format": fmt}, user=user
     ) as run:
@@ -315,7 +322,7 @@ def _load_products(
                 {k: v for k, v in r.items() if k != "ingest_run_id"} for r in records.values()
             ]
             inserted, updated = _upsert(
-                connection, Product.__table__, values, ("source", "external_id")
+                connection, _table(Product), values, ("source", "external_id")
             )
             changed = [k[1] for k in inserted + updated]
             if changed:
@@ -395,7 +402,9 @@ def copy_rows(
     for row in rows:
         writer.writerow(["\\N" if value is None else value for value in row])
     buffer.seek(0)
-    cursor = connection.connection.driver_connection.cursor()
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None  # a checked-out connection has its psycopg2 one
+    cursor = driver_connection.cursor()
     try:
         cursor.copy_expert(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
@@ -565,7 +574,9 @@ def _load_reviews_row_by_row(
         if isinstance(item, RowProblem):
             report.problems.append(item)
             continue
-        key = item.record.external_id
+        record = item.record
+        assert isinstance(record, readers.ReviewRecord)  # what read_reviews reads
+        key = record.external_id
         if key in first_line:
             report.duplicates.append(
                 RowProblem(
@@ -577,7 +588,7 @@ def _load_reviews_row_by_row(
             )
             continue
         first_line[key] = item.line
-        batch.append(_review_row(item.record, item.raw))
+        batch.append(_review_row(record, item.raw))
         if len(batch) >= REVIEW_BATCH:
             advance(_write_reviews(engine, run_id, batch, report))
             batch = []
@@ -666,7 +677,7 @@ def ingest_cosing(
         if inventory is not None:
             report = TableReport("ingredients", str(inventory))
             rows = _split(readers.read_cosing_inventory(inventory), report, lambda r: r.name_key)
-            _load_simple(engine, Ingredient.__table__, rows, ("name_key",), report, progress)
+            _load_simple(engine, _table(Ingredient), rows, ("name_key",), report, progress)
             tables.append(report)
         for annex, path in annexes.items():
             if path is None:
@@ -679,7 +690,7 @@ def ingest_cosing(
             )
             _load_simple(
                 engine,
-                AnnexEntry.__table__,
+                _table(AnnexEntry),
                 rows,
                 ("annex", "reference_number", "entry_no"),
                 report,
@@ -777,7 +788,7 @@ def relink_annexes(connection: Connection) -> AnnexLinks:
         if existing.get((e, i)) != m
     ]
     if new:
-        connection.execute(AnnexEntryIngredient.__table__.insert(), new)
+        connection.execute(_table(AnnexEntryIngredient).insert(), new)
     return AnnexLinks(
         links=len(wanted), added=len(new), removed=sum(p not in wanted for p in stale)
     )

@@ -31,8 +31,20 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, and_, exists, func, literal, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import (
@@ -166,7 +178,7 @@ def recommend(
         )
         fit = _fit_conditions(query)
         skin_excluded = 0
-        if query.skin_type in CLAIM_WORDS:
+        if query.skin_type is not None and query.skin_type in CLAIM_WORDS:
             skin_excluded = connection.execute(
                 select(func.count())
                 .select_from(Product)
@@ -214,7 +226,10 @@ def recommend(
 # --- the steps ------------------------------------------------------------------------------
 
 
-def _choice(enum: type[StrEnum], value: str, option: str) -> StrEnum:
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _choice(enum: type[_Choice], value: str, option: str) -> _Choice:
     try:
         return enum(value.strip().lower())
     except ValueError:
@@ -237,10 +252,10 @@ def _query(
         raise UsageError("--limit must be at least 1.")
     return RecommendQuery(
         like=like,
-        skin_type=_choice(SkinType, skin_type, "skin type") if skin_type else None,  # type: ignore[arg-type]
-        concerns=tuple(_choice(Concern, c, "concern") for c in concerns or []),  # type: ignore[misc]
+        skin_type=_choice(SkinType, skin_type, "skin type") if skin_type else None,
+        concerns=tuple(_choice(Concern, c, "concern") for c in concerns or []),
         avoid=tuple(a for a in avoid or [] if a.strip()),
-        types=tuple(_choice(ProductKind, t, "product type") for t in types or [] if t.strip()),  # type: ignore[misc]
+        types=tuple(_choice(ProductKind, t, "product type") for t in types or [] if t.strip()),
         max_price=max_price,
         currency=currency.upper() if currency else None,
         limit=limit,
@@ -295,10 +310,13 @@ def _fit_conditions(query: RecommendQuery) -> list:
 
 
 def _candidates(
-    connection: Connection, query: RecommendQuery, fit: list, avoid_condition
+    connection: Connection,
+    query: RecommendQuery,
+    fit: list,
+    avoid_condition: ColumnElement[bool],
 ) -> list[Product]:
     statement = select(Product).where(*fit).where(not_(avoid_condition)).order_by(Product.id)
-    if query.skin_type in CLAIM_WORDS:
+    if query.skin_type is not None and query.skin_type in CLAIM_WORDS:
         statement = statement.where(not_(_made_for_others(query.skin_type)))
     return list(Session(bind=connection).scalars(statement))
 
@@ -312,7 +330,8 @@ def _similarities(connection: Connection, target: Product, candidates: list[Prod
             ProductIngredient.ingredient_id.is_not(None)
         )
     ):
-        vectors[product_id].add(ingredient_id)
+        if ingredient_id is not None:  # the WHERE above: never NULL here
+            vectors[product_id].add(ingredient_id)
     target_ids = vectors.get(target.id, set())
     if not target_ids:
         raise UsageError(
@@ -583,7 +602,7 @@ def list_products(
                 Product.category_path.in_(
                     [path for kind in kinds for path in KIND_CATEGORIES[kind]]
                 )
-            )  # type: ignore[index]
+            )
         return [product_summary(p) for p in Session(bind=connection).scalars(statement)]
 
 

@@ -267,7 +267,9 @@ def _stage(connection: Connection, path: Path, header: list[str], encoding: str)
             "hair_color text, title text, review_text text, submitted_on date, raw jsonb, first_seq bigint)"
         )
     )
-    cursor = connection.connection.driver_connection.cursor()
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None  # a checked-out connection has its psycopg2 one
+    cursor = driver_connection.cursor()
     pg_encoding = "UTF8" if encoding == "utf-8-sig" else "WIN1252"
     try:
         with path.open("rb") as handle:

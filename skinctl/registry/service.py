@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import ModelPromotion, TrainingRun
@@ -258,7 +258,7 @@ def demote(engine: Engine, task: Task, *, user: str, alias: str = DEFAULT_ALIAS)
         return _promotion(live, session.get_one(TrainingRun, live.run_id))
 
 
-def _query(session: Session, query: Any) -> list[Promotion]:
+def _query(session: Session, query: Select[ModelPromotion]) -> list[Promotion]:
     rows = session.execute(
         query.join(TrainingRun, TrainingRun.id == ModelPromotion.run_id).add_columns(TrainingRun)
     ).all()

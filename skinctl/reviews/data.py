@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from skinctl.db.models import SENTIMENTS, Review
 from skinctl.errors import NotFound
 
-CLASSES = list(SENTIMENTS)  # negative, neutral, positive: the model's output order
+CLASSES: list[str] = list(SENTIMENTS)  # negative, neutral, positive: the model's output order
 
 
 def label_of(rating: int) -> str:
@@ -75,7 +75,7 @@ def load_examples(engine: Engine) -> list[Example]:
             skin_type,
         )
         for rid, title, body, rating, product, author, skin_type in rows
-        if (title or body)
+        if (title or body) and rating is not None  # the WHERE keeps rated reviews only
     ]
     if not examples:
         raise NotFound(

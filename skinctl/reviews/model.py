@@ -58,12 +58,13 @@ def dataset(
     """A tf.data pipeline of (text, label[, weight]) batches; texts as (batch, 1) strings."""
     import tensorflow as tf
 
-    parts: tuple[Any, ...] = (tf.constant(texts, dtype=tf.string)[:, None],)
+    text_column = tf.constant(texts, dtype=tf.string)[:, None]
+    parts: tuple[Any, ...] = (text_column,)
     if labels is not None:
         parts += (tf.constant(labels, dtype=tf.int32),)
     if weights is not None:
         parts += (tf.constant(weights, dtype=tf.float32),)
-    data = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else parts[0])
+    data = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else text_column)
     if shuffle_seed is not None:
         data = data.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(2)

@@ -71,16 +71,18 @@ def _share(group: str, labels: list[str]) -> Share:
     positive, negative = labels.count("positive"), labels.count("negative")
     if not n:
         return Share(group, 0, 0, 0, None, None, None, None)
+    positive_low, positive_high = wilson_interval(positive, n)
+    negative_low, negative_high = wilson_interval(negative, n)
     return Share(
         group,
         n,
         positive,
         negative,
         round(positive / n, 4),
-        tuple(round(x, 4) for x in wilson_interval(positive, n)),  # type: ignore[arg-type]
+        (round(positive_low, 4), round(positive_high, 4)),
         round(negative / n, 4),
-        tuple(round(x, 4) for x in wilson_interval(negative, n)),
-    )  # type: ignore[arg-type]
+        (round(negative_low, 4), round(negative_high, 4)),
+    )
 
 
 def terms_of(text: str) -> list[str]:

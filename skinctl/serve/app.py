@@ -36,9 +36,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from skinctl.console import to_json
 from skinctl.ingest.imageproc import DEFAULT_MAX_PIXELS, ImageFacts, ImageRejected, analyse_bytes
@@ -184,7 +186,7 @@ class ServerState:
         try:
             promotions = live_promotions(self.engine, alias=self.config.alias)
             self.keys, self.keys_checked = live_key_hashes(self.engine), time.monotonic()
-        except Exception as error:
+        except SQLAlchemyError as error:
             if self.database_error is None:
                 log.warning(
                     "database unreachable; serving the loaded models: %s", _first_line(error)
@@ -218,7 +220,7 @@ class ServerState:
                     task.value,
                     promotion.id,
                 )
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failed load is reported; others serve
                 # replaced whole: the event loop may be reading it meanwhile
                 self.failed = {**self.failed, promotion.id: _first_line(error)}
                 log.error(
@@ -272,7 +274,7 @@ class ServerState:
             try:
                 self.keys = await asyncio.to_thread(live_key_hashes, self.engine)
                 self.keys_checked = time.monotonic()
-            except Exception:
+            except SQLAlchemyError:  # the database is unreachable: no key is known to be live
                 return False
         return digest in self.keys
 
@@ -303,7 +305,7 @@ class Guard:
         status = [500]
         response_started = [False]
 
-        async def send_with_id(message: dict) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 response_started[0] = True
@@ -348,7 +350,7 @@ class Guard:
                         return
                     receive = _limited(receive, limit)
             await self.app(scope, receive, send_with_id)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the last resort: log it, answer 500
             log.error(
                 "request %s failed: %s\n%s",
                 request_id,
@@ -525,7 +527,7 @@ async def _read_upload(request: Request, max_bytes: int) -> bytes:
         form = await request.form(max_files=1, max_fields=8)
     except BodyTooLarge:
         raise
-    except Exception as error:  # python-multipart's parse errors
+    except Exception as error:  # noqa: BLE001 - python-multipart's parse errors have no common base
         raise ApiError(422, f"Cannot read the multipart body: {_first_line(error)}.") from None
     upload = form.get("image")
     if not isinstance(upload, UploadFile):
@@ -576,7 +578,7 @@ async def _read_stored(state: ServerState, request: Request) -> tuple[bytes, int
         return await run_in_threadpool(read), image_id
     except ApiError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any storage backend's failure is a 503
         raise ApiError(503, f"Cannot read stored image {image_id}: {_first_line(error)}.") from None
 
 
@@ -592,7 +594,7 @@ def _validate(data: bytes, max_pixels: int) -> tuple[ImageFacts, bytes]:
         ) from None
     try:
         return facts, tf_ready(data)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the decoder's many error kinds: a bad image
         raise ApiError(422, f"The image was rejected (corrupt): {_first_line(error)}.") from None
 
 
@@ -748,7 +750,7 @@ async def _record(
             request_id=rid,
             user=state.config.user,
         )
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the answer stands even if recording fails
         log.warning("request %s: not recorded: %s", rid, _first_line(error))
         return {"error": f"not recorded: {_first_line(error)}"}
     return {

@@ -97,7 +97,7 @@ class Batcher:
                 output = await loop.run_in_executor(
                     self._executor, model.predict, [item.data for item in items]
                 )
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - a failed batch answers each request
                 if len(items) > 1:  # find the one input that broke the batch; answer the rest
                     for item in items:
                         await self._run(loop, [item])

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import Engine
@@ -143,7 +143,8 @@ def load_served_model(
     import keras
 
     try:
-        model = keras.models.load_model(path, compile=False)
+        # keras ships no type hints: pyright infers load_model's result as a loose union.
+        model = cast("keras.Model", keras.models.load_model(path, compile=False))
     except Exception as error:
         raise TrainingError(
             f"Cannot load the model of run {promotion.run_id} from {promotion.model_uri}: {error}"

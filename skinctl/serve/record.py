@@ -85,10 +85,10 @@ def record_analysis(
             .returning(TrainingImage.id)
         )
         new_image = image_id is not None
-        if image_id is None:
-            image_id = session.scalar(
+        if image_id is None:  # the conflict: the image is there already
+            image_id = session.execute(
                 select(TrainingImage.id).where(TrainingImage.image_hash == facts.sha256)
-            )
+            ).scalar_one()
         added = []
         for answer in answers:
             task = LABEL_TASK[answer.task]

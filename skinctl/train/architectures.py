@@ -7,7 +7,7 @@ import contextlib
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from skinctl.errors import TrainingError, UsageError
 from skinctl.train.choices import Architecture
@@ -113,7 +113,8 @@ def build_model(
         assert weights is not None
         try:
             if weights.endswith(".keras"):
-                source = keras.models.load_model(weights, compile=False)
+                # keras ships no type hints: pyright infers load_model's result as a loose union.
+                source = cast("keras.Model", keras.models.load_model(weights, compile=False))
                 model.set_weights(source.get_weights())
             else:
                 model.load_weights(weights)

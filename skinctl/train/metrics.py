@@ -182,7 +182,9 @@ def best_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return thresholds
 
 
-def _multilabel_prf(y_true: np.ndarray, y_pred: np.ndarray):
+def _multilabel_prf(
+    y_true: np.ndarray, y_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     k = y_true.shape[1]
     tp = (y_true & y_pred).sum(axis=0).astype(float)
     predicted = y_pred.sum(axis=0).astype(float)

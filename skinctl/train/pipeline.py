@@ -52,7 +52,7 @@ def tf_decodable(data: bytes) -> bytes:
             out = io.BytesIO()
             upright.convert("RGB").save(out, format="PNG")
             return out.getvalue()
-    except Exception as error:  # PIL raises many kinds for bad bytes
+    except Exception as error:  # noqa: BLE001 - PIL raises many kinds for bad bytes
         raise TrainingError(f"Cannot decode an image ({len(data)} bytes): {error}") from None
 
 

@@ -322,7 +322,7 @@ def predict_inputs(
             answered_for.append(source)
         except (SkinctlError, OSError) as error:
             rejected.append(RejectedInput(item, str(error)))
-        except Exception as error:  # TensorFlow's decode errors: not an image
+        except Exception as error:  # noqa: BLE001 - TensorFlow's decode errors: not an image
             rejected.append(
                 RejectedInput(item, f"cannot decode the image ({error.__class__.__name__})")
             )

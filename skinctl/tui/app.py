@@ -19,21 +19,24 @@ if TYPE_CHECKING:
 
     from skinctl.config import Settings
     from skinctl.storage import Storage
+    from skinctl.tui.screens.browser import BrowserScreen
+    from skinctl.tui.screens.metrics import MetricsScreen
+    from skinctl.tui.screens.queue import QueueScreen
 
 
-def _browser():
+def _browser() -> BrowserScreen:
     from skinctl.tui.screens.browser import BrowserScreen
 
     return BrowserScreen()
 
 
-def _queue():
+def _queue() -> QueueScreen:
     from skinctl.tui.screens.queue import QueueScreen
 
     return QueueScreen()
 
 
-def _metrics():
+def _metrics() -> MetricsScreen:
     from skinctl.tui.screens.metrics import MetricsScreen
 
     return MetricsScreen()

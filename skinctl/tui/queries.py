@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, or_, select, text
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from skinctl.db.models import (
     ConditionLabel,
@@ -159,6 +158,7 @@ def image_page(
                 .where(lab.image_id.in_(ids))
                 .order_by(lab.image_id, lab.id)
             ):
+                assert image_id is not None  # selected by image_id IN (ids)
                 labels.setdefault(image_id, []).append((condition, status))
             for a, b in session.execute(
                 select(ImageDuplicate.image_id_a, ImageDuplicate.image_id_b).where(
@@ -230,7 +230,7 @@ class FilterChoices:
 
 
 def filter_choices(engine: Engine) -> FilterChoices:
-    def distinct(column) -> list[Any]:
+    def distinct(column: InstrumentedAttribute[Any]) -> list[Any]:
         return list(
             session.scalars(select(column).where(column.is_not(None)).distinct().order_by(column))
         )
@@ -348,26 +348,8 @@ def read_image_bytes(url: str, storage: Any | None) -> bytes:
 # per-class and confusion data may sit in `metrics` or `hyperparameters` JSON instead.
 
 
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    model: str
-    version: str | None
-    date: datetime | None
-    dataset_size: int | None
-    accuracy: float | None
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    duration_minutes: int | None
-    task: str | None = None
-    status: str | None = None
-    majority_rate: float | None = None
-    accuracy_ci95: tuple[float, float] | None = None
-    f1_ci95: tuple[float, float] | None = None
-
-
-def _interval(value: Any) -> tuple[float, float] | None:
+def interval(value: Any) -> tuple[float, float] | None:
+    """A recorded 95% CI as (low, high); None unless two numbers (hand-written JSON varies)."""
     if isinstance(value, list | tuple) and len(value) == 2:
         low, high = _number(value[0]), _number(value[1])
         if low is not None and high is not None:
@@ -375,35 +357,18 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return None
 
 
-def _run_row(run: records.RunSummary) -> RunRow:
-    return RunRow(
-        id=run.id,
-        model=run.model_name,
-        version=run.version,
-        date=run.training_date,
-        dataset_size=run.dataset_size,
-        accuracy=run.accuracy,
-        precision=run.precision_score,
-        recall=run.recall,
-        f1=run.f1_score,
-        duration_minutes=run.training_duration_minutes,
-        task=run.task,
-        status=run.status,
-        majority_rate=run.majority_rate,
-        accuracy_ci95=_interval(run.accuracy_ci95),
-        f1_ci95=_interval(run.f1_ci95),
-    )
-
-
-def list_runs(engine: Engine, limit: int = 500) -> list[RunRow]:
+def list_runs(engine: Engine, limit: int = 500) -> list[records.RunSummary]:
     """Newest run first."""
     with Session(engine) as session:
-        return [_run_row(run) for run in records.list_runs(session, limit=limit)]
+        return records.list_runs(session, limit=limit)
 
 
 @dataclass
 class RunDetail:
-    run: RunRow
+    """A run as recorded, with its epochs, per-class scores and confusion matrix found also in
+    the JSON of runs written by hand."""
+
+    run: records.RunDetail
     epochs: list[dict[str, float]] = field(
         default_factory=list
     )  # {"epoch": n, "val_loss": .., ...}
@@ -411,15 +376,10 @@ class RunDetail:
     per_class: list[dict[str, Any]] = field(
         default_factory=list
     )  # class, precision, recall, f1, support
-    per_group: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # group_by, group_value, support, accuracy ..
     confusion: dict[str, Any] | None = None  # {"labels": [...], "matrix": [[...]]}
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
     warning: str | None = None  # the trainer's "not better than the majority class" note
-    # the run's model on other data (`skinctl train evaluate`): asdict of EvaluationSummary
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _number(value: Any) -> float | None:
@@ -501,7 +461,7 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
         run = records.run_detail(session, run_id)
     hyper = run.hyperparameters if isinstance(run.hyperparameters, dict) else {}
     metrics = run.metrics
-    detail = RunDetail(_run_row(run), hyperparameters=hyper, notes=run.notes)
+    detail = RunDetail(run, hyperparameters=hyper, notes=run.notes)
     detail.epochs = (
         [
             {
@@ -531,8 +491,6 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
         or _per_class_from_json(metrics)
         or _per_class_from_json(hyper)
     )
-    detail.per_group = [asdict(g) for g in run.per_group]
-    detail.evaluations = [asdict(e) for e in run.evaluations]
     detail.confusion = (
         _confusion_from_json(run.confusion_matrix)
         or _confusion_from_json(metrics)

@@ -14,12 +14,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from textual.worker import get_current_worker
 
 from skinctl.errors import Conflict, DatabaseUnavailable, SkinctlError
+
+if TYPE_CHECKING:
+    from textual.app import App
+    from textual.widget import Widget
+    from textual.worker import Worker
+
+    from skinctl.tui.app import SkinctlApp
 
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 log = logging.getLogger("skinctl.tui")
@@ -42,7 +49,7 @@ def close_log(handler: logging.Handler) -> None:
     handler.close()
 
 
-def _where(app) -> str:
+def _where(app: App[Any]) -> str:
     path = getattr(app, "log_path", None)
     return f" Details: {path}" if path else ""
 
@@ -56,6 +63,14 @@ def is_connection_error(error: BaseException) -> bool:
 class DatabaseWork:
     """Mixin for screens (anything with `.app`, `.run_worker`, `.set_timer`)."""
 
+    if TYPE_CHECKING:  # what the screen this is mixed into provides, typed for skinctl's app
+
+        @property
+        def app(self) -> SkinctlApp: ...
+
+        run_worker = Widget.run_worker
+        set_timer = Widget.set_timer
+
     def run_db(
         self,
         job: Callable[[], Any],
@@ -66,8 +81,8 @@ class DatabaseWork:
         retry: bool = True,
         on_error: Callable[[BaseException], None] | None = None,
         _attempt: int = 0,
-    ):
-        app = self.app  # type: ignore[attr-defined]
+    ) -> Worker[None]:
+        app = self.app
 
         def work() -> None:
             try:
@@ -138,11 +153,13 @@ class DatabaseWork:
 
         return self.run_worker(
             work, thread=True, group=group, exclusive=exclusive, exit_on_error=False
-        )  # type: ignore[attr-defined]
+        )
 
-    def _unexpected(self, error: BaseException, on_error) -> None:
+    def _unexpected(
+        self, error: BaseException, on_error: Callable[[BaseException], None] | None
+    ) -> None:
         log.error("database work failed", exc_info=error)
-        app = self.app  # type: ignore[attr-defined]
+        app = self.app
         app.call_from_thread(
             app.notify,
             f"{type(error).__name__}: {error}.{_where(app)}",
@@ -153,8 +170,17 @@ class DatabaseWork:
         if on_error:
             app.call_from_thread(on_error, error)
 
-    def _connection_lost(self, job, done, group, exclusive, retry, on_error, attempt) -> None:
-        app = self.app  # type: ignore[attr-defined]
+    def _connection_lost(
+        self,
+        job: Callable[[], Any],
+        done: Callable[[Any], None] | None,
+        group: str,
+        exclusive: bool,
+        retry: bool,
+        on_error: Callable[[BaseException], None] | None,
+        attempt: int,
+    ) -> None:
+        app = self.app
         if not retry:
             app.notify(
                 "Lost the database connection: that change was NOT saved. Try again.",
@@ -173,7 +199,7 @@ class DatabaseWork:
                 severity="warning",
                 timeout=6,
             )
-        self.set_timer(  # type: ignore[attr-defined]
+        self.set_timer(
             delay,
             lambda: self.run_db(
                 job,

@@ -14,39 +14,6 @@ def table_counts(report):
     }
 
 
-def test_migration_0007_downgrades_and_upgrades(server_url):
-    """On a database of its own, so the session's database stays at head."""
-    import secrets
-
-    from sqlalchemy import create_engine, inspect, text
-    from sqlalchemy.engine import make_url
-
-    from skinctl.db import migrate
-    from skinctl.db.engine import make_engine
-
-    name = f"skinctl_products_migration_{secrets.token_hex(3)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(
-        make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    )
-    try:
-        migrate.upgrade(engine)
-        assert {"products", "ingredients", "reviews"} <= set(inspect(engine).get_table_names())
-        migrate.downgrade(engine, "0002")
-        assert not {"products", "ingredients", "annex_entries", "reviews"} & set(
-            inspect(engine).get_table_names()
-        )
-        migrate.upgrade(engine)
-        assert migrate.schema_drift(engine) == []
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def test_ingest_is_idempotent_and_accounts_for_every_row(engine, files):
     first = ingest_cosing(engine, files["inventory"], files["annex_ii"], files["annex_iii"])
     assert table_counts(first) == {

@@ -29,8 +29,7 @@ from skinctl.db.models import (
     TrainingImage,
     TrainingRun,
 )
-from skinctl.labels import LabelFilter, LabelService
-from skinctl.labels.views import LabelStatus
+from skinctl.labels import LabelFilter, LabelService, LabelStatus
 from skinctl.registry.service import demote, promote
 from skinctl.registry.tasks import Task
 from skinctl.serve.keys import create_key, revoke_key

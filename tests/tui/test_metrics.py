@@ -82,7 +82,7 @@ def test_run_detail_reads_the_trainers_tables(engine, runs):
     assert detail.per_class == [
         {"class": "milia", "precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 12}
     ]
-    assert [(g["group_by"], g["group_value"], g["accuracy_ci95"]) for g in detail.per_group] == [
+    assert [(g.group_by, g.group_value, g.accuracy_ci95) for g in detail.run.per_group] == [
         ("fitzpatrick", "3", [0.53, 0.89])
     ]
     assert detail.confusion == {"labels": ["acne", "milia"], "matrix": [[10, 2], [3, 9]]}
@@ -91,8 +91,8 @@ def test_run_detail_reads_the_trainers_tables(engine, runs):
         "finished",
         "condition",
         0.41,
-        (0.70, 0.85),
-        (0.66, 0.83),
+        [0.70, 0.85],  # as skinctl.train.records reads them
+        [0.66, 0.83],
     )
     assert run_detail(engine, 1).epochs[0] == {
         "epoch": 1,

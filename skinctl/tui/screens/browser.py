@@ -5,18 +5,23 @@ panel with metadata, labels, duplicates and history of the highlighted image."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Checkbox, DataTable, Footer, Header, Select, Static
 
 from skinctl.tui.queries import (
     PAGE_SIZE,
+    FilterChoices,
+    ImageDetail,
     ImageFilter,
+    ImageRow,
     PagePosition,
     count_images,
     filter_choices,
@@ -25,6 +30,16 @@ from skinctl.tui.queries import (
 )
 from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from skinctl.labels.views import HistoryEntry, LabelView
+
+    # (image id, detail, labels, recent history, decoded image, why there is no image)
+    DetailResult = tuple[
+        int, ImageDetail | None, list[LabelView], list[HistoryEntry], Image.Image | None, str | None
+    ]
 
 PREFETCH_ROWS = 20  # fetch the next page when the cursor is this close to the last row
 COLUMNS = (
@@ -109,7 +124,7 @@ class BrowserScreen(DatabaseWork, Screen):
         self.reload()
         table.focus()
 
-    def _choices_loaded(self, choices) -> None:
+    def _choices_loaded(self, choices: FilterChoices) -> None:
         options = {
             "#filter-dataset": [(v, v) for v in choices.datasets],
             "#filter-class": [(v, v) for v in choices.classes],
@@ -155,7 +170,7 @@ class BrowserScreen(DatabaseWork, Screen):
             self._page_loaded((generation, early.result()))  # rows in the very first frame
             return
 
-        def job():
+        def job() -> tuple[int, list[ImageRow]]:
             if early is not None:
                 try:
                     return generation, early.result()
@@ -165,7 +180,7 @@ class BrowserScreen(DatabaseWork, Screen):
 
         self.run_db(job, self._page_loaded, group="page")
 
-    def _page_loaded(self, result) -> None:
+    def _page_loaded(self, result: tuple[int, list[ImageRow]]) -> None:
         generation, rows = result
         if generation != self.generation:
             return
@@ -227,7 +242,7 @@ class BrowserScreen(DatabaseWork, Screen):
     def _load_detail(self, image_id: int) -> None:
         app = self.app
 
-        def job():
+        def job() -> DetailResult:
             detail = image_detail(app.engine, image_id)
             if detail is None:
                 return image_id, None, [], [], None, "image not found"
@@ -241,7 +256,7 @@ class BrowserScreen(DatabaseWork, Screen):
 
         self.run_db(job, self._detail_loaded, group="detail")
 
-    def _detail_loaded(self, result) -> None:
+    def _detail_loaded(self, result: DetailResult) -> None:
         image_id, detail, labels, history, image, error = result
         self.query_one(ImagePreview).show(image, error or "no image")
         if detail is None:
@@ -290,7 +305,7 @@ class BrowserScreen(DatabaseWork, Screen):
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._set_filter(duplicates=event.value)
 
-    def _set_filter(self, **changes) -> None:
+    def _set_filter(self, **changes: Any) -> None:
         self.filter = ImageFilter(**{**self.filter.__dict__, **changes})
         self.reload()
 
@@ -317,12 +332,14 @@ class BrowserScreen(DatabaseWork, Screen):
         if not table.row_count:
             return
         from skinctl.labels import LabelFilter
+        from skinctl.tui.screens.queue import QueueScreen
 
-        row_key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
+        row_key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
+        assert row_key.value is not None  # every row is added with its image id as key
         image_id = int(row_key.value)
         self.app.queue_filter = LabelFilter(image_id=image_id)
         self.app.queue_order = "id"
         self.app.switch_mode("queue")
         queue = self.app.screen
-        if hasattr(queue, "action_reload"):
+        if isinstance(queue, QueueScreen):
             queue.action_reload()

@@ -26,7 +26,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from skinctl.tui.queries import RunDetail, RunRow, list_runs, run_detail
+from skinctl.train.records import RunSummary
+from skinctl.tui.queries import RunDetail, interval, list_runs, run_detail
 from skinctl.tui.worker import DatabaseWork
 
 POLL_SECONDS = 2.0
@@ -36,10 +37,10 @@ COMPARED = (
     ("dataset size", "dataset_size", None),
     ("accuracy", "accuracy", True),
     ("majority", "majority_rate", None),
-    ("precision", "precision", True),
+    ("precision", "precision_score", True),
     ("recall", "recall", True),
-    ("F1", "f1", True),
-    ("minutes", "duration_minutes", False),
+    ("F1", "f1_score", True),
+    ("minutes", "training_duration_minutes", False),
 )
 
 
@@ -49,24 +50,19 @@ def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def _pair(values: list[float | None]) -> tuple[float, float] | None:
-    low, high = values
-    return (low, high) if low is not None and high is not None else None
-
-
-def _headline(run: RunRow) -> str:
+def _headline(run: RunSummary) -> str:
     """Status, task, accuracy and F1 (with 95% CIs) and the majority-class rate, as recorded."""
     parts = [f"status {run.status}" if run.status else "", f"task {run.task}" if run.task else ""]
     if run.accuracy is not None:
-        parts.append(f"accuracy {_with_ci(run.accuracy, run.accuracy_ci95)}")
+        parts.append(f"accuracy {_with_ci(run.accuracy, interval(run.accuracy_ci95))}")
     if run.majority_rate is not None:
         parts.append(f"majority {run.majority_rate:.3f}")
-    if run.f1 is not None:
-        parts.append(f"F1 {_with_ci(run.f1, run.f1_ci95)}")
+    if run.f1_score is not None:
+        parts.append(f"F1 {_with_ci(run.f1_score, interval(run.f1_ci95))}")
     return " · ".join(escape(p) for p in parts if p)
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -84,7 +80,7 @@ class MetricsScreen(DatabaseWork, Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.runs: dict[int, RunRow] = {}
+        self.runs: dict[int, RunSummary] = {}
         self.details: dict[int, RunDetail] = {}
         self.selected: int | None = None
         self.marked: int | None = None
@@ -131,7 +127,7 @@ class MetricsScreen(DatabaseWork, Screen):
         self.details.clear()
         self.run_db(lambda: list_runs(engine), self._runs_loaded, group="runs")
 
-    def _runs_loaded(self, runs: list[RunRow]) -> None:
+    def _runs_loaded(self, runs: list[RunSummary]) -> None:
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -139,16 +135,16 @@ class MetricsScreen(DatabaseWork, Screen):
         for run in runs:
             table.add_row(
                 str(run.id),
-                run.model,
+                run.model_name,
                 run.version or "",
                 run.status or "",
-                f"{run.date:%Y-%m-%d %H:%M}" if run.date else "",
+                f"{run.training_date:%Y-%m-%d %H:%M}" if run.training_date else "",
                 _fmt(run.dataset_size),
                 _fmt(run.accuracy),
-                _fmt(run.precision),
+                _fmt(run.precision_score),
                 _fmt(run.recall),
-                _fmt(run.f1),
-                _fmt(run.duration_minutes),
+                _fmt(run.f1_score),
+                _fmt(run.training_duration_minutes),
                 key=str(run.id),
             )
         if self.selected is not None and self.selected in self.runs:
@@ -188,17 +184,15 @@ class MetricsScreen(DatabaseWork, Screen):
         self._polling = True
         engine, selected, before = self.app.engine, self.selected, dict(self.runs)
 
-        def job():
+        def job() -> tuple[list[RunSummary], RunDetail | None]:
             runs = list_runs(engine)
             now = {run.id: run for run in runs}
-            follow = (
-                selected is not None
-                and selected in now
-                and (now[selected].status == "running" or now[selected] != before.get(selected))
-            )
+            if selected is None or selected not in now:
+                return runs, None
+            follow = now[selected].status == "running" or now[selected] != before.get(selected)
             return runs, run_detail(engine, selected) if follow else None
 
-        def done(result) -> None:
+        def done(result: tuple[list[RunSummary], RunDetail | None]) -> None:
             self._polling = False
             self.polls += 1
             runs, detail = result
@@ -207,7 +201,7 @@ class MetricsScreen(DatabaseWork, Screen):
             if detail is not None and detail != self.details.get(detail.run.id):
                 self._detail_loaded(detail)
 
-        def failed(_error) -> None:
+        def failed(_error: BaseException) -> None:
             self._polling = False
 
         self.run_db(
@@ -220,18 +214,18 @@ class MetricsScreen(DatabaseWork, Screen):
         run = detail.run
         best = f" · best epoch {detail.best_epoch}" if detail.best_epoch is not None else ""
         self.query_one("#metrics-title", Static).update(
-            f"[b]{escape(run.model)} {escape(run.version or '')}[/b] · run {run.id}{best}\n{_headline(run)}"
+            f"[b]{escape(run.model_name)} {escape(run.version or '')}[/b] · run {run.id}{best}\n{_headline(run)}"
             + (f"\n[yellow]{escape(detail.warning)}[/yellow]" if detail.warning else "")
             + (f"\n[dim]{escape(detail.notes)}[/dim]" if detail.notes else "")
         )
         self._plot(detail)
         self.query_one("#metrics-classes", Static).update(self._class_table(detail))
         groups = self.query_one("#metrics-groups", Static)
-        groups.display = bool(detail.per_group)
-        groups.update(self._group_table(detail) if detail.per_group else "")
+        groups.display = bool(detail.run.per_group)
+        groups.update(self._group_table(detail) if detail.run.per_group else "")
         evaluations = self.query_one("#metrics-evaluations", Static)
-        evaluations.display = bool(detail.evaluations)
-        evaluations.update(self._evaluation_table(detail) if detail.evaluations else "")
+        evaluations.display = bool(detail.run.evaluations)
+        evaluations.update(self._evaluation_table(detail) if detail.run.evaluations else "")
         self.query_one("#metrics-confusion", Static).update(self._confusion_table(detail))
         self._show_compare()
 
@@ -267,7 +261,7 @@ class MetricsScreen(DatabaseWork, Screen):
         plot.refresh()
 
     @staticmethod
-    def _class_table(detail: RunDetail):
+    def _class_table(detail: RunDetail) -> Table | str:
         if not detail.per_class:
             return "[dim]no per-class scores for this run[/dim]"
         table = Table(title="per class", title_justify="left", expand=False)
@@ -284,19 +278,19 @@ class MetricsScreen(DatabaseWork, Screen):
         return table
 
     @staticmethod
-    def _group_table(detail: RunDetail):
+    def _group_table(detail: RunDetail) -> Table:
         table = Table(title="per group (test split)", title_justify="left", expand=False)
         for column in ("group", "n", "accuracy [95% CI]", "F1", "majority"):
             table.add_column(column, justify="left" if column == "group" else "right")
-        for row in detail.per_group:
-            low, high = row["accuracy_ci95"]
+        for row in detail.run.per_group:
+            low, high = row.accuracy_ci95
             ci = (low, high) if low is not None and high is not None else None
             table.add_row(
-                escape(f"{row['group_by']} {row['group_value']}"),
-                _fmt(row["support"]),
-                _with_ci(row["accuracy"], ci),
-                _fmt(row["f1_macro"]),
-                _fmt(row["majority_rate"]),
+                escape(f"{row.group_by} {row.group_value}"),
+                _fmt(row.support),
+                _with_ci(row.accuracy, ci),
+                _fmt(row.f1_macro),
+                _fmt(row.majority_rate),
             )
         return table
 
@@ -318,23 +312,23 @@ class MetricsScreen(DatabaseWork, Screen):
             "own test split",
             "-",
             "-",
-            _with_ci(run.accuracy, run.accuracy_ci95),
-            _with_ci(run.f1, run.f1_ci95),
+            _with_ci(run.accuracy, interval(run.accuracy_ci95)),
+            _with_ci(run.f1_score, interval(run.f1_ci95)),
             _fmt(run.majority_rate),
         )
-        for e in detail.evaluations:
+        for e in run.evaluations:
             table.add_row(
-                escape(f"evaluation {e['id']}: {', '.join(e['datasets'])}"),
-                _fmt(e["images"]),
-                f"{e['exact_copies_left_out']} exact, {e['near_copies_left_out']} near",
-                _with_ci(e["accuracy"], _pair(e["accuracy_ci95"])),
-                _with_ci(e["f1_macro"], _pair(e["f1_ci95"])),
-                _fmt(e["majority_rate"]),
+                escape(f"evaluation {e.id}: {', '.join(e.datasets)}"),
+                _fmt(e.images),
+                f"{e.exact_copies_left_out} exact, {e.near_copies_left_out} near",
+                _with_ci(e.accuracy, interval(e.accuracy_ci95)),
+                _with_ci(e.f1_macro, interval(e.f1_ci95)),
+                _fmt(e.majority_rate),
             )
         return table
 
     @staticmethod
-    def _confusion_table(detail: RunDetail):
+    def _confusion_table(detail: RunDetail) -> Table | str:
         confusion = detail.confusion
         if not confusion:
             return "[dim]no confusion matrix for this run[/dim]"
@@ -367,8 +361,8 @@ class MetricsScreen(DatabaseWork, Screen):
         table = Table(title=f"run {a.id} (marked) vs run {b.id}", title_justify="left", expand=True)
         for column in (
             "",
-            f"{a.model} {a.version or ''}",
-            f"{b.model} {b.version or ''}",
+            f"{a.model_name} {a.version or ''}",
+            f"{b.model_name} {b.version or ''}",
             "difference",
         ):
             table.add_column(escape(column), justify="right")

@@ -26,12 +26,23 @@ from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from skinctl.errors import NotFound
-from skinctl.labels.views import Candidate, LabelView, ModelSuggestion, QueueKey, versions_of
+from skinctl.labels.views import (
+    Candidate,
+    LabelView,
+    ModelSuggestion,
+    OperationResult,
+    QueueKey,
+    versions_of,
+)
 from skinctl.tui.widgets.preview import ImagePreview, decode_for_preview
 from skinctl.tui.worker import DatabaseWork
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from PIL import Image
+
+    from skinctl.labels import LabelService
 
 PROGRESS_RECOUNT_SECONDS = 2.0  # exact recount once the user pauses this long
 MAX_SKIP = 200  # items checked per query when advancing past images others decided
@@ -217,7 +228,7 @@ class QueueScreen(DatabaseWork, Screen):
     # -- loading ----------------------------------------------------------------------------
 
     @property
-    def service(self):
+    def service(self) -> LabelService:
         return self.app.labels
 
     @property
@@ -227,12 +238,12 @@ class QueueScreen(DatabaseWork, Screen):
     def load_queue(self) -> None:
         service, filters, order = self.service, self.app.queue_filter, self.app.queue_order
 
-        def job():
+        def job() -> tuple[list[QueueKey], tuple[int, int]]:
             return service.queue_items(filters, order=order), service.progress(filters)
 
         self.run_db(job, self._queue_loaded, group="queue")
 
-    def _queue_loaded(self, result) -> None:
+    def _queue_loaded(self, result: tuple[list[QueueKey], tuple[int, int]]) -> None:
         self.keys, self.progress = result
         self.position = 0
         self._show_progress()
@@ -427,7 +438,12 @@ class QueueScreen(DatabaseWork, Screen):
             self._show_progress()
 
     def _change(
-        self, job, message: str, *, advance: bool, counts: tuple[int, int] = (0, 0)
+        self,
+        job: Callable[[], OperationResult],
+        message: str,
+        *,
+        advance: bool,
+        counts: tuple[int, int] = (0, 0),
     ) -> None:
         """Commit `job` in a worker; then advance (or reload). A conflict reloads the item."""
         if self.item is None or self.busy:
@@ -436,14 +452,14 @@ class QueueScreen(DatabaseWork, Screen):
         item, started = self.item, time.perf_counter()
         marks: dict[str, float] = {}
 
-        def timed():
+        def timed() -> OperationResult:
             marks["job_start"] = time.perf_counter()
             try:
                 return job()
             finally:
                 marks["job_end"] = time.perf_counter()
 
-        def done(result) -> None:
+        def done(result: OperationResult) -> None:
             now = time.perf_counter()
             self.commit_seconds.append(now - started)
             self.commit_breakdown.append(
@@ -464,7 +480,7 @@ class QueueScreen(DatabaseWork, Screen):
             else:
                 self.show_position(item.position)
 
-        def failed(_error) -> None:
+        def failed(_error: BaseException) -> None:
             self.busy = False
             self.show_position(item.position)  # show what is there now
 
@@ -537,17 +553,18 @@ class QueueScreen(DatabaseWork, Screen):
         service = self.service
         self.busy = True
 
-        def done(result) -> None:
+        def done(result: OperationResult) -> None:
             self.busy = False
             if self.undo_stack and self.undo_stack[-1] == (image_id, position):
                 self.undo_stack.pop()
             for label in result.labels:
-                self.decided.discard(QueueKey(label.image_id, label.task))
+                if label.image_id is not None:  # queue labels always belong to an image
+                    self.decided.discard(QueueKey(label.image_id, label.task))
             self._status(f"undone on image {image_id}")
             self._refresh_progress_soon()
             self.show_position(position)
 
-        def failed(error) -> None:
+        def failed(error: BaseException) -> None:
             self.busy = False
             if (
                 isinstance(error, NotFound)
@@ -588,7 +605,7 @@ class QueueScreen(DatabaseWork, Screen):
     def _refresh_progress(self) -> None:
         service, filters = self.service, self.app.queue_filter
 
-        def done(progress) -> None:
+        def done(progress: tuple[int, int]) -> None:
             self.progress = progress
             self.recounts += 1
             self._show_progress()

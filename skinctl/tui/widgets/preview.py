@@ -5,7 +5,7 @@ bottom one as background). The half-cell path is deterministic, so snapshots are
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -52,12 +52,15 @@ class HalfCell:
 
         small = self.image.resize((tw, th), Resampling.BILINEAR)
         pixels = small.load()
+        assert pixels is not None  # a resized image is loaded: it has pixel access
         pad = " " * ((width - tw) // 2)
         lines = []
         for y in range(0, th, 2):
             line = [Segment(pad)] if pad else []
             for x in range(tw):
-                top, bottom = pixels[x, y], pixels[x, y + 1]
+                # An RGB image's pixels are (r, g, b); PIL's stubs type any mode's pixel.
+                top = cast("tuple[int, int, int]", pixels[x, y])
+                bottom = cast("tuple[int, int, int]", pixels[x, y + 1])
                 line.append(
                     Segment("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom)))
                 )
@@ -79,10 +82,10 @@ def graphics_protocol_available() -> bool:
     try:
         from textual_image.renderable import Image as Auto
         from textual_image.renderable.sixel import Image as Sixel
-        from textual_image.renderable.tgp import Image as TGP
+        from textual_image.renderable.tgp import Image as Tgp
     except Exception:  # noqa: BLE001 - any failure means: draw half cells
         return False
-    return Auto in (Sixel, TGP)
+    return Auto in (Sixel, Tgp)
 
 
 class HalfCellView(Widget):
@@ -90,7 +93,7 @@ class HalfCellView(Widget):
 
     DEFAULT_CSS = "HalfCellView { width: 1fr; height: 1fr; }"
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.image: Image.Image | None = None
         self.message = "no image"
@@ -101,7 +104,7 @@ class HalfCellView(Widget):
         self._renderable = HalfCell(image) if image is not None else None
         self.refresh()
 
-    def render(self):
+    def render(self) -> str | HalfCell:
         if self._renderable is None:
             return self.message
         self._renderable.width, self._renderable.height = self.size.width, self.size.height
@@ -115,7 +118,7 @@ class ImagePreview(Widget):
     ImagePreview { height: 1fr; }
     """
 
-    def __init__(self, renderer: str = "auto", **kwargs) -> None:
+    def __init__(self, renderer: str = "auto", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.use_graphics = renderer == "auto" and graphics_protocol_available()
 
@@ -133,7 +136,9 @@ class ImagePreview(Widget):
     def show(self, image: Image.Image | None, message: str = "no image") -> None:
         cells = self.query_one(HalfCellView)
         if self.use_graphics:
-            graphics = self.query_one("#graphics")
+            from textual_image.widget import Image as GraphicsImage
+
+            graphics = self.query_one("#graphics", GraphicsImage)
             graphics.image = image
             graphics.display = image is not None
             cells.display = image is None
