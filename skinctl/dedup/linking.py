@@ -28,6 +28,7 @@ from skinctl.db.models import ImageDedupFeatures, ImageDuplicate, TrainingImage
 from skinctl.dedup import features as feature_lib
 from skinctl.dedup.index import MAX_RADIUS, MultiIndex, to_unsigned
 from skinctl.dedup.matcher import (
+    DEFAULT_METHOD,
     DEFAULT_PARAMS,
     METHOD,
     MatchParams,
@@ -39,6 +40,7 @@ from skinctl.errors import NotFound, StorageError, UsageError
 from skinctl.progress import ReportProgress, no_progress
 
 DEFAULT_PHASH_DISTANCE = 8  # pHash neighbours within this radius are verified candidates too
+FEATURE_SPEC = DEFAULT_METHOD.features
 FEATURE_BATCH = 256  # images decoded and written per transaction
 VERIFY_BATCH = 2_000  # candidate pairs verified and written per transaction
 
@@ -137,7 +139,7 @@ def link(
     ) -> LinkSummary:
         return LinkSummary(
             method=METHOD,
-            feature_method=feature_lib.FEATURE_METHOD,
+            feature_method=FEATURE_SPEC.method,
             max_distance=radius,
             images=queries,
             stored_images=len(images),
@@ -276,14 +278,16 @@ def _read_bytes(storage: Any, url: str) -> bytes:
     return storage.get(storage.key_for(url))
 
 
-def _ensure_features(engine: Engine, storage: Any, images, workers: int, report: ReportProgress):  # noqa: ANN001
+def _ensure_features(  # noqa: ANN202 - (ids computed, unreadable images)
+    engine: Engine, storage: Any, images: Sequence[Any], workers: int, report: ReportProgress
+):
     """Compute and store the features of every image that has none (or an older method's).
     Returns (ids computed now, unreadable images with the reason)."""
     with engine.connect() as connection:
         current = set(
             connection.execute(
                 select(ImageDedupFeatures.image_id).where(
-                    ImageDedupFeatures.method == feature_lib.FEATURE_METHOD
+                    ImageDedupFeatures.method == FEATURE_SPEC.method
                 )
             ).scalars()
         )
@@ -312,7 +316,7 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, report:
                 if isinstance(result, str):
                     unreadable.append(UnreadableImage(image_id, f"cannot decode: {result}"))
                 else:
-                    rows.append(feature_lib.to_row(image_id, result))
+                    rows.append(feature_lib.to_row(image_id, result, FEATURE_SPEC))
             if rows:
                 with engine.begin() as connection:
                     statement = insert(ImageDedupFeatures).values(rows)
@@ -335,7 +339,7 @@ def _ensure_features(engine: Engine, storage: Any, images, workers: int, report:
 
 def _features_or_error(data: bytes):  # noqa: ANN202 - ImageFeatures or the error text
     try:
-        return feature_lib.features_from_bytes(data)
+        return feature_lib.features_from_bytes(data, FEATURE_SPEC)
     except Exception as error:  # noqa: BLE001 - any decoder failure is reported per image
         return f"{type(error).__name__}: {error}"
 
@@ -347,7 +351,7 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
         for row in connection.execute(
             select(*ImageDedupFeatures.__table__.columns).where(
                 ImageDedupFeatures.image_id.in_(ids[start : start + 1_000]),
-                ImageDedupFeatures.method == feature_lib.FEATURE_METHOD,
+                ImageDedupFeatures.method == FEATURE_SPEC.method,
             )
         ):
             loaded[row.image_id] = feature_lib.from_row(row)
@@ -359,23 +363,43 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
 
 def _candidate_pairs(
     engine: Engine,
-    images,
+    images: Sequence[Any],
     queries: list[int],
     radius: int,
     params: MatchParams,
     report: ReportProgress,
 ) -> dict[tuple[int, int], bool | None]:
     """Candidate pairs (a < b) -> the orientation to try first (None: both)."""
+    # Tokens are derived from the descriptors (v2 stores none), read in chunks so only the
+    # index itself stays in memory.
     with engine.connect() as connection:
-        token_rows = connection.execute(
-            select(ImageDedupFeatures.image_id, ImageDedupFeatures.tokens)
-            .where(ImageDedupFeatures.method == feature_lib.FEATURE_METHOD)
-            .order_by(ImageDedupFeatures.image_id)
-        ).all()
-    ids = np.array([row.image_id for row in token_rows], dtype=np.int64)
-    index = TokenIndex(
-        [feature_lib.unpack_tokens(row.tokens) for row in token_rows], params.max_postings
-    )
+        stored_ids = (
+            connection.execute(
+                select(ImageDedupFeatures.image_id)
+                .where(ImageDedupFeatures.method == FEATURE_SPEC.method)
+                .order_by(ImageDedupFeatures.image_id)
+            )
+            .scalars()
+            .all()
+        )
+        token_lists = []
+        for start in range(0, len(stored_ids), 5_000):
+            chunk = stored_ids[start : start + 5_000]
+            token_lists += [
+                feature_lib.row_tokens(row.method, row.tokens, row.descriptors)
+                for row in connection.execute(
+                    select(
+                        ImageDedupFeatures.method,
+                        ImageDedupFeatures.tokens,
+                        ImageDedupFeatures.descriptors,
+                    )
+                    .where(ImageDedupFeatures.image_id.in_(chunk))
+                    .order_by(ImageDedupFeatures.image_id)
+                )
+            ]
+    ids = np.array(stored_ids, dtype=np.int64)
+    index = TokenIndex(token_lists, params.max_postings)
+    del token_lists
     position_of = {int(image_id): position for position, image_id in enumerate(ids)}
     pairs: dict[tuple[int, int], bool | None] = {}
 

@@ -18,12 +18,12 @@ and the degenerate fits they produce collapse to scale ~0; inliers crowded into 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from skinctl.dedup.features import ImageFeatures, tokens
-
-METHOD = "orb-ransac-v1"
+from skinctl.dedup import features as feature_lib
+from skinctl.dedup.features import FeatureSpec, ImageFeatures, tokens
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,34 @@ class MatchParams:
     # Inliers must spread over the picture (std along each axis, in both images, at least this
     # fraction of the longer side): a shared watermark strip or logo is not a duplicate.
     min_spread: float = 0.014
+    # Inliers must not lie in one thin band of any direction: in both images, the std of the
+    # inliers along their thinnest direction is at least this fraction of the std along the
+    # widest (a banner across the bottom is a long thin band; the inliers of a real copy, even
+    # when they crowd on a face, are not). 0 turns the check off, as in v1.
+    min_band: float = 0.0
 
 
-DEFAULT_PARAMS = MatchParams()
+@dataclass(frozen=True)
+class Method:
+    """A near-duplicate method as recorded on the pairs: its features and its pair check."""
+
+    name: str
+    features: FeatureSpec
+    params: MatchParams
+
+
+V1 = Method("orb-ransac-v1", feature_lib.V1, MatchParams())
+# v2: 128 keypoints on a cheaper decode (see features.V2); with fewer tokens per image the
+# candidate threshold is lower, and with fewer matches so is the inlier count; the banner
+# check is on. Measured on skin_types: bench/dedup.py.
+V2 = Method(
+    "orb-ransac-v2",
+    feature_lib.V2,
+    MatchParams(min_shared=8, min_inliers=15, min_band=0.12),
+)
+DEFAULT_METHOD = V2
+METHOD = DEFAULT_METHOD.name
+DEFAULT_PARAMS = DEFAULT_METHOD.params
 
 
 @dataclass(frozen=True)
@@ -126,7 +151,7 @@ def query_tokens(features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
 _matcher = None
 
 
-def _bf():
+def _bf() -> Any:
     global _matcher
     if _matcher is None:
         import cv2
@@ -136,24 +161,30 @@ def _bf():
 
 
 def _fit(
-    a_points, a_desc, b_points, b_desc, params: MatchParams
-) -> tuple[int, int, float, float, float]:
-    """(inliers, ratio-test matches, scale, angle, spread in px) of the best similarity fit."""
+    a_points: np.ndarray,
+    a_desc: np.ndarray,
+    b_points: np.ndarray,
+    b_desc: np.ndarray,
+    params: MatchParams,
+) -> tuple[int, int, float, float, float, float]:
+    """(inliers, ratio-test matches, scale, angle, spread in px, band ratio) of the best
+    similarity fit (spread: the smaller axis-aligned std of the inliers; band: see
+    `_band_ratio`, computed only when `params.min_band` asks for it)."""
     import cv2
 
     if len(a_desc) < 5 or len(b_desc) < 5:
-        return 0, 0, 0.0, 0.0, 0.0
+        return 0, 0, 0.0, 0.0, 0.0, 0.0
     pairs = _bf().knnMatch(a_desc, b_desc, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < params.ratio * p[1].distance]
     if len(good) < max(4, params.min_inliers):
-        return 0, len(good), 0.0, 0.0, 0.0
+        return 0, len(good), 0.0, 0.0, 0.0, 0.0
     source = a_points[[m.queryIdx for m in good]]
     target = b_points[[m.trainIdx for m in good]]
     transform, inlier_mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=params.ransac_px
     )
     if transform is None:
-        return 0, len(good), 0.0, 0.0, 0.0
+        return 0, len(good), 0.0, 0.0, 0.0, 0.0
     inlier = inlier_mask.ravel() > 0
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
     angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
@@ -162,7 +193,17 @@ def _fit(
         if inlier.any()
         else 0.0
     )
-    return int(inlier.sum()), len(good), scale, angle, spread
+    band = min(_band_ratio(source[inlier]), _band_ratio(target[inlier])) if params.min_band else 0.0
+    return int(inlier.sum()), len(good), scale, angle, spread, band
+
+
+def _band_ratio(points: np.ndarray) -> float:
+    """Std of points along their thinnest direction over the std along their widest: near 0
+    for points in a thin band, 1 for an even spread (0 for fewer than 3 points)."""
+    if len(points) < 3:
+        return 0.0
+    low, high = np.linalg.eigvalsh(np.cov(points.astype(np.float64), rowvar=False))
+    return float(np.sqrt(max(low, 0.0) / high)) if high > 0 else 0.0
 
 
 def verify(
@@ -175,7 +216,7 @@ def verify(
     best: Match | None = None
     for is_mirrored in (False, True) if mirrored is None else (mirrored,):
         a_points, a_desc = a.orientation(is_mirrored)
-        inliers, matches, scale, angle, spread = _fit(
+        inliers, matches, scale, angle, spread, band = _fit(
             a_points, a_desc, b.points, b.descriptors, params
         )
         side = max(a.width, a.height, b.width, b.height)
@@ -183,6 +224,7 @@ def verify(
             inliers >= params.min_inliers
             and params.min_scale <= scale <= params.max_scale
             and spread >= params.min_spread * side
+            and band >= params.min_band
         ):
             match = Match(inliers, matches, is_mirrored, scale, angle)
             if best is None or match.inliers > best.inliers:
