@@ -62,7 +62,7 @@ V1 = Method("orb-ransac-v1", feature_lib.V1, MatchParams())
 V2 = Method(
     "orb-ransac-v2",
     feature_lib.V2,
-    MatchParams(min_shared=8, min_inliers=15, min_band=0.12),
+    MatchParams(top_k=6, min_shared=8, min_inliers=15, min_band=0.12),
 )
 DEFAULT_METHOD = V2
 METHOD = DEFAULT_METHOD.name
