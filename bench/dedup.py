@@ -62,7 +62,7 @@ def _describe(job: tuple[str, str]):
 _SHARED: dict = {}  # the features, inherited by forked linking workers
 
 
-def _link_part(job: tuple[int, int, str]) -> dict:
+def _link_part(job: tuple[int, int, str]) -> tuple[dict, float]:
     from skinctl.dedup.matcher import find_pairs
 
     part, parts, name = job
@@ -139,8 +139,7 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
     methods = [V1, DEFAULT_METHOD]
     files = list(csv.DictReader((DATA / "manifest.csv").open()))
     paths = [f["path"] for f in files]
-    cached = cache is not None and cache.exists()
-    if cached:
+    if cache is not None and cache.exists():
         analysed = pickle.loads(cache.read_bytes())
     else:
         with ProcessPoolExecutor(workers) as pool:
@@ -243,7 +242,7 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
     found = found_by[new]
     # Cross-source links: the manifest says "different photo"; many are the same photo filed
     # under two source ids (label conflicts). Listed so a person can look.
-    source = [None] * len(phashes)
+    source = [""] * len(phashes)
     for f, image in zip(files, image_of, strict=True):
         source[image] = f["source_image_id"]
     path_of = {}
@@ -340,7 +339,7 @@ def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

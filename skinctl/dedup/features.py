@@ -106,7 +106,7 @@ def _detector(n_features: int, n_levels: int) -> Any:
         import cv2
 
         cv2.setNumThreads(1)  # callers parallelise with processes
-        _orbs[key] = cv2.ORB_create(
+        _orbs[key] = cv2.ORB_create(  # pyright: ignore[reportAttributeAccessIssue]
             nfeatures=n_features,
             nlevels=n_levels,
             fastThreshold=10,

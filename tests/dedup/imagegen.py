@@ -15,7 +15,7 @@ def drawn_image(seed: int, size: tuple[int, int] = (480, 360), shapes: int = 40)
     rng = np.random.default_rng(seed)
     width, height = size
     small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-    image = Image.fromarray(small).resize(size, Image.BICUBIC)
+    image = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(image)
     for _ in range(shapes):
         kind = rng.integers(0, 3)
@@ -48,9 +48,11 @@ def augmented(
     copy = image.crop((left, top, left + int(width * (1 - crop)), top + int(height * (1 - crop))))
     if mirror:
         copy = ImageOps.mirror(copy)
-    copy = copy.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    copy = copy.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
     scale = max(width, height) / max(copy.size)  # uniform: a copy is not stretched
-    copy = copy.resize((round(copy.width * scale), round(copy.height * scale)), Image.BICUBIC)
+    copy = copy.resize(
+        (round(copy.width * scale), round(copy.height * scale)), Image.Resampling.BICUBIC
+    )
     if brightness != 1.0:
         copy = Image.eval(copy, lambda v: min(255, int(v * brightness)))
     return copy
