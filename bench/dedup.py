@@ -338,6 +338,44 @@ def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None
     )
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def token_index_scale(n: int) -> None:
+    """The in-process token index (`matcher.TokenIndex`) at `n` synthetic images with v2's
+    token count per image: build time, resident memory it adds, lookup time per image."""
+    from skinctl.dedup.features import TOKEN_TABLES, V2
+    from skinctl.dedup.matcher import DEFAULT_PARAMS, TokenIndex
+
+    rng = np.random.default_rng(3)
+    per_image = V2.n_features * TOKEN_TABLES
+    before = _rss_mb()
+    token_lists = [
+        np.unique(rng.integers(0, 2**30, per_image, dtype=np.int64).astype(np.int32))
+        for _ in range(n)
+    ]
+    lists_mb = _rss_mb() - before
+    t0 = time.perf_counter()
+    index = TokenIndex(token_lists, DEFAULT_PARAMS.max_postings)
+    t_build = time.perf_counter() - t0
+    index_mb = _rss_mb() - before - lists_mb
+    queries = [token_lists[int(i)] for i in rng.integers(0, n, 500)]
+    t0 = time.perf_counter()
+    for q in queries:
+        index.candidates(q, q, top_k=DEFAULT_PARAMS.top_k, min_shared=DEFAULT_PARAMS.min_shared)
+    t_query = (time.perf_counter() - t0) / len(queries)
+    print(
+        f"\ntoken index (in process): {n:,} images x {per_image} tokens: build {t_build:.1f} s, "
+        f"index {index_mb:.0f} MB resident ({index_mb * 1024 * 1024 / n / 1024:.1f} KB per "
+        f"image, token lists {lists_mb:.0f} MB more while building), lookup "
+        f"{t_query * 1000:.2f} ms per image; peak RSS {_peak_rss_mb()[0]:.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--skip-quality", action="store_true")
@@ -347,11 +385,19 @@ def main() -> None:
         "--cache", type=Path, help="reuse the SHA-256 and pHash of each file from this pickle"
     )
     parser.add_argument("--dump", type=Path, help="write every linked pair as JSON here")
+    parser.add_argument(
+        "--token-index",
+        type=int,
+        metavar="N",
+        help="also measure the in-process token index at N synthetic images (e.g. 100000)",
+    )
     args = parser.parse_args()
     if not args.skip_quality:
         quality(args.workers, args.cache, args.dump)
     if not args.skip_speed:
         speed()
+    if args.token_index:
+        token_index_scale(args.token_index)
 
 
 if __name__ == "__main__":

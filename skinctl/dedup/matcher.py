@@ -89,13 +89,24 @@ class TokenIndex:
             all_tokens = np.concatenate([np.asarray(t, dtype=np.int32) for t in token_lists])
         else:
             all_tokens = np.zeros(0, np.int32)
-        owners = np.repeat(np.arange(self.size, dtype=np.int32), lengths)
         order = np.argsort(all_tokens, kind="stable")
+        # Positions fit int32; owners and bounds are int32 and the counts are not kept (the
+        # difference of two bounds): 8 bytes per posting plus 4 per distinct token.
+        self._owners = np.repeat(np.arange(self.size, dtype=np.int32), lengths)[order]
         sorted_tokens = all_tokens[order]
-        self._owners = owners[order]
-        self._tokens, self._starts, self._counts = np.unique(
-            sorted_tokens, return_index=True, return_counts=True
+        del all_tokens, order
+        firsts = (
+            np.flatnonzero(sorted_tokens[1:] != sorted_tokens[:-1]) + 1
+            if len(sorted_tokens)
+            else np.zeros(0, np.int64)
         )
+        self._tokens = (
+            sorted_tokens[np.concatenate(([0], firsts)).astype(np.int64)]
+            if len(sorted_tokens)
+            else sorted_tokens
+        )
+        bound_type = np.int32 if len(sorted_tokens) < 2**31 else np.int64
+        self._bounds = np.concatenate(([0], firsts, [len(sorted_tokens)])).astype(bound_type)
 
     def shared(self, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions, number of shared tokens) of every image sharing at least one token."""
@@ -105,14 +116,14 @@ class TokenIndex:
         at = np.searchsorted(self._tokens, query_tokens)
         inside = at < len(self._tokens)
         at = at[inside][self._tokens[at[inside]] == query_tokens[inside]]
-        at = at[self._counts[at] <= self.max_postings]
-        if not len(at):
+        starts = self._bounds[at].astype(np.int64)
+        counts = self._bounds[at + 1] - starts
+        keep = counts <= self.max_postings
+        starts, counts = starts[keep], counts[keep]
+        if not len(starts):
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        counts = self._counts[at]
         # Gather every posting of the matched tokens without a Python loop.
-        offsets = np.repeat(
-            self._starts[at] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
-        )
+        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         postings = self._owners[offsets + np.arange(counts.sum())]
         return np.unique(postings, return_counts=True)
 
