@@ -12,7 +12,12 @@ transform (rotation, uniform scale, translation; mirrored via the mirror descrip
 pair is a near-duplicate when at least `min_inliers` matches agree and the scale is
 plausible: unrelated faces share many corner-like patches but not one consistent geometry,
 and the degenerate fits they produce collapse to scale ~0; inliers crowded into a strip
-(a shared stock-photo watermark) do not count either.
+(a shared stock-photo watermark) do not count either (v2 also rejects inliers in a thin band
+of any direction: `MatchParams.min_band`).
+
+Methods (`Method`: features + parameters, recorded by name on every pair): `V1`
+(orb-ransac-v1, kept so its links stay explainable and the bench can compare) and `V2`
+(orb-ransac-v2, the default).
 """
 
 from __future__ import annotations
