@@ -1,4 +1,4 @@
-"""Near-duplicate benchmark: quality on skin_types, and hash-index speed at 1,000,000 hashes.
+"""Near-duplicate benchmark: quality and speed on skin_types, and hash-index speed at 1,000,000 hashes.
 
     PYTHONPATH=. python bench/dedup.py [--skip-quality] [--skip-speed] [--workers N]
 
@@ -6,7 +6,12 @@ Quality: every file of ../shared/data/skin_types is decoded on the ingest paths 
 `skinctl.ingest.imageproc` and the features of `skinctl.dedup.features`); byte-identical files
 are one image, as in the database. A file pair is "found" when both files are the same image
 (SHA) or their images were linked. Truth: the manifest's `source_image_id`. Printed side by
-side: the default method (`skinctl.dedup.matcher`) and plain pHash at distance <= 8.
+side, in one run: plain pHash at distance <= 8, the previous method (orb-ransac-v1) and the
+default (orb-ransac-v2). The two ORB methods are timed alternately on the same files with the
+same `--workers` processes (features: decode + ORB per file; linking: candidates + geometric
+check, the queries split over the processes), so the ratio holds on a loaded machine; linking
+rate = distinct images / (feature seconds + linking seconds). Also printed: stored feature
+bytes per image (the image_dedup_features row's binary columns) and peak resident memory.
 
 Speed: 1,000,000 random 64-bit hashes plus planted near copies; one query and all pairs
 within the radius, multi-index against numpy brute force measured in the same run (brute
@@ -39,11 +44,47 @@ if not DATA.exists():
 
 
 def _analyse(path: str):
-    from skinctl.dedup.features import features_from_bytes
     from skinctl.ingest.imageproc import analyse_bytes
 
     data = (DATA / path).read_bytes()
-    return hashlib.sha256(data).hexdigest(), analyse_bytes(data).phash, features_from_bytes(data)
+    return hashlib.sha256(data).hexdigest(), analyse_bytes(data).phash
+
+
+def _describe(job: tuple[str, str]):
+    from skinctl.dedup.features import SPECS, features_from_bytes
+
+    path, method = job
+    started = time.process_time()
+    features = features_from_bytes((DATA / path).read_bytes(), SPECS[method])
+    return features, time.process_time() - started
+
+
+_SHARED: dict = {}  # the features, inherited by forked linking workers
+
+
+def _link_part(job: tuple[int, int, str]) -> tuple[dict, float]:
+    from skinctl.dedup.matcher import find_pairs
+
+    part, parts, name = job
+    features, params = _SHARED[name]
+    started = time.process_time()
+    found = find_pairs(features, params, queries=list(range(part, len(features), parts)))
+    return found, time.process_time() - started
+
+
+def _row_bytes(features, spec) -> int:
+    from skinctl.dedup.features import to_row
+
+    row = to_row(0, features, spec)
+    return sum(len(v) for v in row.values() if isinstance(v, bytes))
+
+
+def _peak_rss_mb() -> tuple[float, float]:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
 
 
 def evaluate(
@@ -90,52 +131,96 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
     if not (DATA / "manifest.csv").exists():
         print(f"quality: skipped, {DATA} is absent")
         return
-    from skinctl.dedup.index import MultiIndex, to_unsigned
-    from skinctl.dedup.matcher import DEFAULT_PARAMS, METHOD, find_pairs
+    import multiprocessing
 
+    from skinctl.dedup.index import MultiIndex, to_unsigned
+    from skinctl.dedup.matcher import DEFAULT_METHOD, V1
+
+    methods = [V1, DEFAULT_METHOD]
     files = list(csv.DictReader((DATA / "manifest.csv").open()))
-    t0 = time.perf_counter()
-    cached = cache is not None and cache.exists()
-    if cached:
+    paths = [f["path"] for f in files]
+    if cache is not None and cache.exists():
         analysed = pickle.loads(cache.read_bytes())
     else:
         with ProcessPoolExecutor(workers) as pool:
-            analysed = list(pool.map(_analyse, [f["path"] for f in files], chunksize=32))
+            analysed = list(pool.map(_analyse, paths, chunksize=32))
         if cache is not None:
             cache.write_bytes(pickle.dumps(analysed))
-    t_features = time.perf_counter() - t0
     # One image per distinct SHA-256, as ingest stores them.
     image_by_sha: dict[str, int] = {}
-    phashes, features, image_of = [], [], []
-    for sha, phash, feats in analysed:
+    phashes, image_of, first_file = [], [], []
+    for k, (sha, phash) in enumerate(analysed):
         if sha not in image_by_sha:
             image_by_sha[sha] = len(phashes)
             phashes.append(phash)
-            features.append(feats)
+            first_file.append(k)
         image_of.append(image_by_sha[sha])
-    if cached:
+    distinct_paths = [paths[k] for k in first_file]
+    print(f"skin_types: {len(files)} files, {len(phashes)} distinct images; {workers} processes")
+
+    # The ORB methods, alternately: features of every distinct image, then linking.
+    context = multiprocessing.get_context("fork")
+    timing: dict[str, dict] = {
+        m.name: {"features": [], "link": [], "features_cpu": [], "link_cpu": []} for m in methods
+    }
+    found_by: dict[str, dict] = {}
+    features_by: dict[str, list] = {}
+    for _round in range(2):
+        for method in methods:
+            t0 = time.perf_counter()
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                described = list(
+                    pool.map(
+                        _describe,
+                        [(p, method.features.method) for p in distinct_paths],
+                        chunksize=32,
+                    )
+                )
+            timing[method.name]["features"].append(time.perf_counter() - t0)
+            timing[method.name]["features_cpu"].append(sum(cpu for _f, cpu in described))
+            features = [f for f, _cpu in described]
+            _SHARED[method.name] = (features, method.params)
+            t0 = time.perf_counter()
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                parts = list(
+                    pool.map(_link_part, [(k, workers, method.name) for k in range(workers)])
+                )
+            timing[method.name]["link"].append(time.perf_counter() - t0)
+            timing[method.name]["link_cpu"].append(sum(cpu for _found, cpu in parts))
+            found_by[method.name] = {pair: m for part, _cpu in parts for pair, m in part.items()}
+            features_by[method.name] = features
+            del _SHARED[method.name]
+    n = len(phashes)
+    rate, cpu_rate = {}, {}
+    for method in methods:
+        t = timing[method.name]
+        features_s, link_s = min(t["features"]), min(t["link"])  # best of 2: least disturbed
+        cpu_ms = (min(t["features_cpu"]) + min(t["link_cpu"])) / n * 1000
+        rate[method.name] = n / (features_s + link_s)
+        cpu_rate[method.name] = workers * 1000 / cpu_ms
+        size = np.mean([_row_bytes(f, method.features) for f in features_by[method.name]])
         print(
-            f"skin_types: {len(files)} files, {len(phashes)} distinct images; features from {cache}"
+            f"{method.name} ({method.features.method}): features {features_s:.1f} s, linking "
+            f"{link_s:.1f} s: {rate[method.name]:.0f} images/s with {workers} processes "
+            f"(wall clock); CPU {cpu_ms:.1f} ms per image = {cpu_rate[method.name]:.0f} "
+            f"images/s on {workers} free cores; stored features {size / 1024:.1f} KB per image"
         )
-    else:
-        print(
-            f"skin_types: {len(files)} files, {len(phashes)} distinct images; "
-            f"decode + pHash + ORB features {t_features:.1f} s with {workers} workers "
-            f"({t_features * workers / len(files) * 1000:.1f} ms per file per core)"
-        )
+    old, new = (m.name for m in methods)
+    print(
+        f"speed-up {new} / {old}: {rate[new] / rate[old]:.2f}x wall clock, "
+        f"{cpu_rate[new] / cpu_rate[old]:.2f}x CPU (same run, same processes); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    own, children = _peak_rss_mb()
+    print(
+        f"peak resident memory: bench process {own:.0f} MB (holds every image's features "
+        f"of both methods), largest worker {children:.0f} MB"
+    )
 
     index = MultiIndex(to_unsigned(phashes), 8)
     phash_pairs = {(int(i), int(j)) for i, j, _d in index.all_pairs(8)}
-    t0 = time.perf_counter()
-    found = find_pairs(features, DEFAULT_PARAMS)
-    t_match = time.perf_counter() - t0
-    print(
-        f"default method {METHOD} {DEFAULT_PARAMS}: candidates + verification {t_match:.1f} s "
-        f"(one process, {t_match / len(phashes) * 1000:.1f} ms per image)"
-    )
-    rows = [
-        evaluate("phash64 <= 8", phash_pairs, files, image_of),
-        evaluate(METHOD, set(found), files, image_of),
+    rows = [evaluate("phash64 <= 8", phash_pairs, files, image_of)] + [
+        evaluate(m.name, set(found_by[m.name]), files, image_of) for m in methods
     ]
     keys = [
         "linked_image_pairs",
@@ -154,14 +239,15 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
             f"{r[key]:>18.3f}" if isinstance(r[key], float) else f"{r[key]:>18}" for r in rows
         )
         print(f"{key:24}{cells}")
+    found = found_by[new]
     # Cross-source links: the manifest says "different photo"; many are the same photo filed
     # under two source ids (label conflicts). Listed so a person can look.
-    source = [None] * len(phashes)
+    source = [""] * len(phashes)
     for f, image in zip(files, image_of, strict=True):
         source[image] = f["source_image_id"]
-    paths = {}
+    path_of = {}
     for f, image in zip(files, image_of, strict=True):
-        paths.setdefault(image, f["path"])
+        path_of.setdefault(image, f["path"])
     cross = [(i, j, m) for (i, j), m in found.items() if source[i] != source[j]]
     unexplained = [
         (i, j, m) for i, j, m in cross if source[i].split("_", 1)[-1] != source[j].split("_", 1)[-1]
@@ -171,8 +257,8 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
             json.dumps(
                 [
                     {
-                        "a": paths[i],
-                        "b": paths[j],
+                        "a": path_of[i],
+                        "b": path_of[j],
                         "same_source": source[i] == source[j],
                         "inliers": m.inliers,
                         "mirrored": m.mirrored,
@@ -184,12 +270,13 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
             )
         )
     print(
-        f"links between different source ids: {len(cross)}; of them {len(cross) - len(unexplained)} "
-        f"are one photo filed under two classes (same hash after the class prefix); the other "
-        f"{len(unexplained)}, weakest first (look at them: most are the same photo uploaded twice):"
+        f"{new} links between different source ids: {len(cross)}; of them "
+        f"{len(cross) - len(unexplained)} are one photo filed under two classes (same hash after "
+        f"the class prefix); the other {len(unexplained)}, weakest first (look at them: most are "
+        f"the same photo uploaded twice):"
     )
     for i, j, m in sorted(unexplained, key=lambda x: x[2].inliers)[:15]:
-        print(f"  inliers {m.inliers:4d}  {paths[i]}  <->  {paths[j]}")
+        print(f"  inliers {m.inliers:4d}  {path_of[i]}  <->  {path_of[j]}")
 
 
 def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None:
@@ -251,20 +338,66 @@ def speed(radius_pairs: int = 6, radius_query: tuple[int, ...] = (6, 8)) -> None
     )
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def token_index_scale(n: int) -> None:
+    """The in-process token index (`matcher.TokenIndex`) at `n` synthetic images with v2's
+    token count per image: build time, resident memory it adds, lookup time per image."""
+    from skinctl.dedup.features import TOKEN_TABLES, V2
+    from skinctl.dedup.matcher import DEFAULT_PARAMS, TokenIndex
+
+    rng = np.random.default_rng(3)
+    per_image = V2.n_features * TOKEN_TABLES
+    before = _rss_mb()
+    token_lists = [
+        np.unique(rng.integers(0, 2**30, per_image, dtype=np.int64).astype(np.int32))
+        for _ in range(n)
+    ]
+    lists_mb = _rss_mb() - before
+    t0 = time.perf_counter()
+    index = TokenIndex(token_lists, DEFAULT_PARAMS.max_postings)
+    t_build = time.perf_counter() - t0
+    index_mb = _rss_mb() - before - lists_mb
+    queries = [token_lists[int(i)] for i in rng.integers(0, n, 500)]
+    t0 = time.perf_counter()
+    for q in queries:
+        index.candidates(q, q, top_k=DEFAULT_PARAMS.top_k, min_shared=DEFAULT_PARAMS.min_shared)
+    t_query = (time.perf_counter() - t0) / len(queries)
+    print(
+        f"\ntoken index (in process): {n:,} images x {per_image} tokens: build {t_build:.1f} s, "
+        f"index {index_mb:.0f} MB resident ({index_mb * 1024 * 1024 / n / 1024:.1f} KB per "
+        f"image, token lists {lists_mb:.0f} MB more while building), lookup "
+        f"{t_query * 1000:.2f} ms per image; peak RSS {_peak_rss_mb()[0]:.0f} MB"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--cache", type=Path, help="reuse decoded features from this pickle (made if absent)"
+        "--cache", type=Path, help="reuse the SHA-256 and pHash of each file from this pickle"
     )
     parser.add_argument("--dump", type=Path, help="write every linked pair as JSON here")
+    parser.add_argument(
+        "--token-index",
+        type=int,
+        metavar="N",
+        help="also measure the in-process token index at N synthetic images (e.g. 100000)",
+    )
     args = parser.parse_args()
     if not args.skip_quality:
         quality(args.workers, args.cache, args.dump)
     if not args.skip_speed:
         speed()
+    if args.token_index:
+        token_index_scale(args.token_index)
 
 
 if __name__ == "__main__":

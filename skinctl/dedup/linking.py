@@ -6,7 +6,8 @@ images), and `skinctl dedup scan` calls it over what is stored. Pairs go to `ima
 ON CONFLICT DO NOTHING, so re-running is harmless. Nothing is ever deleted.
 
 The method (`skinctl.dedup.matcher`, recorded as `METHOD`): per-image ORB features (kept in
-`image_dedup_features`, computed from the stored bytes when missing); candidates are the
+`image_dedup_features`, computed from the stored bytes when missing or of an older feature
+method; the candidate tokens are derived from the stored descriptors); candidates are the
 images sharing the most descriptor tokens, plus the images within `max_distance` pHash bits
 (found with the multi-index); every candidate pair is checked geometrically.
 """
@@ -21,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Row, func, select, tuple_, update
+from sqlalchemy import Engine, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from skinctl.db.models import ImageDedupFeatures, ImageDuplicate, TrainingImage
 from skinctl.dedup import features as feature_lib
 from skinctl.dedup.index import MAX_RADIUS, MultiIndex, to_unsigned
 from skinctl.dedup.matcher import (
+    DEFAULT_METHOD,
     DEFAULT_PARAMS,
     METHOD,
     MatchParams,
@@ -39,6 +41,7 @@ from skinctl.errors import NotFound, StorageError, UsageError
 from skinctl.progress import ReportProgress, no_progress
 
 DEFAULT_PHASH_DISTANCE = 8  # pHash neighbours within this radius are verified candidates too
+FEATURE_SPEC = DEFAULT_METHOD.features
 FEATURE_BATCH = 256  # images decoded and written per transaction
 VERIFY_BATCH = 2_000  # candidate pairs verified and written per transaction
 
@@ -137,7 +140,7 @@ def link(
     ) -> LinkSummary:
         return LinkSummary(
             method=METHOD,
-            feature_method=feature_lib.FEATURE_METHOD,
+            feature_method=FEATURE_SPEC.method,
             max_distance=radius,
             images=queries,
             stored_images=len(images),
@@ -276,20 +279,16 @@ def _read_bytes(storage: Any, url: str) -> bytes:
     return storage.get(storage.key_for(url))
 
 
-def _ensure_features(
-    engine: Engine,
-    storage: Any,
-    images: Sequence[Row[int, str, int | None, str]],  # id, image_url, phash, dataset_source
-    workers: int,
-    report: ReportProgress,
-) -> tuple[list[int], list[UnreadableImage]]:
+def _ensure_features(  # noqa: ANN202 - (ids computed, unreadable images)
+    engine: Engine, storage: Any, images: Sequence[Any], workers: int, report: ReportProgress
+):
     """Compute and store the features of every image that has none (or an older method's).
     Returns (ids computed now, unreadable images with the reason)."""
     with engine.connect() as connection:
         current = set(
             connection.execute(
                 select(ImageDedupFeatures.image_id).where(
-                    ImageDedupFeatures.method == feature_lib.FEATURE_METHOD
+                    ImageDedupFeatures.method == FEATURE_SPEC.method
                 )
             ).scalars()
         )
@@ -318,7 +317,7 @@ def _ensure_features(
                 if isinstance(result, str):
                     unreadable.append(UnreadableImage(image_id, f"cannot decode: {result}"))
                 else:
-                    rows.append(feature_lib.to_row(image_id, result))
+                    rows.append(feature_lib.to_row(image_id, result, FEATURE_SPEC))
             if rows:
                 with engine.begin() as connection:
                     statement = insert(ImageDedupFeatures).values(rows)
@@ -341,7 +340,7 @@ def _ensure_features(
 
 def _features_or_error(data: bytes):  # noqa: ANN202 - ImageFeatures or the error text
     try:
-        return feature_lib.features_from_bytes(data)
+        return feature_lib.features_from_bytes(data, FEATURE_SPEC)
     except Exception as error:  # noqa: BLE001 - any decoder failure is reported per image
         return f"{type(error).__name__}: {error}"
 
@@ -353,7 +352,7 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
         for row in connection.execute(
             select(*ImageDedupFeatures.__table__.columns).where(
                 ImageDedupFeatures.image_id.in_(ids[start : start + 1_000]),
-                ImageDedupFeatures.method == feature_lib.FEATURE_METHOD,
+                ImageDedupFeatures.method == FEATURE_SPEC.method,
             )
         ):
             loaded[row.image_id] = feature_lib.from_row(row)
@@ -365,23 +364,43 @@ def _load_features(connection, image_ids: Iterable[int]) -> dict[int, feature_li
 
 def _candidate_pairs(
     engine: Engine,
-    images: Sequence[Row[int, str, int | None, str]],  # id, image_url, phash, dataset_source
+    images: Sequence[Any],
     queries: list[int],
     radius: int,
     params: MatchParams,
     report: ReportProgress,
 ) -> dict[tuple[int, int], bool | None]:
     """Candidate pairs (a < b) -> the orientation to try first (None: both)."""
+    # Tokens are derived from the descriptors (v2 stores none), read in chunks so only the
+    # index itself stays in memory.
     with engine.connect() as connection:
-        token_rows = connection.execute(
-            select(ImageDedupFeatures.image_id, ImageDedupFeatures.tokens)
-            .where(ImageDedupFeatures.method == feature_lib.FEATURE_METHOD)
-            .order_by(ImageDedupFeatures.image_id)
-        ).all()
-    ids = np.array([row.image_id for row in token_rows], dtype=np.int64)
-    index = TokenIndex(
-        [feature_lib.unpack_tokens(row.tokens) for row in token_rows], params.max_postings
-    )
+        stored_ids = (
+            connection.execute(
+                select(ImageDedupFeatures.image_id)
+                .where(ImageDedupFeatures.method == FEATURE_SPEC.method)
+                .order_by(ImageDedupFeatures.image_id)
+            )
+            .scalars()
+            .all()
+        )
+        token_lists = []
+        for start in range(0, len(stored_ids), 5_000):
+            chunk = stored_ids[start : start + 5_000]
+            token_lists += [
+                feature_lib.row_tokens(row.method, row.tokens, row.descriptors)
+                for row in connection.execute(
+                    select(
+                        ImageDedupFeatures.method,
+                        ImageDedupFeatures.tokens,
+                        ImageDedupFeatures.descriptors,
+                    )
+                    .where(ImageDedupFeatures.image_id.in_(chunk))
+                    .order_by(ImageDedupFeatures.image_id)
+                )
+            ]
+    ids = np.array(stored_ids, dtype=np.int64)
+    index = TokenIndex(token_lists, params.max_postings)
+    del token_lists
     position_of = {int(image_id): position for position, image_id in enumerate(ids)}
     pairs: dict[tuple[int, int], bool | None] = {}
 

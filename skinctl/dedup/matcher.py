@@ -12,22 +12,23 @@ transform (rotation, uniform scale, translation; mirrored via the mirror descrip
 pair is a near-duplicate when at least `min_inliers` matches agree and the scale is
 plausible: unrelated faces share many corner-like patches but not one consistent geometry,
 and the degenerate fits they produce collapse to scale ~0; inliers crowded into a strip
-(a shared stock-photo watermark) do not count either.
+(a shared stock-photo watermark) do not count either (v2 also rejects inliers in a thin band
+of any direction: `MatchParams.min_band`).
+
+Methods (`Method`: features + parameters, recorded by name on every pair): `V1`
+(orb-ransac-v1, kept so its links stay explainable and the bench can compare) and `V2`
+(orb-ransac-v2, the default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from skinctl.dedup.features import ImageFeatures, tokens
-
-if TYPE_CHECKING:
-    import cv2
-
-METHOD = "orb-ransac-v1"
+from skinctl.dedup import features as feature_lib
+from skinctl.dedup.features import FeatureSpec, ImageFeatures, tokens
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,34 @@ class MatchParams:
     # Inliers must spread over the picture (std along each axis, in both images, at least this
     # fraction of the longer side): a shared watermark strip or logo is not a duplicate.
     min_spread: float = 0.014
+    # Inliers must not lie in one thin band of any direction: in both images, the std of the
+    # inliers along their thinnest direction is at least this fraction of the std along the
+    # widest (a banner across the bottom is a long thin band; the inliers of a real copy, even
+    # when they crowd on a face, are not). 0 turns the check off, as in v1.
+    min_band: float = 0.0
 
 
-DEFAULT_PARAMS = MatchParams()
+@dataclass(frozen=True)
+class Method:
+    """A near-duplicate method as recorded on the pairs: its features and its pair check."""
+
+    name: str
+    features: FeatureSpec
+    params: MatchParams
+
+
+V1 = Method("orb-ransac-v1", feature_lib.V1, MatchParams())
+# v2: 128 keypoints on a cheaper decode (see features.V2); with fewer tokens per image the
+# candidate threshold is lower, and with fewer matches so is the inlier count; the banner
+# check is on. Measured on skin_types: bench/dedup.py.
+V2 = Method(
+    "orb-ransac-v2",
+    feature_lib.V2,
+    MatchParams(top_k=6, min_shared=8, min_inliers=15, min_band=0.12),
+)
+DEFAULT_METHOD = V2
+METHOD = DEFAULT_METHOD.name
+DEFAULT_PARAMS = DEFAULT_METHOD.params
 
 
 @dataclass(frozen=True)
@@ -68,13 +94,24 @@ class TokenIndex:
             all_tokens = np.concatenate([np.asarray(t, dtype=np.int32) for t in token_lists])
         else:
             all_tokens = np.zeros(0, np.int32)
-        owners = np.repeat(np.arange(self.size, dtype=np.int32), lengths)
         order = np.argsort(all_tokens, kind="stable")
+        # Positions fit int32; owners and bounds are int32 and the counts are not kept (the
+        # difference of two bounds): 8 bytes per posting plus 4 per distinct token.
+        self._owners = np.repeat(np.arange(self.size, dtype=np.int32), lengths)[order]
         sorted_tokens = all_tokens[order]
-        self._owners = owners[order]
-        self._tokens, self._starts, self._counts = np.unique(
-            sorted_tokens, return_index=True, return_counts=True
+        del all_tokens, order
+        firsts = (
+            np.flatnonzero(sorted_tokens[1:] != sorted_tokens[:-1]) + 1
+            if len(sorted_tokens)
+            else np.zeros(0, np.int64)
         )
+        self._tokens = (
+            sorted_tokens[np.concatenate(([0], firsts)).astype(np.int64)]
+            if len(sorted_tokens)
+            else sorted_tokens
+        )
+        bound_type = np.int32 if len(sorted_tokens) < 2**31 else np.int64
+        self._bounds = np.concatenate(([0], firsts, [len(sorted_tokens)])).astype(bound_type)
 
     def shared(self, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions, number of shared tokens) of every image sharing at least one token."""
@@ -84,14 +121,14 @@ class TokenIndex:
         at = np.searchsorted(self._tokens, query_tokens)
         inside = at < len(self._tokens)
         at = at[inside][self._tokens[at[inside]] == query_tokens[inside]]
-        at = at[self._counts[at] <= self.max_postings]
-        if not len(at):
+        starts = self._bounds[at].astype(np.int64)
+        counts = self._bounds[at + 1] - starts
+        keep = counts <= self.max_postings
+        starts, counts = starts[keep], counts[keep]
+        if not len(starts):
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        counts = self._counts[at]
         # Gather every posting of the matched tokens without a Python loop.
-        offsets = np.repeat(
-            self._starts[at] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts
-        )
+        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         postings = self._owners[offsets + np.arange(counts.sum())]
         return np.unique(postings, return_counts=True)
 
@@ -127,10 +164,10 @@ def query_tokens(features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     return tokens(features.descriptors), tokens(features.mirror_descriptors)
 
 
-_matcher: cv2.BFMatcher | None = None
+_matcher: Any = None
 
 
-def _bf() -> cv2.BFMatcher:
+def _bf() -> Any:
     global _matcher
     if _matcher is None:
         import cv2
@@ -145,23 +182,25 @@ def _fit(
     b_points: np.ndarray,
     b_desc: np.ndarray,
     params: MatchParams,
-) -> tuple[int, int, float, float, float]:
-    """(inliers, ratio-test matches, scale, angle, spread in px) of the best similarity fit."""
+) -> tuple[int, int, float, float, float, float]:
+    """(inliers, ratio-test matches, scale, angle, spread in px, band ratio) of the best
+    similarity fit (spread: the smaller axis-aligned std of the inliers; band: see
+    `_band_ratio`, computed only when `params.min_band` asks for it)."""
     import cv2
 
     if len(a_desc) < 5 or len(b_desc) < 5:
-        return 0, 0, 0.0, 0.0, 0.0
+        return 0, 0, 0.0, 0.0, 0.0, 0.0
     pairs = _bf().knnMatch(a_desc, b_desc, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < params.ratio * p[1].distance]
     if len(good) < max(4, params.min_inliers):
-        return 0, len(good), 0.0, 0.0, 0.0
+        return 0, len(good), 0.0, 0.0, 0.0, 0.0
     source = a_points[[m.queryIdx for m in good]]
     target = b_points[[m.trainIdx for m in good]]
     transform, inlier_mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=params.ransac_px
     )
     if transform is None:
-        return 0, len(good), 0.0, 0.0, 0.0
+        return 0, len(good), 0.0, 0.0, 0.0, 0.0
     inlier = inlier_mask.ravel() > 0
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
     angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
@@ -170,7 +209,17 @@ def _fit(
         if inlier.any()
         else 0.0
     )
-    return int(inlier.sum()), len(good), scale, angle, spread
+    band = min(_band_ratio(source[inlier]), _band_ratio(target[inlier])) if params.min_band else 0.0
+    return int(inlier.sum()), len(good), scale, angle, spread, band
+
+
+def _band_ratio(points: np.ndarray) -> float:
+    """Std of points along their thinnest direction over the std along their widest: near 0
+    for points in a thin band, 1 for an even spread (0 for fewer than 3 points)."""
+    if len(points) < 3:
+        return 0.0
+    low, high = np.linalg.eigvalsh(np.cov(points.astype(np.float64), rowvar=False))
+    return float(np.sqrt(max(low, 0.0) / high)) if high > 0 else 0.0
 
 
 def verify(
@@ -183,7 +232,7 @@ def verify(
     best: Match | None = None
     for is_mirrored in (False, True) if mirrored is None else (mirrored,):
         a_points, a_desc = a.orientation(is_mirrored)
-        inliers, matches, scale, angle, spread = _fit(
+        inliers, matches, scale, angle, spread, band = _fit(
             a_points, a_desc, b.points, b.descriptors, params
         )
         side = max(a.width, a.height, b.width, b.height)
@@ -191,6 +240,7 @@ def verify(
             inliers >= params.min_inliers
             and params.min_scale <= scale <= params.max_scale
             and spread >= params.min_spread * side
+            and band >= params.min_band
         ):
             match = Match(inliers, matches, is_mirrored, scale, angle)
             if best is None or match.inliers > best.inliers:

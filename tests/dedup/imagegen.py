@@ -9,14 +9,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 
-def drawn_image(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
-    """A random scene: smooth colour background, shapes and strokes with plenty of corners."""
+def drawn_image(seed: int, size: tuple[int, int] = (480, 360), shapes: int = 40) -> Image.Image:
+    """A random scene: smooth colour background, shapes and strokes with plenty of corners
+    (fewer `shapes`: a smoother picture, like a face, with fewer)."""
     rng = np.random.default_rng(seed)
     width, height = size
     small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-    image = Image.fromarray(small).resize(size, Image.BICUBIC)
+    image = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(image)
-    for _ in range(40):
+    for _ in range(shapes):
         kind = rng.integers(0, 3)
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         x0, y0 = int(rng.integers(0, width - 20)), int(rng.integers(0, height - 20))
@@ -47,9 +48,11 @@ def augmented(
     copy = image.crop((left, top, left + int(width * (1 - crop)), top + int(height * (1 - crop))))
     if mirror:
         copy = ImageOps.mirror(copy)
-    copy = copy.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(0, 0, 0))
+    copy = copy.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
     scale = max(width, height) / max(copy.size)  # uniform: a copy is not stretched
-    copy = copy.resize((round(copy.width * scale), round(copy.height * scale)), Image.BICUBIC)
+    copy = copy.resize(
+        (round(copy.width * scale), round(copy.height * scale)), Image.Resampling.BICUBIC
+    )
     if brightness != 1.0:
         copy = Image.eval(copy, lambda v: min(255, int(v * brightness)))
     return copy
@@ -59,3 +62,21 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def with_banner(image: Image.Image, height_fraction: float = 0.1, seed: int = 99) -> Image.Image:
+    """The image under a stock-photo style banner along the bottom: a dark strip with a
+    repeated wordmark and a pattern of marks, identical for every image given the same seed."""
+    rng = np.random.default_rng(seed)
+    width, height = image.size
+    band = max(12, int(height * height_fraction))
+    copy = image.copy()
+    draw = ImageDraw.Draw(copy)
+    top = height - band
+    draw.rectangle((0, top, width, height), fill=(30, 30, 30))
+    for x in range(4, width, 70):
+        draw.text((x, top + band // 4), "stockphoto.com", fill=(235, 235, 235))
+    for _ in range(60):  # small high-contrast marks: corners ORB likes
+        x, y = int(rng.integers(0, width - 6)), int(rng.integers(top + 1, height - 6))
+        draw.rectangle((x, y, x + 4, y + 3), fill=(255, 255, 255))
+    return copy
