@@ -294,6 +294,11 @@ def list_(
 def show(
     ctx: typer.Context,
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
+    fairness: bool = typer.Option(
+        False,
+        "--fairness",
+        help="Only the per-group test figures and the fairness summary (worst group vs the rest).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Everything recorded about one run: metrics with intervals, epochs, classes, groups."""
@@ -301,6 +306,9 @@ def show(
     from skinctl.train.records import run_detail
 
     detail = run_detail(state(ctx).engine(), run_ref)
+    if fairness:
+        _show_fairness(detail, as_json)
+        return
     if as_json:
         print_json(detail)
         return
@@ -346,6 +354,12 @@ def show(
                 ],
             )
         )
+    _print_groups(detail)
+
+
+def _print_groups(detail: RunDetail) -> None:
+    from skinctl.console import stdout, table
+
     if detail.per_group:
         stdout.print(
             table(
@@ -365,6 +379,53 @@ def show(
                 ],
             )
         )
+
+
+def _show_fairness(detail: RunDetail, as_json: bool) -> None:
+    from skinctl.console import print_json, stdout, table
+    from skinctl.train.fairness import RunFairness, fairness_summary
+
+    summary = fairness_summary(detail.per_group)
+    if as_json:
+        print_json(RunFairness(detail.id, detail.model_name, detail.version, summary))
+        return
+    stdout.print(f"[bold]{detail.model_name} v{detail.version}[/] (run {detail.id})")
+    if not detail.per_group:
+        stdout.print(
+            "No per-group figures: the test split has no group with data (tone: run "
+            "`skinctl images tone`; others: import subject metadata).",
+            highlight=False,
+        )
+        return
+    _print_groups(detail)
+    if not summary.gaps:
+        stdout.print("No grouping has two groups of 5 or more test images to compare.")
+        return
+    stdout.print(
+        table(
+            "fairness: worst group vs the rest (accuracy gap, 95% interval)",
+            ["grouping", "worst", "n", "accuracy", "rest n", "rest accuracy", "gap", "95% CI", ""],
+            [
+                [
+                    g.group_by,
+                    g.worst_group,
+                    g.worst_support,
+                    _fmt(g.worst_accuracy),
+                    g.rest_support,
+                    _fmt(g.rest_accuracy),
+                    _fmt(g.gap),
+                    _fmt([g.gap_low, g.gap_high]),
+                    "[red]FLAG[/]" if g.flagged else "",
+                ]
+                for g in summary.gaps
+            ],
+        )
+    )
+    stdout.print(
+        "FLAG: the interval excludes zero. Tone is estimated from the pixels (ITA), not a "
+        "person's Fitzpatrick type.",
+        highlight=False,
+    )
 
 
 @app.command("compare")

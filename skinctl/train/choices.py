@@ -31,6 +31,7 @@ class BalanceBy(StrEnum):
     fitzpatrick = "fitzpatrick"
     skin_type = "skin-type"
     age_range = "age-range"
+    tone = "tone"  # the skin tone estimated from the pixels (ITA), no metadata needed
 
 
 class Architecture(StrEnum):

@@ -16,9 +16,12 @@ from skinctl.train.options import TrainOptions
 
 # group name in training_group_metrics -> the Example attribute it reads
 GROUP_BY = {
+    "tone": "skin_tone",  # estimated from the pixels (ITA category), not a Fitzpatrick type
     "fitzpatrick": "fitzpatrick",
     "skin_type": "skin_type",
     "age_range": "age_range",
+    "gender": "gender",
+    "ethnicity": "ethnicity",
     "dataset": "dataset_source",
 }
 
