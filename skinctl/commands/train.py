@@ -89,7 +89,9 @@ def run(
     weights: str | None = typer.Option(
         None,
         "--weights",
-        help="Initial weights: a .h5/.keras file, or 'imagenet' (needs a network).",
+        help="Initial weights: a .h5/.keras file, 'imagenet' (required), or 'none' (from "
+        "scratch). Unset: ImageNet for mobilenet-v3-small and efficientnet-b0 when they can be "
+        "fetched (cached under the home), else from scratch with a notice.",
     ),
     notes: str | None = typer.Option(None, "--notes", help="Free text kept with the run."),
     as_json: bool = JSON_OPTION,
@@ -136,6 +138,7 @@ def run(
             home=app_state.settings.home,
             user=app_state.settings.user,
             report=report,
+            announce=warn,
         )
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
