@@ -128,11 +128,11 @@ def evaluate_model(
     thresholds = None
     if options.multi_label:
         val_probs = predict_probabilities(
-            model, reader, parts["val"], options.image_size, options.batch_size
+            model, reader, parts["val"], options.image_size, options.batch_size, options.tta
         )
         thresholds = mt.best_thresholds(targets_for(parts["val"], classes, True), val_probs)
     test_probs = predict_probabilities(
-        model, reader, parts["test"], options.image_size, options.batch_size
+        model, reader, parts["test"], options.image_size, options.batch_size, options.tta
     )
     evaluation, _ = evaluate_split(
         test_probs,
