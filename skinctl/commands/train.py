@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from skinctl.commands.common import state
-from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
+from skinctl.train.choices import Architecture, Augment, BalanceBy, Schedule, SplitMethod, Task
 
 if TYPE_CHECKING:
     from skinctl.train.records import RunDetail
@@ -94,6 +94,13 @@ def run(
         "fetched (cached under the home), else from scratch with a notice.",
     ),
     notes: str | None = typer.Option(None, "--notes", help="Free text kept with the run."),
+    augment: Augment = typer.Option(Augment.basic, "--augment", help="Training augmentation."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="0 = off; e.g. 0.1."),
+    mixup: float = typer.Option(0.0, "--mixup", help="Mixup Beta alpha; 0 = off; e.g. 0.2."),
+    schedule: Schedule = typer.Option(
+        Schedule.constant, "--schedule", help="Learning-rate schedule."
+    ),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (mirror average)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a classifier on a query over the database and record the run."""
@@ -128,6 +135,11 @@ def run(
         version=version,
         weights=weights,
         notes=notes,
+        augment=augment,
+        label_smoothing=label_smoothing,
+        mixup=mixup,
+        schedule=schedule,
+        tta=tta,
     )
     engine = app_state.engine()
     with progress_bar(progress_enabled()) as report:
