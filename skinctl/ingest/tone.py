@@ -29,7 +29,7 @@ from PIL import Image
 TONE_METHOD = "ita-ycbcrmask-median-v1"
 MIN_SKIN_FRACTION = 0.05
 MIN_SKIN_PIXELS = 50
-TONE_SIDE = 128  # colour images are reduced to about this side before the Lab conversion
+TONE_SIDE = 64  # colour images are reduced to about this side before the Lab conversion
 
 # Chai & Ngan's skin box in YCbCr (JPEG's full-range YCbCr, as Pillow decodes it).
 CB_RANGE = (77, 127)
@@ -125,6 +125,27 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     return c * 255.0
 
 
+# The fast path ingest takes: 8-bit sRGB -> linear by table, and only the Y and Z rows of the
+# matrix (L* needs Y, b* needs Y and Z), in float32. Same figures as `srgb_to_lab` to ~1e-4.
+_LINEAR_TABLE = np.where(
+    np.arange(256) / 255.0 <= 0.04045,
+    np.arange(256) / 255.0 / 12.92,
+    ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
+).astype(np.float32)
+_Y_ROW = (_RGB_TO_XYZ[1] / _D65_WHITE[1]).astype(np.float32)
+_Z_ROW = (_RGB_TO_XYZ[2] / _D65_WHITE[2]).astype(np.float32)
+
+
+def _lightness_and_b(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) uint8 sRGB pixels -> (L*, b*) float32 arrays."""
+    linear = _LINEAR_TABLE[rgb]
+    epsilon, kappa = 216 / 24389, 24389 / 27
+    y, z = linear @ _Y_ROW, linear @ _Z_ROW
+    fy = np.where(y > epsilon, np.cbrt(y), (kappa * y + 16) / 116)
+    fz = np.where(z > epsilon, np.cbrt(z), (kappa * z + 16) / 116)
+    return 116 * fy - 16, 200 * (fy - fz)
+
+
 def _reduce(image: Image.Image) -> Image.Image:
     factor = max(image.width, image.height) // TONE_SIDE
     return image.reduce(factor) if factor >= 2 else image
@@ -157,13 +178,13 @@ def estimate_tone(image: Image.Image) -> ToneEstimate | None:
     total = chroma_skin.size
     if not chroma_skin.any():
         return None
-    lab = srgb_to_lab(rgb[chroma_skin])
-    lab = lab[lab[:, 2] > 0]
-    count = int(lab.shape[0])
+    lightness_all, b_all = _lightness_and_b(rgb[chroma_skin])
+    warm = b_all > 0
+    count = int(warm.sum())
     if count < MIN_SKIN_PIXELS or count / total < MIN_SKIN_FRACTION:
         return None
-    lightness = float(np.median(lab[:, 0]))
-    b_star = float(np.median(lab[:, 2]))
+    lightness = float(np.median(lightness_all[warm]))
+    b_star = float(np.median(b_all[warm]))
     ita = ita_degrees(lightness, b_star)
     return ToneEstimate(ita=ita, category=ita_category(ita), skin_fraction=count / total)
 
