@@ -41,7 +41,7 @@ def tone(
                 f"skin tone backfill ({summary.method})",
                 ["what", "count"],
                 [
-                    ("images without a tone", summary.images),
+                    ("images to estimate", summary.images),
                     ("tone estimated", summary.estimated),
                     ("no skin found (tone left empty)", summary.no_skin),
                     ("unreadable images", len(summary.unreadable)),

@@ -28,7 +28,7 @@ class UnreadableTone:
 @dataclass(frozen=True)
 class ToneBackfillSummary:
     method: str
-    images: int  # rows that needed a tone when the run started
+    images: int  # rows to estimate when the run started (without a tone, or all: recompute)
     estimated: int  # got a tone
     no_skin: int  # decoded, but too little skin (or grayscale): tone stays empty
     unreadable: tuple[UnreadableTone, ...]
