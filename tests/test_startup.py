@@ -33,6 +33,7 @@ GROUPS = (
     "products",
     "label",
     "dedup",
+    "images",
     "train",
 )
 COMMANDS = ("tui", "demo", "stats", "predict")
