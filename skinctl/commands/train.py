@@ -419,17 +419,14 @@ def _show_fairness(detail: RunDetail, as_json: bool) -> None:
     stdout.print(
         table(
             "fairness: worst group vs the rest (accuracy gap, 95% interval)",
-            ["grouping", "worst", "n", "accuracy", "rest n", "rest accuracy", "gap", "95% CI", ""],
+            ["grouping", "worst (n)", "accuracy", "rest (n)", "gap [95% CI]", ""],
             [
                 [
                     g.group_by,
-                    g.worst_group,
-                    g.worst_support,
+                    f"{g.worst_group} ({g.worst_support})",
                     _fmt(g.worst_accuracy),
-                    g.rest_support,
-                    _fmt(g.rest_accuracy),
-                    _fmt(g.gap),
-                    _fmt([g.gap_low, g.gap_high]),
+                    f"{_fmt(g.rest_accuracy)} ({g.rest_support})",
+                    f"{g.gap:+.3f} [{g.gap_low:+.3f}, {g.gap_high:+.3f}]",
                     "[red]FLAG[/]" if g.flagged else "",
                 ]
                 for g in summary.gaps
@@ -437,8 +434,13 @@ def _show_fairness(detail: RunDetail, as_json: bool) -> None:
         )
     )
     stdout.print(
-        "FLAG: the interval excludes zero. Tone is estimated from the pixels (ITA), not a "
-        "person's Fitzpatrick type.",
+        "FLAG: the gap's 95% interval excludes zero."
+        if summary.flagged
+        else "No gap is flagged: every interval includes zero.",
+        highlight=False,
+    )
+    stdout.print(
+        "Tone is estimated from the pixels (ITA), not a person's Fitzpatrick type.",
         highlight=False,
     )
 
