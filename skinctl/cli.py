@@ -23,6 +23,7 @@ from skinctl.commands import config as config_commands
 from skinctl.commands import db as db_commands
 from skinctl.commands import dedup as dedup_commands
 from skinctl.commands import fetch as fetch_commands
+from skinctl.commands import images as images_commands
 from skinctl.commands import ingest as ingest_commands
 from skinctl.commands import ingest_tables
 from skinctl.commands import ingredients as ingredients_commands
@@ -219,6 +220,7 @@ app.command("tui")(tui_commands.tui)
 app.command("demo")(ingest_commands.demo)
 app.command("stats")(stats_commands.stats)
 app.add_typer(dedup_commands.app, name="dedup")
+app.add_typer(images_commands.app, name="images")
 app.add_typer(train_commands.app, name="train")
 app.command("predict")(train_commands.predict)
 app.add_typer(model_commands.app, name="model")

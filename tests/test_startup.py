@@ -34,6 +34,7 @@ GROUPS = (
     "label",
     "classes",
     "dedup",
+    "images",
     "train",
     "reviews",
     "model",

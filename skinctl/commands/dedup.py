@@ -127,6 +127,7 @@ def show(
     stdout.print(
         f"image {result.id} ({result.dataset}) {result.local_path}\n"
         f"  labels: {labels or '-'}\n  group {result.group.group_id}: {result.group.images} images"
+        f"\n  estimated skin tone: {_tone(result.skin_tone, result.skin_tone_ita)}"
     )
     stdout.print(
         table(
@@ -138,7 +139,7 @@ def show(
     stdout.print(
         table(
             f"{len(result.duplicates)} near duplicates",
-            ["id", "distance", "method", "dataset", "labels", "path"],
+            ["id", "distance", "method", "dataset", "labels", "tone", "path"],
             [
                 (
                     d.id,
@@ -146,12 +147,17 @@ def show(
                     d.method,
                     d.dataset,
                     ", ".join(sorted({label.condition_type for label in d.labels})),
+                    _tone(d.skin_tone, d.skin_tone_ita),
                     d.local_path,
                 )
                 for d in result.duplicates
             ],
         )
     )
+
+
+def _tone(tone: str | None, ita: float | None) -> str:
+    return f"{tone} ({ita:.0f}°)" if tone is not None and ita is not None else "-"
 
 
 @app.command("scan")

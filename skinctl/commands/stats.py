@@ -107,3 +107,10 @@ def stats(
             "quality flags", ["flag", "images"], [(r.flag, r.images) for r in report.quality_flags]
         )
     )
+    stdout.print(
+        table(
+            "estimated skin tone (ITA from pixels, not Fitzpatrick type)",
+            ["tone", "images"],
+            [(r.tone, r.images) for r in report.skin_tones],
+        )
+    )

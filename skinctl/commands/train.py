@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from skinctl.commands.common import state
-from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
+from skinctl.train.choices import Architecture, Augment, BalanceBy, Schedule, SplitMethod, Task
 
 if TYPE_CHECKING:
     from skinctl.train.evaluation import EvaluationDetail
@@ -96,9 +96,18 @@ def run(
     weights: str | None = typer.Option(
         None,
         "--weights",
-        help="Initial weights: a .h5/.keras file, or 'imagenet' (needs a network).",
+        help="Initial weights: a .h5/.keras file, 'imagenet' (required), or 'none' (from "
+        "scratch). Unset: ImageNet for mobilenet-v3-small and efficientnet-b0 when they can be "
+        "fetched (cached under the home), else from scratch with a notice.",
     ),
     notes: str | None = typer.Option(None, "--notes", help="Free text kept with the run."),
+    augment: Augment = typer.Option(Augment.basic, "--augment", help="Training augmentation."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="0 = off; e.g. 0.1."),
+    mixup: float = typer.Option(0.0, "--mixup", help="Mixup Beta alpha; 0 = off; e.g. 0.2."),
+    schedule: Schedule = typer.Option(
+        Schedule.constant, "--schedule", help="Learning-rate schedule."
+    ),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation (mirror average)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a classifier on a query over the database and record the run.
@@ -139,6 +148,11 @@ def run(
         version=version,
         weights=weights,
         notes=notes,
+        augment=augment,
+        label_smoothing=label_smoothing,
+        mixup=mixup,
+        schedule=schedule,
+        tta=tta,
     )
     engine = app_state.engine()
     with progress_bar(progress_enabled()) as report:
@@ -149,6 +163,7 @@ def run(
             home=app_state.settings.home,
             user=app_state.settings.user,
             report=report,
+            announce=warn,
         )
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
@@ -315,6 +330,11 @@ def list_(
 def show(
     ctx: typer.Context,
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id or 'latest'."),
+    fairness: bool = typer.Option(
+        False,
+        "--fairness",
+        help="Only the per-group test figures and the fairness summary (worst group vs the rest).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Everything recorded about one run: metrics with intervals, epochs, classes, groups."""
@@ -322,6 +342,9 @@ def show(
     from skinctl.train.records import run_detail
 
     detail = run_detail(state(ctx).engine(), run_ref)
+    if fairness:
+        _show_fairness(detail, as_json)
+        return
     if as_json:
         print_json(detail)
         return
@@ -436,6 +459,55 @@ def _print_per_group(groups: list[GroupRow], title: str) -> None:
                 ],
             )
         )
+
+
+def _show_fairness(detail: RunDetail, as_json: bool) -> None:
+    from skinctl.console import print_json, stdout, table
+    from skinctl.train.fairness import RunFairness, fairness_summary
+
+    summary = fairness_summary(detail.per_group)
+    if as_json:
+        print_json(RunFairness(detail.id, detail.model_name, detail.version, summary))
+        return
+    stdout.print(f"[bold]{detail.model_name} v{detail.version}[/] (run {detail.id})")
+    if not detail.per_group:
+        stdout.print(
+            "No per-group figures: the test split has no group with data (tone: run "
+            "`skinctl images tone`; others: import subject metadata).",
+            highlight=False,
+        )
+        return
+    _print_per_group(detail.per_group, "per subject group (test split)")
+    if not summary.gaps:
+        stdout.print("No grouping has two groups of 5 or more test images to compare.")
+        return
+    stdout.print(
+        table(
+            "fairness: worst group vs the rest (accuracy gap, 95% interval)",
+            ["grouping", "worst (n)", "accuracy", "rest (n)", "gap [95% CI]", ""],
+            [
+                [
+                    g.group_by,
+                    f"{g.worst_group} ({g.worst_support})",
+                    _fmt(g.worst_accuracy),
+                    f"{_fmt(g.rest_accuracy)} ({g.rest_support})",
+                    f"{g.gap:+.3f} [{g.gap_low:+.3f}, {g.gap_high:+.3f}]",
+                    "[red]FLAG[/]" if g.flagged else "",
+                ]
+                for g in summary.gaps
+            ],
+        )
+    )
+    stdout.print(
+        "FLAG: the gap's 95% interval excludes zero."
+        if summary.flagged
+        else "No gap is flagged: every interval includes zero.",
+        highlight=False,
+    )
+    stdout.print(
+        "Tone is estimated from the pixels (ITA), not a person's Fitzpatrick type.",
+        highlight=False,
+    )
 
 
 @app.command("compare")

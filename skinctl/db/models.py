@@ -46,6 +46,8 @@ NAMING_CONVENTION = {
 LABEL_SOURCES = ("dataset", "human", "model")
 LABEL_STATUSES = ("pending", "verified", "rejected")
 LABEL_TASKS = ("condition", "skin_type")
+# The six ITA categories (skinctl.ingest.tone.SkinTone; a test keeps them equal).
+SKIN_TONES = ("very_light", "light", "intermediate", "tan", "brown", "dark")
 
 
 class RunStatus(StrEnum):
@@ -110,6 +112,10 @@ class TrainingImage(Base):
     split: Mapped[str | None] = mapped_column(String(16))
     group_key: Mapped[str | None] = mapped_column(String(255))
     ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    # migration 0012: estimated skin tone (ITA°) from the pixels; method NULL = not yet computed
+    skin_tone_ita: Mapped[float | None] = mapped_column(Float)
+    skin_tone: Mapped[str | None] = mapped_column(String(16))
+    skin_tone_method: Mapped[str | None] = mapped_column(String(32))
 
     labels: Mapped[list[ConditionLabel]] = relationship(back_populates="image")
     sources: Mapped[list[ImageSource]] = relationship(back_populates="image")
@@ -119,6 +125,8 @@ class TrainingImage(Base):
         Index("ix_ml_training_images_phash", "phash"),
         Index("ix_ml_training_images_group_key", "group_key"),
         Index("ix_ml_training_images_quality_flags", "quality_flags", postgresql_using="gin"),
+        Index("ix_ml_training_images_skin_tone", "skin_tone"),
+        CheckConstraint(f"skin_tone IN {SKIN_TONES!r}", name="skin_tone"),
     )
 
 

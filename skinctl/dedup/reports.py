@@ -43,6 +43,8 @@ class ImageDetail:
     split: str | None
     sources: list[SourceFile] = field(default_factory=list)
     labels: list[ImageLabel] = field(default_factory=list)
+    skin_tone: str | None = None  # estimated from the pixels (ITA category); None: none yet
+    skin_tone_ita: float | None = None
 
     def in_dataset(self, dataset: str) -> bool:
         return self.dataset == dataset or any(s.dataset == dataset for s in self.sources)
@@ -111,6 +113,8 @@ class NearDuplicate:
     labels: list[ImageLabel]
     distance: int
     method: str
+    skin_tone: str | None = None
+    skin_tone_ita: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,8 @@ class ImageDuplicates:
     exact_duplicates: int
     duplicates: list[NearDuplicate]
     group: GroupMembers
+    skin_tone: str | None = None
+    skin_tone_ita: float | None = None
 
 
 def _pairs(connection, max_distance: int | None) -> list:  # noqa: ANN001
@@ -160,6 +166,8 @@ def _image_details(connection, image_ids: Iterable[int]) -> dict[int, ImageDetai
                 TrainingImage.local_path,
                 TrainingImage.image_url,
                 TrainingImage.split,
+                TrainingImage.skin_tone,
+                TrainingImage.skin_tone_ita,
             ).where(TrainingImage.id.in_(chunk))
         ).all():
             details[row.id] = ImageDetail(
@@ -168,6 +176,8 @@ def _image_details(connection, image_ids: Iterable[int]) -> dict[int, ImageDetai
                 local_path=row.local_path,
                 image_url=row.image_url,
                 split=row.split,
+                skin_tone=row.skin_tone,
+                skin_tone_ita=row.skin_tone_ita,
             )
         for row in connection.execute(
             select(

@@ -7,6 +7,10 @@ calls `analyse_bytes` / `perceptual_hash` here, and rows record `PHASH_METHOD`.
 The decode is reduced where the format allows it (JPEG `draft`: the decoder scales by up to
 1/8 and still reads the whole stream, so a truncated file raises), converted to 8-bit
 grayscale, and turned upright by the EXIF orientation.
+
+Colour JPEGs are drafted as YCbCr, not L: libjpeg's grayscale output IS the Y channel (checked
+byte for byte on 400 real photos), so the hash input is unchanged, and the same decode gives
+the colour the skin-tone estimate (`tone.py`) needs at no second decode.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass, field
 import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from skinctl.ingest.tone import ToneEstimate, estimate_tone
 
 PHASH_METHOD = "phash64-draftL64-v1"
 DRAFT_SIZE = (64, 64)
@@ -70,6 +76,7 @@ class ImageFacts:
     mode: str
     phash: int  # signed 64-bit, fits BIGINT
     quality_flags: list[str] = field(default_factory=list)
+    tone: ToneEstimate | None = None  # None: grayscale, or too little skin to estimate
 
 
 def to_signed64(value: int) -> int:
@@ -100,6 +107,7 @@ class Decoded:
     width: int  # upright
     height: int
     gray: Image.Image  # upright, reduced, 8-bit grayscale
+    colour: Image.Image | None  # upright, reduced where the format allows; None if grayscale
 
 
 def decode_reduced(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
@@ -124,17 +132,23 @@ def decode_reduced(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded
     orientation = image.getexif().get(0x0112, 1)
     try:
         if image.format in ("JPEG", "MPO"):
-            image.draft("L", DRAFT_SIZE)
+            image.draft("YCbCr", DRAFT_SIZE)  # a grayscale JPEG stays L
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         text = str(error)
         reason = "truncated" if "truncated" in text else "corrupt"
         raise ImageRejected(reason, f"decoding failed: {text}") from None
     upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-    gray = upright if upright.mode == "L" else upright.convert("L")
+    if upright.mode == "L":
+        gray, colour = upright, None
+    elif upright.mode == "YCbCr":
+        gray, colour = upright.getchannel(0), upright
+    else:
+        gray = upright.convert("L")
+        colour = None if upright.mode in ("1", "LA") else upright
     if orientation in (5, 6, 7, 8):  # these orientations swap the sides
         width, height = height, width
-    return Decoded(image.format, mode, width, height, gray)
+    return Decoded(image.format, mode, width, height, gray, colour)
 
 
 # imagehash.phash's algorithm (resize to 32x32 with Lanczos, 2-D DCT-II, the 8x8 lowest
@@ -206,4 +220,5 @@ def analyse_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFac
         mode=decoded.mode,
         phash=perceptual_hash(decoded.gray),
         quality_flags=quality_flags(decoded.gray, decoded.width, decoded.height),
+        tone=estimate_tone(decoded.colour) if decoded.colour is not None else None,
     )

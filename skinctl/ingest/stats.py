@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from skinctl.db.models import SKIN_TONES
+
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
@@ -83,6 +85,18 @@ class FlagCount:
     images: int
 
 
+TONE_ORDER = (*SKIN_TONES, "no_skin", "not_estimated")
+
+
+@dataclass(frozen=True)
+class ToneCount:
+    """Images per estimated skin tone (ITA category); `no_skin`: computed, too little skin;
+    `not_estimated`: stored before tones existed (`skinctl images tone` fills them)."""
+
+    tone: str
+    images: int
+
+
 @dataclass(frozen=True)
 class DatasetStats:
     """`skinctl stats`: one dataset (or all, `dataset` None)."""
@@ -97,6 +111,7 @@ class DatasetStats:
     aspect: tuple[AspectCount, ...]
     formats: tuple[FormatCount, ...]
     quality_flags: tuple[FlagCount, ...]
+    skin_tones: tuple[ToneCount, ...] = ()
 
 
 # A label set per source: 'task:class' sorted, so two sources of one image compare equal when
@@ -259,6 +274,19 @@ def dataset_stats(engine: Engine, dataset: str | None = None) -> DatasetStats:
             """,
             dataset,
         )
+        tones = _rows(
+            connection,
+            f"""
+            SELECT tone, count(*) AS images FROM (
+                SELECT CASE WHEN skin_tone IS NOT NULL THEN skin_tone
+                            WHEN skin_tone_method IS NOT NULL THEN 'no_skin'
+                            ELSE 'not_estimated' END AS tone
+                FROM ml_training_images WHERE id IN ({SELECTED_IMAGES})
+            ) tones
+            GROUP BY tone ORDER BY array_position(ARRAY{list(TONE_ORDER)}::varchar[], tone)
+            """,
+            dataset,
+        )
     for key, value in list(sizes.items()):
         if value is not None and not isinstance(value, int):
             value = float(value)
@@ -276,4 +304,5 @@ def dataset_stats(engine: Engine, dataset: str | None = None) -> DatasetStats:
         aspect=tuple(AspectCount(**row) for row in aspect),
         formats=tuple(FormatCount(**row) for row in formats),
         quality_flags=tuple(FlagCount(**row) for row in flags),
+        skin_tones=tuple(ToneCount(**row) for row in tones),
     )

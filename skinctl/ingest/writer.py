@@ -21,6 +21,7 @@ from skinctl.db.models import (
     TrainingImage,
 )
 from skinctl.ingest.imageproc import PHASH_METHOD
+from skinctl.ingest.tone import tone_columns
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Table
@@ -86,6 +87,9 @@ INSERT_IMAGES = MultiRowInsert.of(
         "split",
         "group_key",
         "ingest_run_id",
+        "skin_tone_ita",
+        "skin_tone",
+        "skin_tone_method",
     ),
     conflict=("image_hash",),
 )
@@ -280,6 +284,7 @@ class BatchWriter:
                     "split": _cut(entry.split, SPLIT_MAX),
                     "group_key": _cut(entry.group_key, GROUP_MAX),
                     "ingest_run_id": self.run_id,
+                    **tone_columns(facts.tone),
                 }
             inserted = insert(INSERT_IMAGES, list(image_rows.values()))
             tally.ingested += inserted

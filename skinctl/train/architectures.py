@@ -14,9 +14,12 @@ from skinctl.train.choices import Architecture
 
 ARCHITECTURES = {
     Architecture.small_cnn: "a 4-block CNN (~30k parameters) that trains on a CPU in minutes",
+    Architecture.small_resnet: "a 3-stage residual CNN (~0.3M parameters) for small sets on a CPU",
     Architecture.mobilenet_v3_small: "keras.applications.MobileNetV3Small (weights=None unless --weights)",
     Architecture.efficientnet_b0: "keras.applications.EfficientNetB0 (weights=None unless --weights)",
 }
+
+OWN_MODELS = (Architecture.small_cnn, Architecture.small_resnet)  # built here, no ImageNet
 
 
 def _first_line(error: Exception, limit: int = 200) -> str:
@@ -35,6 +38,25 @@ def _small_cnn(keras: Any, inputs: Any) -> Any:
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.layers.Dropout(0.2)(x)
+
+
+def _small_resnet(keras: Any, inputs: Any) -> Any:
+    """A stem and three residual stages (two 3x3 convolutions, a strided 1x1 shortcut)."""
+    layers = keras.layers
+
+    def conv_bn(x: Any, filters: int, kernel: int, strides: int = 1) -> Any:
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+        return layers.BatchNormalization(momentum=0.9)(x)
+
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Activation("relu")(conv_bn(x, 24, 3))
+    for filters in (32, 64, 128):
+        shortcut = conv_bn(x, filters, 1, strides=2)
+        y = layers.Activation("relu")(conv_bn(x, filters, 3, strides=2))
+        y = conv_bn(y, filters, 3)
+        x = layers.Activation("relu")(layers.Add()([shortcut, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return layers.Dropout(0.3)(x)
 
 
 def _backbone(keras: Any, name: str, inputs: Any, image_size: int, weights: str | None) -> Any:
@@ -95,15 +117,15 @@ def build_model(
     whole_model_file = (
         weights is not None
         and weights != "imagenet"
-        and (name == "small-cnn" or weights.endswith((".weights.h5", ".keras")))
+        and (name in OWN_MODELS or weights.endswith((".weights.h5", ".keras")))
     )
-    if name == "small-cnn":
+    if name in OWN_MODELS:
         if weights == "imagenet":
             raise UsageError(
-                "small-cnn has no ImageNet weights.",
+                f"{name} has no ImageNet weights.",
                 hint="Drop --weights, or pick another --model.",
             )
-        features = _small_cnn(keras, inputs)
+        features = (_small_cnn if name == "small-cnn" else _small_resnet)(keras, inputs)
     else:
         features = _backbone(keras, name, inputs, image_size, None if whole_model_file else weights)
     activation = "sigmoid" if multi_label else "softmax"

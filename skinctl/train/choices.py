@@ -31,6 +31,7 @@ class BalanceBy(StrEnum):
     fitzpatrick = "fitzpatrick"
     skin_type = "skin-type"
     age_range = "age-range"
+    tone = "tone"  # the skin tone estimated from the pixels (ITA), no metadata needed
 
 
 class Architecture(StrEnum):
@@ -38,5 +39,21 @@ class Architecture(StrEnum):
     ARCHITECTURES and a branch in `build_model`."""
 
     small_cnn = "small-cnn"
+    small_resnet = "small-resnet"
     mobilenet_v3_small = "mobilenet-v3-small"
     efficientnet_b0 = "efficientnet-b0"
+
+
+class Augment(StrEnum):
+    """Training-time augmentation: basic (mirror, brightness, contrast) or strong (also
+    random crops/zoom, 90-degree turns, vertical flips, saturation)."""
+
+    basic = "basic"
+    strong = "strong"
+
+
+class Schedule(StrEnum):
+    """Learning-rate schedule over the epochs: constant, or cosine decay to zero."""
+
+    constant = "constant"
+    cosine = "cosine"

@@ -39,6 +39,7 @@ GROUP_FIELDS: dict[str, str] = {
     BalanceBy.fitzpatrick: "fitzpatrick",
     BalanceBy.skin_type: "skin_type",
     BalanceBy.age_range: "age_range",
+    BalanceBy.tone: "skin_tone",
 }
 
 
@@ -56,6 +57,9 @@ class Example:
     fitzpatrick: str | None = None
     skin_type: str | None = None
     age_range: str | None = None
+    gender: str | None = None
+    ethnicity: str | None = None
+    skin_tone: str | None = None  # estimated from the pixels (ITA category)
 
     @property
     def label(self) -> str:
@@ -117,6 +121,9 @@ def select_examples(
             SubjectMetadata.fitzpatrick_scale,
             SubjectMetadata.skin_type,
             SubjectMetadata.age_range,
+            SubjectMetadata.gender,
+            SubjectMetadata.ethnicity,
+            TrainingImage.skin_tone,
         )
         .join(ConditionLabel, ConditionLabel.image_id == TrainingImage.id)
         .outerjoin(ImageSource, ImageSource.id == ConditionLabel.image_source_id)
@@ -136,19 +143,8 @@ def select_examples(
     by_image: dict[int, Example] = {}
     labels: dict[int, list[str]] = defaultdict(list)
     for row in session.execute(query):
-        (
-            image_id,
-            url,
-            source,
-            group_key,
-            split,
-            label,
-            named_by,
-            subject,
-            fitz,
-            skin_type,
-            age,
-        ) = row
+        (image_id, url, source, group_key, split, label, named_by) = row[:7]
+        (subject, fitz, skin_type, age, gender, ethnicity, tone) = row[7:]
         label = str(label).strip()
         if vocabulary is not None:
             label = vocabulary.canonical_or_same(named_by, label)
@@ -164,6 +160,9 @@ def select_examples(
                 fitzpatrick=str(fitz) if fitz is not None else None,
                 skin_type=skin_type,
                 age_range=age,
+                gender=gender,
+                ethnicity=ethnicity,
+                skin_tone=tone,
             )
         if label not in labels[image_id]:
             labels[image_id].append(label)
@@ -364,7 +363,7 @@ def sample_weights(
         if not known:
             raise TrainingError(
                 f"--balance-by {balance_by}: none of the selected images has that subject metadata.",
-                hint="Import subject metadata first, or drop --balance-by.",
+                hint="Run `skinctl images tone` first (tone), or import subject metadata; or drop --balance-by.",
             )
         total = sum(known.values())
         for i, value in enumerate(values):

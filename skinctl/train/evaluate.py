@@ -16,9 +16,12 @@ from skinctl.train.options import TrainOptions
 
 # group name in training_group_metrics -> the Example attribute it reads
 GROUP_BY = {
+    "tone": "skin_tone",  # estimated from the pixels (ITA category), not a Fitzpatrick type
     "fitzpatrick": "fitzpatrick",
     "skin_type": "skin_type",
     "age_range": "age_range",
+    "gender": "gender",
+    "ethnicity": "ethnicity",
     "dataset": "dataset_source",
 }
 
@@ -125,11 +128,11 @@ def evaluate_model(
     thresholds = None
     if options.multi_label:
         val_probs = predict_probabilities(
-            model, reader, parts["val"], options.image_size, options.batch_size
+            model, reader, parts["val"], options.image_size, options.batch_size, options.tta
         )
         thresholds = mt.best_thresholds(targets_for(parts["val"], classes, True), val_probs)
     test_probs = predict_probabilities(
-        model, reader, parts["test"], options.image_size, options.batch_size
+        model, reader, parts["test"], options.image_size, options.batch_size, options.tta
     )
     evaluation, _ = evaluate_split(
         test_probs,

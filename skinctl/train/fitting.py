@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from skinctl.errors import TrainingError
 from skinctl.train import dataset as ds
-from skinctl.train.choices import SplitMethod
+from skinctl.train.choices import Augment, Schedule, SplitMethod
 from skinctl.train.options import TrainOptions
 
 
@@ -207,6 +207,11 @@ def fit(
     train_weights, _ = ds.sample_weights(train, classes, options.balance_by)
     y_train = targets_for(train, classes, options.multi_label)
     y_val = targets_for(val, classes, options.multi_label)
+    # Label smoothing and mixup need one-hot targets (single-label runs only).
+    one_hot = not options.multi_label and (options.label_smoothing > 0 or options.mixup > 0)
+    if one_hot:
+        eye = np.eye(len(classes), dtype=np.float32)
+        y_train, y_val = eye[y_train], eye[y_val]
     train_data = make_dataset(
         reader,
         [e.image_url for e in train],
@@ -216,6 +221,8 @@ def fit(
         weights=np.asarray(train_weights),
         training=True,
         seed=options.seed,
+        strong=options.augment == Augment.strong,
+        mixup=options.mixup if one_hot else 0.0,
     )
     val_data = make_dataset(
         reader, [e.image_url for e in val], options.image_size, options.batch_size, targets=y_val
@@ -231,10 +238,17 @@ def fit(
         )
         if options.multi_label:
             loss, metric = "binary_crossentropy", keras.metrics.BinaryAccuracy(name="accuracy")
+        elif one_hot:
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
+            metric = keras.metrics.CategoricalAccuracy(name="accuracy")
         else:
             loss, metric = "sparse_categorical_crossentropy", "accuracy"
+        learning_rate: Any = options.learning_rate
+        if options.schedule == Schedule.cosine:
+            steps = max(1, -(-len(train) // options.batch_size)) * options.epochs
+            learning_rate = keras.optimizers.schedules.CosineDecay(options.learning_rate, steps)
         model.compile(
-            optimizer=keras.optimizers.Adam(options.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate),
             loss=loss,
             metrics=[metric],
             jit_compile=False,  # XLA compiles for seconds per model; no gain for small CPU models
@@ -266,11 +280,20 @@ def fit(
 
 
 def predict_probabilities(
-    model: Any, reader: Any, examples: Sequence[ds.Example], image_size: int, batch_size: int
+    model: Any,
+    reader: Any,
+    examples: Sequence[ds.Example],
+    image_size: int,
+    batch_size: int,
+    tta: bool = False,
 ) -> np.ndarray:
+    """Class probabilities; with `tta`, the mean of the image's and its mirror's."""
     from skinctl.train.pipeline import make_dataset
 
-    data = make_dataset(
-        reader, [e.image_url for e in examples], image_size, batch_size, cache=False
-    )
-    return np.asarray(model.predict(data, verbose=0), dtype=np.float64)
+    urls = [e.image_url for e in examples]
+    data = make_dataset(reader, urls, image_size, batch_size, cache=False)
+    probabilities = np.asarray(model.predict(data, verbose=0), dtype=np.float64)
+    if tta:
+        mirrored = make_dataset(reader, urls, image_size, batch_size, cache=False, mirror=True)
+        probabilities = (probabilities + model.predict(mirrored, verbose=0)) / 2
+    return probabilities

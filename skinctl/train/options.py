@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from skinctl.errors import UsageError
-from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
+from skinctl.train.choices import Architecture, Augment, BalanceBy, Schedule, SplitMethod, Task
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -48,11 +48,19 @@ class TrainOptions:
     version: str | None = None
     weights: str | None = None
     notes: str | None = None
+    # Recipes for small from-scratch models (bench/conditions.py measures them).
+    augment: Augment = Augment.basic
+    label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing of image pairs within a batch; 0 = off
+    schedule: Schedule = Schedule.constant
+    tta: bool = False  # test-time augmentation: average the prediction with the mirror's
 
     def __post_init__(self) -> None:
         self.task = _choice(Task, self.task, "--task")
         self.model = _choice(Architecture, self.model, "--model")
         self.split = _choice(SplitMethod, self.split, "--split")
+        self.augment = _choice(Augment, self.augment, "--augment")
+        self.schedule = _choice(Schedule, self.schedule, "--schedule")
         if self.balance_by is not None:
             self.balance_by = _choice(BalanceBy, self.balance_by, "--balance-by")
 
@@ -72,5 +80,7 @@ class TrainOptions:
             raise UsageError(
                 "--multi-label does not apply to --task severity (one level per image)."
             )
+        if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
+            raise UsageError("--label-smoothing must be in [0, 1) and --mixup >= 0.")
         if self.model == Architecture.mobilenet_v3_small and self.image_size < 32:
             raise UsageError(f"{self.model} needs --image-size 32 or more.")

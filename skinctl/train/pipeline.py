@@ -124,15 +124,46 @@ def decode_resize(tf: Any, data: Any, image_size: int) -> Any:
     return image
 
 
-def augment(tf: Any, images: Any) -> Any:
+def augment(tf: Any, images: Any, strong: bool = False) -> Any:
     """Training-only, on a float batch (B, H, W, 3): mirror, and small brightness/contrast
-    changes drawn per image. Works on whole batches: far fewer per-element ops."""
+    changes drawn per image. Works on whole batches: far fewer per-element ops.
+
+    `strong` adds what small from-scratch models need most on a few hundred photos: a random
+    crop of 70-100% of each side resized back (zoom and shift), a vertical flip, a 90-degree
+    turn per batch (skin close-ups have no "up") and a saturation change."""
     images = tf.image.random_flip_left_right(images)
-    shape = [tf.shape(images)[0], 1, 1, 1]
+    batch = tf.shape(images)[0]
+    if strong:
+        size = tf.shape(images)[1:3]
+        scale = tf.random.uniform([batch, 1], 0.7, 1.0)
+        offset = tf.random.uniform([batch, 2]) * (1.0 - scale)
+        boxes = tf.concat([offset, offset + scale], axis=1)
+        images = tf.image.crop_and_resize(images, boxes, tf.range(batch), size)
+        images = tf.image.random_flip_up_down(images)
+        images = tf.image.rot90(images, tf.random.uniform([], 0, 4, dtype=tf.int32))
+        grey = tf.reduce_mean(images, axis=3, keepdims=True)
+        saturation = tf.random.uniform([batch, 1, 1, 1], 0.75, 1.25)
+        images = grey + (images - grey) * saturation
+    shape = [batch, 1, 1, 1]
     delta = tf.random.uniform(shape, -0.08 * 255, 0.08 * 255)
     contrast = tf.random.uniform(shape, 0.9, 1.1)
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
     return tf.clip_by_value((images - mean) * contrast + mean + delta, 0.0, 255.0)
+
+
+def mix(tf: Any, images: Any, targets: Any, alpha: float) -> Any:
+    """Mixup within a batch: x = l x_i + (1 - l) x_j, y likewise, l ~ Beta(alpha, alpha)."""
+    batch = tf.shape(images)[0]
+    a = tf.random.gamma([batch], alpha)
+    b = tf.random.gamma([batch], alpha)
+    weight = a / (a + b)
+    order = tf.random.shuffle(tf.range(batch))
+    targets = tf.cast(targets, tf.float32)
+    images = weight[:, None, None, None] * images + (1 - weight[:, None, None, None]) * tf.gather(
+        images, order
+    )
+    targets = weight[:, None] * targets + (1 - weight[:, None]) * tf.gather(targets, order)
+    return images, targets
 
 
 def make_dataset(
@@ -146,10 +177,17 @@ def make_dataset(
     training: bool = False,
     seed: int = 0,
     cache: bool = True,
+    strong: bool = False,
+    mixup: float = 0.0,
+    mirror: bool = False,
 ) -> Any:
     """A tf.data.Dataset of (image float32 0..255, target[, weight]) batches in `urls` order
     (shuffled and augmented only when `training`). Decoded images are cached as uint8, so after
-    the first pass an epoch costs no reading or decoding."""
+    the first pass an epoch costs no reading or decoding.
+
+    `strong`: stronger augmentation (see `augment`). `mixup` (training, one-hot targets): each
+    batch mixed with itself shuffled, with weights from Beta(mixup, mixup). `mirror`: every
+    image flipped left-right (test-time augmentation)."""
     tf = tensorflow()
     urls = list(urls)
 
@@ -182,8 +220,13 @@ def make_dataset(
 
     def to_float(images: Any, *rest: Any) -> Any:
         images = tf.cast(images, tf.float32)
+        if mirror:
+            images = tf.image.flip_left_right(images)
         if training:
-            images = augment(tf, images)
+            images = augment(tf, images, strong)
+            if mixup > 0 and rest:
+                images, target = mix(tf, images, rest[0], mixup)
+                rest = (target, *rest[1:])
         return (images, *rest)
 
     return (

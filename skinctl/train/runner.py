@@ -12,8 +12,8 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from skinctl.train.options import TrainOptions
 from skinctl.train.recorder import finish_run, record_epoch, record_evaluation, start_run
 from skinctl.train.records import RunDetail, run_detail
 from skinctl.train.save import save_model
+from skinctl.train.weights import initial_weights
 
 EPOCHS_STAGE = "epochs"
 EVALUATE_STAGE = "evaluate"
@@ -62,12 +63,18 @@ def run_training(
     user: str | None = None,
     report: ReportProgress = no_progress,
     extra_callbacks: Sequence[Any] = (),
+    announce: Callable[[str], None] = lambda _message: None,
 ) -> RunDetail:
     """Train and record one run; returns what `train show` prints. `report` gets the epochs
-    (cumulative, out of --epochs: early stopping may end sooner) and the evaluation."""
+    (cumulative, out of --epochs: early stopping may end sooner) and the evaluation.
+    `announce` gets one-line notices (ImageNet weights unavailable: training from scratch)."""
     from skinctl.train.pipeline import ByteReader
 
     options.check()
+    # The weights actually used are what the run records (a cached ImageNet file, or None).
+    options = replace(
+        options, weights=initial_weights(options.model, options.weights, home, announce)
+    )
     started = time.monotonic()
     with Session(engine) as session:
         prepared = prepare(session, options)

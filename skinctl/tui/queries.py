@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, exists, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from skinctl.db.models import (
+    SKIN_TONES,
     ConditionLabel,
     ImageDuplicate,
     ImagePrediction,
@@ -26,6 +27,7 @@ from skinctl.db.models import (
     TrainingRun,
 )
 from skinctl.train import records
+from skinctl.train.fairness import FairnessSummary, fairness_summary
 
 PAGE_SIZE = 100
 
@@ -40,6 +42,7 @@ class ImageFilter:
     split: str | None = None
     skin_type: str | None = None  # the subject's (subject_metadata)
     fitzpatrick: int | None = None
+    tone: str | None = None  # the skin tone estimated from the pixels (ITA category)
     run_id: int | None = None  # only images this run scored, most likely mislabeled first
     predicted: str | None = None  # the run's predicted class (with run_id)
 
@@ -86,6 +89,8 @@ def _image_conditions(f: ImageFilter) -> list[Any]:
         conditions.append(img.quality_flags.contains([f.flag]))  # @> uses the GIN index
     if f.split:
         conditions.append(img.split == f.split)
+    if f.tone:
+        conditions.append(img.skin_tone == f.tone)
     if f.skin_type or f.fitzpatrick is not None:
         subject = [SubjectMetadata.image_id == img.id]
         if f.skin_type:
@@ -227,6 +232,7 @@ class FilterChoices:
         default_factory=list
     )  # (run id, "12 condition-cnn 3") that scored images
     predicted: list[str] = field(default_factory=list)
+    tones: list[str] = field(default_factory=list)  # estimated skin tones present, lightest first
 
 
 def filter_choices(engine: Engine) -> FilterChoices:
@@ -263,6 +269,7 @@ def filter_choices(engine: Engine) -> FilterChoices:
             distinct(SubjectMetadata.fitzpatrick_scale),
             runs,
             distinct(ImagePrediction.predicted_label),
+            sorted(distinct(TrainingImage.skin_tone), key=SKIN_TONES.index),
         )
 
 
@@ -291,6 +298,12 @@ def image_detail(engine: Engine, image_id: int) -> ImageDetail | None:
             ("bytes", f"{image.byte_size:,}" if image.byte_size else ""),
             ("sha256", (image.image_hash or "")[:16]),
             ("flags", ", ".join(image.quality_flags or []) or "none"),
+            (
+                "tone",
+                f"{image.skin_tone} (ITA {image.skin_tone_ita:.0f}°, estimated)"
+                if image.skin_tone is not None and image.skin_tone_ita is not None
+                else "none",
+            ),
         ]
         subject_row = session.scalar(
             select(SubjectMetadata).where(SubjectMetadata.image_id == image_id)
@@ -380,6 +393,7 @@ class RunDetail:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
     warning: str | None = None  # the trainer's "not better than the majority class" note
+    fairness: FairnessSummary | None = None  # worst group vs the rest, per grouping
 
 
 def _number(value: Any) -> float | None:
@@ -491,6 +505,7 @@ def run_detail(engine: Engine, run_id: int) -> RunDetail | None:
         or _per_class_from_json(metrics)
         or _per_class_from_json(hyper)
     )
+    detail.fairness = fairness_summary(run.per_group)
     detail.confusion = (
         _confusion_from_json(run.confusion_matrix)
         or _confusion_from_json(metrics)

@@ -79,6 +79,7 @@ SCAN_KEYS = [
     "seconds",
 ]
 IMAGE_KEYS = ["id", "dataset", "local_path", "image_url", "split", "sources", "labels"]
+TONE_KEYS = ["skin_tone", "skin_tone_ita"]  # appended by issue 13 (estimated skin tone)
 
 
 def test_json_shapes_of_scan_list_and_show(cli, filer, store):
@@ -105,7 +106,7 @@ def test_json_shapes_of_scan_list_and_show(cli, filer, store):
         "pairs",
     ]
     member = next(m for g in listed["groups"] for m in g["members"] if m["id"] == other)
-    assert list(member) == IMAGE_KEYS
+    assert list(member) == [*IMAGE_KEYS, *TONE_KEYS]
     assert list(member["sources"][0]) == ["source_id", "dataset", "local_path", "split"]
     assert list(member["labels"][0]) == ["task", "condition_type", "source_id", "status"]
     pair = next(p for g in listed["groups"] for p in g["pairs"])
@@ -130,8 +131,8 @@ def test_json_shapes_of_scan_list_and_show(cli, filer, store):
     ]
 
     shown = cli("dedup", "show", str(copy), "--json").json()
-    assert list(shown) == [*IMAGE_KEYS, "exact_duplicates", "duplicates", "group"]
-    assert list(shown["duplicates"][0]) == [*IMAGE_KEYS, "distance", "method"]
+    assert list(shown) == [*IMAGE_KEYS, "exact_duplicates", "duplicates", "group", *TONE_KEYS]
+    assert list(shown["duplicates"][0]) == [*IMAGE_KEYS, "distance", "method", *TONE_KEYS]
     assert list(shown["group"]) == ["group_id", "images", "member_ids"]
 
 

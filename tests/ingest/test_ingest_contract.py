@@ -96,6 +96,7 @@ def test_stats_json_keys(cli, tmp_path):
         "aspect",
         "formats",
         "quality_flags",
+        "skin_tones",
     ]
     assert list(report["datasets"][0]) == [
         "dataset",

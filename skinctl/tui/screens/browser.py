@@ -63,6 +63,7 @@ FILTERS = {
     "filter-split": ("split", str),
     "filter-skin-type": ("skin_type", str),
     "filter-fitzpatrick": ("fitzpatrick", int),
+    "filter-tone": ("tone", str),
     "filter-run": ("run_id", int),
     "filter-predicted": ("predicted", str),
 }
@@ -105,6 +106,7 @@ class BrowserScreen(DatabaseWork, Screen):
             yield Select([], prompt="split", id="filter-split")
             yield Select([], prompt="skin type", id="filter-skin-type")
             yield Select([], prompt="Fitzpatrick", id="filter-fitzpatrick")
+            yield Select([], prompt="est. tone", id="filter-tone")
             yield Select([], prompt="by run score", id="filter-run")
             yield Select([], prompt="predicted", id="filter-predicted")
         with Horizontal(id="browser-body"):
@@ -132,6 +134,7 @@ class BrowserScreen(DatabaseWork, Screen):
             "#filter-split": [(v, v) for v in choices.splits],
             "#filter-skin-type": [(v, v) for v in choices.skin_types],
             "#filter-fitzpatrick": [(f"Fitzpatrick {v}", str(v)) for v in choices.fitzpatrick],
+            "#filter-tone": [(v.replace("_", " "), v) for v in choices.tones],
             "#filter-run": [(f"run {name}", str(run_id)) for run_id, name in choices.runs],
             "#filter-predicted": [(v, v) for v in choices.predicted],
         }

@@ -99,6 +99,7 @@ class MetricsScreen(DatabaseWork, Screen):
                 yield Static("", id="metrics-classes")
                 yield Static("", id="metrics-groups")
                 yield Static("", id="metrics-evaluations")
+                yield Static("", id="metrics-fairness")
                 yield Static("", id="metrics-confusion")
         yield Footer()
 
@@ -226,6 +227,9 @@ class MetricsScreen(DatabaseWork, Screen):
         evaluations = self.query_one("#metrics-evaluations", Static)
         evaluations.display = bool(detail.run.evaluations)
         evaluations.update(self._evaluation_table(detail) if detail.run.evaluations else "")
+        fairness = self.query_one("#metrics-fairness", Static)
+        fairness.display = bool(detail.fairness and detail.fairness.gaps)
+        fairness.update(self._fairness_table(detail) if fairness.display else "")
         self.query_one("#metrics-confusion", Static).update(self._confusion_table(detail))
         self._show_compare()
 
@@ -324,6 +328,29 @@ class MetricsScreen(DatabaseWork, Screen):
                 _with_ci(e.accuracy, interval(e.accuracy_ci95)),
                 _with_ci(e.f1_macro, interval(e.f1_ci95)),
                 _fmt(e.majority_rate),
+            )
+        return table
+
+    @staticmethod
+    def _fairness_table(detail: RunDetail) -> Table:
+        """Worst group vs the rest per grouping; FLAG when the gap's 95% interval excludes 0."""
+        table = Table(
+            title="fairness: worst group vs rest (accuracy gap, 95% CI)",
+            title_justify="left",
+            expand=False,
+        )
+        for column in ("grouping", "worst", "n", "acc", "rest", "gap [95% CI]", ""):
+            table.add_column(column, justify="left" if column in ("grouping", "worst") else "right")
+        assert detail.fairness is not None
+        for gap in detail.fairness.gaps:
+            table.add_row(
+                escape(gap.group_by),
+                escape(gap.worst_group),
+                str(gap.worst_support),
+                _fmt(gap.worst_accuracy),
+                _fmt(gap.rest_accuracy),
+                f"{gap.gap:+.3f} [{gap.gap_low:+.3f}, {gap.gap_high:+.3f}]",
+                "[red]FLAG[/red]" if gap.flagged else "",
             )
         return table
 
