@@ -22,7 +22,8 @@ from sqlalchemy import Connection, text
 from skinctl.products.readers import REVIEW_COLUMNS, RowProblem, _encoding_of
 
 CHUNK = 100_000
-# The file's columns the rows use; others (product_name, price_usd ...) are kept in `raw` only.
+# The file's columns the rows use; the others (product_name, price_usd ...) are the product
+# file's and are not kept.
 OPTIONAL = (
     "is_recommended",
     "helpfulness",
@@ -66,8 +67,10 @@ NUMBER = "'^[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?$'"
 DATE = "'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'"
 
 
-def _checked_rows_sql(header: list[str], source: str) -> str:
-    """One row per staged row: the converted values, or the reason it is reported."""
+def _chunk_sql(header: list[str]) -> str:
+    """One statement per chunk of staged rows, one pass over them: check and convert each row,
+    claim its key for this run (`run_review_keys`; a key claimed before is a duplicate), upsert
+    the claimed rows into `reviews`, and answer the counts with the reported rows."""
     c = {
         name: _clean(name, header)
         for name in (
@@ -87,38 +90,69 @@ def _checked_rows_sql(header: list[str], source: str) -> str:
         )
     }
     c["submission_time"] = _clean("submission_time", header, dash_is_empty=True)
-    raw_columns = ", ".join(f"'{h}', f.{_q(h)}" for h in header)
+    # Each check starts with the cheap answer the real files give (rating '5', flag '1.0') and
+    # only falls back on the regular expressions for the rest.
     return f"""
-    WITH cells AS MATERIALIZED (
-        SELECT f.seq, jsonb_build_object({raw_columns}) AS raw,
-               {c["product_id"]} AS product, {c["author_id"]} AS author, {c["rating"]} AS rating,
-               {c["submission_time"]} AS submitted, {c["review_title"]} AS title, {c["review_text"]} AS body,
+    WITH cells AS (
+        SELECT f.seq, {c["product_id"]} AS product, {c["author_id"]} AS author,
+               {c["rating"]} AS rating, {c["submission_time"]} AS submitted,
+               {c["review_title"]} AS title, {c["review_text"]} AS body,
                {c["is_recommended"]} AS recommended, {c["helpfulness"]} AS helpfulness,
                {c["total_feedback_count"]} AS feedback, lower({c["skin_type"]}) AS skin_type,
-               {c["skin_tone"]} AS skin_tone, {c["eye_color"]} AS eye_color, {c["hair_color"]} AS hair_color,
-               {c["_index"]} AS index
+               {c["skin_tone"]} AS skin_tone, {c["eye_color"]} AS eye_color,
+               {c["hair_color"]} AS hair_color, {c["_index"]} AS index
         FROM review_file f WHERE f.seq BETWEEN :first AND :last
-    ), checked AS (
+    ), checked AS MATERIALIZED (
         SELECT cells.*, CASE
             WHEN product IS NULL THEN 'missing_id'
             WHEN author IS NULL THEN 'missing_id'
-            WHEN rating IS NOT NULL AND rating !~ {NUMBER} THEN 'bad_number'
-            WHEN rating IS NOT NULL AND rating::numeric <> trunc(rating::numeric) THEN 'bad_number'
-            WHEN rating IS NOT NULL AND rating::numeric NOT BETWEEN 1 AND 5 THEN 'bad_rating'
+            WHEN rating IS NULL OR rating IN ('1', '2', '3', '4', '5') THEN NULL
+            WHEN rating !~ {NUMBER} THEN 'bad_number'
+            WHEN rating::numeric <> trunc(rating::numeric) THEN 'bad_number'
+            WHEN rating::numeric NOT BETWEEN 1 AND 5 THEN 'bad_rating'
+        END AS rating_reason, CASE
             WHEN submitted IS NOT NULL AND (submitted !~ {DATE} OR split_part(submitted, '-', 3)::int >
                  extract(day FROM date_trunc('month', (left(submitted, 7) || '-01')::date)
                                   + interval '1 month - 1 day')) THEN 'bad_date'
             WHEN coalesce(title, '') !~ '[[:alpha:]]{{2,}}' AND coalesce(body, '') !~ '[[:alpha:]]{{2,}}'
                  THEN 'empty_text'
-            WHEN recommended IS NOT NULL AND (recommended !~ {NUMBER} OR recommended::float NOT IN (0, 1))
-                 THEN 'bad_flag'
+            WHEN recommended IS NULL OR recommended IN ('0', '1', '0.0', '1.0') THEN NULL
+            WHEN recommended !~ {NUMBER} OR recommended::float NOT IN (0, 1) THEN 'bad_flag'
+        END AS text_reason, CASE
             WHEN helpfulness IS NOT NULL AND helpfulness !~ {NUMBER} THEN 'bad_number'
             WHEN feedback IS NOT NULL AND (feedback !~ {NUMBER}
                  OR feedback::numeric <> trunc(feedback::numeric)) THEN 'bad_number'
-        END AS reason
+        END AS number_reason,
+        product || ':' || author || ':' || coalesce(submitted, '') || ':' || coalesce(index,
+            left(encode(sha256(convert_to(coalesce(title, '') || E'\\n' || coalesce(body, ''), 'UTF8')), 'hex'), 12))
+            AS external_id
         FROM cells
-    )
-    SELECT seq, reason, CASE reason
+    ), judged AS (
+        SELECT checked.*, coalesce(rating_reason, text_reason, number_reason) AS reason FROM checked
+    ), kept AS (
+        INSERT INTO run_review_keys (external_id, file, seq)
+        SELECT external_id, :name, seq FROM judged WHERE reason IS NULL
+        ON CONFLICT DO NOTHING
+        RETURNING external_id, seq
+    ), written AS (
+        INSERT INTO reviews (source, external_id, {", ".join(COMPARED)}, product_id,
+                             source_file, source_row, ingest_run_id)
+        SELECT :source, j.external_id, j.product, j.author, j.rating::numeric::smallint,
+               j.recommended::float = 1, j.helpfulness::float, j.feedback::numeric::int,
+               j.skin_type, j.skin_tone, j.eye_color, j.hair_color, j.title, j.body,
+               j.submitted::date, p.id, :name, j.seq, :run_id
+        FROM judged j JOIN kept USING (seq)
+        LEFT JOIN products p ON p.source = :source AND p.external_id = j.product
+        ON CONFLICT (source, external_id) DO UPDATE SET
+            {", ".join(f"{c} = excluded.{c}" for c in COMPARED)},
+            product_id = coalesce(excluded.product_id, reviews.product_id),
+            source_file = excluded.source_file, source_row = excluded.source_row,
+            ingest_run_id = excluded.ingest_run_id, updated_at = now()
+        WHERE ({", ".join("reviews." + c for c in COMPARED)}) IS DISTINCT FROM
+              ({", ".join("excluded." + c for c in COMPARED)})
+        RETURNING (xmax = 0) AS inserted
+    ), reported AS (
+        SELECT seq, reason, CASE reason
             WHEN 'missing_id' THEN (CASE WHEN product IS NULL THEN 'product_id is blank' ELSE 'author_id is blank' END)
             WHEN 'bad_rating' THEN format('rating=%s is outside 1..5', rating::numeric::int)
             WHEN 'bad_date' THEN format('submission_time=%L is not a date', submitted)
@@ -128,19 +162,20 @@ def _checked_rows_sql(header: list[str], source: str) -> str:
             WHEN 'bad_flag' THEN format('is_recommended=%L is neither 0 nor 1', recommended)
             WHEN 'bad_number' THEN 'a number cell is not a (whole) number: ' || concat_ws(', ',
                  'rating=' || rating, 'helpfulness=' || helpfulness, 'total_feedback_count=' || feedback)
-        END AS detail,
-        '{source}' AS source,
-        product || ':' || author || ':' || coalesce(submitted, '') || ':' || coalesce(index,
-            left(encode(sha256(convert_to(coalesce(title, '') || E'\\n' || coalesce(body, ''), 'UTF8')), 'hex'), 12))
-            AS external_id,
-        product AS product_external_id, author AS author_id,
-        CASE WHEN reason IS NULL THEN rating::numeric::smallint END AS rating,
-        CASE WHEN reason IS NULL THEN recommended::float = 1 END AS is_recommended,
-        CASE WHEN reason IS NULL THEN helpfulness::float END AS helpfulness,
-        CASE WHEN reason IS NULL THEN feedback::numeric::int END AS total_feedback_count,
-        skin_type, skin_tone, eye_color, hair_color, title, body AS review_text,
-        CASE WHEN reason IS NULL THEN submitted::date END AS submitted_on, raw
-    FROM checked
+        END AS detail
+        FROM judged WHERE reason IS NOT NULL
+        UNION ALL
+        -- a key this run claimed before (an earlier chunk or file, or earlier in this chunk)
+        SELECT j.seq, 'duplicate', j.external_id || ' already read at ' || coalesce(
+            k.file || ', row ' || k.seq,
+            :name || ', row ' || (SELECT min(kept.seq) FROM kept WHERE kept.external_id = j.external_id))
+        FROM judged j LEFT JOIN run_review_keys k ON k.external_id = j.external_id
+        WHERE j.reason IS NULL AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.seq = j.seq)
+    )
+    SELECT counts.inserted, counts.updated, counts.claimed, reported.seq, reported.reason, reported.detail
+    FROM (SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated,
+                 (SELECT count(*) FROM kept) AS claimed FROM written) counts
+    LEFT JOIN reported ON true
     """
 
 
@@ -158,36 +193,14 @@ COMPARED = (
     "title",
     "review_text",
     "submitted_on",
-    "raw",
 )
-
-UPSERT = f"""
-WITH fresh AS (
-    SELECT c.* FROM checked_rows c
-    WHERE c.reason IS NULL AND c.first_seq = c.seq AND NOT EXISTS (
-        SELECT 1 FROM run_review_keys k WHERE k.external_id = c.external_id)
-), written AS (
-    INSERT INTO reviews (source, external_id, {", ".join(COMPARED)}, product_id, ingest_run_id)
-    SELECT fresh.source, fresh.external_id, {", ".join("fresh." + c for c in COMPARED)}, p.id, :run_id FROM fresh
-    LEFT JOIN products p ON p.source = fresh.source AND p.external_id = fresh.product_external_id
-    ON CONFLICT (source, external_id) DO UPDATE SET
-        {", ".join(f"{c} = excluded.{c}" for c in COMPARED)},
-        product_id = coalesce(excluded.product_id, reviews.product_id),
-        ingest_run_id = excluded.ingest_run_id, updated_at = now()
-    WHERE ({", ".join("reviews." + c for c in COMPARED)}) IS DISTINCT FROM
-          ({", ".join("excluded." + c for c in COMPARED)})
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), (SELECT count(*) FROM fresh)
-FROM written
-"""
 
 
 def start_run(connection: Connection) -> None:
     """The keys this run has loaded, on the one connection that loads all its files."""
     connection.execute(text("DROP TABLE IF EXISTS run_review_keys"))
     connection.execute(
-        text("CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, where_read text)")
+        text("CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, file text, seq bigint)")
     )
     connection.commit()
 
@@ -207,42 +220,20 @@ def load_review_file(
     total = connection.execute(text("SELECT count(*) FROM review_file")).scalar_one()
     report.total += total
     problems: list[tuple[int, str, str]] = []
+    statement = text(_chunk_sql(header))
     for first in range(1, total + 1, CHUNK):
         last = min(first + CHUNK - 1, total)
-        connection.execute(text("TRUNCATE checked_rows"))
-        connection.execute(
-            text(
-                "INSERT INTO checked_rows SELECT r.*, min(r.seq) FILTER (WHERE r.reason IS NULL) "
-                "OVER (PARTITION BY r.external_id) FROM ("
-                + _checked_rows_sql(header, source)
-                + ") r"
-            ),
-            {"first": first, "last": last},
-        )
-        inserted, updated, fresh = connection.execute(text(UPSERT), {"run_id": run_id}).one()
+        # The planner cannot estimate the CTEs' sizes and would join them by nested loops.
+        connection.execute(text("SET LOCAL enable_nestloop = off"))
+        rows = connection.execute(
+            statement,
+            {"first": first, "last": last, "run_id": run_id, "source": source, "name": path.name},
+        ).all()
+        inserted, updated, claimed = rows[0][:3]
         report.inserted += inserted
         report.updated += updated
-        report.unchanged += fresh - inserted - updated
-        problems += connection.execute(
-            text("SELECT seq, reason, detail FROM checked_rows WHERE reason IS NOT NULL")
-        ).all()
-        duplicates = connection.execute(
-            text(
-                "SELECT c.seq, c.external_id, coalesce(k.where_read, 'row ' || c.first_seq) FROM checked_rows c "
-                "LEFT JOIN run_review_keys k ON k.external_id = c.external_id "
-                "WHERE c.reason IS NULL AND (c.first_seq <> c.seq OR k.external_id IS NOT NULL)"
-            )
-        ).all()
-        problems += [
-            (seq, "duplicate", f"{key} already read at {where}") for seq, key, where in duplicates
-        ]
-        connection.execute(
-            text(
-                "INSERT INTO run_review_keys SELECT external_id, :name || ', row ' || seq "
-                "FROM checked_rows WHERE reason IS NULL AND first_seq = seq ON CONFLICT DO NOTHING"
-            ),
-            {"name": path.name},
-        )
+        report.unchanged += claimed - inserted - updated
+        problems += [(seq, reason, detail) for *_, seq, reason, detail in rows if seq is not None]
         connection.commit()
         progress(last - first + 1)
     connection.execute(text("DROP TABLE review_file"))
@@ -259,14 +250,6 @@ def _stage(connection: Connection, path: Path, header: list[str], encoding: str)
     connection.execute(
         text(f"CREATE TEMP TABLE review_file (seq bigint GENERATED ALWAYS AS IDENTITY, {columns})")
     )
-    connection.execute(
-        text(
-            "CREATE TEMP TABLE IF NOT EXISTS checked_rows (seq bigint, reason text, detail text, source text, "
-            "external_id text, product_external_id text, author_id text, rating smallint, is_recommended boolean, "
-            "helpfulness float, total_feedback_count int, skin_type text, skin_tone text, eye_color text, "
-            "hair_color text, title text, review_text text, submitted_on date, raw jsonb, first_seq bigint)"
-        )
-    )
     cursor = connection.connection.driver_connection.cursor()
     pg_encoding = "UTF8" if encoding == "utf-8-sig" else "WIN1252"
     try:
@@ -275,9 +258,8 @@ def _stage(connection: Connection, path: Path, header: list[str], encoding: str)
                 handle.seek(0)
             cursor.copy_expert(
                 f"COPY review_file ({', '.join(_q(h) for h in header)}) FROM STDIN "
-                # FORCE_NOT_NULL: an empty cell is '' as the per-row path reads it (raw keeps it so)
-                f"WITH (FORMAT csv, HEADER true, ENCODING '{pg_encoding}', "
-                f"FORCE_NOT_NULL ({', '.join(_q(h) for h in header)}))",
+                # an empty cell is NULL, as blank as '' is to the checks (`_clean`)
+                f"WITH (FORMAT csv, HEADER true, ENCODING '{pg_encoding}')",
                 handle,
             )
     except Exception as error:  # psycopg2.DataError and friends: a row COPY cannot read
@@ -285,6 +267,8 @@ def _stage(connection: Connection, path: Path, header: list[str], encoding: str)
         raise NotCopyable(str(error).splitlines()[0]) from error
     finally:
         cursor.close()
+    # the chunks are ranges of seq
+    connection.execute(text("CREATE INDEX ON review_file (seq)"))
     connection.commit()
 
 
