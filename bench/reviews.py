@@ -95,7 +95,7 @@ def main() -> None:
     from skinctl.storage import open_storage
 
     settings = load_settings().settings
-    server = engine_from_settings(settings)
+    server = engine_from_settings(settings, check_schema=False)  # only to make a scratch database
     name = f"skinctl_bench_reviews_{os.getpid()}"
     with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

@@ -524,16 +524,20 @@ def ingest_reviews(
             progress("reviews", done, None)
 
         with engine.connect() as connection:
-            review_bulk.start_run(connection)
+            fresh = review_bulk.start_run(connection, fmt)
             for path in files:
                 report = TableReport("reviews", str(path))
                 tables.append(report)
                 try:
-                    review_bulk.load_review_file(connection, path, run.id, fmt, report, advance)
+                    review_bulk.load_review_file(
+                        connection, path, run.id, fmt, report, advance, fresh
+                    )
                 except review_bulk.NotCopyable:
-                    # COPY cannot read it (a row with the wrong number of cells ...): row by row,
-                    # which reports each bad row and loads the others.
+                    # COPY cannot read it (a row with the wrong number of cells ...): row by
+                    # row, which reports each bad row and loads the others. Its keys are not
+                    # claimed for the run, so later files must check for them.
                     _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
+                    fresh = False
                 run.counts = _run_counts(tables)
                 run.save_counts(engine)
                 _record_problems(

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.schema import CreateIndex, DropIndex
 
+from skinctl.db.models import Review
 from skinctl.products.readers import REVIEW_COLUMNS, RowProblem, _encoding_of
 
 CHUNK = 100_000
@@ -68,9 +70,8 @@ DATE = "'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'"
 
 
 def _chunk_sql(header: list[str]) -> str:
-    """One statement per chunk of staged rows, one pass over them: check and convert each row,
-    claim its key for this run (`run_review_keys`; a key claimed before is a duplicate), upsert
-    the claimed rows into `reviews`, and answer the counts with the reported rows."""
+    """One pass over a chunk of staged rows: each row's typed values and key, or the reason it
+    is reported (and the detail that says so)."""
     c = {
         name: _clean(name, header)
         for name in (
@@ -102,8 +103,9 @@ def _chunk_sql(header: list[str]) -> str:
                {c["skin_tone"]} AS skin_tone, {c["eye_color"]} AS eye_color,
                {c["hair_color"]} AS hair_color, {c["_index"]} AS index
         FROM review_file f WHERE f.seq BETWEEN :first AND :last
-    ), checked AS MATERIALIZED (
-        SELECT cells.*, CASE
+    ), judged AS MATERIALIZED (  -- once: the outer query reads `reason` many times
+        SELECT checked.*, coalesce(rating_reason, text_reason, number_reason) AS reason
+        FROM (SELECT cells.*, CASE
             WHEN product IS NULL THEN 'missing_id'
             WHEN author IS NULL THEN 'missing_id'
             WHEN rating IS NULL OR rating IN ('1', '2', '3', '4', '5') THEN NULL
@@ -126,33 +128,9 @@ def _chunk_sql(header: list[str]) -> str:
         product || ':' || author || ':' || coalesce(submitted, '') || ':' || coalesce(index,
             left(encode(sha256(convert_to(coalesce(title, '') || E'\\n' || coalesce(body, ''), 'UTF8')), 'hex'), 12))
             AS external_id
-        FROM cells
-    ), judged AS (
-        SELECT checked.*, coalesce(rating_reason, text_reason, number_reason) AS reason FROM checked
-    ), kept AS (
-        INSERT INTO run_review_keys (external_id, file, seq)
-        SELECT external_id, :name, seq FROM judged WHERE reason IS NULL
-        ON CONFLICT DO NOTHING
-        RETURNING external_id, seq
-    ), written AS (
-        INSERT INTO reviews (source, external_id, {", ".join(COMPARED)}, product_id,
-                             source_file, source_row, ingest_run_id)
-        SELECT :source, j.external_id, j.product, j.author, j.rating::numeric::smallint,
-               j.recommended::float = 1, j.helpfulness::float, j.feedback::numeric::int,
-               j.skin_type, j.skin_tone, j.eye_color, j.hair_color, j.title, j.body,
-               j.submitted::date, p.id, :name, j.seq, :run_id
-        FROM judged j JOIN kept USING (seq)
-        LEFT JOIN products p ON p.source = :source AND p.external_id = j.product
-        ON CONFLICT (source, external_id) DO UPDATE SET
-            {", ".join(f"{c} = excluded.{c}" for c in COMPARED)},
-            product_id = coalesce(excluded.product_id, reviews.product_id),
-            source_file = excluded.source_file, source_row = excluded.source_row,
-            ingest_run_id = excluded.ingest_run_id, updated_at = now()
-        WHERE ({", ".join("reviews." + c for c in COMPARED)}) IS DISTINCT FROM
-              ({", ".join("excluded." + c for c in COMPARED)})
-        RETURNING (xmax = 0) AS inserted
-    ), reported AS (
-        SELECT seq, reason, CASE reason
+        FROM cells) checked
+    )
+    SELECT seq, reason, CASE reason
             WHEN 'missing_id' THEN (CASE WHEN product IS NULL THEN 'product_id is blank' ELSE 'author_id is blank' END)
             WHEN 'bad_rating' THEN format('rating=%s is outside 1..5', rating::numeric::int)
             WHEN 'bad_date' THEN format('submission_time=%L is not a date', submitted)
@@ -162,20 +140,15 @@ def _chunk_sql(header: list[str]) -> str:
             WHEN 'bad_flag' THEN format('is_recommended=%L is neither 0 nor 1', recommended)
             WHEN 'bad_number' THEN 'a number cell is not a (whole) number: ' || concat_ws(', ',
                  'rating=' || rating, 'helpfulness=' || helpfulness, 'total_feedback_count=' || feedback)
-        END AS detail
-        FROM judged WHERE reason IS NOT NULL
-        UNION ALL
-        -- a key this run claimed before (an earlier chunk or file, or earlier in this chunk)
-        SELECT j.seq, 'duplicate', j.external_id || ' already read at ' || coalesce(
-            k.file || ', row ' || k.seq,
-            :name || ', row ' || (SELECT min(kept.seq) FROM kept WHERE kept.external_id = j.external_id))
-        FROM judged j LEFT JOIN run_review_keys k ON k.external_id = j.external_id
-        WHERE j.reason IS NULL AND NOT EXISTS (SELECT 1 FROM kept WHERE kept.seq = j.seq)
-    )
-    SELECT counts.inserted, counts.updated, counts.claimed, reported.seq, reported.reason, reported.detail
-    FROM (SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated,
-                 (SELECT count(*) FROM kept) AS claimed FROM written) counts
-    LEFT JOIN reported ON true
+        END AS detail,
+        external_id, product AS product_external_id, author AS author_id,
+        CASE WHEN reason IS NULL THEN rating::numeric::smallint END AS rating,
+        CASE WHEN reason IS NULL THEN recommended::float = 1 END AS is_recommended,
+        CASE WHEN reason IS NULL THEN helpfulness::float END AS helpfulness,
+        CASE WHEN reason IS NULL THEN feedback::numeric::int END AS total_feedback_count,
+        skin_type, skin_tone, eye_color, hair_color, title, body AS review_text,
+        CASE WHEN reason IS NULL THEN submitted::date END AS submitted_on
+    FROM judged
     """
 
 
@@ -196,13 +169,74 @@ COMPARED = (
 )
 
 
-def start_run(connection: Connection) -> None:
-    """The keys this run has loaded, on the one connection that loads all its files."""
+_TYPED = ", ".join("c." + c for c in COMPARED)
+
+# A chunk's rows whose key this file and row claimed (a duplicate's key was claimed by another).
+_CLAIMED = "c.reason IS NULL"
+_CLAIMED_AMONG_DUPLICATES = (
+    "c.reason IS NULL AND EXISTS (SELECT 1 FROM run_review_keys k "
+    "WHERE k.external_id = c.external_id AND k.file = :file AND k.seq = c.seq)"
+)
+
+
+def _update_sql(claimed: str) -> str:
+    """Write the claimed rows whose review exists and differs (a re-run writes nothing)."""
+    return f"""
+    UPDATE reviews r SET {", ".join(f"{c} = c.{c}" for c in COMPARED)},
+        product_id = coalesce(p.id, r.product_id), source_file = :name, source_row = c.seq,
+        ingest_run_id = :run_id, updated_at = now()
+    FROM review_chunk c LEFT JOIN products p ON p.source = :source AND p.external_id = c.product_external_id
+    WHERE {claimed} AND r.source = :source AND r.external_id = c.external_id
+      AND ({", ".join("r." + c for c in COMPARED)}) IS DISTINCT FROM ({_TYPED})
+    """
+
+
+def _insert_sql(claimed: str, fresh: bool) -> str:
+    """Insert the claimed rows whose review does not exist: a plain INSERT, no conflict check
+    per row (the run's keys are unique, and an anti-join on the natural key finds the old ones;
+    `fresh`: there are none)."""
+    new = (
+        ""
+        if fresh
+        else (
+            " AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.source = :source AND r.external_id = c.external_id)"
+        )
+    )
+    return f"""
+    INSERT INTO reviews (source, external_id, {", ".join(COMPARED)}, product_id, source_file,
+                         source_row, ingest_run_id)
+    SELECT :source, c.external_id, {_TYPED}, p.id, :name, c.seq, :run_id
+    FROM review_chunk c LEFT JOIN products p ON p.source = :source AND p.external_id = c.product_external_id
+    WHERE {claimed}{new}
+    """
+
+
+# The indexes of `reviews` besides its keys: a load large against the table builds them once at
+# the end of the file, which is cheaper than keeping them up to date row by row.
+SECONDARY_INDEXES = [i for i in Review.__table__.indexes if not i.unique]
+
+
+def start_run(connection: Connection, source: str) -> bool:
+    """Make the table of the keys this run has loaded (on the one connection that loads all
+    its files), build the secondary indexes if a killed run left them dropped, and say whether
+    the run is a first load of this source (no review of it yet)."""
     connection.execute(text("DROP TABLE IF EXISTS run_review_keys"))
     connection.execute(
-        text("CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, file text, seq bigint)")
+        text(
+            "CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, file text, seq bigint)"
+        )
     )
+    _build_secondary_indexes(connection)
+    fresh = not connection.execute(
+        text("SELECT EXISTS (SELECT 1 FROM reviews WHERE source = :source)"), {"source": source}
+    ).scalar_one()
     connection.commit()
+    return fresh
+
+
+def _build_secondary_indexes(connection: Connection) -> None:
+    for index in SECONDARY_INDEXES:
+        connection.execute(CreateIndex(index, if_not_exists=True))
 
 
 def load_review_file(
@@ -212,36 +246,96 @@ def load_review_file(
     source: str,
     report: Any,
     progress: Callable[[int], None],
+    fresh: bool = False,
 ) -> None:
-    """Load one file through COPY; raises NotCopyable (nothing written) when COPY cannot read it."""
+    """Load one file through COPY; raises NotCopyable (nothing written) when COPY cannot read it.
+    `fresh`: as `start_run` answered (no review of the source existed before this run)."""
     encoding = _encoding_of(path)
     header = _header(path, encoding)
     _stage(connection, path, header, encoding)
     total = connection.execute(text("SELECT count(*) FROM review_file")).scalar_one()
     report.total += total
-    problems: list[tuple[int, str, str]] = []
-    statement = text(_chunk_sql(header))
-    for first in range(1, total + 1, CHUNK):
-        last = min(first + CHUNK - 1, total)
-        # The planner cannot estimate the CTEs' sizes and would join them by nested loops.
-        connection.execute(text("SET LOCAL enable_nestloop = off"))
-        rows = connection.execute(
-            statement,
-            {"first": first, "last": last, "run_id": run_id, "source": source, "name": path.name},
-        ).all()
-        inserted, updated, claimed = rows[0][:3]
-        report.inserted += inserted
-        report.updated += updated
-        report.unchanged += claimed - inserted - updated
-        problems += [(seq, reason, detail) for *_, seq, reason, detail in rows if seq is not None]
+    existing = connection.execute(
+        text("SELECT count(*) FROM (SELECT 1 FROM reviews LIMIT :total) r"), {"total": total}
+    ).scalar_one()
+    defer_indexes = total > existing
+    if defer_indexes:
+        for index in SECONDARY_INDEXES:
+            connection.execute(DropIndex(index, if_exists=True))
         connection.commit()
-        progress(last - first + 1)
+    try:
+        problems = _load_chunks(
+            connection, path, header, total, run_id, source, report, progress, fresh
+        )
+    finally:
+        if defer_indexes:
+            connection.rollback()
+            _build_secondary_indexes(connection)
+            connection.commit()
     connection.execute(text("DROP TABLE review_file"))
     connection.commit()
     lines = _physical_lines(path, encoding, {seq for seq, _, _ in problems})
     for seq, reason, detail in sorted(problems):
         problem = RowProblem(str(path), lines.get(seq, seq), reason, detail)
         (report.duplicates if reason == "duplicate" else report.problems).append(problem)
+
+
+def _load_chunks(
+    connection: Connection,
+    path: Path,
+    header: list[str],
+    total: int,
+    run_id: int,
+    source: str,
+    report: Any,
+    progress: Callable[[int], None],
+    fresh: bool,
+) -> list[tuple[int, str, str]]:
+    """Check, claim and write the staged rows chunk by chunk, each chunk committed on its own
+    (an interrupted load resumes where it stopped: the written rows are unchanged then)."""
+    problems: list[tuple[int, str, str]] = []
+    chunk = _chunk_sql(header)
+    params = {"run_id": run_id, "source": source, "name": path.name, "file": str(path)}
+    for first in range(1, total + 1, CHUNK):
+        last = min(first + CHUNK - 1, total)
+        connection.execute(text("DROP TABLE IF EXISTS review_chunk"))
+        # A chunk's checked rows (~50 MB) stay in memory instead of spilling to temporary files.
+        connection.execute(text("SET LOCAL work_mem = '128MB'"))
+        connection.execute(
+            text("CREATE TEMP TABLE review_chunk AS " + chunk), {"first": first, "last": last}
+        )
+        reported = connection.execute(
+            text("SELECT seq, reason, detail FROM review_chunk WHERE reason IS NOT NULL")
+        ).all()
+        problems += [(seq, reason, detail) for seq, reason, detail in reported]
+        checked = last - first + 1 - len(reported)
+        claimed = connection.execute(
+            text(
+                "INSERT INTO run_review_keys SELECT c.external_id, :file, c.seq FROM review_chunk c "
+                "WHERE c.reason IS NULL ORDER BY c.seq ON CONFLICT DO NOTHING"
+            ),
+            params,
+        ).rowcount
+        among = _CLAIMED if claimed == checked else _CLAIMED_AMONG_DUPLICATES
+        if claimed < checked:
+            duplicates = connection.execute(
+                text(
+                    "SELECT c.seq, c.external_id || ' already read at ' || k.file || ', row ' || k.seq "
+                    "FROM review_chunk c JOIN run_review_keys k ON k.external_id = c.external_id "
+                    "WHERE c.reason IS NULL AND NOT (k.file = :file AND k.seq = c.seq)"
+                ),
+                params,
+            ).all()
+            problems += [(seq, "duplicate", detail) for seq, detail in duplicates]
+        updated = 0 if fresh else connection.execute(text(_update_sql(among)), params).rowcount
+        inserted = connection.execute(text(_insert_sql(among, fresh)), params).rowcount
+        report.inserted += inserted
+        report.updated += updated
+        report.unchanged += claimed - inserted - updated
+        connection.commit()
+        progress(last - first + 1)
+    connection.execute(text("DROP TABLE IF EXISTS review_chunk"))
+    return problems
 
 
 def _stage(connection: Connection, path: Path, header: list[str], encoding: str) -> None:
