@@ -1,14 +1,18 @@
 """Reviews at the Sephora set's real size: `ingest reviews` and `reviews score` on a million rows,
 against plain COPY of the same file into a bare table, in the same run.
 
-    PYTHONPATH=. SKINCTL_HOME=... python bench/reviews.py [--rows 1000000] [--epochs 3]
+    PYTHONPATH=. SKINCTL_HOME=... python bench/reviews.py [--rows 1000000] [--epochs 3] [--no-score]
+
+(from a git worktree, set SKINCTL_SHARED_DATA=/path/to/shared/data).
 
 Makes a file of --rows reviews by resampling the real rows of ../shared/data/sephora/reviews_2023
 (each copy gets its own author id, so every row is a new review), in a scratch database created
 on skinctl's configured server (dropped at the end). Prints, for the same file:
 - bare COPY into a table of text columns (no parsing, no indexes): rows/s, the baseline;
-- `skinctl ingest reviews` (streamed read, checks, COPY into staging, upsert): rows/s, ratio to
-  the baseline (target >= 0.5), and the process's peak memory before and after (flat = streamed);
+- `skinctl ingest reviews` (COPY into staging, then per chunk: checks, duplicate keys, UPDATE of
+  changed and INSERT of new rows, all in PostgreSQL): rows/s, ratio to the baseline (target
+  >= 0.5), and the process's resident memory before and during it (flat = streamed). The real
+  reviews are loaded first, so the million rows go into a table that is not empty;
 - `skinctl reviews score` of every review (the million and the real ones) with a sentiment run
   trained on the real reviews beforehand: reviews/s (target >= 5,000).
 """

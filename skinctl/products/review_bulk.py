@@ -103,7 +103,8 @@ def _chunk_sql(header: list[str]) -> str:
                {c["skin_tone"]} AS skin_tone, {c["eye_color"]} AS eye_color,
                {c["hair_color"]} AS hair_color, {c["_index"]} AS index
         FROM review_file f WHERE f.seq BETWEEN :first AND :last
-    ), judged AS MATERIALIZED (  -- once: the outer query reads `reason` many times
+        OFFSET 0  -- a fence: each cell is trimmed once, not once per use below
+    ), judged AS (
         SELECT checked.*, coalesce(rating_reason, text_reason, number_reason) AS reason
         FROM (SELECT cells.*, CASE
             WHEN product IS NULL THEN 'missing_id'
@@ -129,6 +130,7 @@ def _chunk_sql(header: list[str]) -> str:
             left(encode(sha256(convert_to(coalesce(title, '') || E'\\n' || coalesce(body, ''), 'UTF8')), 'hex'), 12))
             AS external_id
         FROM cells) checked
+        OFFSET 0  -- the reasons once per row, not once per use below
     )
     SELECT seq, reason, CASE reason
             WHEN 'missing_id' THEN (CASE WHEN product IS NULL THEN 'product_id is blank' ELSE 'author_id is blank' END)
@@ -220,6 +222,10 @@ def start_run(connection: Connection, source: str) -> bool:
     """Make the table of the keys this run has loaded (on the one connection that loads all
     its files), build the secondary indexes if a killed run left them dropped, and say whether
     the run is a first load of this source (no review of it yet)."""
+    # The staged file, the run's keys and a chunk are temporary tables, held in the session's
+    # own buffers (8 MB by default: a million keys would go to disk and back). Only a session
+    # that has not used temporary tables yet takes the setting; another keeps its buffers.
+    connection.execute(text("SET temp_buffers = '256MB'"))
     connection.execute(text("DROP TABLE IF EXISTS run_review_keys"))
     connection.execute(
         text(
@@ -299,7 +305,7 @@ def _load_chunks(
     for first in range(1, total + 1, CHUNK):
         last = min(first + CHUNK - 1, total)
         connection.execute(text("DROP TABLE IF EXISTS review_chunk"))
-        # A chunk's checked rows (~50 MB) stay in memory instead of spilling to temporary files.
+        # Sorting a chunk's keys by row (first read wins) in memory, not in temporary files.
         connection.execute(text("SET LOCAL work_mem = '128MB'"))
         connection.execute(
             text("CREATE TEMP TABLE review_chunk AS " + chunk), {"first": first, "last": last}
