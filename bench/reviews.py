@@ -131,7 +131,9 @@ def main() -> None:
             )
         started = time.perf_counter()
         with engine.begin() as connection, path.open(encoding="utf-8") as handle:
-            cursor = connection.connection.driver_connection.cursor()
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
             cursor.copy_expert(
                 "COPY bare_reviews FROM STDIN WITH (FORMAT csv, HEADER true)", handle
             )
@@ -149,6 +151,7 @@ def main() -> None:
         after = sampler.largest
         ingest_rate = args.rows / ingest_seconds
 
+        scored, score_seconds = None, 0.0
         if run_id is not None:
             started = time.perf_counter()
             scored = score_reviews(engine, storage, folder, run_id)
@@ -163,7 +166,7 @@ def main() -> None:
             f"{'skinctl ingest reviews':<34}{args.rows:>11,}{ingest_seconds:>10.1f}{ingest_rate:>10,.0f}"
             f"{ingest_rate / copy_rate:>8.2f}   (target >= 0.50; {loaded:,} inserted)"
         )
-        if run_id is not None:
+        if scored is not None:
             print(
                 f"{'skinctl reviews score':<34}{scored.scored:>11,}{score_seconds:>10.1f}"
                 f"{scored.scored / score_seconds:>10,.0f}{'':>8}   (target >= 5,000/s, model load included)"

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.schema import CreateIndex, DropIndex
 
-from skinctl.db.models import Review
+from skinctl.db.models import Base
 from skinctl.products.readers import REVIEW_COLUMNS, RowProblem, _encoding_of
 
 CHUNK = 100_000
@@ -215,7 +215,7 @@ def _insert_sql(claimed: str, fresh: bool) -> str:
 
 # The indexes of `reviews` besides its keys: a load large against the table builds them once at
 # the end of the file, which is cheaper than keeping them up to date row by row.
-SECONDARY_INDEXES = [i for i in Review.__table__.indexes if not i.unique]
+SECONDARY_INDEXES = [i for i in Base.metadata.tables["reviews"].indexes if not i.unique]
 
 
 def start_run(connection: Connection, source: str) -> bool:
@@ -350,7 +350,9 @@ def _stage(connection: Connection, path: Path, header: list[str], encoding: str)
     connection.execute(
         text(f"CREATE TEMP TABLE review_file (seq bigint GENERATED ALWAYS AS IDENTITY, {columns})")
     )
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a checked-out connection has its psycopg2 connection
+    cursor = driver.cursor()
     pg_encoding = "UTF8" if encoding == "utf-8-sig" else "WIN1252"
     try:
         with path.open("rb") as handle:
