@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
 from skinctl.db.models import Base
@@ -224,8 +225,13 @@ def start_run(connection: Connection, source: str) -> bool:
     the run is a first load of this source (no review of it yet)."""
     # The staged file, the run's keys and a chunk are temporary tables, held in the session's
     # own buffers (8 MB by default: a million keys would go to disk and back). Only a session
-    # that has not used temporary tables yet takes the setting; another keeps its buffers.
-    connection.execute(text("SET temp_buffers = '256MB'"))
+    # that has not used temporary tables yet takes the setting; another refuses it and keeps
+    # its buffers.
+    try:
+        with connection.begin_nested():
+            connection.execute(text("SET temp_buffers = '256MB'"))
+    except DBAPIError:
+        pass
     connection.execute(text("DROP TABLE IF EXISTS run_review_keys"))
     connection.execute(
         text(
