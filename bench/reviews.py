@@ -1,14 +1,18 @@
 """Reviews at the Sephora set's real size: `ingest reviews` and `reviews score` on a million rows,
 against plain COPY of the same file into a bare table, in the same run.
 
-    PYTHONPATH=. SKINCTL_HOME=... python bench/reviews.py [--rows 1000000] [--epochs 3]
+    PYTHONPATH=. SKINCTL_HOME=... python bench/reviews.py [--rows 1000000] [--epochs 3] [--no-score]
+
+(from a git worktree, set SKINCTL_SHARED_DATA=/path/to/shared/data).
 
 Makes a file of --rows reviews by resampling the real rows of ../shared/data/sephora/reviews_2023
 (each copy gets its own author id, so every row is a new review), in a scratch database created
 on skinctl's configured server (dropped at the end). Prints, for the same file:
 - bare COPY into a table of text columns (no parsing, no indexes): rows/s, the baseline;
-- `skinctl ingest reviews` (streamed read, checks, COPY into staging, upsert): rows/s, ratio to
-  the baseline (target >= 0.5), and the process's peak memory before and after (flat = streamed);
+- `skinctl ingest reviews` (COPY into staging, then per chunk: checks, duplicate keys, UPDATE of
+  changed and INSERT of new rows, all in PostgreSQL): rows/s, ratio to the baseline (target
+  >= 0.5), and the process's resident memory before and during it (flat = streamed). The real
+  reviews are loaded first, so the million rows go into a table that is not empty;
 - `skinctl reviews score` of every review (the million and the real ones) with a sentiment run
   trained on the real reviews beforehand: reviews/s (target >= 5,000).
 """
@@ -95,7 +99,7 @@ def main() -> None:
     from skinctl.storage import open_storage
 
     settings = load_settings().settings
-    server = engine_from_settings(settings)
+    server = engine_from_settings(settings, check_schema=False)  # only to make a scratch database
     name = f"skinctl_bench_reviews_{os.getpid()}"
     with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -127,7 +131,9 @@ def main() -> None:
             )
         started = time.perf_counter()
         with engine.begin() as connection, path.open(encoding="utf-8") as handle:
-            cursor = connection.connection.driver_connection.cursor()
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
             cursor.copy_expert(
                 "COPY bare_reviews FROM STDIN WITH (FORMAT csv, HEADER true)", handle
             )
@@ -145,6 +151,7 @@ def main() -> None:
         after = sampler.largest
         ingest_rate = args.rows / ingest_seconds
 
+        scored, score_seconds = None, 0.0
         if run_id is not None:
             started = time.perf_counter()
             scored = score_reviews(engine, storage, folder, run_id)
@@ -159,7 +166,7 @@ def main() -> None:
             f"{'skinctl ingest reviews':<34}{args.rows:>11,}{ingest_seconds:>10.1f}{ingest_rate:>10,.0f}"
             f"{ingest_rate / copy_rate:>8.2f}   (target >= 0.50; {loaded:,} inserted)"
         )
-        if run_id is not None:
+        if scored is not None:
             print(
                 f"{'skinctl reviews score':<34}{scored.scored:>11,}{score_seconds:>10.1f}"
                 f"{scored.scored / score_seconds:>10,.0f}{'':>8}   (target >= 5,000/s, model load included)"

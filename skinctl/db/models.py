@@ -699,7 +699,10 @@ class Review(Base):
     title: Mapped[str | None] = mapped_column(Text)
     review_text: Mapped[str | None] = mapped_column(Text)
     submitted_on: Mapped[date | None] = mapped_column(Date)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    # Provenance (migration 0015): the file's name and the review's row in it (1 = the first
+    # row after the header). The whole CSV row is not kept: the typed columns hold what is used.
+    source_file: Mapped[str | None] = mapped_column(Text)
+    source_row: Mapped[int | None] = mapped_column(Integer)
     ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     created_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, server_default=func.current_timestamp()

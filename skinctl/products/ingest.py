@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -490,7 +489,8 @@ REVIEW_COLUMNS = (
     "title",
     "review_text",
     "submitted_on",
-    "raw",
+    "source_file",
+    "source_row",
 )
 
 
@@ -532,16 +532,20 @@ def ingest_reviews(
             progress("reviews", done, None)
 
         with engine.connect() as connection:
-            review_bulk.start_run(connection)
+            fresh = review_bulk.start_run(connection, fmt)
             for path in files:
                 report = TableReport("reviews", str(path))
                 tables.append(report)
                 try:
-                    review_bulk.load_review_file(connection, path, run.id, fmt, report, advance)
+                    review_bulk.load_review_file(
+                        connection, path, run.id, fmt, report, advance, fresh
+                    )
                 except review_bulk.NotCopyable:
-                    # COPY cannot read it (a row with the wrong number of cells ...): row by row,
-                    # which reports each bad row and loads the others.
+                    # COPY cannot read it (a row with the wrong number of cells ...): row by
+                    # row, which reports each bad row and loads the others. Its keys are not
+                    # claimed for the run, so later files must check for them.
                     _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
+                    fresh = False
                 run.counts = _run_counts(tables)
                 run.save_counts(engine)
                 _record_problems(
@@ -588,25 +592,30 @@ def _load_reviews_row_by_row(
             )
             continue
         first_line[key] = item.line
-        batch.append(_review_row(record, item.raw))
+        batch.append(_review_row(record, path.name, report.total))
         if len(batch) >= REVIEW_BATCH:
             advance(_write_reviews(engine, run_id, batch, report))
             batch = []
     advance(_write_reviews(engine, run_id, batch, report))
 
 
-def _review_row(record: readers.ReviewRecord, raw: dict[str, str]) -> tuple:
-    values = {**readers.columns(record), "raw": json.dumps(_jsonable(raw), ensure_ascii=False)}
+def _review_row(record: readers.ReviewRecord, file: str, row: int) -> tuple:
+    """The review's columns, with its provenance: the file's name and its row in it."""
+    values = {**readers.columns(record), "source_file": file, "source_row": row}
     return tuple(values[column] for column in REVIEW_COLUMNS)
 
 
-_COMPARED = [c for c in REVIEW_COLUMNS if c not in ("source", "external_id")]
+_PROVENANCE = ("source_file", "source_row")
+# Provenance is written with a change but is not one: the same review read from another row
+# (a re-sorted file) is unchanged.
+_COMPARED = [c for c in REVIEW_COLUMNS if c not in ("source", "external_id", *_PROVENANCE)]
 _UPSERT_REVIEWS = text(
     f"INSERT INTO reviews ({', '.join(REVIEW_COLUMNS)}, product_id, ingest_run_id) "
     f"SELECT {', '.join('s.' + c for c in REVIEW_COLUMNS)}, p.id, :run_id FROM review_stage s "
     "LEFT JOIN products p ON p.source = s.source AND p.external_id = s.product_external_id "
     "ON CONFLICT (source, external_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COMPARED)
+    + "".join(f", {c} = excluded.{c}" for c in _PROVENANCE)
     + ", product_id = COALESCE(excluded.product_id, reviews.product_id), "
     "ingest_run_id = excluded.ingest_run_id, updated_at = now() "
     f"WHERE ({', '.join('reviews.' + c for c in _COMPARED)}) IS DISTINCT FROM "
