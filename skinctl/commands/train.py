@@ -95,7 +95,7 @@ def run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a classifier on a query over the database and record the run."""
-    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stdout, warn
     from skinctl.db.models import RunStatus
     from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED
     from skinctl.train.options import TrainOptions
@@ -137,6 +137,9 @@ def run(
             user=app_state.settings.user,
             report=report,
         )
+    if result is None:  # a worker of a multi-worker run other than the chief
+        info("trained as a worker of a multi-worker run; the chief (worker 0) records the run")
+        return
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
     if result.warning:
