@@ -73,7 +73,9 @@ def render_summary(result: IngestResult, json_output: bool) -> None:
 def images(
     ctx: typer.Context,
     path: str = typer.Argument(
-        ..., help="Folder that holds the images (or a catalog dataset slug)."
+        ...,
+        help="Folder that holds the images, a bucket (gs://bucket/prefix), or a catalog "
+        "dataset slug.",
     ),
     dataset: str | None = typer.Option(
         None,
@@ -82,8 +84,11 @@ def images(
         help="Dataset name recorded on every row (default for a catalog slug: the slug).",
     ),
     layout: Layout = typer.Option(Layout.AUTO, "--layout", help="How the folder is laid out."),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="Label CSV: filename + class or one-hot columns."
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Label CSV: filename + class or one-hot columns (a local file, or gs://... with a "
+        "bucket source).",
     ),
     metadata: Path | None = typer.Option(
         None, "--metadata", help="Subject metadata CSV keyed by filename or subject_id."
@@ -142,7 +147,7 @@ def images(
         dataset=source.dataset_name(dataset),
         storage_url=storage or settings.storage,
         layout=source.layout if layout == Layout.AUTO and source.layout else layout,
-        labels=labels,
+        labels=labels if labels is None or labels.startswith("gs://") else Path(labels),
         metadata=metadata,
         filename_pattern=filename_pattern,
         class_level=class_level,
@@ -156,7 +161,7 @@ def images(
     options.validate()
     engine = app_state.engine()
     with progress_bar(progress_enabled()) as reporter:
-        result = ingest_images(engine, source.folder, options, report=reporter)
+        result = ingest_images(engine, source.location, options, report=reporter)
     # the summary first: a report that cannot be written is one error after it, rows kept
     render_summary(result, json_output)
     if report is not None:

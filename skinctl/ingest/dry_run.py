@@ -34,7 +34,7 @@ def dry_run(
     readable = 0
     done = 0
     for outcome in outcomes(
-        [entry.path for entry in to_read],
+        [entry.locator for entry in to_read],
         workers=options.workers,
         storage_url=None,
         max_pixels=options.max_pixels,

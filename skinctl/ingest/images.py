@@ -41,9 +41,13 @@ STAGE = "images"  # the progress stage of reading files; linking reports "near d
 
 
 def ingest_images(
-    engine: Engine, source: Path, options: IngestOptions, *, report: ReportProgress = no_progress
+    engine: Engine,
+    source: Path | str,
+    options: IngestOptions,
+    *,
+    report: ReportProgress = no_progress,
 ) -> IngestResult:
-    """Ingest the dataset at `source`. `report` gets cumulative progress: the files (stage
+    """Ingest the dataset at `source` (a folder, or a `gs://bucket/prefix` URL). `report` gets cumulative progress: the files (stage
     "images"), then each near-duplicate linking stage."""
     from skinctl.db.runs import recorded_ingest_run
 
@@ -125,7 +129,7 @@ def _load(
     to_read = [entry for entry in scan.entries if entry.local_path not in known]
     stored_hashes: set[str] = set()
     for outcome in outcomes(
-        [entry.path for entry in to_read],
+        [entry.locator for entry in to_read],
         workers=options.workers,
         storage_url=options.storage_url,
         max_pixels=options.max_pixels,

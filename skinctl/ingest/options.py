@@ -22,7 +22,7 @@ class IngestOptions:
     dataset: str
     storage_url: str
     layout: Layout = Layout.AUTO
-    labels: Path | None = None
+    labels: Path | str | None = None  # str: a gs:// label file (with a bucket source)
     metadata: Path | None = None
     filename_pattern: str | None = None
     class_level: int | None = None

@@ -99,11 +99,24 @@ def read_file(path: Path) -> bytes:
         ) from None
 
 
-def process_file(task: tuple[int, str]) -> Outcome:
-    """Read, validate, hash and (unless a dry run) store one file."""
-    index, path = task
+def read_source(locator: str) -> bytes:
+    """The bytes of a local file or of a bucket object (`gs://...`, listed by the scan)."""
+    if not locator.startswith("gs://"):
+        return read_file(Path(locator))
+    from skinctl.errors import StorageError
+    from skinctl.storage.gcs import read_object
+
     try:
-        data = read_file(Path(path))
+        return read_object(locator)
+    except StorageError as error:
+        raise ImageRejected("unreadable", f"cannot read the object: {error}") from None
+
+
+def process_file(task: tuple[int, str]) -> Outcome:
+    """Read, validate, hash and (unless a dry run) store one file or bucket object."""
+    index, locator = task
+    try:
+        data = read_source(locator)
         facts = analyse_bytes(data, _worker_max_pixels)
     except ImageRejected as rejected:
         return Outcome(index, reason=rejected.reason, detail=rejected.detail)
@@ -122,11 +135,11 @@ def process_file(task: tuple[int, str]) -> Outcome:
 
 
 def outcomes(
-    paths: list[Path], *, workers: int, storage_url: str | None, max_pixels: int
+    paths: list[str], *, workers: int, storage_url: str | None, max_pixels: int
 ) -> Iterator[Outcome]:
-    """One outcome per path, in order (`Outcome.index` is the position in `paths`), computed by
-    `workers` processes. `storage_url` None: store nothing (a dry run)."""
-    tasks = [(index, str(path)) for index, path in enumerate(paths)]
+    """One outcome per path (a file or a gs:// object), in order (`Outcome.index` is the position
+    in `paths`), computed by `workers` processes. `storage_url` None: store nothing (a dry run)."""
+    tasks = list(enumerate(paths))
     if workers == 1 or len(tasks) < 2:
         _init_worker(storage_url, max_pixels)
         for task in tasks:
