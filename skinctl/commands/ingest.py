@@ -9,6 +9,7 @@ import typer
 
 from skinctl.commands.common import state
 from skinctl.datasets.readers import Layout
+from skinctl.engines import EngineKind
 from skinctl.errors import EXIT_REJECTED
 
 if TYPE_CHECKING:
@@ -113,6 +114,16 @@ def images(
     batch_size: int = typer.Option(
         500, "--batch-size", min=1, help="Rows per database transaction."
     ),
+    engine_kind: EngineKind = typer.Option(
+        EngineKind.local,
+        "--engine",
+        help="Where files are read and analysed: a local process pool, or Ray (skinctl[ray]).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster to use with --engine ray (ray://HEAD:10001); default: a local Ray.",
+    ),
     near_duplicate_distance: int = typer.Option(
         8,
         "--near-duplicate-distance",
@@ -157,6 +168,8 @@ def images(
         link_near_duplicates=link,
         dry_run=dry_run,
         started_by=settings.user,
+        engine=engine_kind,
+        ray_address=ray_address,
     )
     options.validate()
     engine = app_state.engine()
