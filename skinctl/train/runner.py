@@ -93,7 +93,7 @@ def run_training(
         report(EPOCHS_STAGE, epoch.epoch, options.epochs)
 
     run_dir = home / "runs" / f"run-{run_id}"
-    reader = ByteReader(storage)
+    reader = ByteReader(storage, cache_dir=home / "cache" / "tfdata")
     try:
         result = fit(
             reader,
@@ -164,7 +164,7 @@ def _train_along(
 
     with Session(engine) as session:
         prepared = prepare(session, options)
-    reader = ByteReader(storage)
+    reader = ByteReader(storage, cache_dir=home / "cache" / "tfdata")
     result = fit(
         reader,
         options,
