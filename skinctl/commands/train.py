@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from skinctl.commands.common import state
+from skinctl.engines import EngineKind
 from skinctl.train.choices import Architecture, BalanceBy, SplitMethod, Task
 
 if TYPE_CHECKING:
@@ -438,6 +439,15 @@ def score(
         help="Score every image by K-fold cross-validation (K models with the run's settings); "
         "default: the run's own model on its held-out val/test images.",
     ),
+    engine_kind: EngineKind = typer.Option(
+        EngineKind.local,
+        "--engine",
+        help="Where the held-out images are scored: here, or as Ray Data map_batches on Ray "
+        "(skinctl[ray]; --folds trains here either way).",
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--address", help="Ray cluster for --engine ray (ray://HEAD:10001); default: local."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Store out-of-sample class probabilities and a 'likely mislabeled' score per image."""
@@ -453,6 +463,8 @@ def score(
             home=app_state.settings.home,
             folds=folds,
             report=report,
+            engine_kind=engine_kind,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(result)
