@@ -24,7 +24,7 @@ def stored_urls(storage: LocalStorage, count: int) -> list[str]:
     return urls
 
 
-def pixels(dataset) -> np.ndarray:  # noqa: ANN001 - a tf.data.Dataset
+def pixels(dataset) -> np.ndarray:
     return np.concatenate([batch[0].numpy() for batch in dataset])
 
 
