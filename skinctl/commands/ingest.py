@@ -9,6 +9,7 @@ import typer
 
 from skinctl.commands.common import state
 from skinctl.datasets.readers import Layout
+from skinctl.engines import EngineKind
 from skinctl.errors import EXIT_REJECTED
 
 if TYPE_CHECKING:
@@ -73,7 +74,9 @@ def render_summary(result: IngestResult, json_output: bool) -> None:
 def images(
     ctx: typer.Context,
     path: str = typer.Argument(
-        ..., help="Folder that holds the images (or a catalog dataset slug)."
+        ...,
+        help="Folder that holds the images, a bucket (gs://bucket/prefix), or a catalog "
+        "dataset slug.",
     ),
     dataset: str | None = typer.Option(
         None,
@@ -82,8 +85,11 @@ def images(
         help="Dataset name recorded on every row (default for a catalog slug: the slug).",
     ),
     layout: Layout = typer.Option(Layout.AUTO, "--layout", help="How the folder is laid out."),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="Label CSV: filename + class or one-hot columns."
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Label CSV: filename + class or one-hot columns (a local file, or gs://... with a "
+        "bucket source).",
     ),
     metadata: Path | None = typer.Option(
         None, "--metadata", help="Subject metadata CSV keyed by filename or subject_id."
@@ -107,6 +113,16 @@ def images(
     ),
     batch_size: int = typer.Option(
         500, "--batch-size", min=1, help="Rows per database transaction."
+    ),
+    engine_kind: EngineKind = typer.Option(
+        EngineKind.local,
+        "--engine",
+        help="Where files are read and analysed: a local process pool, or Ray (skinctl[ray]).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster to use with --engine ray (ray://HEAD:10001); default: a local Ray.",
     ),
     near_duplicate_distance: int = typer.Option(
         8,
@@ -148,7 +164,7 @@ def images(
         dataset=source.dataset_name(dataset),
         storage_url=storage or settings.storage,
         layout=source.layout if layout == Layout.AUTO and source.layout else layout,
-        labels=labels,
+        labels=labels if labels is None or labels.startswith("gs://") else Path(labels),
         metadata=metadata,
         filename_pattern=filename_pattern,
         class_level=class_level,
@@ -158,11 +174,13 @@ def images(
         link_near_duplicates=link,
         dry_run=dry_run,
         started_by=settings.user,
+        engine=engine_kind,
+        ray_address=ray_address,
     )
     options.validate()
     engine = app_state.engine()
     with progress_bar(progress_enabled()) as reporter:
-        result = ingest_images(engine, source.folder, options, report=reporter)
+        result = ingest_images(engine, source.location, options, report=reporter)
     # the summary first: a report that cannot be written is one error after it, rows kept
     render_summary(result, json_output)
     if report is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from skinctl.commands.common import state
+from skinctl.engines import EngineKind
 from skinctl.train.choices import Architecture, Augment, BalanceBy, Schedule, SplitMethod, Task
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def run(
 
         skinctl train run --task skin-type --dataset skin_types --verified-only --epochs 20
     """
-    from skinctl.console import print_json, progress_bar, progress_enabled, stdout, warn
+    from skinctl.console import info, print_json, progress_bar, progress_enabled, stdout, warn
     from skinctl.db.models import RunStatus
     from skinctl.errors import EXIT_FAILURE, EXIT_INTERRUPTED
     from skinctl.train.options import TrainOptions
@@ -165,6 +166,9 @@ def run(
             report=report,
             announce=warn,
         )
+    if result is None:  # a worker of a multi-worker run other than the chief
+        info("trained as a worker of a multi-worker run; the chief (worker 0) records the run")
+        return
     for reason, count in result.left_out.items():
         warn(f"{count} images left out: {reason}.")
     small = (result.hyperparameters or {}).get("small_classes") or {}
@@ -634,6 +638,15 @@ def score(
         help="Score every image by K-fold cross-validation (K models with the run's settings); "
         "default: the run's own model on its held-out val/test images.",
     ),
+    engine_kind: EngineKind = typer.Option(
+        EngineKind.local,
+        "--engine",
+        help="Where the held-out images are scored: here, or as Ray Data map_batches on Ray "
+        "(skinctl[ray]; --folds trains here either way).",
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--address", help="Ray cluster for --engine ray (ray://HEAD:10001); default: local."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Store out-of-sample class probabilities and a 'likely mislabeled' score per image."""
@@ -649,6 +662,8 @@ def score(
             home=app_state.settings.home,
             folds=folds,
             report=report,
+            engine_kind=engine_kind,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(result)

@@ -98,6 +98,12 @@ class ImageEntry:
     subject_id: str | None = None
     labels: list[LabelSpec] = field(default_factory=list)
     subject: dict[str, Any] | None = None  # subject_metadata fields (metadata CSV, skin type)
+    url: str | None = None  # where to read it when it is not a local file (a gs:// object)
+
+    @property
+    def locator(self) -> str:
+        """What an ingest worker reads: the object URL, or the local file."""
+        return self.url or str(self.path)
 
     @property
     def skin_type(self) -> str | None:
@@ -197,8 +203,14 @@ def detect_class_level(dir_parts: list[tuple[str, ...]]) -> int | None:
     return candidates[-1][0]
 
 
-def read_folders(root: Path, class_level: int | None = None) -> DatasetScan:
-    images, skipped = walk_images(root)
+# (absolute path, posix path inside root) of every image, sorted; and the count of other files
+Listing = tuple[list[tuple[Path, str]], int]
+
+
+def read_folders(
+    root: Path, class_level: int | None = None, listing: Listing | None = None
+) -> DatasetScan:
+    images, skipped = listing or walk_images(root)
     dir_parts = [tuple(rel.split("/")[:-1]) for _, rel in images]
     notes = []
     if class_level is None:
@@ -356,8 +368,10 @@ def read_label_table(table: Path, root: Path) -> tuple[dict[str, TableRow], list
     return result, notes
 
 
-def read_tables(root: Path, tables: list[Path], layout: str) -> DatasetScan:
-    images, skipped = walk_images(root, exclude=set(tables))
+def read_tables(
+    root: Path, tables: list[Path], layout: str, listing: Listing | None = None
+) -> DatasetScan:
+    images, skipped = listing or walk_images(root, exclude=set(tables))
     notes: list[str] = []
     rows: dict[str, TableRow] = {}
     for table in tables:
@@ -474,8 +488,10 @@ def scan_dataset(
     labels: Path | None = None,
     class_level: int | None = None,
     filename_pattern: str | None = None,
+    listing: Listing | None = None,
 ) -> DatasetScan:
-    """Every image under `root` with the labels the layout gives it."""
+    """Every image under `root` with the labels the layout gives it. `listing`: the images as
+    listed elsewhere (a bucket), in place of walking `root` (which then holds the label files)."""
     if layout not in LAYOUTS:
         raise UsageError(f"Unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}.")
     if not root.is_dir():
@@ -501,9 +517,9 @@ def scan_dataset(
         if not table.is_file():
             raise InputRejected(f"Label file {table} does not exist.")
     if layout == "folders":
-        scan = read_folders(root, class_level)
+        scan = read_folders(root, class_level, listing)
     else:
-        scan = read_tables(root, [t.resolve() for t in tables], layout)
+        scan = read_tables(root, [t.resolve() for t in tables], layout, listing)
     matched = apply_name_rules(scan.entries, pattern)
     if pattern is not None:
         scan.notes.append(f"--filename-pattern matched {matched} of {len(scan.entries)} file names")

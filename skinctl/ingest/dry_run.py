@@ -33,24 +33,25 @@ def dry_run(
     first_hash: dict[str, ImageEntry] = {}
     readable = 0
     done = 0
-    for outcome in outcomes(
-        [entry.path for entry in to_read],
-        workers=options.workers,
-        storage_url=None,
-        max_pixels=options.max_pixels,
-    ):
-        entry = to_read[outcome.index]
-        if outcome.facts is None:
-            tally.reject(
-                Rejection(entry.local_path, outcome.reason or "rejected", outcome.detail or "")
-            )
-        else:
-            readable += 1
-            first_hash.setdefault(outcome.facts.sha256, entry)
-            tally.labels += len(entry.labels)
-            tally.metadata_rows += int(entry.subject is not None or entry.skin_type is not None)
-        done += 1
-        report(STAGE, done, len(to_read))
+    with options.compute_engine() as compute:
+        for outcome in outcomes(
+            [entry.locator for entry in to_read],
+            engine=compute,
+            storage_url=None,
+            max_pixels=options.max_pixels,
+        ):
+            entry = to_read[outcome.index]
+            if outcome.facts is None:
+                tally.reject(
+                    Rejection(entry.local_path, outcome.reason or "rejected", outcome.detail or "")
+                )
+            else:
+                readable += 1
+                first_hash.setdefault(outcome.facts.sha256, entry)
+                tally.labels += len(entry.labels)
+                tally.metadata_rows += int(entry.subject is not None or entry.skin_type is not None)
+            done += 1
+            report(STAGE, done, len(to_read))
     existing = existing_hashes(engine, list(first_hash))
     tally.ingested = len(set(first_hash) - existing)
     tally.exact_duplicates = readable - tally.ingested

@@ -41,9 +41,13 @@ STAGE = "images"  # the progress stage of reading files; linking reports "near d
 
 
 def ingest_images(
-    engine: Engine, source: Path, options: IngestOptions, *, report: ReportProgress = no_progress
+    engine: Engine,
+    source: Path | str,
+    options: IngestOptions,
+    *,
+    report: ReportProgress = no_progress,
 ) -> IngestResult:
-    """Ingest the dataset at `source`. `report` gets cumulative progress: the files (stage
+    """Ingest the dataset at `source` (a folder, or a `gs://bucket/prefix` URL). `report` gets cumulative progress: the files (stage
     "images"), then each near-duplicate linking stage."""
     from skinctl.db.runs import recorded_ingest_run
 
@@ -124,29 +128,30 @@ def _load(
 
     to_read = [entry for entry in scan.entries if entry.local_path not in known]
     stored_hashes: set[str] = set()
-    for outcome in outcomes(
-        [entry.path for entry in to_read],
-        workers=options.workers,
-        storage_url=options.storage_url,
-        max_pixels=options.max_pixels,
-    ):
-        entry = to_read[outcome.index]
-        if outcome.facts is None:
-            rejection = Rejection(
-                entry.local_path, outcome.reason or "rejected", outcome.detail or ""
-            )
-            tally.reject(rejection)
-            rejections.append(rejection)
-        else:
-            # two workers may both store the same new bytes at once: count the object once
-            if outcome.stored_new and outcome.facts.sha256 not in stored_hashes:
-                stored_hashes.add(outcome.facts.sha256)
-                tally.stored_objects += 1
-            batch.append(Pending(entry, outcome=outcome))
-        done += 1
-        report(STAGE, done, total)
-        if len(batch) + len(rejections) >= options.batch_size:
-            flush()
+    with options.compute_engine() as compute:
+        for outcome in outcomes(
+            [entry.locator for entry in to_read],
+            engine=compute,
+            storage_url=options.storage_url,
+            max_pixels=options.max_pixels,
+        ):
+            entry = to_read[outcome.index]
+            if outcome.facts is None:
+                rejection = Rejection(
+                    entry.local_path, outcome.reason or "rejected", outcome.detail or ""
+                )
+                tally.reject(rejection)
+                rejections.append(rejection)
+            else:
+                # two workers may both store the same new bytes at once: count the object once
+                if outcome.stored_new and outcome.facts.sha256 not in stored_hashes:
+                    stored_hashes.add(outcome.facts.sha256)
+                    tally.stored_objects += 1
+                batch.append(Pending(entry, outcome=outcome))
+            done += 1
+            report(STAGE, done, total)
+            if len(batch) + len(rejections) >= options.batch_size:
+                flush()
     if batch or rejections:
         flush()
 

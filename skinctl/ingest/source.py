@@ -18,6 +18,12 @@ class IngestSource:
     folder: Path
     layout: Layout | None  # the catalog's layout for a slug; None: the reader's own choice
     slug: str | None  # the catalog slug PATH named, if it named one
+    bucket_url: str | None = None  # gs://bucket/prefix: objects are listed and read from there
+
+    @property
+    def location(self) -> Path | str:
+        """What the ingest reads: the folder, or the bucket URL."""
+        return self.bucket_url or self.folder
 
     def dataset_name(self, given: str | None) -> str:
         """`--dataset`, or the slug when PATH was a catalog slug."""
@@ -26,7 +32,7 @@ class IngestSource:
         if self.slug is not None:
             return self.slug
         raise UsageError(
-            f"--dataset is needed to ingest the folder {self.folder}.",
+            f"--dataset is needed to ingest {self.location}.",
             hint="Name the dataset every row records, e.g. `--dataset my_clinic` "
             "(a catalog slug such as `skin-types` names itself).",
         )
@@ -34,8 +40,15 @@ class IngestSource:
 
 def resolve_source(arg: str, settings: Settings) -> IngestSource:
     """A path that exists is used as is; a catalog slug (`skin-types`) means the newest completed
-    fetch of that dataset, read with the catalog's layout."""
+    fetch of that dataset, read with the catalog's layout; `gs://bucket/prefix` is a bucket."""
     from skinctl.datasets.catalog import looks_like_slug, resolve_fetched
+
+    if arg.startswith("gs://"):
+        from skinctl.storage.gcs import parse_gs_url
+
+        bucket, prefix = parse_gs_url(arg)
+        url = f"gs://{bucket}" + (f"/{prefix}" if prefix else "")
+        return IngestSource(Path(url), None, None, bucket_url=url)
 
     path = Path(arg).expanduser()
     if path.exists():

@@ -1,4 +1,5 @@
-"""The per-file work of an image ingest, run in worker processes.
+"""The per-file work of an image ingest, run in worker processes (the local pool or Ray: see
+`skinctl.engines`).
 
 Each worker reads a file once, runs `imageproc.analyse_bytes` (the ONE decode path) and, unless
 it is a dry run, stores the bytes content-addressed (`<sha[:2]>/<sha>.<ext>`) BEFORE the parent
@@ -10,19 +11,19 @@ run in these processes, one at a time per worker.
 from __future__ import annotations
 
 import errno
-import multiprocessing
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from skinctl.errors import SkinctlError
 from skinctl.ingest.imageproc import DEFAULT_MAX_PIXELS, ImageFacts, ImageRejected, analyse_bytes
 
+if TYPE_CHECKING:
+    from skinctl.engines.base import ComputeEngine
+
 MAX_FILE_BYTES = 512 * 1024 * 1024  # larger files are refused before being read into memory
-POOL_CHUNKSIZE = 8
 
 
 @dataclass
@@ -41,27 +42,9 @@ _worker_storage = None
 _worker_max_pixels = DEFAULT_MAX_PIXELS
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGTERM when the parent dies (kill -9), instead of lingering."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _init_worker(storage_url: str | None, max_pixels: int, in_pool: bool = False) -> None:
+def _init_worker(storage_url: str | None, max_pixels: int) -> None:
+    """Once per worker process (local pool or Ray): the image store to write to, the limits."""
     global _worker_storage, _worker_max_pixels
-    if in_pool:
-        import signal
-
-        _die_with_parent()
-        # Ctrl-C is the parent's to handle (it records the run as interrupted and stops the pool)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if storage_url is not None:
         from skinctl.storage import open_storage
 
@@ -99,11 +82,24 @@ def read_file(path: Path) -> bytes:
         ) from None
 
 
-def process_file(task: tuple[int, str]) -> Outcome:
-    """Read, validate, hash and (unless a dry run) store one file."""
-    index, path = task
+def read_source(locator: str) -> bytes:
+    """The bytes of a local file or of a bucket object (`gs://...`, listed by the scan)."""
+    if not locator.startswith("gs://"):
+        return read_file(Path(locator))
+    from skinctl.errors import StorageError
+    from skinctl.storage.gcs import read_object
+
     try:
-        data = read_file(Path(path))
+        return read_object(locator)
+    except StorageError as error:
+        raise ImageRejected("unreadable", f"cannot read the object: {error}") from None
+
+
+def process_file(task: tuple[int, str]) -> Outcome:
+    """Read, validate, hash and (unless a dry run) store one file or bucket object."""
+    index, locator = task
+    try:
+        data = read_source(locator)
         facts = analyse_bytes(data, _worker_max_pixels)
     except ImageRejected as rejected:
         return Outcome(index, reason=rejected.reason, detail=rejected.detail)
@@ -122,38 +118,18 @@ def process_file(task: tuple[int, str]) -> Outcome:
 
 
 def outcomes(
-    paths: list[Path], *, workers: int, storage_url: str | None, max_pixels: int
+    paths: list[str],
+    *,
+    engine: ComputeEngine,
+    storage_url: str | None,
+    max_pixels: int,
 ) -> Iterator[Outcome]:
-    """One outcome per path, in order (`Outcome.index` is the position in `paths`), computed by
-    `workers` processes. `storage_url` None: store nothing (a dry run)."""
-    tasks = [(index, str(path)) for index, path in enumerate(paths)]
-    if workers == 1 or len(tasks) < 2:
-        _init_worker(storage_url, max_pixels)
-        for task in tasks:
-            yield process_file(task)
-        return
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    # fork: the workers need no re-import and touch nothing of the parent's database connections
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    )
-    # an executor, not multiprocessing.Pool: a worker that dies (a decoder crash) breaks the
-    # executor with an error instead of leaving the run waiting forever for its results
-    executor = ProcessPoolExecutor(
-        workers,
-        mp_context=context,
+    """One outcome per path (a file or a gs:// object), in order (`Outcome.index` is the position
+    in `paths`), computed on `engine` (the local pool or Ray). `storage_url` None: store nothing
+    (a dry run)."""
+    return engine.map_ordered(
+        process_file,
+        list(enumerate(paths)),
         initializer=_init_worker,
-        initargs=(storage_url, max_pixels, True),
+        initargs=(storage_url, max_pixels),
     )
-    try:
-        yield from executor.map(process_file, tasks, chunksize=POOL_CHUNKSIZE)
-    except BrokenProcessPool:
-        raise SkinctlError(
-            "A worker process died while reading images (a crash in an image decoder or out of memory).",
-            hint="Committed batches are kept: run the same command again to resume, with fewer --workers if memory is short.",
-        ) from None
-    finally:
-        # on Ctrl-C or an error, drop the queued work instead of finishing it
-        executor.shutdown(wait=False, cancel_futures=True)

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from skinctl.errors import ConfigError, StorageError
@@ -29,6 +30,28 @@ T = TypeVar("T")
 
 ATTEMPTS = 5
 RETRY_BASE_DELAY = 0.2  # seconds, doubled per attempt
+
+
+LIST_PAGE_SIZE = 1000  # objects per listing request (the API's maximum)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str  # relative to the store's prefix
+    size: int  # bytes
+
+
+_readers: dict[str, GCSStorage] = {}
+
+
+def read_object(url: str) -> bytes:
+    """The bytes of one object named by its gs:// URL (md5-checked, retried), with one client
+    per bucket and process (ingest workers read a bucket source this way)."""
+    bucket, name = parse_gs_url(url)
+    store = _readers.get(bucket)
+    if store is None:
+        store = _readers[bucket] = GCSStorage(f"gs://{bucket}")
+    return store.get(name)
 
 
 def parse_gs_url(url: str) -> tuple[str, str]:
@@ -235,6 +258,25 @@ class GCSStorage(KeyedByUrl):
         for name in self._call("list", "", listing):
             if not name.endswith("/"):
                 yield name[len(start) :]
+
+    def list_objects(self, page_size: int | None = None) -> Iterator[StoredObject]:
+        """Every object under the prefix (key relative to it, size), read one page at a time so
+        a listing of millions never sits in memory; each page is retried like any other call."""
+        start = f"{self.prefix}/" if self.prefix else ""
+        pages = iter(
+            self._client()
+            .list_blobs(
+                self.bucket_name, prefix=start or None, page_size=page_size or LIST_PAGE_SIZE
+            )
+            .pages
+        )
+        while True:
+            page = self._call("list", "", lambda: [(b.name, b.size) for b in next(pages, [])])
+            if not page:
+                return
+            for name, size in page:
+                if not name.endswith("/"):
+                    yield StoredObject(name[len(start) :], int(size or 0))
 
     def ensure_bucket(self) -> None:
         """Create the bucket when it does not exist (used by tests and first-time setup)."""

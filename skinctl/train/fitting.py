@@ -198,11 +198,14 @@ def fit(
     """Train one model with early stopping on validation loss; the best epoch is the one kept.
     Ctrl-C stops after the current step; the best checkpoint so far is returned."""
     from skinctl.train.architectures import build_model, distribution_strategy
+    from skinctl.train.multiworker import prepare_multi_worker_fit
     from skinctl.train.pipeline import make_dataset, tensorflow
 
     tf = tensorflow()
     import keras
 
+    # first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs
+    strategy = distribution_strategy(tf)
     keras.utils.set_random_seed(options.seed)
     train_weights, _ = ds.sample_weights(train, classes, options.balance_by)
     y_train = targets_for(train, classes, options.multi_label)
@@ -227,7 +230,6 @@ def fit(
     val_data = make_dataset(
         reader, [e.image_url for e in val], options.image_size, options.batch_size, targets=y_val
     )
-    strategy = distribution_strategy(tf)
     with strategy.scope():
         model = build_model(
             options.model,
@@ -253,6 +255,7 @@ def fit(
             metrics=[metric],
             jit_compile=False,  # XLA compiles for seconds per model; no gain for small CPU models
         )
+    prepare_multi_worker_fit(tf, strategy, model, train_data)
     recorder = epoch_recorder(keras, len(train), on_epoch)
     best = _best_weights(keras)
     callbacks = [

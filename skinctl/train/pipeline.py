@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
@@ -60,8 +61,10 @@ class ByteReader:
     """Reads the bytes behind an image_url: from the configured store when the URL is in it,
     else from the file or bucket the URL itself names (rows ingested into another store)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, cache_dir: Path | None = None) -> None:
         self.storage = storage
+        # where decoded pixels are cached when they do not fit in memory (see `cache_place`)
+        self.cache_dir = cache_dir
         self._buckets: dict[str, Storage] = {}
         # TensorFlow wraps errors raised inside the pipeline in its own long messages; the
         # first one is kept here so callers can report it plainly.
@@ -166,6 +169,34 @@ def mix(tf: Any, images: Any, targets: Any, alpha: float) -> Any:
     return images, targets
 
 
+def memory_cache_limit() -> int:
+    """Bytes of decoded pixels cached in memory: a quarter of physical RAM."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024**3
+
+
+def cache_place(
+    reader: ByteReader, count: int, image_size: int, memory_limit: int | None = None
+) -> Path | None:
+    """None: cache in memory; else the file prefix of a tf.data disk cache, fresh for this
+    dataset (a cache left half-written by a killed run is never reused: its lock file would
+    stop the next one), removed when the process ends."""
+    decoded = count * image_size * image_size * 3
+    limit = memory_cache_limit() if memory_limit is None else memory_limit
+    if decoded <= limit or reader.cache_dir is None:
+        return None
+    import atexit
+    import shutil
+    import tempfile
+
+    reader.cache_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="tfdata-", dir=reader.cache_dir))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder / "cache"
+
+
 def make_dataset(
     reader: ByteReader,
     urls: Sequence[str],
@@ -180,10 +211,13 @@ def make_dataset(
     strong: bool = False,
     mixup: float = 0.0,
     mirror: bool = False,
+    memory_limit: int | None = None,
 ) -> Any:
     """A tf.data.Dataset of (image float32 0..255, target[, weight]) batches in `urls` order
     (shuffled and augmented only when `training`). Decoded images are cached as uint8, so after
-    the first pass an epoch costs no reading or decoding.
+    the first pass an epoch costs no reading or decoding: in memory while they fit in
+    `memory_limit` bytes (default: a quarter of RAM), else in a tf.data file cache under the
+    reader's `cache_dir`.
 
     `strong`: stronger augmentation (see `augment`). `mixup` (training, one-hot targets): each
     batch mixed with itself shuffled, with weights from Beta(mixup, mixup). `mirror`: every
@@ -214,7 +248,8 @@ def make_dataset(
         parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(weights, dtype=np.float32)))
     dataset = tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else images.map(lambda x: (x,))
     if cache:
-        dataset = dataset.cache()
+        place = cache_place(reader, len(urls), image_size, memory_limit)
+        dataset = dataset.cache(str(place) if place is not None else "")
     if training:
         dataset = dataset.shuffle(max(len(urls), 1), seed=seed, reshuffle_each_iteration=True)
 

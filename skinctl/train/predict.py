@@ -24,6 +24,7 @@ from skinctl.db.models import (
     TrainingRun,
     TrainingRunSplit,
 )
+from skinctl.engines import EngineKind
 from skinctl.errors import SkinctlError, StorageError, TrainingError, UsageError
 from skinctl.progress import ReportProgress, no_progress
 from skinctl.train import dataset as ds
@@ -402,6 +403,35 @@ class ScoreResult:
     likely_mislabeled: list[MislabelCandidate]  # the ten highest mislabel scores
 
 
+def _score_on_ray(
+    reader: Any,
+    storage: Any,
+    model_uri: str | None,
+    examples: Sequence[ds.Example],
+    options: TrainOptions,
+    ray_address: str | None,
+) -> np.ndarray:
+    from skinctl.engines import open_engine
+    from skinctl.engines.ray import RayEngine
+    from skinctl.train.batch_scoring import predict_probabilities_on_ray
+
+    if not model_uri:
+        raise TrainingError("The run has no saved model to score with.")
+    compute = open_engine(EngineKind.ray, workers=os.cpu_count() or 1, address=ray_address)
+    assert isinstance(compute, RayEngine)
+    try:
+        return predict_probabilities_on_ray(
+            compute,
+            reader.read(model_uri),
+            storage.base_url,
+            [e.image_url for e in examples],
+            options.image_size,
+            options.batch_size,
+        )
+    finally:
+        compute.close()
+
+
 def score_run(
     engine: Engine,
     storage: Any,
@@ -410,19 +440,23 @@ def score_run(
     home: Path,
     folds: int | None = None,
     report: ReportProgress = no_progress,
+    engine_kind: EngineKind = EngineKind.local,
+    ray_address: str | None = None,
 ) -> ScoreResult:
     """Store out-of-sample class probabilities and mislabel scores for a run's images.
 
     Without `folds`: the run's own model scores the images of its validation and test splits
     (it never trained on them). With `folds` = K: K models with the run's settings are trained
     on group-aware folds and each scores the fold it did not see, so every image is scored.
-    The labels compared against are the current ones in the database."""
+    The labels compared against are the current ones in the database. `engine_kind` ray: the
+    held-out images are scored as Ray Data `map_batches` (on the cluster at `ray_address`)."""
     from skinctl.train.pipeline import ByteReader
 
     reader = ByteReader(storage)
     with Session(engine) as session:
         run = resolve_run(session, ref)
         run_id = run.id
+        model_uri = run.model_uri
         options = run_options(run)
         classes = list((run.hyperparameters or {})["classes"])
         options.classes = classes
@@ -442,10 +476,15 @@ def score_run(
             raise TrainingError(
                 f"Run {run_id} has no held-out images left in the database to score."
             )
-        loaded = load_run(engine, storage, run_id, home)
-        probabilities = predict_probabilities(
-            loaded.model, reader, held_out, options.image_size, options.batch_size
-        )
+        if engine_kind == EngineKind.ray:
+            probabilities = _score_on_ray(
+                reader, storage, model_uri, held_out, options, ray_address
+            )
+        else:
+            loaded = load_run(engine, storage, run_id, home)
+            probabilities = predict_probabilities(
+                loaded.model, reader, held_out, options.image_size, options.batch_size
+            )
         rows = _prediction_rows(
             run_id,
             held_out,

@@ -1,10 +1,15 @@
 """Writing a training run to the database: the run row and its split (`start_run`), each
 epoch as it ends (`record_epoch`), the test evaluation with the saved model
 (`record_evaluation`), and the final status (`finish_run`). One transaction each, so an
-interrupted run keeps what was recorded before it stopped."""
+interrupted run keeps what was recorded before it stopped.
+
+In a multi-worker run (TF_CONFIG) every worker trains the same model; only the chief records it
+(`is_chief`), so the run is one row however many workers took part."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -25,6 +30,21 @@ from skinctl.train.evaluate import RunEvaluation
 from skinctl.train.fitting import Epoch, FitResult, Prepared
 from skinctl.train.options import TrainOptions
 from skinctl.train.save import SavedModel
+
+
+def is_chief(environ: dict[str, str] | None = None) -> bool:
+    """Whether this process records the run: always, except in a multi-worker cluster
+    (TF_CONFIG), where the chief does (a `chief` task, or worker 0 when there is none)."""
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG")
+    if not raw:
+        return True
+    config = json.loads(raw)
+    cluster, task = config.get("cluster") or {}, config.get("task") or {}
+    if not cluster:
+        return True
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
 
 
 def next_version(session: Session, name: str) -> str:

@@ -5,6 +5,10 @@ committed as it ends, and the row is finished, interrupted (Ctrl-C: the best che
 is kept and evaluated) or failed at the end. The steps live in their own modules:
 fitting (prepare, fit), evaluate (test figures), save (model file and checksum) and recorder
 (the database rows); this module only runs them in order and handles how a run ends.
+
+In a multi-worker run (TF_CONFIG) every worker runs every step, so the collective operations
+stay in step, but only the chief (`recorder.is_chief`) writes rows and uploads the model; the
+other workers save to a scratch folder and return None.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from skinctl.progress import ReportProgress, no_progress
 from skinctl.train.evaluate import evaluate_model
 from skinctl.train.fitting import Epoch, Prepared, fit, library_versions, prepare
 from skinctl.train.options import TrainOptions
-from skinctl.train.recorder import finish_run, record_epoch, record_evaluation, start_run
+from skinctl.train.recorder import (
+    finish_run,
+    is_chief,
+    record_epoch,
+    record_evaluation,
+    start_run,
+)
 from skinctl.train.records import RunDetail, run_detail
 from skinctl.train.save import save_model
 from skinctl.train.weights import initial_weights
@@ -64,10 +74,12 @@ def run_training(
     report: ReportProgress = no_progress,
     extra_callbacks: Sequence[Any] = (),
     announce: Callable[[str], None] = lambda _message: None,
-) -> RunDetail:
+) -> RunDetail | None:
     """Train and record one run; returns what `train show` prints. `report` gets the epochs
     (cumulative, out of --epochs: early stopping may end sooner) and the evaluation.
-    `announce` gets one-line notices (ImageNet weights unavailable: training from scratch)."""
+    `announce` gets one-line notices (ImageNet weights unavailable: training from scratch). A
+    worker that is not the chief of a multi-worker run trains along, records nothing, returns
+    None."""
     from skinctl.train.pipeline import ByteReader
 
     options.check()
@@ -75,6 +87,8 @@ def run_training(
     options = replace(
         options, weights=initial_weights(options.model, options.weights, home, announce)
     )
+    if not is_chief():
+        return _train_along(engine, storage, options, home=home, report=report)
     started = time.monotonic()
     with Session(engine) as session:
         prepared = prepare(session, options)
@@ -88,7 +102,7 @@ def run_training(
         report(EPOCHS_STAGE, epoch.epoch, options.epochs)
 
     run_dir = home / "runs" / f"run-{run_id}"
-    reader = ByteReader(storage)
+    reader = ByteReader(storage, cache_dir=home / "cache" / "tfdata")
     try:
         result = fit(
             reader,
@@ -145,6 +159,36 @@ def run_training(
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return run_summary(engine, run_id)
+
+
+def _train_along(
+    engine: Engine, storage: Any, options: TrainOptions, *, home: Path, report: ReportProgress
+) -> None:
+    """A non-chief worker: the same selection (seeded), fit, evaluation and save as the chief, so
+    every collective step has all its workers; no rows, and the model file stays in scratch."""
+    import os
+    import tempfile
+
+    from skinctl.train.pipeline import ByteReader
+
+    with Session(engine) as session:
+        prepared = prepare(session, options)
+    reader = ByteReader(storage, cache_dir=home / "cache" / "tfdata")
+    result = fit(
+        reader,
+        options,
+        prepared.classes,
+        prepared.parts["train"],
+        prepared.parts["val"],
+        on_epoch=lambda epoch: report(EPOCHS_STAGE, epoch.epoch, options.epochs),
+    )
+    if not result.history:
+        return None
+    evaluate_model(result.model, reader, prepared, options)
+    (home / "runs").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home / "runs", prefix=f"worker-{os.getpid()}-") as scratch:
+        result.model.save(Path(scratch) / "model.keras")
+    return None
 
 
 def run_summary(engine: Engine, run_id: int) -> RunDetail:
