@@ -27,7 +27,7 @@ def test_text_choices_become_enums_as_recorded_runs_store_them():
     ("field", "value", "listed"),
     [
         ("task", "colour", "skin-type, condition, severity, sentiment"),
-        ("model", "resnet", "small-cnn, mobilenet-v3-small, efficientnet-b0"),
+        ("model", "resnet", "small-cnn, small-resnet, mobilenet-v3-small, efficientnet-b0"),
         ("split", "random", "group, dataset"),
         ("balance_by", "height", "fitzpatrick, skin-type, age-range"),
     ],
