@@ -13,6 +13,7 @@ from skinctl.train.choices import Architecture, Augment, BalanceBy, Schedule, Sp
 
 if TYPE_CHECKING:
     from skinctl.train.evaluation import EvaluationDetail
+    from skinctl.train.fairness import FairnessSummary
     from skinctl.train.records import GroupRow, RunDetail
 
 app = typer.Typer(
@@ -466,7 +467,7 @@ def _print_per_group(groups: list[GroupRow], title: str) -> None:
 
 
 def _show_fairness(detail: RunDetail, as_json: bool) -> None:
-    from skinctl.console import print_json, stdout, table
+    from skinctl.console import print_json, stdout
     from skinctl.train.fairness import RunFairness, fairness_summary
 
     summary = fairness_summary(detail.per_group)
@@ -482,6 +483,13 @@ def _show_fairness(detail: RunDetail, as_json: bool) -> None:
         )
         return
     _print_per_group(detail.per_group, "per subject group (test split)")
+    _print_fairness(summary)
+
+
+def _print_fairness(summary: FairnessSummary) -> None:
+    """The worst group against the rest per grouping, with the gap's 95% interval."""
+    from skinctl.console import stdout, table
+
     if not summary.gaps:
         stdout.print("No grouping has two groups of 5 or more test images to compare.")
         return
@@ -626,6 +634,8 @@ def evaluate(
     )
     _print_per_class(result, "per class (evaluation)")
     _print_per_group(result.per_group, "per group (evaluation)")
+    if result.per_group:
+        _print_fairness(result.fairness)
 
 
 @app.command("score")

@@ -37,6 +37,7 @@ from skinctl.progress import ReportProgress, no_progress
 from skinctl.train import dataset as ds
 from skinctl.train import metrics as mt
 from skinctl.train.evaluate import GroupScore, group_metrics, majority_warning
+from skinctl.train.fairness import FairnessSummary, fairness_summary
 from skinctl.train.fitting import predict_probabilities, targets_for
 from skinctl.train.records import ClassRow, EvaluationSummary, GroupRow, evaluation_summary
 
@@ -54,6 +55,7 @@ class EvaluationDetail(EvaluationSummary):
     per_class: list[ClassRow]
     per_group: list[GroupRow]
     confusion_matrix: dict[str, Any] | None
+    fairness: FairnessSummary  # worst group vs the rest, from `per_group` (as for a run's test)
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,18 @@ def evaluation_detail(engine: Engine, evaluation_id: int) -> EvaluationDetail:
             .order_by(EvaluationGroupMetric.group_by, EvaluationGroupMetric.group_value)
         )
         metrics = row.metrics or {}
+        per_group = [
+            GroupRow(
+                group_by=g.group_by,
+                group_value=g.group_value,
+                support=g.support,
+                accuracy=g.accuracy,
+                accuracy_ci95=[g.accuracy_low, g.accuracy_high],
+                f1_macro=g.f1_macro,
+                majority_rate=g.majority_rate,
+            )
+            for g in groups
+        ]
         return EvaluationDetail(
             **asdict(evaluation_summary(row)),
             majority_class=(metrics.get("test") or {}).get("majority_class"),
@@ -322,17 +336,7 @@ def evaluation_detail(engine: Engine, evaluation_id: int) -> EvaluationDetail:
                 )
                 for c in classes
             ],
-            per_group=[
-                GroupRow(
-                    group_by=g.group_by,
-                    group_value=g.group_value,
-                    support=g.support,
-                    accuracy=g.accuracy,
-                    accuracy_ci95=[g.accuracy_low, g.accuracy_high],
-                    f1_macro=g.f1_macro,
-                    majority_rate=g.majority_rate,
-                )
-                for g in groups
-            ],
+            per_group=per_group,
             confusion_matrix=row.confusion_matrix,
+            fairness=fairness_summary(per_group),
         )

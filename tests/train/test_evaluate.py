@@ -47,6 +47,7 @@ DETAIL_KEYS = [
     "per_class",
     "per_group",
     "confusion_matrix",
+    "fairness",
 ]
 
 
@@ -154,6 +155,14 @@ def test_evaluation_leaves_out_copies_and_unknown_classes(evaluated):
             )
         ).all()
     assert sorted(stored) == ["1", "2"]
+    # the evaluation's fairness summary: Fitzpatrick 1 against 2, each of 6 images
+    fairness = evaluation["fairness"]
+    assert list(fairness) == ["gaps", "worst", "flagged", "method"]
+    fitzpatrick = [g for g in fairness["gaps"] if g["group_by"] == "fitzpatrick"]
+    assert len(fitzpatrick) == 1 and fitzpatrick[0]["worst_support"] == 6
+    gap = fitzpatrick[0]
+    assert gap["gap_low"] <= gap["gap"] <= gap["gap_high"]
+    assert gap["flagged"] == (gap["gap_low"] > 0 or gap["gap_high"] < 0)
 
 
 def test_train_show_lists_evaluations_beside_its_own_test(evaluated):
