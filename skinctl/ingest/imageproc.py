@@ -110,8 +110,13 @@ class Decoded:
     colour: Image.Image | None  # upright, reduced where the format allows; None if grayscale
 
 
-def decode_reduced(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    """Validate and decode on the one reduced path; ImageRejected says why not."""
+def decode_reduced(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, with_colour: bool = True
+) -> Decoded:
+    """Validate and decode on the one reduced path; ImageRejected says why not.
+
+    `with_colour=False` decodes a JPEG as grayscale only (no tone): the same gray pixels, so the same
+    hashes and flags, for callers that need no skin tone (the API's input check)."""
     image = _open(data)
     if image.format not in SUPPORTED_FORMATS:
         raise ImageRejected("unsupported_format", f"{image.format} images are not supported")
@@ -132,13 +137,18 @@ def decode_reduced(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded
     orientation = image.getexif().get(0x0112, 1)
     try:
         if image.format in ("JPEG", "MPO"):
-            image.draft("YCbCr", DRAFT_SIZE)  # a grayscale JPEG stays L
+            image.draft("YCbCr" if with_colour else "L", DRAFT_SIZE)  # a grayscale JPEG stays L
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
         text = str(error)
         reason = "truncated" if "truncated" in text else "corrupt"
         raise ImageRejected(reason, f"decoding failed: {text}") from None
     upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+    if not with_colour:
+        gray = upright if upright.mode == "L" else upright.convert("L")
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        return Decoded(image.format, mode, width, height, gray, None)
     if upright.mode == "L":
         gray, colour = upright, None
     elif upright.mode == "YCbCr":
@@ -204,12 +214,15 @@ def quality_flags(gray: Image.Image, width: int, height: int) -> list[str]:
     return flags
 
 
-def analyse_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFacts:
-    """Validate, hash and measure one image's bytes; ImageRejected says why not."""
+def analyse_bytes(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, tone: bool = True
+) -> ImageFacts:
+    """Validate, hash and measure one image's bytes; ImageRejected says why not. `tone=False`
+    skips the skin-tone estimate (and the colour decode it needs)."""
     if not data:
         raise ImageRejected("empty", "zero-byte file")
     sha256 = hashlib.sha256(data).hexdigest()
-    decoded = decode_reduced(data, max_pixels)
+    decoded = decode_reduced(data, max_pixels, with_colour=tone)
     return ImageFacts(
         sha256=sha256,
         byte_size=len(data),

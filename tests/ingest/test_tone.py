@@ -154,6 +154,18 @@ def test_colour_draft_keeps_the_hash_input():
     decoded = decode_reduced(data)
     assert decoded.colour is not None and decoded.colour.mode == "YCbCr"
     assert np.array_equal(np.asarray(decoded.gray), np.asarray(image))
+    # without the tone (the API's input check): the grayscale draft alone, the same facts
+    gray_only = decode_reduced(data, with_colour=False)
+    assert gray_only.colour is None
+    assert np.array_equal(np.asarray(gray_only.gray), np.asarray(image))
+    with_tone, without = analyse_bytes(data), analyse_bytes(data, tone=False)
+    assert with_tone.tone is not None and without.tone is None
+    assert (without.phash, without.quality_flags, without.width, without.height) == (
+        with_tone.phash,
+        with_tone.quality_flags,
+        with_tone.width,
+        with_tone.height,
+    )
 
 
 def test_ingest_stores_tone_and_backfill_fills_old_rows(cli, engine, tmp_path):
