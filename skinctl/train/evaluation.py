@@ -39,7 +39,14 @@ from skinctl.train import metrics as mt
 from skinctl.train.evaluate import GroupScore, group_metrics, majority_warning
 from skinctl.train.fairness import FairnessSummary, fairness_summary
 from skinctl.train.fitting import predict_probabilities, targets_for
-from skinctl.train.records import ClassRow, EvaluationSummary, GroupRow, evaluation_summary
+from skinctl.train.records import (
+    ClassRow,
+    EvaluationSummary,
+    GroupRow,
+    class_row,
+    evaluation_summary,
+    group_row,
+)
 
 PREDICT_STAGE = "evaluate"
 UNKNOWN_CLASS = "class the run does not know"
@@ -308,34 +315,13 @@ def evaluation_detail(engine: Engine, evaluation_id: int) -> EvaluationDetail:
             .order_by(EvaluationGroupMetric.group_by, EvaluationGroupMetric.group_value)
         )
         metrics = row.metrics or {}
-        per_group = [
-            GroupRow(
-                group_by=g.group_by,
-                group_value=g.group_value,
-                support=g.support,
-                accuracy=g.accuracy,
-                accuracy_ci95=[g.accuracy_low, g.accuracy_high],
-                f1_macro=g.f1_macro,
-                majority_rate=g.majority_rate,
-            )
-            for g in groups
-        ]
+        per_group = [group_row(g) for g in groups]
         return EvaluationDetail(
             **asdict(evaluation_summary(row)),
             majority_class=(metrics.get("test") or {}).get("majority_class"),
             warning=metrics.get("warning"),
             unknown_classes=metrics.get("unknown_classes") or {},
-            per_class=[
-                ClassRow(
-                    class_name=c.class_name,
-                    precision=c.precision,
-                    recall=c.recall,
-                    f1=c.f1,
-                    support=c.support,
-                    threshold=c.threshold,
-                )
-                for c in classes
-            ],
+            per_class=[class_row(c) for c in classes],
             per_group=per_group,
             confusion_matrix=row.confusion_matrix,
             fairness=fairness_summary(per_group),

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from skinctl.db.models import (
+    EvaluationClassMetric,
+    EvaluationGroupMetric,
     ImagePrediction,
     ModelEvaluation,
     RunStatus,
@@ -293,30 +295,34 @@ def _run_detail(session: Session, ref: str | int) -> RunDetail:
             )
             for e in epochs
         ],
-        per_class=[
-            ClassRow(
-                class_name=c.class_name,
-                precision=c.precision,
-                recall=c.recall,
-                f1=c.f1,
-                support=c.support,
-                threshold=c.threshold,
-            )
-            for c in classes
-        ],
-        per_group=[
-            GroupRow(
-                group_by=g.group_by,
-                group_value=g.group_value,
-                support=g.support,
-                accuracy=g.accuracy,
-                accuracy_ci95=[g.accuracy_low, g.accuracy_high],
-                f1_macro=g.f1_macro,
-                majority_rate=g.majority_rate,
-            )
-            for g in groups
-        ],
+        per_class=[class_row(c) for c in classes],
+        per_group=[group_row(g) for g in groups],
         evaluations=[evaluation_summary(e) for e in evaluations],
+    )
+
+
+def class_row(c: TrainingClassMetric | EvaluationClassMetric) -> ClassRow:
+    """A per-class row of a run's test or of an evaluation (the tables share their columns)."""
+    return ClassRow(
+        class_name=c.class_name,
+        precision=c.precision,
+        recall=c.recall,
+        f1=c.f1,
+        support=c.support,
+        threshold=c.threshold,
+    )
+
+
+def group_row(g: TrainingGroupMetric | EvaluationGroupMetric) -> GroupRow:
+    """A per-group row of a run's test or of an evaluation (the tables share their columns)."""
+    return GroupRow(
+        group_by=g.group_by,
+        group_value=g.group_value,
+        support=g.support,
+        accuracy=g.accuracy,
+        accuracy_ci95=[g.accuracy_low, g.accuracy_high],
+        f1_macro=g.f1_macro,
+        majority_rate=g.majority_rate,
     )
 
 
