@@ -472,26 +472,10 @@ def rematch_all(engine: Engine) -> MatchingSummary:
 # --- reviews ---------------------------------------------------------------------------------
 
 REVIEW_BATCH = 10_000
-# The review columns a file sets, in COPY order (the rest are the database's).
-REVIEW_COLUMNS = (
-    "source",
-    "external_id",
-    "product_external_id",
-    "author_id",
-    "rating",
-    "is_recommended",
-    "helpfulness",
-    "total_feedback_count",
-    "skin_type",
-    "skin_tone",
-    "eye_color",
-    "hair_color",
-    "title",
-    "review_text",
-    "submitted_on",
-    "source_file",
-    "source_row",
-)
+# The review columns a file sets, in COPY order (the rest are the database's): the key, the
+# compared content (the one list the bulk path compares too), the provenance.
+_PROVENANCE = ("source_file", "source_row")
+REVIEW_COLUMNS = ("source", "external_id", *review_bulk.COMPARED, *_PROVENANCE)
 
 
 def ingest_reviews(
@@ -605,10 +589,9 @@ def _review_row(record: readers.ReviewRecord, file: str, row: int) -> tuple:
     return tuple(values[column] for column in REVIEW_COLUMNS)
 
 
-_PROVENANCE = ("source_file", "source_row")
 # Provenance is written with a change but is not one: the same review read from another row
 # (a re-sorted file) is unchanged.
-_COMPARED = [c for c in REVIEW_COLUMNS if c not in ("source", "external_id", *_PROVENANCE)]
+_COMPARED = review_bulk.COMPARED
 _UPSERT_REVIEWS = text(
     f"INSERT INTO reviews ({', '.join(REVIEW_COLUMNS)}, product_id, ingest_run_id) "
     f"SELECT {', '.join('s.' + c for c in REVIEW_COLUMNS)}, p.id, :run_id FROM review_stage s "

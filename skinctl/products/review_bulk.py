@@ -155,6 +155,7 @@ def _chunk_sql(header: list[str]) -> str:
     """
 
 
+# The review columns whose change makes a review `updated` (row-by-row ingest compares these too).
 COMPARED = (
     "product_external_id",
     "author_id",
