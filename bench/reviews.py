@@ -9,10 +9,11 @@ Makes a file of --rows reviews by resampling the real rows of ../shared/data/sep
 (each copy gets its own author id, so every row is a new review), in a scratch database created
 on skinctl's configured server (dropped at the end). Prints, for the same file:
 - bare COPY into a table of text columns (no parsing, no indexes): rows/s, the baseline;
-- `skinctl ingest reviews` (COPY into staging, then per chunk: checks, duplicate keys, UPDATE of
-  changed and INSERT of new rows, all in PostgreSQL): rows/s, ratio to the baseline (target
-  >= 0.5), and the process's resident memory before and during it (flat = streamed). The real
-  reviews are loaded first, so the million rows go into a table that is not empty;
+- `skinctl ingest reviews` (Arrow reads and checks the rows, two connections COPY them into
+  `reviews` with its keys; its secondary indexes and foreign keys are built and checked at the
+  end): rows/s, ratio to the baseline (target >= 0.5), and the process's resident memory before
+  and during it (flat = streamed). The real reviews are loaded first, so the million rows go
+  into a table that is not empty;
 - `skinctl reviews score` of every review (the million and the real ones) with a sentiment run
   trained on the real reviews beforehand: reviews/s (target >= 5,000).
 """

@@ -471,12 +471,6 @@ def rematch_all(engine: Engine) -> MatchingSummary:
 
 # --- reviews ---------------------------------------------------------------------------------
 
-REVIEW_BATCH = 10_000
-# The review columns a file sets, in COPY order (the rest are the database's): the key, the
-# compared content (the one list the bulk path compares too), the provenance.
-_PROVENANCE = ("source_file", "source_row")
-REVIEW_COLUMNS = ("source", "external_id", *review_bulk.COMPARED, *_PROVENANCE)
-
 
 def ingest_reviews(
     engine: Engine,
@@ -486,10 +480,10 @@ def ingest_reviews(
     user: str | None = None,
     progress: ReportProgress = no_progress,
 ) -> ReviewIngest:
-    """Load review files in one run (re-running changes nothing): each file is COPYed as it is
-    and checked and upserted by PostgreSQL in chunks (`review_bulk`); a file COPY cannot read
-    goes row by row. Reviews whose product is not loaded yet are kept and linked when it
-    arrives."""
+    """Load review files in one run (re-running changes nothing): each file is read and checked
+    row by row and streamed into the table with COPY in chunks (`review_bulk`); bad rows are
+    reported with their file and line. Reviews whose product is not loaded yet are kept and
+    linked when it arrives."""
     if fmt not in REVIEW_FORMATS:
         raise InputRejected(
             f"Unknown review format {fmt!r}.", hint=f"Use one of: {', '.join(REVIEW_FORMATS)}."
@@ -515,26 +509,17 @@ def ingest_reviews(
             done += rows
             progress("reviews", done, None)
 
-        with engine.connect() as connection:
-            fresh = review_bulk.start_run(connection, fmt)
-            for path in files:
-                report = TableReport("reviews", str(path))
-                tables.append(report)
-                try:
-                    review_bulk.load_review_file(
-                        connection, path, run.id, fmt, report, advance, fresh
-                    )
-                except review_bulk.NotCopyable:
-                    # COPY cannot read it (a row with the wrong number of cells ...): row by
-                    # row, which reports each bad row and loads the others. Its keys are not
-                    # claimed for the run, so later files must check for them.
-                    _load_reviews_row_by_row(engine, path, fmt, run.id, report, advance)
-                    fresh = False
-                run.counts = _run_counts(tables)
-                run.save_counts(engine)
-                _record_problems(
-                    engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates
-                )
+        claimed = review_bulk.ClaimedKeys()
+        products = review_bulk.start_run(engine, fmt)
+        for path in files:
+            report = TableReport("reviews", str(path))
+            tables.append(report)
+            review_bulk.load_review_file(
+                engine, path, fmt, run.id, claimed, products, report, advance
+            )
+            run.counts = _run_counts(tables)
+            run.save_counts(engine)
+            _record_problems(engine, run.id, f"reviews:{fmt}", report.problems + report.duplicates)
         with engine.begin() as connection:
             linked = link_reviews(connection)
             waiting = connection.execute(
@@ -544,87 +529,6 @@ def ingest_reviews(
     return ReviewIngest(
         run.id, [t.result() for t in tables], sum(t.rejected for t in tables), linked, waiting
     )
-
-
-def _load_reviews_row_by_row(
-    engine: Engine,
-    path: Path,
-    fmt: str,
-    run_id: int,
-    report: TableReport,
-    advance: Callable[[int], None],
-) -> None:
-    """The per-row path: Python reads and checks each row (`readers.read_reviews`)."""
-    first_line: dict[str, int] = {}
-    batch: list[tuple] = []
-    for item in readers.read_reviews(path, fmt):
-        report.total += 1
-        if isinstance(item, RowProblem):
-            report.problems.append(item)
-            continue
-        record = item.record
-        assert isinstance(record, readers.ReviewRecord)  # what read_reviews reads
-        key = record.external_id
-        if key in first_line:
-            report.duplicates.append(
-                RowProblem(
-                    report.file,
-                    item.line,
-                    "duplicate",
-                    f"{key} already read at {path.name}:{first_line[key]}",
-                )
-            )
-            continue
-        first_line[key] = item.line
-        batch.append(_review_row(record, path.name, report.total))
-        if len(batch) >= REVIEW_BATCH:
-            advance(_write_reviews(engine, run_id, batch, report))
-            batch = []
-    advance(_write_reviews(engine, run_id, batch, report))
-
-
-def _review_row(record: readers.ReviewRecord, file: str, row: int) -> tuple:
-    """The review's columns, with its provenance: the file's name and its row in it."""
-    values = {**readers.columns(record), "source_file": file, "source_row": row}
-    return tuple(values[column] for column in REVIEW_COLUMNS)
-
-
-# Provenance is written with a change but is not one: the same review read from another row
-# (a re-sorted file) is unchanged.
-_COMPARED = review_bulk.COMPARED
-_UPSERT_REVIEWS = text(
-    f"INSERT INTO reviews ({', '.join(REVIEW_COLUMNS)}, product_id, ingest_run_id) "
-    f"SELECT {', '.join('s.' + c for c in REVIEW_COLUMNS)}, p.id, :run_id FROM review_stage s "
-    "LEFT JOIN products p ON p.source = s.source AND p.external_id = s.product_external_id "
-    "ON CONFLICT (source, external_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COMPARED)
-    + "".join(f", {c} = excluded.{c}" for c in _PROVENANCE)
-    + ", product_id = COALESCE(excluded.product_id, reviews.product_id), "
-    "ingest_run_id = excluded.ingest_run_id, updated_at = now() "
-    f"WHERE ({', '.join('reviews.' + c for c in _COMPARED)}) IS DISTINCT FROM "
-    f"({', '.join('excluded.' + c for c in _COMPARED)}) "
-    "RETURNING (xmax = 0) AS inserted"
-)
-
-
-def _write_reviews(engine: Engine, run_id: int, rows: list[tuple], report: TableReport) -> int:
-    """COPY one batch into a staging table, then upsert it into reviews in one statement."""
-    if not rows:
-        return 0
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "CREATE TEMP TABLE IF NOT EXISTS review_stage ON COMMIT DELETE ROWS AS "
-                f"SELECT {', '.join(REVIEW_COLUMNS)} FROM reviews WITH NO DATA"
-            )
-        )
-        copy_rows(connection, "review_stage", REVIEW_COLUMNS, rows)
-        flags = connection.execute(_UPSERT_REVIEWS, {"run_id": run_id}).scalars().all()
-    inserted = sum(flags)
-    report.inserted += inserted
-    report.updated += len(flags) - inserted
-    report.unchanged += len(rows) - len(flags)
-    return len(rows)
 
 
 # --- CosIng -----------------------------------------------------------------------------------

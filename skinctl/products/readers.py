@@ -157,68 +157,86 @@ def _encoding_of(path: Path) -> str:
     return "utf-8-sig"
 
 
+class CsvCells:
+    """The rows of a CSV file as lists of cells, with the line each row starts on, streamed;
+    `header` is set once the header row is read.
+
+    The header is the first row holding every `required` column; anything before it is a
+    preamble. Blank lines are not rows; a row with another number of cells than the header is
+    reported. A file whose header lacks a required column is one error naming the missing
+    columns (raised when the iteration reaches the end of the file)."""
+
+    def __init__(self, path: Path, required: tuple[str, ...]) -> None:
+        self.path = path
+        self.required = required
+        self.header: list[str] | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]] | RowProblem]:
+        encoding = _encoding_of(self.path)
+        with self.path.open(encoding=encoding, errors="replace", newline="") as handle:
+            yield from self._rows(csv.reader(handle))
+
+    def _rows(self, reader: Any) -> Iterator[tuple[int, list[str]] | RowProblem]:
+        path, required = self.path, self.required
+        closest: tuple[int, list[str]] = (0, [])  # the preamble row most like a header
+        previous_line = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                start = previous_line + 1
+                previous_line = reader.line_num
+                yield RowProblem(str(path), start, "unreadable_csv", str(error))
+                continue
+            start = previous_line + 1
+            previous_line = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if self.header is None:
+                stripped = [cell.strip().lstrip("\ufeff") for cell in cells]
+                present = sum(column in stripped for column in required)
+                if present == len(required):
+                    self.header = stripped
+                elif present > closest[0]:
+                    closest = (present, stripped)
+                continue
+            if len(cells) != len(self.header):
+                yield RowProblem(
+                    str(path),
+                    start,
+                    "column_count",
+                    f"expected {len(self.header)} columns, found {len(cells)}",
+                )
+                continue
+            yield start, cells
+        if self.header is None:
+            if closest[0]:
+                missing = [column for column in required if column not in closest[1]]
+                raise InputRejected(
+                    f"{path} has no column {', '.join(repr(c) for c in missing)} "
+                    f"(its header has {len(closest[1])} columns).",
+                    hint="Check the file and the --format option.",
+                )
+            raise InputRejected(
+                f"{path} has no header row with the columns {', '.join(required)}.",
+                hint="Check the file and the --format option.",
+            )
+
+
 def iter_csv_rows(
     path: Path, required: tuple[str, ...]
 ) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
-    """Rows of a CSV file as {header: cell}, with the line each row starts on, streamed.
-
-    The header is the first row holding every `required` column; anything before it is a
-    preamble. Blank lines are not rows. A file whose header lacks a required column is one
-    error naming the missing columns."""
-    encoding = _encoding_of(path)
-    with path.open(encoding=encoding, errors="replace", newline="") as handle:
-        yield from _csv_rows(path, csv.reader(handle), required)
-
-
-def _csv_rows(
-    path: Path, reader: Any, required: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, str]] | RowProblem]:
-    header: list[str] | None = None
-    closest: tuple[int, list[str]] = (0, [])  # the preamble row most like a header
-    previous_line = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            start = previous_line + 1
-            previous_line = reader.line_num
-            yield RowProblem(str(path), start, "unreadable_csv", str(error))
-            continue
-        start = previous_line + 1
-        previous_line = reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if header is None:
-            stripped = [cell.strip().lstrip("\ufeff") for cell in cells]
-            present = sum(column in stripped for column in required)
-            if present == len(required):
-                header = stripped
-            elif present > closest[0]:
-                closest = (present, stripped)
-            continue
-        if len(cells) != len(header):
-            yield RowProblem(
-                str(path),
-                start,
-                "column_count",
-                f"expected {len(header)} columns, found {len(cells)}",
-            )
-            continue
-        yield start, dict(zip(header, cells, strict=True))
-    if header is None:
-        if closest[0]:
-            missing = [column for column in required if column not in closest[1]]
-            raise InputRejected(
-                f"{path} has no column {', '.join(repr(c) for c in missing)} "
-                f"(its header has {len(closest[1])} columns).",
-                hint="Check the file and the --format option.",
-            )
-        raise InputRejected(
-            f"{path} has no header row with the columns {', '.join(required)}.",
-            hint="Check the file and the --format option.",
-        )
+    """Rows of a CSV file as {header: cell}, with the line each row starts on (`CsvCells`)."""
+    rows = CsvCells(path, required)
+    for item in rows:
+        if isinstance(item, RowProblem):
+            yield item
+        else:
+            line, cells = item
+            assert rows.header is not None  # set before the first row
+            yield line, dict(zip(rows.header, cells, strict=True))
 
 
 def _rows(

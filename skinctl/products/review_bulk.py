@@ -1,159 +1,61 @@
-"""The bulk path of `ingest reviews`: a review file is COPYed as it is into a session-local
-staging table (text columns, in file order), and PostgreSQL checks, converts and upserts the rows
-in chunks, each committed on its own. Python never parses the rows: a million-row file loads at
-a good part of plain COPY's rate, and memory stays flat.
+"""The bulk path of `ingest reviews`: Python reads and checks each row and streams the typed rows
+into `reviews` with COPY, in chunks each committed on its own.
 
-The rules are those of `readers.read_reviews` (which the per-row path uses when COPY cannot read
-a file, e.g. a row with the wrong number of columns): blank ids and empty or non-text reviews
-are reported, a rating outside 1-5 is a row error, the review key is
-product:author:date:(index column, or the first 12 hex digits of the SHA-256 of title and text).
-Reported rows name the file and the physical line they start on.
+Why this shape: the server writes rows (heap, key index, WAL) while Python reads and checks the
+next ones, so on two cores the load runs at a good part of plain COPY's rate, and memory stays
+flat (a chunk of rows and 16 bytes per review key of the run).
+
+- The rules are those of `readers._sephora_review`, the one definition: `_fast_review` answers
+  the cells the real files hold (ratings '1'..'5', flags '1.0', ISO dates) without building a
+  record, and hands every other row to `_sephora_review`, which types it or says why not.
+- A review key read twice in one run (any of its files) is a reported duplicate: the first row
+  read wins. The keys claimed so far are kept as 64-bit hashes (`ClaimedKeys`).
+- A chunk is COPYed straight into `reviews`. When a key of the chunk is stored already (a
+  re-run, or a review read earlier from another file), the unique key refuses the COPY; the
+  chunk then goes through a temporary table, and only its new rows are inserted and its changed
+  ones updated (a re-run writes nothing).
+- Reported rows name the file and the physical line they start on.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import hashlib
+import io
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateIndex, DropIndex
+import numpy as np
+import psycopg2.errors
+import pyarrow as pa
+import pyarrow.compute as _compute
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropIndex
 
 from skinctl.db.models import Base
-from skinctl.products.readers import REVIEW_COLUMNS, RowProblem, _encoding_of
-
-CHUNK = 100_000
-# The file's columns the rows use; the others (product_name, price_usd ...) are the product
-# file's and are not kept.
-OPTIONAL = (
-    "is_recommended",
-    "helpfulness",
-    "total_feedback_count",
-    "skin_type",
-    "skin_tone",
-    "eye_color",
-    "hair_color",
-    "review_title",
+from skinctl.products import review_arrow
+from skinctl.products.readers import (
+    _WORD,
+    REVIEW_COLUMNS,
+    BadRow,
+    CsvCells,
+    RowProblem,
+    _encoding_of,
+    _sephora_review,
+    columns,
+    date_cell,
 )
 
+# Arrow makes its compute functions at import time: type checkers cannot see them.
+pc: Any = _compute
 
-class NotCopyable(Exception):
-    """COPY could not read the file as CSV: use the per-row path, which reports the bad rows."""
-
-
-def _q(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _header(path: Path, encoding: str) -> list[str]:
-    with path.open(encoding=encoding, errors="replace", newline="") as handle:
-        first = next(csv.reader(handle), [])
-    header = [c.strip().lstrip("\ufeff") or "_index" for c in first]
-    if any(c not in header for c in REVIEW_COLUMNS) or len(set(header)) != len(header):
-        # Preamble lines before the header, or a header COPY cannot name: the per-row path
-        # finds the header (or says which column is missing).
-        raise NotCopyable("the first row is not a header with every review column")
-    return header
-
-
-def _clean(column: str, header: list[str], dash_is_empty: bool = False) -> str:
-    """The SQL of a trimmed cell, NULL when blank (or '-')."""
-    if column not in header:
-        return "NULL::text"
-    value = f"nullif(btrim(f.{_q(column)}, E' \\t\\r\\n'), '')"
-    return f"nullif({value}, '-')" if dash_is_empty else value
-
-
-NUMBER = "'^[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?$'"
-DATE = "'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'"
-
-
-def _chunk_sql(header: list[str]) -> str:
-    """One pass over a chunk of staged rows: each row's typed values and key, or the reason it
-    is reported (and the detail that says so)."""
-    c = {
-        name: _clean(name, header)
-        for name in (
-            "product_id",
-            "author_id",
-            "rating",
-            "review_text",
-            "review_title",
-            "is_recommended",
-            "helpfulness",
-            "total_feedback_count",
-            "skin_type",
-            "skin_tone",
-            "eye_color",
-            "hair_color",
-            "_index",
-        )
-    }
-    c["submission_time"] = _clean("submission_time", header, dash_is_empty=True)
-    # Each check starts with the cheap answer the real files give (rating '5', flag '1.0') and
-    # only falls back on the regular expressions for the rest.
-    return f"""
-    WITH cells AS (
-        SELECT f.seq, {c["product_id"]} AS product, {c["author_id"]} AS author,
-               {c["rating"]} AS rating, {c["submission_time"]} AS submitted,
-               {c["review_title"]} AS title, {c["review_text"]} AS body,
-               {c["is_recommended"]} AS recommended, {c["helpfulness"]} AS helpfulness,
-               {c["total_feedback_count"]} AS feedback, lower({c["skin_type"]}) AS skin_type,
-               {c["skin_tone"]} AS skin_tone, {c["eye_color"]} AS eye_color,
-               {c["hair_color"]} AS hair_color, {c["_index"]} AS index
-        FROM review_file f WHERE f.seq BETWEEN :first AND :last
-        OFFSET 0  -- a fence: each cell is trimmed once, not once per use below
-    ), judged AS (
-        SELECT checked.*, coalesce(rating_reason, text_reason, number_reason) AS reason
-        FROM (SELECT cells.*, CASE
-            WHEN product IS NULL THEN 'missing_id'
-            WHEN author IS NULL THEN 'missing_id'
-            WHEN rating IS NULL OR rating IN ('1', '2', '3', '4', '5') THEN NULL
-            WHEN rating !~ {NUMBER} THEN 'bad_number'
-            WHEN rating::numeric <> trunc(rating::numeric) THEN 'bad_number'
-            WHEN rating::numeric NOT BETWEEN 1 AND 5 THEN 'bad_rating'
-        END AS rating_reason, CASE
-            WHEN submitted IS NOT NULL AND (submitted !~ {DATE} OR split_part(submitted, '-', 3)::int >
-                 extract(day FROM date_trunc('month', (left(submitted, 7) || '-01')::date)
-                                  + interval '1 month - 1 day')) THEN 'bad_date'
-            WHEN coalesce(title, '') !~ '[[:alpha:]]{{2,}}' AND coalesce(body, '') !~ '[[:alpha:]]{{2,}}'
-                 THEN 'empty_text'
-            WHEN recommended IS NULL OR recommended IN ('0', '1', '0.0', '1.0') THEN NULL
-            WHEN recommended !~ {NUMBER} OR recommended::float NOT IN (0, 1) THEN 'bad_flag'
-        END AS text_reason, CASE
-            WHEN helpfulness IS NOT NULL AND helpfulness !~ {NUMBER} THEN 'bad_number'
-            WHEN feedback IS NOT NULL AND (feedback !~ {NUMBER}
-                 OR feedback::numeric <> trunc(feedback::numeric)) THEN 'bad_number'
-        END AS number_reason,
-        product || ':' || author || ':' || coalesce(submitted, '') || ':' || coalesce(index,
-            left(encode(sha256(convert_to(coalesce(title, '') || E'\\n' || coalesce(body, ''), 'UTF8')), 'hex'), 12))
-            AS external_id
-        FROM cells) checked
-        OFFSET 0  -- the reasons once per row, not once per use below
-    )
-    SELECT seq, reason, CASE reason
-            WHEN 'missing_id' THEN (CASE WHEN product IS NULL THEN 'product_id is blank' ELSE 'author_id is blank' END)
-            WHEN 'bad_rating' THEN format('rating=%s is outside 1..5', rating::numeric::int)
-            WHEN 'bad_date' THEN format('submission_time=%L is not a date', submitted)
-            WHEN 'empty_text' THEN format('review of %s by %s is %s', product, author,
-                 CASE WHEN title IS NULL AND body IS NULL THEN 'empty'
-                      ELSE format('not text (%L)', left(coalesce(body, title), 40)) END)
-            WHEN 'bad_flag' THEN format('is_recommended=%L is neither 0 nor 1', recommended)
-            WHEN 'bad_number' THEN 'a number cell is not a (whole) number: ' || concat_ws(', ',
-                 'rating=' || rating, 'helpfulness=' || helpfulness, 'total_feedback_count=' || feedback)
-        END AS detail,
-        external_id, product AS product_external_id, author AS author_id,
-        CASE WHEN reason IS NULL THEN rating::numeric::smallint END AS rating,
-        CASE WHEN reason IS NULL THEN recommended::float = 1 END AS is_recommended,
-        CASE WHEN reason IS NULL THEN helpfulness::float END AS helpfulness,
-        CASE WHEN reason IS NULL THEN feedback::numeric::int END AS total_feedback_count,
-        skin_type, skin_tone, eye_color, hair_color, title, body AS review_text,
-        CASE WHEN reason IS NULL THEN submitted::date END AS submitted_on
-    FROM judged
-    """
-
+CHUNK = 50_000  # rows of a file per transaction (the Python reader; Arrow's are its blocks)
+WRITERS = 2  # connections writing chunks at once
 
 # The review columns whose change makes a review `updated` (row-by-row ingest compares these too).
 COMPARED = (
@@ -171,233 +73,577 @@ COMPARED = (
     "review_text",
     "submitted_on",
 )
-
-
+# What a chunk writes, in COPY order.
+WRITTEN = ("source", "external_id", *COMPARED, "product_id", "source_file", "source_row")
 _TYPED = ", ".join("c." + c for c in COMPARED)
 
-# A chunk's rows whose key this file and row claimed (a duplicate's key was claimed by another).
-_CLAIMED = "c.reason IS NULL"
-_CLAIMED_AMONG_DUPLICATES = (
-    "c.reason IS NULL AND EXISTS (SELECT 1 FROM run_review_keys k "
-    "WHERE k.external_id = c.external_id AND k.file = :file AND k.seq = c.seq)"
-)
+
+class ClaimedKeys:
+    """The review keys read so far in a run and where each was first read, as 64-bit hashes
+    in a sorted array (16 bytes a key with its place, not a set of strings). Two different keys
+    share a hash with a probability of about n^2 / 2^65 (3e-8 for a million keys in one run)."""
+
+    def __init__(self) -> None:
+        self.hashes = np.zeros(0, np.int64)
+        self.places = np.zeros(0, np.int64)  # file number << 40 | row
+        self.files: list[str] = []
+
+    def claim(self, file: str, keys: list[str], rows: np.ndarray) -> dict[int, str]:
+        """Claim a chunk's keys (in file order, read at `rows` of `file`): {position in `keys`:
+        where it was read first ("FILE, row N")} for the keys read before (duplicates)."""
+        if file not in self.files:
+            self.files.append(file)
+        places = np.int64(self.files.index(file) << 40) | np.asarray(rows, np.int64)
+        hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
+        earlier = np.full(len(keys), -1, np.int64)
+        if len(self.hashes):
+            at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+            stored = self.hashes[at] == hashes
+            earlier[stored] = self.places[at[stored]]
+        # Within the chunk, the first of equal keys (in file order) claims it.
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        repeat = np.concatenate(([False], ordered[1:] == ordered[:-1]))
+        if repeat.any():
+            run_first = order[np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))]
+            again = order[repeat]
+            earlier[again] = np.where(
+                earlier[again] >= 0, earlier[again], places[run_first[repeat]]
+            )
+        new = np.flatnonzero(earlier < 0)
+        new = new[np.argsort(hashes[new], kind="stable")]
+        at = np.searchsorted(self.hashes, hashes[new])
+        self.hashes = np.insert(self.hashes, at, hashes[new])
+        self.places = np.insert(self.places, at, places[new])
+        return {int(i): self._where(int(earlier[i])) for i in np.flatnonzero(earlier >= 0)}
+
+    def _where(self, place: int) -> str:
+        return f"{self.files[place >> 40]}, row {place & ((1 << 40) - 1)}"
 
 
-def _update_sql(claimed: str) -> str:
-    """Write the claimed rows whose review exists and differs (a re-run writes nothing)."""
-    return f"""
-    UPDATE reviews r SET {", ".join(f"{c} = c.{c}" for c in COMPARED)},
-        product_id = coalesce(p.id, r.product_id), source_file = :name, source_row = c.seq,
-        ingest_run_id = :run_id, updated_at = now()
-    FROM review_chunk c LEFT JOIN products p ON p.source = :source AND p.external_id = c.product_external_id
-    WHERE {claimed} AND r.source = :source AND r.external_id = c.external_id
-      AND ({", ".join("r." + c for c in COMPARED)}) IS DISTINCT FROM ({_TYPED})
-    """
+class _Layout:
+    """Where a file's columns are (None: the file has no such column)."""
+
+    def __init__(self, header: list[str]) -> None:
+        def at(column: str) -> int | None:
+            return header.index(column) if column in header else None
+
+        self.header = header
+        self.product, self.author = header.index("product_id"), header.index("author_id")
+        self.rating, self.submitted = at("rating"), at("submission_time")
+        self.title, self.body = at("review_title"), at("review_text")
+        self.recommended, self.helpfulness = at("is_recommended"), at("helpfulness")
+        self.feedback, self.skin_type = at("total_feedback_count"), at("skin_type")
+        self.skin_tone, self.eye_color = at("skin_tone"), at("eye_color")
+        self.hair_color, self.index = at("hair_color"), at("")
 
 
-def _insert_sql(claimed: str, fresh: bool) -> str:
-    """Insert the claimed rows whose review does not exist: a plain INSERT, no conflict check
-    per row (the run's keys are unique, and an anti-join on the natural key finds the old ones;
-    `fresh`: there are none)."""
-    new = (
-        ""
-        if fresh
-        else (
-            " AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.source = :source AND r.external_id = c.external_id)"
-        )
-    )
-    return f"""
-    INSERT INTO reviews (source, external_id, {", ".join(COMPARED)}, product_id, source_file,
-                         source_row, ingest_run_id)
-    SELECT :source, c.external_id, {_TYPED}, p.id, :name, c.seq, :run_id
-    FROM review_chunk c LEFT JOIN products p ON p.source = :source AND p.external_id = c.product_external_id
-    WHERE {claimed}{new}
-    """
+_RATINGS = {"": None, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
+_FLAGS = {"": None, "1.0": True, "0.0": False, "1": True, "0": False}
 
 
-# The indexes of `reviews` besides its keys: a load large against the table builds them once at
-# the end of the file, which is cheaper than keeping them up to date row by row.
-SECONDARY_INDEXES = [i for i in Base.metadata.tables["reviews"].indexes if not i.unique]
+def _fast_review(cells: list[str], at: _Layout, dates: dict[str, str]) -> tuple | None:
+    """(external_id, *COMPARED) of a row whose cells are the common ones, exactly as
+    `_sephora_review` types them; None: let `_sephora_review` decide."""
 
+    def cell(position: int | None) -> str:
+        return cells[position].strip() if position is not None else ""
 
-def start_run(connection: Connection, source: str) -> bool:
-    """Make the table of the keys this run has loaded (on the one connection that loads all
-    its files), build the secondary indexes if a killed run left them dropped, and say whether
-    the run is a first load of this source (no review of it yet)."""
-    # The staged file, the run's keys and a chunk are temporary tables, held in the session's
-    # own buffers (8 MB by default: a million keys would go to disk and back). Only a session
-    # that has not used temporary tables yet takes the setting; another refuses it and keeps
-    # its buffers.
+    product, author = cells[at.product].strip(), cells[at.author].strip()
+    rating, recommended = cell(at.rating), cell(at.recommended)
+    submitted = cell(at.submitted)
+    if (
+        not product
+        or not author
+        or rating not in _RATINGS
+        or recommended not in _FLAGS
+        or (submitted and submitted not in dates)
+    ):
+        return None
+    title, body = cell(at.title), cell(at.body)
+    if not (title and _WORD.search(title)) and not (body and _WORD.search(body)):
+        return None
+    helpful, feedback = cell(at.helpfulness), cell(at.feedback)
     try:
-        with connection.begin_nested():
-            connection.execute(text("SET temp_buffers = '256MB'"))
-    except DBAPIError:
-        pass
-    connection.execute(text("DROP TABLE IF EXISTS run_review_keys"))
-    connection.execute(
-        text(
-            "CREATE TEMP TABLE run_review_keys (external_id text PRIMARY KEY, file text, seq bigint)"
-        )
+        helpfulness = float(helpful) if helpful else None
+    except ValueError:
+        return None
+    if feedback and not (feedback.isascii() and feedback.isdigit()):
+        return None
+    index = cell(at.index) or hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()[:12]
+    day = dates[submitted] if submitted else None
+    return (
+        f"{product}:{author}:{day or ''}:{index}",
+        product,
+        author,
+        _RATINGS[rating],
+        _FLAGS[recommended],
+        helpfulness,
+        int(feedback) if feedback else None,
+        cell(at.skin_type).lower() or None,
+        cell(at.skin_tone) or None,
+        cell(at.eye_color) or None,
+        cell(at.hair_color) or None,
+        title or None,
+        body or None,
+        day,
     )
-    _build_secondary_indexes(connection)
-    fresh = not connection.execute(
-        text("SELECT EXISTS (SELECT 1 FROM reviews WHERE source = :source)"), {"source": source}
-    ).scalar_one()
-    connection.commit()
-    return fresh
 
 
-def _build_secondary_indexes(connection: Connection) -> None:
-    for index in SECONDARY_INDEXES:
-        connection.execute(CreateIndex(index, if_not_exists=True))
+def _review(cells: list[str], at: _Layout) -> tuple:
+    """(external_id, *COMPARED) by the one rule (`_sephora_review`); raises BadRow."""
+    record = _sephora_review(dict(zip(at.header, cells, strict=True)))
+    values = columns(record)
+    day = values["submitted_on"]
+    values["submitted_on"] = day.isoformat() if day else None
+    return (record.external_id, *(values[c] for c in COMPARED))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Typed rows of a file as COPY's CSV (WRITTEN columns, then the run), and how many rows
+    of the file they stand for (reported ones included)."""
+
+    data: bytes
+    rows: int
+    read: int
+
+
+def _joined(chunks: list[Chunk]) -> Chunk:
+    return Chunk(
+        b"".join(c.data for c in chunks), sum(c.rows for c in chunks), sum(c.read for c in chunks)
+    )
+
+
+class PythonReader:
+    """Any review file, read by Python's csv module (`readers.CsvCells`: a preamble before the
+    header, blank lines, cp1252, malformed rows), CHUNK rows at a time."""
+
+    def __init__(
+        self,
+        path: Path,
+        source: str,
+        run_id: int,
+        claimed: ClaimedKeys,
+        products: dict[str, int],
+        report: Any,
+    ) -> None:
+        self.path, self.source, self.run_id = path, source, run_id
+        self.claimed, self.products, self.report = claimed, products, report
+        self.cells = CsvCells(path, REVIEW_COLUMNS)
+        self.dates: dict[str, str] = {}  # submission_time as written -> ISO date, when valid
+        self.row = 0  # data rows read, reported ones included
+
+    def chunks(self) -> Iterator[Chunk]:
+        batch: list[tuple[tuple, int]] = []  # (typed row, line)
+        read = 0
+        layout: _Layout | None = None
+        for item in self.cells:
+            self.row += 1
+            read += 1
+            if isinstance(item, RowProblem):
+                self.report.problems.append(item)
+            else:
+                line, cells = item
+                if layout is None:
+                    assert self.cells.header is not None  # set before the first row
+                    layout = _Layout(self.cells.header)
+                typed = self._typed(cells, layout, line)
+                if typed is not None:
+                    batch.append((typed, line))
+            if read >= CHUNK:
+                yield self._chunk(batch, read)
+                batch, read = [], 0
+        if read:
+            yield self._chunk(batch, read)
+
+    def _chunk(self, batch: list[tuple[tuple, int]], read: int) -> Chunk:
+        """The chunk's rows whose key is new to the run; the others are reported duplicates."""
+        earlier = self.claimed.claim(
+            self.path.name,
+            [row[1] for row, _line in batch],
+            np.array([row[-2] for row, _line in batch], np.int64),
+        )
+        for i, first in earlier.items():
+            row, line = batch[i]
+            self.report.duplicates.append(
+                RowProblem(str(self.path), line, "duplicate", f"{row[1]} already read at {first}")
+            )
+        rows = [row for i, (row, _line) in enumerate(batch) if i not in earlier]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        return Chunk(buffer.getvalue().encode(), len(rows), read)
+
+    def _typed(self, cells: list[str], at: _Layout, line: int) -> tuple | None:
+        """(source, external_id, *COMPARED, product_id, source_file, source_row, run), or None
+        when the row is reported."""
+        submitted = cells[at.submitted].strip() if at.submitted is not None else ""
+        if submitted and submitted not in self.dates:
+            try:
+                day = date_cell(submitted, "submission_time", ("%Y-%m-%d",))
+                if day is not None:
+                    self.dates[submitted] = day.isoformat()
+            except BadRow:
+                pass  # _sephora_review reports it
+        typed = _fast_review(cells, at, self.dates)
+        if typed is None:
+            try:
+                typed = _review(cells, at)
+            except BadRow as bad:
+                self.report.problems.append(
+                    RowProblem(str(self.path), line, bad.reason, bad.detail)
+                )
+                return None
+        return (
+            self.source,
+            *typed,
+            self.products.get(typed[1]),
+            self.path.name,
+            self.row,
+            self.run_id,
+        )
+
+
+class ArrowReader:
+    """A UTF-8 review file whose first line is its header, read by Arrow (`review_arrow`) a
+    block at a time: what the block test answers is typed column-wise, the other rows by the
+    one rule in Python. Reported rows get their lines once the file is read."""
+
+    def __init__(
+        self,
+        path: Path,
+        header: list[str],
+        source: str,
+        run_id: int,
+        claimed: ClaimedKeys,
+        products: dict[str, int],
+        report: Any,
+    ) -> None:
+        self.path, self.header, self.source, self.run_id = path, header, source, run_id
+        self.claimed, self.report = claimed, report
+        self.products = (
+            pa.array(list(products), pa.string()),
+            pa.array(list(products.values()), pa.int64()),
+        )
+        self.layout = _Layout(header)
+
+    def chunks(self) -> Iterator[Chunk]:
+        blocks = review_arrow.ArrowBlocks(self.path, self.header)
+        reported: list[tuple[int, str, str]] = []  # (row, reason, detail)
+        pending: list[Chunk] = []  # blocks, joined into a chunk of about CHUNK rows
+        for batch in blocks:
+            first = blocks.rows - batch.num_rows  # rows of the file before this block
+            table, fast = review_arrow.typed_block(batch, self.source, self.products)
+            answered = np.flatnonzero(fast.to_numpy(zero_copy_only=False))
+            others = np.flatnonzero(~fast.to_numpy(zero_copy_only=False))
+            ruled: list[tuple[int, tuple]] = []
+            for i, cells in zip(
+                others.tolist(), review_arrow.rows_as_cells(batch, others.tolist()), strict=True
+            ):
+                if not any(cell.strip() for cell in cells):
+                    continue  # a row of blank cells is no review (as readers.CsvCells)
+                try:
+                    ruled.append((i, _review(cells, self.layout)))
+                except BadRow as bad:
+                    reported.append((first + i + 1, bad.reason, bad.detail))
+            # Claim the block's keys in file order: the first row read wins.
+            positions = np.concatenate(
+                [answered, np.array([i for i, _typed in ruled], np.int64)]
+            ).astype(np.int64)
+            keys = table.column("external_id").to_pylist() + [typed[0] for _i, typed in ruled]
+            order = np.argsort(positions, kind="stable")
+            earlier = self.claimed.claim(
+                self.path.name, [keys[k] for k in order], positions[order] + first + 1
+            )
+            duplicate = {int(order[j]) for j in earlier}
+            for j, seen in earlier.items():
+                k = int(order[j])
+                reported.append(
+                    (
+                        first + int(positions[k]) + 1,
+                        "duplicate",
+                        f"{keys[k]} already read at {seen}",
+                    )
+                )
+            keep = np.ones(len(answered), bool)
+            keep[[k for k in duplicate if k < len(answered)]] = False
+            rows = answered[keep] + first + 1
+            table = table.filter(pa.array(keep))
+            n = table.num_rows
+            table = (
+                table.append_column("source_file", pa.array([self.path.name] * n, pa.string()))
+                .append_column("source_row", pa.array(rows, pa.int64()))
+                .append_column("ingest_run_id", pa.array([self.run_id] * n, pa.int64()))
+            )
+            buffer = io.StringIO()
+            extra = [
+                (
+                    self.source,
+                    *typed,
+                    self._product_id(typed[1]),
+                    self.path.name,
+                    first + i + 1,
+                    self.run_id,
+                )
+                for k, (i, typed) in enumerate(ruled)
+                if len(answered) + k not in duplicate
+            ]
+            csv.writer(buffer, lineterminator="\n").writerows(extra)
+            pending.append(
+                Chunk(
+                    review_arrow.csv_bytes(table) + buffer.getvalue().encode(),
+                    n + len(extra),
+                    batch.num_rows,
+                )
+            )
+            if sum(chunk.read for chunk in pending) >= CHUNK:
+                yield _joined(pending)
+                pending = []
+        if pending:
+            yield _joined(pending)
+        self.report.total += blocks.invalid
+        wanted = {row for row, _reason, _detail in reported}
+        lines, skipped = review_arrow.lines_of(self.path, self.header, blocks, wanted)
+        problems = [
+            RowProblem(str(self.path), lines[row], reason, detail)
+            for row, reason, detail in reported
+        ]
+        self.report.problems += sorted(
+            skipped + [p for p in problems if p.reason != "duplicate"], key=lambda p: p.line
+        )
+        self.report.duplicates += sorted(
+            (p for p in problems if p.reason == "duplicate"), key=lambda p: p.line
+        )
+
+    def _product_id(self, external_id: str) -> int | None:
+        ids, values = self.products
+        at = pc.index(ids, external_id).as_py()
+        return None if at < 0 else values[at].as_py()
+
+
+# What a load large against the table checks and builds once at the end instead of row by row
+# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the
+# indexes of `reviews` besides its keys, and its foreign keys (each checked by a query per row
+# otherwise: as costly as the key index). The load holds the ingest lock meanwhile, and a
+# killed load leaves them to the next run's `start_run`.
+SECONDARY_INDEXES = [i for i in Base.metadata.tables["reviews"].indexes if not i.unique]
+FOREIGN_KEYS = sorted(
+    Base.metadata.tables["reviews"].foreign_key_constraints, key=lambda fk: str(fk.name)
+)
+# A review row's size in a file, to judge from a file's size whether its load is large.
+ROW_BYTES = 300
+
+
+def start_run(engine: Engine, source: str) -> dict[str, int]:
+    """Put back what a killed load left deferred, and read the products a review can be
+    linked to (external id -> id)."""
+    _restore(engine)
+    with engine.connect() as connection:
+        products = connection.execute(
+            text("SELECT external_id, id FROM products WHERE source = :source"),
+            {"source": source},
+        ).all()
+    return {str(k): int(v) for k, v in products}
+
+
+def _defer(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for index in SECONDARY_INDEXES:
+            connection.execute(DropIndex(index, if_exists=True))
+        for key in FOREIGN_KEYS:
+            connection.execute(text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {key.name}"))
+
+
+def _restore(engine: Engine) -> None:
+    """Build the missing secondary indexes (two at a time, one per connection) and add the
+    missing foreign keys. A review whose product was deleted meanwhile loses its product_id,
+    as ON DELETE SET NULL would have done."""
+    with engine.connect() as connection:
+        present = set(
+            connection.execute(
+                text(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'reviews' UNION ALL "
+                    "SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass"
+                )
+            ).scalars()
+        )
+    missing = [index for index in SECONDARY_INDEXES if index.name not in present]
+
+    def build(index: Any) -> None:
+        with engine.begin() as connection:
+            connection.execute(CreateIndex(index, if_not_exists=True))
+
+    if missing:
+        with ThreadPoolExecutor(WRITERS) as pool:
+            list(pool.map(build, missing))
+    for key in FOREIGN_KEYS:
+        if key.name in present:
+            continue
+        with engine.begin() as connection:
+            if key.referred_table.name == "products":
+                connection.execute(
+                    text(
+                        "UPDATE reviews r SET product_id = NULL WHERE product_id IS NOT NULL "
+                        "AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = r.product_id)"
+                    )
+                )
+            connection.execute(AddConstraint(key))
 
 
 def load_review_file(
-    connection: Connection,
+    engine: Engine,
     path: Path,
-    run_id: int,
     source: str,
+    run_id: int,
+    claimed: ClaimedKeys,
+    products: dict[str, int],
     report: Any,
     progress: Callable[[int], None],
-    fresh: bool = False,
 ) -> None:
-    """Load one file through COPY; raises NotCopyable (nothing written) when COPY cannot read it.
-    `fresh`: as `start_run` answered (no review of the source existed before this run)."""
-    encoding = _encoding_of(path)
-    header = _header(path, encoding)
-    _stage(connection, path, header, encoding)
-    total = connection.execute(text("SELECT count(*) FROM review_file")).scalar_one()
-    report.total += total
-    existing = connection.execute(
-        text("SELECT count(*) FROM (SELECT 1 FROM reviews LIMIT :total) r"), {"total": total}
-    ).scalar_one()
-    defer_indexes = total > existing
-    if defer_indexes:
-        for index in SECONDARY_INDEXES:
-            connection.execute(DropIndex(index, if_exists=True))
-        connection.commit()
-    try:
-        problems = _load_chunks(
-            connection, path, header, total, run_id, source, report, progress, fresh
-        )
-    finally:
-        if defer_indexes:
-            connection.rollback()
-            _build_secondary_indexes(connection)
-            connection.commit()
-    connection.execute(text("DROP TABLE review_file"))
-    connection.commit()
-    lines = _physical_lines(path, encoding, {seq for seq, _, _ in problems})
-    for seq, reason, detail in sorted(problems):
-        problem = RowProblem(str(path), lines.get(seq, seq), reason, detail)
-        (report.duplicates if reason == "duplicate" else report.problems).append(problem)
-
-
-def _load_chunks(
-    connection: Connection,
-    path: Path,
-    header: list[str],
-    total: int,
-    run_id: int,
-    source: str,
-    report: Any,
-    progress: Callable[[int], None],
-    fresh: bool,
-) -> list[tuple[int, str, str]]:
-    """Check, claim and write the staged rows chunk by chunk, each chunk committed on its own
-    (an interrupted load resumes where it stopped: the written rows are unchanged then)."""
-    problems: list[tuple[int, str, str]] = []
-    chunk = _chunk_sql(header)
-    params = {"run_id": run_id, "source": source, "name": path.name, "file": str(path)}
-    for first in range(1, total + 1, CHUNK):
-        last = min(first + CHUNK - 1, total)
-        connection.execute(text("DROP TABLE IF EXISTS review_chunk"))
-        # Sorting a chunk's keys by row (first read wins) in memory, not in temporary files.
-        connection.execute(text("SET LOCAL work_mem = '128MB'"))
-        connection.execute(
-            text("CREATE TEMP TABLE review_chunk AS " + chunk), {"first": first, "last": last}
-        )
-        reported = connection.execute(
-            text("SELECT seq, reason, detail FROM review_chunk WHERE reason IS NOT NULL")
-        ).all()
-        problems += [(seq, reason, detail) for seq, reason, detail in reported]
-        checked = last - first + 1 - len(reported)
-        claimed = connection.execute(
-            text(
-                "INSERT INTO run_review_keys SELECT c.external_id, :file, c.seq FROM review_chunk c "
-                "WHERE c.reason IS NULL ORDER BY c.seq ON CONFLICT DO NOTHING"
-            ),
-            params,
-        ).rowcount
-        among = _CLAIMED if claimed == checked else _CLAIMED_AMONG_DUPLICATES
-        if claimed < checked:
-            duplicates = connection.execute(
-                text(
-                    "SELECT c.seq, c.external_id || ' already read at ' || k.file || ', row ' || k.seq "
-                    "FROM review_chunk c JOIN run_review_keys k ON k.external_id = c.external_id "
-                    "WHERE c.reason IS NULL AND NOT (k.file = :file AND k.seq = c.seq)"
-                ),
-                params,
-            ).all()
-            problems += [(seq, "duplicate", detail) for seq, detail in duplicates]
-        updated = 0 if fresh else connection.execute(text(_update_sql(among)), params).rowcount
-        inserted = connection.execute(text(_insert_sql(among, fresh)), params).rowcount
-        report.inserted += inserted
-        report.updated += updated
-        report.unchanged += claimed - inserted - updated
-        connection.commit()
-        progress(last - first + 1)
-    connection.execute(text("DROP TABLE IF EXISTS review_chunk"))
-    return problems
-
-
-def _stage(connection: Connection, path: Path, header: list[str], encoding: str) -> None:
-    columns = ", ".join(f"{_q(h)} text" for h in header)
-    connection.execute(text("DROP TABLE IF EXISTS review_file"))
-    connection.execute(
-        text(f"CREATE TEMP TABLE review_file (seq bigint GENERATED ALWAYS AS IDENTITY, {columns})")
+    """Load one file: its chunks are read here and written by WRITERS connections, each chunk
+    committed on its own (an interrupted load resumes where it stopped: the committed rows are
+    unchanged then)."""
+    header = review_arrow.readable(path, _encoding_of(path))
+    reader = (
+        ArrowReader(path, header, source, run_id, claimed, products, report)
+        if header is not None
+        else PythonReader(path, source, run_id, claimed, products, report)
     )
+    estimate = path.stat().st_size // ROW_BYTES
+    with engine.connect() as connection:
+        existing = connection.execute(
+            text("SELECT count(*) FROM (SELECT 1 FROM reviews LIMIT :estimate) r"),
+            {"estimate": estimate},
+        ).scalar_one()
+    deferred = estimate > existing
+    if deferred:
+        _defer(engine)
+    try:
+        with _Writers(engine, report, progress) as writers:
+            for chunk in reader.chunks():
+                writers.put(chunk)
+    finally:
+        if deferred:
+            _restore(engine)
+
+
+class _Writers:
+    """WRITERS threads, each with its own connection, COPYing chunks while the caller reads
+    the next ones (psycopg2 lets go of the GIL while the server works)."""
+
+    def __init__(self, engine: Engine, report: Any, progress: Callable[[int], None]) -> None:
+        self.engine, self.report, self.progress = engine, report, progress
+        self.queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=WRITERS)
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(WRITERS)]
+
+    def __enter__(self) -> _Writers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def put(self, chunk: Chunk) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        # The chunks read are written, on Ctrl-C too (a few at most: the queue is short); after
+        # a writer's error the others stop.
+        for _thread in self.threads:
+            while self.error is None:
+                try:
+                    self.queue.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+        if self.error is not None:
+            self._drain()
+            for _thread in self.threads:
+                self.queue.put_nowait(None)
+        for thread in self.threads:
+            thread.join()
+        if kind is None and self.error is not None:
+            raise self.error
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self.queue.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _run(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                while (chunk := self.queue.get()) is not None:
+                    if self.error is not None:
+                        continue
+                    inserted, updated = _write_chunk(connection, chunk)
+                    connection.commit()
+                    with self.lock:
+                        self.report.total += chunk.read
+                        self.report.inserted += inserted
+                        self.report.updated += updated
+                        self.report.unchanged += chunk.rows - inserted - updated
+                        self.progress(chunk.read)
+        except BaseException as error:  # noqa: BLE001 - raised in the reading thread
+            self.error = error
+            self._drain()
+
+
+def _copy(connection: Connection, table: str, data: bytes) -> None:
+    """COPY `data` (CSV of WRITTEN and the run) into `table`."""
     driver = connection.connection.driver_connection
     assert driver is not None  # a checked-out connection has its psycopg2 connection
-    cursor = driver.cursor()
-    pg_encoding = "UTF8" if encoding == "utf-8-sig" else "WIN1252"
+    with driver.cursor() as cursor:
+        cursor.copy_expert(
+            f"COPY {table} ({', '.join(WRITTEN)}, ingest_run_id) FROM STDIN WITH (FORMAT csv)",
+            io.BytesIO(data),
+            size=1 << 20,
+        )
+
+
+def _write_chunk(connection: Connection, chunk: Chunk) -> tuple[int, int]:
+    """Write a chunk; returns (inserted, updated)."""
     try:
-        with path.open("rb") as handle:
-            if encoding == "utf-8-sig" and handle.read(3) != b"\xef\xbb\xbf":
-                handle.seek(0)
-            cursor.copy_expert(
-                f"COPY review_file ({', '.join(_q(h) for h in header)}) FROM STDIN "
-                # an empty cell is NULL, as blank as '' is to the checks (`_clean`)
-                f"WITH (FORMAT csv, HEADER true, ENCODING '{pg_encoding}')",
-                handle,
-            )
-    except Exception as error:  # psycopg2.DataError and friends: a row COPY cannot read
-        connection.rollback()
-        raise NotCopyable(str(error).splitlines()[0]) from error
-    finally:
-        cursor.close()
-    # the chunks are ranges of seq
-    connection.execute(text("CREATE INDEX ON review_file (seq)"))
-    connection.commit()
+        with connection.begin_nested():
+            _copy(connection, "reviews", chunk.data)
+        return chunk.rows, 0
+    except psycopg2.errors.UniqueViolation:
+        pass
+    # Some of the chunk's reviews are stored: write the new and the changed ones only.
+    connection.execute(text("DROP TABLE IF EXISTS review_chunk"))
+    connection.execute(
+        text(
+            "CREATE TEMP TABLE review_chunk AS SELECT "
+            f"{', '.join(WRITTEN)}, ingest_run_id FROM reviews WITH NO DATA"
+        )
+    )
+    _copy(connection, "review_chunk", chunk.data)
+    updated = connection.execute(text(_UPDATE)).rowcount
+    inserted = connection.execute(text(_INSERT)).rowcount
+    connection.execute(text("DROP TABLE review_chunk"))
+    return inserted, updated
 
 
-def _physical_lines(path: Path, encoding: str, rows: set[int]) -> dict[int, int]:
-    """The line each reported row starts on (rows are numbered in file order from 1)."""
-    if not rows:
-        return {}
-    lines: dict[int, int] = {}
-    last = max(rows)
-    with path.open(encoding=encoding, errors="replace", newline="") as handle:
-        reader = csv.reader(handle)
-        previous = 0
-        seq = -1  # the header is row 0
-        for cells in reader:
-            start, previous = previous + 1, reader.line_num
-            if not any(cell.strip() for cell in cells) and seq >= 0:
-                continue
-            seq += 1
-            if seq in rows:
-                lines[seq] = start
-            if seq >= last:
-                break
-    return lines
+# A changed review takes the chunk's values (and provenance); an unchanged one keeps its own.
+_UPDATE = f"""
+    UPDATE reviews r SET {", ".join(f"{c} = c.{c}" for c in COMPARED)},
+        product_id = coalesce(c.product_id, r.product_id), source_file = c.source_file,
+        source_row = c.source_row, ingest_run_id = c.ingest_run_id, updated_at = now()
+    FROM review_chunk c
+    WHERE r.source = c.source AND r.external_id = c.external_id
+      AND ({", ".join("r." + c for c in COMPARED)}) IS DISTINCT FROM ({_TYPED})
+"""
+_INSERT = f"""
+    INSERT INTO reviews ({", ".join(WRITTEN)}, ingest_run_id)
+    SELECT {", ".join("c." + c for c in WRITTEN)}, c.ingest_run_id FROM review_chunk c
+    WHERE NOT EXISTS (SELECT 1 FROM reviews r WHERE r.source = c.source AND r.external_id = c.external_id)
+"""

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from skinctl.products import review_bulk
+from skinctl.products import readers, review_arrow, review_bulk
 from skinctl.products.ingest import ingest_reviews
+from tests.conftest import SHARED_DATA
 
 HEADER = (
     ",author_id,rating,is_recommended,helpfulness,total_feedback_count,submission_time,"
@@ -22,7 +23,8 @@ def review(index: int, author: str, body: str = "Lovely cream", rating: str = "5
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(review_bulk, "CHUNK", 3)
+    monkeypatch.setattr(review_bulk, "CHUNK", 3)  # rows, for the Python reader
+    monkeypatch.setattr(review_arrow, "BLOCK_BYTES", 200)  # two or three rows, for Arrow
 
 
 def secondary_indexes(engine) -> set[str]:
@@ -31,6 +33,21 @@ def secondary_indexes(engine) -> set[str]:
             text("SELECT indexname FROM pg_indexes WHERE tablename = 'reviews'")
         ).scalars()
         return {n for n in names if n.startswith("ix_")}
+
+
+def foreign_keys(engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(
+            connection.execute(
+                text(
+                    "SELECT conname FROM pg_constraint "
+                    "WHERE conrelid = 'reviews'::regclass AND contype = 'f'"
+                )
+            ).scalars()
+        )
+
+
+FOREIGN_KEYS = {"fk_reviews_product_id_products", "fk_reviews_ingest_run_id_ingest_runs"}
 
 
 def test_duplicates_across_chunks_are_reported_and_provenance_kept(engine, tmp_path, small_chunks):
@@ -62,28 +79,186 @@ def test_duplicates_across_chunks_are_reported_and_provenance_kept(engine, tmp_p
     assert (changed.inserted, changed.updated, changed.unchanged) == (0, 1, 6)
 
 
+@pytest.mark.parametrize("reader", ["arrow", "python"])
 def test_an_interrupted_first_load_keeps_its_chunks_and_its_indexes(
-    engine, tmp_path, small_chunks, monkeypatch
+    engine, tmp_path, small_chunks, monkeypatch, reader
 ):
     path = tmp_path / "reviews.csv"
-    path.write_text(HEADER + "".join(review(i, f"a{i}") for i in range(8)), encoding="utf-8")
-    real_insert = review_bulk._insert_sql
+    # a line before the header sends the file to the Python reader
+    preamble = "Exported 2023-03-21\n" if reader == "python" else ""
+    path.write_text(
+        preamble + HEADER + "".join(review(i, f"a{i}") for i in range(8)), encoding="utf-8"
+    )
+    patched = (review_arrow, "typed_block") if reader == "arrow" else (review_bulk, "_fast_review")
+    real = getattr(*patched)
     calls = []
 
-    def insert_then_fail(claimed: str, fresh: bool) -> str:
-        calls.append(fresh)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # the second chunk never writes
-        return real_insert(claimed, fresh)
+    def ctrl_c_on_the_third_block_or_fifth_row(*args):
+        calls.append(1)
+        if len(calls) == (3 if reader == "arrow" else 5):
+            raise KeyboardInterrupt  # while the first chunk is written
+        return real(*args)
 
-    monkeypatch.setattr(review_bulk, "_insert_sql", insert_then_fail)
+    monkeypatch.setattr(*patched, ctrl_c_on_the_third_block_or_fifth_row)
     with pytest.raises(KeyboardInterrupt):
         ingest_reviews(engine, path)
-    monkeypatch.setattr(review_bulk, "_insert_sql", real_insert)
-    # the load dropped the secondary indexes (8 rows into an empty table) and built them again
+    monkeypatch.setattr(*patched, real)
+    # the load deferred the secondary indexes and foreign keys (8 rows into an empty table)
+    # and put them back
     assert len(secondary_indexes(engine)) == 2
+    assert foreign_keys(engine) == FOREIGN_KEYS
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM reviews")).scalar_one() == 3
+        kept = connection.execute(text("SELECT count(*) FROM reviews")).scalar_one()
+    # what was read before Ctrl-C is written: the first chunk (three rows) or block
+    assert 0 < kept < 8 and (reader == "arrow" or kept == 3)
 
     resumed = ingest_reviews(engine, path).tables[0]
-    assert (resumed.inserted, resumed.unchanged, resumed.duplicate) == (5, 3, 0)
+    assert (resumed.inserted, resumed.unchanged, resumed.duplicate) == (8 - kept, kept, 0)
+
+
+def test_a_review_read_before_from_another_file_is_compared_not_copied(engine, tmp_path):
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
+    ingest_reviews(engine, first)
+    # the second file holds a1 unchanged, a2 with another rating, and a new review
+    second.write_text(
+        HEADER + review(1, "a1") + review(2, "a2", rating="3") + review(3, "a3"), encoding="utf-8"
+    )
+    report = ingest_reviews(engine, second).tables[0]
+    assert (report.inserted, report.updated, report.unchanged) == (1, 1, 1)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT author_id, rating, source_file FROM reviews ORDER BY author_id")
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("a1", 5, "first.csv"),  # unchanged: keeps where it was read
+        ("a2", 3, "second.csv"),
+        ("a3", 5, "second.csv"),
+    ]
+
+
+EDGE_CELLS = [
+    # (rating, is_recommended, helpfulness, total_feedback_count, submission_time, text, title)
+    ("5", "1.0", "0.5", "3", "2023-03-10", "Lovely cream", ""),
+    ("5.0", "1", "", "3.0", "2023-3-1", "Lovely", "Good"),
+    ("6", "2", "x", "-1", "2023-02-30", "ok", ""),
+    ("", "", "nan", "", "-", "", "Nice title"),
+    (" 4 ", " 0.0 ", " 1e-3 ", " 12 ", " 2023-03-10 ", "  spaced  ", ""),
+    ("3", "true", "", "１２", "10/03/2023", "!!! 555", ""),
+    ("2", "0.0", "inf", "٣", "2023-03-10", "", ""),
+]
+
+
+def test_the_fast_path_types_rows_as_the_one_rule_does():
+    """`_fast_review` either declines a row or answers exactly what `_sephora_review` does:
+    on every row of the real files (where present) and on cells built to differ."""
+    from skinctl.products.readers import BadRow, CsvCells
+
+    header = [
+        "",
+        "author_id",
+        "rating",
+        "is_recommended",
+        "helpfulness",
+        "total_feedback_count",
+        "submission_time",
+        "review_text",
+        "review_title",
+        "skin_type",
+        "product_id",
+    ]
+    rows = [
+        ["7", "a1", rating, flag, helpful, feedback, day, body, title, "Oily ", "P1"]
+        for rating, flag, helpful, feedback, day, body, title in EDGE_CELLS
+    ]
+    cases = [(header, rows), (header[1:], [row[1:] for row in rows])]
+    for path in sorted((SHARED_DATA / "sephora").glob("**/*review*.csv")):
+        cells = CsvCells(path, readers.REVIEW_COLUMNS)
+        real = [item[1] for item in cells if not isinstance(item, readers.RowProblem)]
+        assert cells.header is not None
+        cases.append((cells.header, real))
+    fast, typed = [0, 0], [0, 0]  # (built cells, real rows)
+    for case, (header, rows) in enumerate(cases):
+        at = review_bulk._Layout(header)
+        dates: dict[str, str] = {}
+        for cells in rows:
+            day = cells[at.submitted].strip() if at.submitted is not None else ""
+            try:
+                parsed = readers.date_cell(day, "submission_time", ("%Y-%m-%d",))
+                if parsed:
+                    dates[day] = parsed.isoformat()
+            except BadRow:
+                pass
+            quick = review_bulk._fast_review(cells, at, dates)
+            try:
+                ruled = review_bulk._review(cells, at)
+            except BadRow:
+                assert quick is None, cells
+                continue
+            typed[min(case, 2) // 2] += 1
+            if quick is not None:
+                fast[min(case, 2) // 2] += 1
+                assert quick == ruled, cells
+    # typed by the rule: rows 1, 2, 4 and 5 of each case; the fast path declines row 2 ('5.0',
+    # '2023-3-1') and row 4 ('nan', '-')
+    assert (fast[0], typed[0]) == (4, 8)
+    # the real rows nearly all take the fast path (what makes the load fast)
+    assert fast[1] >= 0.99 * typed[1]
+
+    # Arrow's block test (`review_arrow.typed_block`): the same answers, column-wise.
+    import pyarrow as pa
+
+    products = (pa.array(["P1"], pa.string()), pa.array([41], pa.int64()))
+    answered = [0, 0]
+    for case, (header, rows) in enumerate(cases):
+        at = review_bulk._Layout(header)
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array([row[i] for row in rows], pa.string()) for i in range(len(header))],
+            names=header,
+        )
+        table, mask = review_arrow.typed_block(batch, "sephora", products)
+        chosen = [i for i, yes in enumerate(mask.to_pylist()) if yes]
+        for i, stored in zip(chosen, table.to_pylist(), strict=True):
+            ruled = review_bulk._review(rows[i], at)  # raises BadRow if Arrow took a bad row
+            as_typed = (stored["external_id"], *(stored[c] for c in review_bulk.COMPARED))
+            assert as_typed == ruled, rows[i]
+            assert stored["source"] == "sephora"
+            assert stored["product_id"] == (41 if stored["product_external_id"] == "P1" else None)
+        answered[min(case, 2) // 2] += len(chosen)
+    assert answered[0] == 4
+    assert answered[1] >= 0.99 * typed[1]
+
+
+def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_path):
+    """A load killed while its indexes and foreign keys are deferred: the next run puts them
+    back, and a review whose product was deleted meanwhile loses its product_id (as ON DELETE
+    SET NULL does)."""
+    from skinctl.products.ingest import ingest_products
+
+    products = tmp_path / "products.csv"
+    products.write_text(
+        "product_id,product_name,brand_name,primary_category,ingredients,price_usd\n"
+        "P1,Cream,Brand,Skincare,\"['Water']\",20\n",
+        encoding="utf-8",
+    )
+    ingest_products(engine, products, "sephora")
+    path = tmp_path / "reviews.csv"
+    path.write_text(HEADER + review(1, "a1"), encoding="utf-8")
+    ingest_reviews(engine, path)
+    review_bulk._defer(engine)  # as a load killed in its middle leaves the table
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM products WHERE external_id = 'P1'"))
+    assert foreign_keys(engine) == set() and secondary_indexes(engine) == set()
+
+    path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
+    report = ingest_reviews(engine, path).tables[0]
+    assert (report.inserted, report.unchanged) == (1, 1)
+    assert foreign_keys(engine) == FOREIGN_KEYS
+    assert len(secondary_indexes(engine)) == 2
+    with engine.connect() as connection:
+        assert (
+            connection.execute(
+                text("SELECT count(*) FROM reviews WHERE product_id IS NOT NULL")
+            ).scalar_one()
+            == 0
+        )
