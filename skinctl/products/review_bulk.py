@@ -1,19 +1,21 @@
-"""The bulk path of `ingest reviews`: Python reads and checks each row and streams the typed rows
-into `reviews` with COPY, in chunks each committed on its own.
+"""The bulk path of `ingest reviews`: files read and checked into chunks of typed rows, which
+two connections COPY straight into `reviews`, each chunk committed on its own.
 
-Why this shape: the server writes rows (heap, key index, WAL) while Python reads and checks the
-next ones, so on two cores the load runs at a good part of plain COPY's rate, and memory stays
-flat (a chunk of rows and 16 bytes per review key of the run).
+Why this shape: the server writes one chunk (heap, key index, WAL) while Python reads and checks
+the next ones; memory stays flat (a few chunks, and 16 bytes per review key of the run).
 
-- The rules are those of `readers._sephora_review`, the one definition: `_fast_review` answers
-  the cells the real files hold (ratings '1'..'5', flags '1.0', ISO dates) without building a
-  record, and hands every other row to `_sephora_review`, which types it or says why not.
+- Readers: `ArrowReader` (`review_arrow`: UTF-8 files whose first line is the header, parsed and
+  checked a block at a time) and `PythonReader` (any other file: a preamble, cp1252, blank or
+  malformed lines). The rules are those of `readers._sephora_review`, the one definition: the
+  fast tests (`_fast_review`, `review_arrow.typed_block`) answer only the cells real files hold
+  (ratings '1'..'5', flags '1.0', ISO dates) and hand every other row to it.
 - A review key read twice in one run (any of its files) is a reported duplicate: the first row
-  read wins. The keys claimed so far are kept as 64-bit hashes (`ClaimedKeys`).
-- A chunk is COPYed straight into `reviews`. When a key of the chunk is stored already (a
-  re-run, or a review read earlier from another file), the unique key refuses the COPY; the
-  chunk then goes through a temporary table, and only its new rows are inserted and its changed
-  ones updated (a re-run writes nothing).
+  read wins (`ClaimedKeys`).
+- A chunk meeting keys stored already (a re-run, a review loaded by an earlier run) is refused
+  by the key index and goes through a temporary table instead: its new rows are inserted and its
+  changed ones updated (a re-run writes nothing).
+- A load large against the table defers its key and other indexes and its foreign keys to its
+  end; the rows whose key may be stored wait in `review_pending` until then (see `_defer`).
 - Reported rows name the file and the physical line they start on.
 """
 
@@ -24,8 +26,9 @@ import hashlib
 import io
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,17 +205,40 @@ def _review(cells: list[str], at: _Layout) -> tuple:
 @dataclass(frozen=True)
 class Chunk:
     """Typed rows of a file as COPY's CSV (WRITTEN columns, then the run), and how many rows
-    of the file they stand for (reported ones included)."""
+    of the file they stand for (reported ones included). While a load defers the key index,
+    the rows whose key may be stored already are apart (`maybe`)."""
 
     data: bytes
     rows: int
     read: int
+    maybe: bytes = b""
+    maybe_rows: int = 0
 
 
 def _joined(chunks: list[Chunk]) -> Chunk:
     return Chunk(
-        b"".join(c.data for c in chunks), sum(c.rows for c in chunks), sum(c.read for c in chunks)
+        b"".join(c.data for c in chunks),
+        sum(c.rows for c in chunks),
+        sum(c.read for c in chunks),
+        b"".join(c.maybe for c in chunks),
+        sum(c.maybe_rows for c in chunks),
     )
+
+
+def _csv(rows: list[tuple]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _maybe_stored(known: np.ndarray | None, keys: list[str]) -> np.ndarray:
+    """Which keys may be among `known` (sorted hashes of the keys stored before the load): a
+    hash match, decided exactly later."""
+    if known is None or not len(known):
+        return np.zeros(len(keys), bool)
+    hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
+    at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
+    return known[at] == hashes
 
 
 class PythonReader:
@@ -231,6 +257,7 @@ class PythonReader:
         self.path, self.source, self.run_id = path, source, run_id
         self.claimed, self.products, self.report = claimed, products, report
         self.cells = CsvCells(path, REVIEW_COLUMNS)
+        self.known: np.ndarray | None = None  # see `_maybe_stored`
         self.dates: dict[str, str] = {}  # submission_time as written -> ISO date, when valid
         self.row = 0  # data rows read, reported ones included
 
@@ -270,9 +297,10 @@ class PythonReader:
                 RowProblem(str(self.path), line, "duplicate", f"{row[1]} already read at {first}")
             )
         rows = [row for i, (row, _line) in enumerate(batch) if i not in earlier]
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)
-        return Chunk(buffer.getvalue().encode(), len(rows), read)
+        maybe = _maybe_stored(self.known, [row[1] for row in rows]).tolist()
+        new = [row for row, stored in zip(rows, maybe, strict=True) if not stored]
+        old = [row for row, stored in zip(rows, maybe, strict=True) if stored]
+        return Chunk(_csv(new), len(rows), read, _csv(old), len(old))
 
     def _typed(self, cells: list[str], at: _Layout, line: int) -> tuple | None:
         """(source, external_id, *COMPARED, product_id, source_file, source_row, run), or None
@@ -326,14 +354,13 @@ class ArrowReader:
             pa.array(list(products.values()), pa.int64()),
         )
         self.layout = _Layout(header)
+        self.known: np.ndarray | None = None  # see `_maybe_stored`
 
     def chunks(self) -> Iterator[Chunk]:
         blocks = review_arrow.ArrowBlocks(self.path, self.header)
         reported: list[tuple[int, str, str]] = []  # (row, reason, detail)
         pending: list[Chunk] = []  # blocks, joined into a chunk of about CHUNK rows
-        for batch in blocks:
-            first = blocks.rows - batch.num_rows  # rows of the file before this block
-            table, fast = review_arrow.typed_block(batch, self.source, self.products)
+        for batch, first, (table, fast) in self._typed_blocks(blocks):
             answered = np.flatnonzero(fast.to_numpy(zero_copy_only=False))
             others = np.flatnonzero(~fast.to_numpy(zero_copy_only=False))
             ruled: list[tuple[int, tuple]] = []
@@ -367,15 +394,13 @@ class ArrowReader:
                 )
             keep = np.ones(len(answered), bool)
             keep[[k for k in duplicate if k < len(answered)]] = False
-            rows = answered[keep] + first + 1
-            table = table.filter(pa.array(keep))
+            maybe = _maybe_stored(self.known, keys[: len(answered)])
             n = table.num_rows
             table = (
                 table.append_column("source_file", pa.array([self.path.name] * n, pa.string()))
-                .append_column("source_row", pa.array(rows, pa.int64()))
+                .append_column("source_row", pa.array(answered + first + 1, pa.int64()))
                 .append_column("ingest_run_id", pa.array([self.run_id] * n, pa.int64()))
             )
-            buffer = io.StringIO()
             extra = [
                 (
                     self.source,
@@ -388,12 +413,17 @@ class ArrowReader:
                 for k, (i, typed) in enumerate(ruled)
                 if len(answered) + k not in duplicate
             ]
-            csv.writer(buffer, lineterminator="\n").writerows(extra)
+            extra_maybe = _maybe_stored(self.known, [str(row[1]) for row in extra]).tolist()
+            new, old = keep & ~maybe, keep & maybe
             pending.append(
                 Chunk(
-                    review_arrow.csv_bytes(table) + buffer.getvalue().encode(),
-                    n + len(extra),
+                    review_arrow.csv_bytes(table.filter(pa.array(new)))
+                    + _csv([row for row, m in zip(extra, extra_maybe, strict=True) if not m]),
+                    int(keep.sum()) + len(extra),
                     batch.num_rows,
+                    review_arrow.csv_bytes(table.filter(pa.array(old)))
+                    + _csv([row for row, m in zip(extra, extra_maybe, strict=True) if m]),
+                    int(old.sum()) + sum(extra_maybe),
                 )
             )
             if sum(chunk.read for chunk in pending) >= CHUNK:
@@ -415,21 +445,45 @@ class ArrowReader:
             (p for p in problems if p.reason == "duplicate"), key=lambda p: p.line
         )
 
+    def _typed_blocks(
+        self, blocks: review_arrow.ArrowBlocks
+    ) -> Iterator[tuple[Any, int, tuple[Any, Any]]]:
+        """(block, rows before it, `typed_block` of it) in file order; two blocks are typed at
+        once on two threads (Arrow's compute functions let go of the GIL)."""
+        typing: deque[tuple[Any, int, Future]] = deque()
+        with ThreadPoolExecutor(2) as pool:
+            for batch in blocks:
+                first = blocks.rows - batch.num_rows
+                typing.append(
+                    (
+                        batch,
+                        first,
+                        pool.submit(review_arrow.typed_block, batch, self.source, self.products),
+                    )
+                )
+                if len(typing) > 2:
+                    batch, first, future = typing.popleft()
+                    yield batch, first, future.result()
+            while typing:
+                batch, first, future = typing.popleft()
+                yield batch, first, future.result()
+
     def _product_id(self, external_id: str) -> int | None:
         ids, values = self.products
         at = pc.index(ids, external_id).as_py()
         return None if at < 0 else values[at].as_py()
 
 
-# What a load large against the table checks and builds once at the end instead of row by row
-# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the
-# indexes of `reviews` besides its keys, and its foreign keys (each checked by a query per row
-# otherwise: as costly as the key index). The load holds the ingest lock meanwhile, and a
-# killed load leaves them to the next run's `start_run`.
-SECONDARY_INDEXES = [i for i in Base.metadata.tables["reviews"].indexes if not i.unique]
-FOREIGN_KEYS = sorted(
-    Base.metadata.tables["reviews"].foreign_key_constraints, key=lambda fk: str(fk.name)
-)
+# What a load large against the table checks and builds once at its end instead of row by row
+# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the key
+# index (source, external_id), the other indexes besides the primary key, and the foreign keys
+# (each checked by a query per row otherwise). Meanwhile the rows whose key may be stored
+# already wait in `review_pending` and are compared once the key index is back. The load holds
+# the ingest lock; a killed load leaves this to the next run's `start_run`.
+REVIEWS = Base.metadata.tables["reviews"]
+SECONDARY_INDEXES = [i for i in REVIEWS.indexes if not i.unique]
+KEY = next(c for c in REVIEWS.constraints if c.name == "uq_reviews_source_external_id")
+FOREIGN_KEYS = sorted(REVIEWS.foreign_key_constraints, key=lambda fk: str(fk.name))
 # A review row's size in a file, to judge from a file's size whether its load is large.
 ROW_BYTES = 300
 
@@ -438,7 +492,8 @@ def start_run(engine: Engine, source: str) -> dict[str, int]:
     """Put back what a killed load left deferred, and read the products a review can be
     linked to (external id -> id)."""
     _restore(engine)
-    with engine.connect() as connection:
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS review_pending"))
         products = connection.execute(
             text("SELECT external_id, id FROM products WHERE source = :source"),
             {"source": source},
@@ -446,17 +501,31 @@ def start_run(engine: Engine, source: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in products}
 
 
-def _defer(engine: Engine) -> None:
+def _defer(engine: Engine, source: str) -> np.ndarray:
+    """Drop what a large load builds at its end; returns the sorted hashes of the source's
+    stored review keys (see `_maybe_stored`)."""
     with engine.begin() as connection:
         for index in SECONDARY_INDEXES:
             connection.execute(DropIndex(index, if_exists=True))
-        for key in FOREIGN_KEYS:
-            connection.execute(text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {key.name}"))
+        for constraint in (*FOREIGN_KEYS, KEY):
+            connection.execute(
+                text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {constraint.name}")
+            )
+        connection.execute(
+            text(
+                "CREATE UNLOGGED TABLE IF NOT EXISTS review_pending AS SELECT "
+                f"{', '.join(WRITTEN)}, ingest_run_id FROM reviews WITH NO DATA"
+            )
+        )
+        keys = connection.execute(
+            text("SELECT external_id FROM reviews WHERE source = :source"), {"source": source}
+        ).scalars()
+        return np.sort(np.fromiter(map(hash, keys), np.int64))
 
 
 def _restore(engine: Engine) -> None:
-    """Build the missing secondary indexes (two at a time, one per connection) and add the
-    missing foreign keys. A review whose product was deleted meanwhile loses its product_id,
+    """Build what is missing: the key and other indexes (two at a time, one per connection),
+    then the foreign keys. A review whose product was deleted meanwhile loses its product_id,
     as ON DELETE SET NULL would have done."""
     with engine.connect() as connection:
         present = set(
@@ -467,15 +536,16 @@ def _restore(engine: Engine) -> None:
                 )
             ).scalars()
         )
-    missing = [index for index in SECONDARY_INDEXES if index.name not in present]
+    builds: list[Any] = [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in present]
+    if KEY.name not in present:
+        builds.insert(0, AddConstraint(KEY))
 
-    def build(index: Any) -> None:
+    def build(statement: Any) -> None:
         with engine.begin() as connection:
-            connection.execute(CreateIndex(index, if_not_exists=True))
+            connection.execute(statement)
 
-    if missing:
-        with ThreadPoolExecutor(WRITERS) as pool:
-            list(pool.map(build, missing))
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(build, builds))
     for key in FOREIGN_KEYS:
         if key.name in present:
             continue
@@ -517,22 +587,32 @@ def load_review_file(
         ).scalar_one()
     deferred = estimate > existing
     if deferred:
-        _defer(engine)
+        reader.known = _defer(engine, source)
     try:
-        with _Writers(engine, report, progress) as writers:
+        with _Writers(engine, report, progress, deferred) as writers:
             for chunk in reader.chunks():
                 writers.put(chunk)
     finally:
         if deferred:
             _restore(engine)
+    if deferred:
+        with engine.begin() as connection:
+            inserted, updated = _settle(connection, "review_pending")
+            connection.execute(text("DROP TABLE review_pending"))
+        report.inserted += inserted
+        report.updated += updated
+        report.unchanged -= inserted + updated  # the writers counted them unchanged
 
 
 class _Writers:
     """WRITERS threads, each with its own connection, COPYing chunks while the caller reads
     the next ones (psycopg2 lets go of the GIL while the server works)."""
 
-    def __init__(self, engine: Engine, report: Any, progress: Callable[[int], None]) -> None:
+    def __init__(
+        self, engine: Engine, report: Any, progress: Callable[[int], None], deferred: bool
+    ) -> None:
         self.engine, self.report, self.progress = engine, report, progress
+        self.deferred = deferred
         self.queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=WRITERS)
         self.lock = threading.Lock()
         self.error: BaseException | None = None
@@ -585,8 +665,10 @@ class _Writers:
                 while (chunk := self.queue.get()) is not None:
                     if self.error is not None:
                         continue
-                    inserted, updated = _write_chunk(connection, chunk)
-                    connection.commit()
+                    # its own transaction: COPY runs on the driver's cursor, which SQLAlchemy
+                    # does not see begin one
+                    with connection.begin():
+                        inserted, updated = _write_chunk(connection, chunk, self.deferred)
                     with self.lock:
                         self.report.total += chunk.read
                         self.report.inserted += inserted
@@ -610,8 +692,14 @@ def _copy(connection: Connection, table: str, data: bytes) -> None:
         )
 
 
-def _write_chunk(connection: Connection, chunk: Chunk) -> tuple[int, int]:
-    """Write a chunk; returns (inserted, updated)."""
+def _write_chunk(connection: Connection, chunk: Chunk, deferred: bool) -> tuple[int, int]:
+    """Write a chunk; returns (inserted, updated). While the key index is deferred, the rows
+    that may be stored already go to `review_pending` (counted unchanged until compared)."""
+    if deferred:
+        _copy(connection, "reviews", chunk.data)
+        if chunk.maybe_rows:
+            _copy(connection, "review_pending", chunk.maybe)
+        return chunk.rows - chunk.maybe_rows, 0
     try:
         with connection.begin_nested():
             _copy(connection, "reviews", chunk.data)
@@ -627,9 +715,16 @@ def _write_chunk(connection: Connection, chunk: Chunk) -> tuple[int, int]:
         )
     )
     _copy(connection, "review_chunk", chunk.data)
-    updated = connection.execute(text(_UPDATE)).rowcount
-    inserted = connection.execute(text(_INSERT)).rowcount
+    inserted, updated = _settle(connection, "review_chunk")
     connection.execute(text("DROP TABLE review_chunk"))
+    return inserted, updated
+
+
+def _settle(connection: Connection, table: str) -> tuple[int, int]:
+    """Update the stored reviews that `table`'s rows change, insert the others: (inserted,
+    updated)."""
+    updated = connection.execute(text(_UPDATE.format(table=table))).rowcount
+    inserted = connection.execute(text(_INSERT.format(table=table))).rowcount
     return inserted, updated
 
 
@@ -638,12 +733,12 @@ _UPDATE = f"""
     UPDATE reviews r SET {", ".join(f"{c} = c.{c}" for c in COMPARED)},
         product_id = coalesce(c.product_id, r.product_id), source_file = c.source_file,
         source_row = c.source_row, ingest_run_id = c.ingest_run_id, updated_at = now()
-    FROM review_chunk c
+    FROM {{table}} c
     WHERE r.source = c.source AND r.external_id = c.external_id
       AND ({", ".join("r." + c for c in COMPARED)}) IS DISTINCT FROM ({_TYPED})
 """
 _INSERT = f"""
     INSERT INTO reviews ({", ".join(WRITTEN)}, ingest_run_id)
-    SELECT {", ".join("c." + c for c in WRITTEN)}, c.ingest_run_id FROM review_chunk c
+    SELECT {", ".join("c." + c for c in WRITTEN)}, c.ingest_run_id FROM {{table}} c
     WHERE NOT EXISTS (SELECT 1 FROM reviews r WHERE r.source = c.source AND r.external_id = c.external_id)
 """

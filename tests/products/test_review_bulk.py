@@ -245,7 +245,7 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
     path = tmp_path / "reviews.csv"
     path.write_text(HEADER + review(1, "a1"), encoding="utf-8")
     ingest_reviews(engine, path)
-    review_bulk._defer(engine)  # as a load killed in its middle leaves the table
+    review_bulk._defer(engine, "sephora")  # as a load killed in its middle leaves the table
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM products WHERE external_id = 'P1'"))
     assert foreign_keys(engine) == set() and secondary_indexes(engine) == set()
@@ -262,3 +262,39 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
             ).scalar_one()
             == 0
         )
+
+
+def test_a_large_load_compares_the_stored_reviews_once_its_key_index_is_back(
+    engine, tmp_path, monkeypatch
+):
+    """A load large against the table drops the key index; the rows whose key was stored
+    before wait aside and are compared at the end, as a small load compares them."""
+    path = tmp_path / "reviews.csv"
+    path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
+    ingest_reviews(engine, path)
+    monkeypatch.setattr(review_bulk, "ROW_BYTES", 1)  # every load is large against the table
+    deferred = []
+    real_defer = review_bulk._defer
+    monkeypatch.setattr(review_bulk, "_defer", lambda *a: deferred.append(1) or real_defer(*a))
+    rows = [review(1, "a1"), review(2, "a2", rating="2")] + [review(i, f"a{i}") for i in (3, 4)]
+    path.write_text(HEADER + "".join(rows) + review(3, "a3"), encoding="utf-8")
+
+    report = ingest_reviews(engine, path).tables[0]
+    assert deferred == [1]
+    assert (report.inserted, report.updated, report.unchanged, report.duplicate) == (2, 1, 1, 1)
+    assert foreign_keys(engine) == FOREIGN_KEYS and len(secondary_indexes(engine)) == 2
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT author_id, rating FROM reviews ORDER BY author_id")
+        ).all()
+        keys = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_constraint WHERE conname = 'uq_reviews_source_external_id'"
+            )
+        ).scalar_one()
+        pending = connection.execute(text("SELECT to_regclass('review_pending')")).scalar_one()
+    assert [tuple(r) for r in stored] == [("a1", 5), ("a2", 2), ("a3", 5), ("a4", 5)]
+    assert keys == 1 and pending is None
+    # again: nothing changes
+    again = ingest_reviews(engine, path).tables[0]
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
