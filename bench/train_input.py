@@ -18,6 +18,7 @@ import io
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +32,24 @@ from skinctl.train.pipeline import ByteReader, augment, make_dataset, tensorflow
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
 
 
-def source_images(n: int) -> tuple[list[bytes], str]:
+def source_images(n: int) -> tuple[Iterator[bytes], str]:
+    """The images, made one at a time (100,000 of them are ~9 GB of JPEG bytes: stored as they
+    are made, never held together)."""
     files = sorted(SHARED.glob("train/*/*.jpg"))[:n] if SHARED.exists() else []
     if len(files) >= n:
-        return [f.read_bytes() for f in files], f"skin_types JPEGs ({SHARED})"
+        return (f.read_bytes() for f in files), f"skin_types JPEGs ({SHARED})"
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    out = []
-    for _ in range(n):
-        buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(buffer, "JPEG")
-        out.append(buffer.getvalue())
-    return out, "generated 256 px JPEGs"
+
+    def generated() -> Iterator[bytes]:
+        for _ in range(n):
+            buffer = io.BytesIO()
+            pixels = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(buffer, "JPEG")
+            yield buffer.getvalue()
+
+    return generated(), "generated 256 px JPEGs"
 
 
 def rate(dataset, n: int) -> float:
@@ -99,14 +105,14 @@ def main() -> None:
 
         # Baseline: the same pixels already decoded and resized in memory, same shuffle,
         # augmentation, batching and prefetch.
-        decoded = np.stack(
-            [
-                x.numpy()
-                for x in make_dataset(ByteReader(storage), urls, args.size, 256, cache=False)
-                .unbatch()
-                .map(lambda x: tf.cast(x, tf.uint8))
-            ]
-        )
+        # (filled in place: a list of arrays and its stack would hold the pixels twice)
+        decoded = np.empty((len(urls), args.size, args.size, 3), np.uint8)
+        at = 0
+        for batch in make_dataset(ByteReader(storage), urls, args.size, 256, cache=False):
+            pixels = tf.cast(batch, tf.uint8).numpy().reshape(-1, args.size, args.size, 3)
+            decoded[at : at + len(pixels)] = pixels
+            at += len(pixels)
+        assert at == len(urls)
         memory = (
             tf.data.Dataset.from_tensor_slices((decoded, targets))
             .shuffle(len(urls), seed=0, reshuffle_each_iteration=True)
