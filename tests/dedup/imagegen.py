@@ -109,5 +109,7 @@ def with_logo(
         x, y = int(rng.integers(4, side_x - 8)), int(rng.integers(4, side_y - 8))
         draw.rectangle((x, y, x + 3, y + 4), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
     copy = image.copy()
-    copy.paste(logo, (int(width * position[0] - side_x / 2), int(height * position[1] - side_y / 2)))
+    copy.paste(
+        logo, (int(width * position[0] - side_x / 2), int(height * position[1] - side_y / 2))
+    )
     return copy
