@@ -164,8 +164,11 @@ def extract(gray: np.ndarray, spec: FeatureSpec = V1) -> ImageFeatures:
     import cv2
 
     gray = np.ascontiguousarray(gray, dtype=np.uint8)
-    mask = (cv2.medianBlur(gray, 5) > PADDING_LEVEL).astype(np.uint8) * 255
-    mask = cv2.erode(mask, np.ones((PADDING_ERODE, PADDING_ERODE), np.uint8))
+    if gray.min() > PADDING_LEVEL:  # no near-black pixel: no padding to mask (same features)
+        mask = np.full(gray.shape, 255, np.uint8)
+    else:
+        mask = (cv2.medianBlur(gray, 5) > PADDING_LEVEL).astype(np.uint8) * 255
+        mask = cv2.erode(mask, np.ones((PADDING_ERODE, PADDING_ERODE), np.uint8))
     height, width = gray.shape
     if spec.mirror_keypoints:
         points, descriptors, mirror_points, mirror_descriptors = _describe_with_mirror(

@@ -232,7 +232,7 @@ def _fit(
     if len(good) < max(4, params.min_inliers):
         return _Fit(matches=len(good))
     source = a_points[good]
-    target = b_points[nearest[good, 0]]
+    target = b_points[np.asarray(nearest[good, 0], dtype=np.intp)]
     transform, inlier_mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=params.ransac_px
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -69,3 +70,13 @@ def test_logo_pair_is_not_linked_by_the_service(engine, filer, store):
         )
     assert pairs == {(min(first, copy), max(first, copy))}
     assert (min(first, second), max(first, second)) not in pairs
+
+
+def test_outside_hull_counts_points_beyond_the_margin():
+    from skinctl.dedup.matcher import _outside_hull
+
+    square = np.array([[10, 10], [50, 10], [50, 50], [10, 50], [30, 30]], np.float32)
+    points = np.array([[30, 30], [12, 48], [52, 30], [58, 30], [30, 2], [0, 0]], np.float32)
+    # inside, inside, 2 px out (within the 4 px margin), 8 px out, 8 px out, far out
+    assert _outside_hull(points, square, 4.0) == pytest.approx(3 / 6)
+    assert _outside_hull(points, square[::-1].copy(), 0.0) == pytest.approx(4 / 6)
