@@ -23,10 +23,14 @@ BANNERED = [with_banner(drawn_image(seed, shapes=8), 0.25) for seed in (4, 5)]
 def test_banner_alone_does_not_make_a_duplicate(method):
     a, b = (feature_lib.features_from_bytes(jpeg_bytes(i), method.features) for i in BANNERED)
     assert verify(a, b, method.params) is None
-    # Without the band (and overlay) checks the banner would link them (the test can fail),
-    # as v1 did.
-    unchecked = dataclasses.replace(method.params, min_band=0.0, overlay_shift=0.0)
+    # Without the spread, band (and overlay) checks the banner would link them (the test can
+    # fail), as v1 did; the band check alone rejects it, and in v3 the overlay check alone too.
+    unchecked = dataclasses.replace(method.params, min_spread=0.0, min_band=0.0, overlay_shift=0.0)
     assert verify(a, b, unchecked) is not None
+    assert verify(a, b, dataclasses.replace(method.params, min_spread=0.0)) is None
+    if method.params.overlay_shift:
+        overlay_only = dataclasses.replace(unchecked, overlay_shift=method.params.overlay_shift)
+        assert verify(a, b, overlay_only) is None
     a1, b1 = (feature_lib.features_from_bytes(jpeg_bytes(i), V1.features) for i in BANNERED)
     assert verify(a1, b1, V1.params) is not None
 
