@@ -16,7 +16,7 @@ pyramid levels, which is what the Roboflow copies need since they keep their sca
 int16 eighths of a pixel; tokens recomputed from the descriptors instead of stored: ~9 KB a
 row, and about 3x cheaper to extract) and `V3` (the default, orb128-gray160-l2-v3: 128
 keypoints at 160 px, the size libjpeg decodes a 640 px JPEG to directly (draft 1/4, no
-resize), over 2 pyramid levels: the decode and the detection cost about 60% of v2's; the
+resize), over 2 pyramid levels: the decode and the detection cost about two thirds of v2's; the
 coarser corners repeat at least as well across the copies (skin_types recall 0.988 against
 0.979 with v2's pair check at 3 levels; 2 levels save another 6% of the feature time for
 0.003 of recall)).

@@ -15,8 +15,9 @@ and the degenerate fits they produce collapse to scale ~0; inliers crowded into 
 (a shared stock-photo watermark) do not count either (v2 also rejects inliers in a thin band
 of any direction: `MatchParams.min_band`).
 
-v3 also rejects overlays: inliers that sit at the same place in both images and cover a small
-part of them (a logo block pasted on two different photos; `MatchParams.overlay_shift`).
+v3 counts inliers one-to-one and also rejects overlays: inliers that sit at the same place in
+both images, packed in a small part of where the pictures have keypoints (a logo block pasted
+on two different photos; `MatchParams.overlay_shift`).
 
 Methods (`Method`: features + parameters, recorded by name on every pair): `V1`
 (orb-ransac-v1) and `V2` (orb-ransac-v2), kept so their links stay explainable and the bench
@@ -26,7 +27,6 @@ can compare, and `V3` (orb-ransac-v3, the default).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -88,7 +88,7 @@ V2 = Method(
     MatchParams(top_k=6, min_shared=8, min_inliers=15, min_band=0.12),
 )
 # v3: the same 128 keypoints on a 160 px decode (see features.V3; libjpeg decodes straight
-# to it, about 60% of v2's feature cost); a candidate must share 10 tokens instead of 8, which
+# to it, about two thirds of v2's feature cost); a candidate must share 10 tokens instead of 8, which
 # halves the pairs verified (the copies share far more); inliers count one-to-one; overlays do
 # not link. The overlay thresholds, measured with a logo block (15-25% of the picture, 5
 # places, smooth to busy photos: 45 cases) pasted on two different generated photos: its
@@ -205,18 +205,6 @@ class TokenIndex:
 def query_tokens(features: ImageFeatures) -> tuple[np.ndarray, np.ndarray]:
     """The tokens an image is looked up with: upright and mirrored."""
     return tokens(features.descriptors), tokens(features.mirror_descriptors)
-
-
-_matcher: Any = None
-
-
-def _bf() -> Any:
-    global _matcher
-    if _matcher is None:
-        import cv2
-
-        _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    return _matcher
 
 
 @dataclass(frozen=True)
