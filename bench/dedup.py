@@ -6,9 +6,9 @@ Quality: every file of ../shared/data/skin_types is decoded on the ingest paths 
 `skinctl.ingest.imageproc` and the features of `skinctl.dedup.features`); byte-identical files
 are one image, as in the database. A file pair is "found" when both files are the same image
 (SHA) or their images were linked. Truth: the manifest's `source_image_id`. Printed side by
-side, in one run: plain pHash at distance <= 8, the previous method (orb-ransac-v1) and the
-default (orb-ransac-v2). The two ORB methods are timed alternately on the same files with the
-same `--workers` processes (features: decode + ORB per file; linking: candidates + geometric
+side, in one run: plain pHash at distance <= 8, the earlier methods (orb-ransac-v1, and v2,
+the previous default) and the default (orb-ransac-v3). The ORB methods are timed alternately
+on the same files with the same `--workers` processes (features: decode + ORB per file; linking: candidates + geometric
 check, the queries split over the processes), so the ratio holds on a loaded machine; linking
 rate = distinct images / (feature seconds + linking seconds). Also printed: stored feature
 bytes per image (the image_dedup_features row's binary columns) and peak resident memory.
@@ -134,9 +134,9 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
     import multiprocessing
 
     from skinctl.dedup.index import MultiIndex, to_unsigned
-    from skinctl.dedup.matcher import DEFAULT_METHOD, V1
+    from skinctl.dedup.matcher import DEFAULT_METHOD, V1, V2
 
-    methods = [V1, DEFAULT_METHOD]
+    methods = [V1, V2, DEFAULT_METHOD]
     files = list(csv.DictReader((DATA / "manifest.csv").open()))
     paths = [f["path"] for f in files]
     if cache is not None and cache.exists():
@@ -205,16 +205,17 @@ def quality(workers: int, cache: Path | None = None, dump: Path | None = None) -
             f"(wall clock); CPU {cpu_ms:.1f} ms per image = {cpu_rate[method.name]:.0f} "
             f"images/s on {workers} free cores; stored features {size / 1024:.1f} KB per image"
         )
-    old, new = (m.name for m in methods)
-    print(
-        f"speed-up {new} / {old}: {rate[new] / rate[old]:.2f}x wall clock, "
-        f"{cpu_rate[new] / cpu_rate[old]:.2f}x CPU (same run, same processes); load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    )
+    new = methods[-1].name
+    for old in (m.name for m in methods[:-1]):
+        print(
+            f"speed-up {new} / {old}: {rate[new] / rate[old]:.2f}x wall clock, "
+            f"{cpu_rate[new] / cpu_rate[old]:.2f}x CPU (same run, same processes)"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     own, children = _peak_rss_mb()
     print(
         f"peak resident memory: bench process {own:.0f} MB (holds every image's features "
-        f"of both methods), largest worker {children:.0f} MB"
+        f"of every method), largest worker {children:.0f} MB"
     )
 
     index = MultiIndex(to_unsigned(phashes), 8)
@@ -346,13 +347,14 @@ def _rss_mb() -> float:
 
 
 def token_index_scale(n: int) -> None:
-    """The in-process token index (`matcher.TokenIndex`) at `n` synthetic images with v2's
-    token count per image: build time, resident memory it adds, lookup time per image."""
-    from skinctl.dedup.features import TOKEN_TABLES, V2
-    from skinctl.dedup.matcher import DEFAULT_PARAMS, TokenIndex
+    """The in-process token index (`matcher.TokenIndex`) at `n` synthetic images with the
+    default method's token count per image: build time, resident memory it adds, lookup time
+    per image."""
+    from skinctl.dedup.features import TOKEN_TABLES
+    from skinctl.dedup.matcher import DEFAULT_METHOD, DEFAULT_PARAMS, TokenIndex
 
     rng = np.random.default_rng(3)
-    per_image = V2.n_features * TOKEN_TABLES
+    per_image = DEFAULT_METHOD.features.n_features * TOKEN_TABLES
     before = _rss_mb()
     token_lists = [
         np.unique(rng.integers(0, 2**30, per_image, dtype=np.int64).astype(np.int32))

@@ -80,3 +80,36 @@ def with_banner(image: Image.Image, height_fraction: float = 0.1, seed: int = 99
         x, y = int(rng.integers(0, width - 6)), int(rng.integers(top + 1, height - 6))
         draw.rectangle((x, y, x + 4, y + 3), fill=(255, 255, 255))
     return copy
+
+
+def with_logo(
+    image: Image.Image,
+    area_fraction: float = 0.2,
+    position: tuple[float, float] = (0.5, 0.5),
+    seed: int = 77,
+) -> Image.Image:
+    """The image with a watermark block pasted over it: a compact, textured logo (a framed
+    panel with a wordmark, rings and marks) covering `area_fraction` of the picture, its centre
+    at `position` (fractions of the width and height), identical for every image of one seed
+    and size. Not a band: the block is about as tall as it is wide."""
+    rng = np.random.default_rng(seed)
+    width, height = image.size
+    side_x = int(width * area_fraction**0.5)
+    side_y = int(height * area_fraction**0.5)
+    logo = Image.new("RGB", (side_x, side_y), (40, 60, 110))
+    draw = ImageDraw.Draw(logo)
+    draw.rectangle((2, 2, side_x - 3, side_y - 3), outline=(240, 240, 240), width=3)
+    for k in range(6):
+        r = int(min(side_x, side_y) * (0.08 + 0.06 * k))
+        cx, cy = side_x // 2, side_y // 2
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(220, 200, 80), width=2)
+    for y in range(8, side_y - 12, 22):
+        draw.text((8 + (y // 22 % 3) * 9, y), "DermAtlas", fill=(250, 250, 250))
+    for _ in range(50):
+        x, y = int(rng.integers(4, side_x - 8)), int(rng.integers(4, side_y - 8))
+        draw.rectangle((x, y, x + 3, y + 4), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    copy = image.copy()
+    copy.paste(
+        logo, (int(width * position[0] - side_x / 2), int(height * position[1] - side_y / 2))
+    )
+    return copy

@@ -29,7 +29,7 @@ def test_scan_list_show_json(cli, filer, store):
     scan = cli(*storage, "dedup", "scan", "--json")
     assert scan.exit_code == 0, scan.stderr
     summary = scan.json()
-    assert summary["pairs"] == 1 and summary["images"] == 3 and summary["method"] == "orb-ransac-v2"
+    assert summary["pairs"] == 1 and summary["images"] == 3 and summary["method"] == "orb-ransac-v3"
 
     again = cli(*storage, "dedup", "scan", "--json", "--dataset", "faces")
     assert again.exit_code == 0

@@ -362,7 +362,7 @@ def test_near_duplicate_is_linked_not_dropped(cli, engine, tmp_path):
         ).one()
     assert (
         sorted(pair[:2]) == ["acne/edited.jpg", "acne/original.jpg"]
-        and pair[3] == result.json()["near_duplicate_method"] == "orb-ransac-v2"
+        and pair[3] == result.json()["near_duplicate_method"] == "orb-ransac-v3"
     )
     strict = cli(
         "ingest",
