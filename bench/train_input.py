@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skinctl.storage import content_key
 from skinctl.storage.local import LocalStorage
-from skinctl.train.pipeline import ByteReader, augment, make_dataset, tensorflow
+from skinctl.train.pipeline import ByteReader, augment, make_dataset, shuffle_buffer, tensorflow
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
 
@@ -115,7 +115,10 @@ def main() -> None:
         assert at == len(urls)
         memory = (
             tf.data.Dataset.from_tensor_slices((decoded, targets))
-            .shuffle(len(urls), seed=0, reshuffle_each_iteration=True)
+            # the shuffle the disk-cached pipeline makes (the whole set when it is small)
+            .shuffle(
+                min(len(urls), shuffle_buffer(args.size)), seed=0, reshuffle_each_iteration=True
+            )
             .batch(args.batch)
             .map(
                 lambda x, y: (augment(tf, tf.cast(x, tf.float32)), y),

@@ -177,6 +177,16 @@ def memory_cache_limit() -> int:
         return 2 * 1024**3
 
 
+SHUFFLE_BUFFER_BYTES = (
+    512 * 1024**2
+)  # decoded images an epoch shuffles among, past the memory cache
+
+
+def shuffle_buffer(image_size: int) -> int:
+    """How many decoded images the shuffle of a disk-cached dataset holds."""
+    return max(1_000, SHUFFLE_BUFFER_BYTES // (image_size * image_size * 3))
+
+
 def cache_place(
     reader: ByteReader, count: int, image_size: int, memory_limit: int | None = None
 ) -> Path | None:
@@ -238,20 +248,32 @@ def make_dataset(
         data.set_shape([])
         return decode_resize(tf, data, image_size)
 
-    images = tf.data.Dataset.range(len(urls)).map(
+    place = cache_place(reader, len(urls), image_size, memory_limit) if cache else None
+    # Past the memory limit the decoded images live in a file cache, read back in the order
+    # they were written, and a shuffle buffer of every image would hold them all in memory
+    # again: the images are read once in a shuffled order (a permutation of indexes, 8 bytes
+    # an image) and each epoch shuffles them again within a bounded buffer.
+    order = np.arange(len(urls))
+    if training and place is not None:
+        order = np.random.default_rng(seed).permutation(len(urls))
+    images = tf.data.Dataset.from_tensor_slices(order).map(
         read_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     parts = [images]
     if targets is not None:
-        parts.append(tf.data.Dataset.from_tensor_slices(targets))
+        parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(targets)[order]))
     if weights is not None:
-        parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(weights, dtype=np.float32)))
+        parts.append(
+            tf.data.Dataset.from_tensor_slices(np.asarray(weights, dtype=np.float32)[order])
+        )
     dataset = tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else images.map(lambda x: (x,))
     if cache:
-        place = cache_place(reader, len(urls), image_size, memory_limit)
         dataset = dataset.cache(str(place) if place is not None else "")
     if training:
-        dataset = dataset.shuffle(max(len(urls), 1), seed=seed, reshuffle_each_iteration=True)
+        buffer = len(urls) if place is None else shuffle_buffer(image_size)
+        dataset = dataset.shuffle(
+            max(min(buffer, len(urls)), 1), seed=seed, reshuffle_each_iteration=True
+        )
 
     def to_float(images: Any, *rest: Any) -> Any:
         images = tf.cast(images, tf.float32)
