@@ -41,7 +41,8 @@ OFFSET_BITS = TOKEN_SPACE_BITS - BUCKET_BITS
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
 APPEND_CHUNK = 25_000  # images per appended segment (one transaction each)
 MAX_SEGMENTS = 8  # live segments per method before the smallest are merged
-PAIR_BUDGET = 8_000_000  # raw (query, image) postings gathered before they are summed up
+PAIR_BATCH = 4_000_000  # (query, image) postings gathered before they are summed up
+PAIR_LIMIT = 10_000_000  # (query, image) pairs counted at once (12 bytes each)
 _HEADER = struct.Struct("<III")  # distinct tokens, postings, smallest image id
 _LOCK = 0x5D1C_0DE5  # pg_advisory_xact_lock key: one writer of the store at a time
 
@@ -456,12 +457,18 @@ class PostingStore:
     ) -> dict[int, list[Candidate]]:
         """Up to `top_k` candidates of each query (image id, upright tokens, mirrored tokens),
         best first, as `TokenIndex.candidates` over the stored images (the query itself left
-        out). `max_postings` None: max(64, stored images / 1000)."""
+        out). `max_postings` None: max(64, stored images / 1000).
+
+        One pass over the store usually serves the whole batch. When the (query, image) counts
+        outgrow `PAIR_LIMIT`, the pass keeps counting for the first queries only and learns
+        every query's posting volume; the rest are looked up again in as many passes as their
+        volumes need."""
         if stored is None:
             stored = self.stored_images()
         limit = max_postings if max_postings is not None else max(64, stored // 1000)
         query_ids = np.array([q[0] for q in queries], dtype=np.int64)
-        # Query side: (key = query position * 2 + mirrored, token), grouped by bucket.
+        result: dict[int, list[Candidate]] = {int(i): [] for i in query_ids}
+        # Query side: (key = query position * 2 + mirrored, token), sorted by token.
         keys, tokens = [], []
         for position, (_image_id, upright, mirrored) in enumerate(queries):
             for side, side_tokens in enumerate((upright, mirrored)):
@@ -469,34 +476,78 @@ class PostingStore:
                 keys.append(np.full(len(side_tokens), 2 * position + side, np.int64))
                 tokens.append(side_tokens)
         if not queries or not sum(len(t) for t in tokens):
-            return {int(i): [] for i in query_ids}
+            return result
         all_keys, all_tokens = np.concatenate(keys), np.concatenate(tokens)
         del keys, tokens
         order = np.argsort(all_tokens, kind="stable")
         all_keys, all_tokens = all_keys[order], all_tokens[order]
-        buckets = all_tokens >> OFFSET_BITS
+        todo = [np.arange(len(queries))]
+        while todo:
+            positions = todo.pop(0)
+            wanted = np.zeros(len(queries), bool)
+            wanted[positions] = True
+            chosen = wanted[all_keys >> 1]
+            done, pair_keys, shared, volumes = self._pass(
+                all_keys[chosen], all_tokens[chosen], limit, positions, len(queries)
+            )
+            for image_id, found in _top(
+                query_ids, pair_keys, shared, top_k=top_k, min_shared=min_shared
+            ).items():
+                if found:
+                    result[image_id] = found
+            rest = positions[positions >= done]
+            # The rest in groups whose postings fit the limit (at least one query a group).
+            group: list[int] = []
+            total = 0
+            for position in rest.tolist():
+                if group and total + volumes[position] > PAIR_LIMIT:
+                    todo.append(np.array(group))
+                    group, total = [], 0
+                group.append(position)
+                total += int(volumes[position])
+            if group:
+                todo.append(np.array(group))
+        return result
+
+    def _pass(
+        self,
+        query_keys: np.ndarray,
+        query_tokens: np.ndarray,
+        limit: int,
+        positions: np.ndarray,
+        queries: int,
+    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """One pass over the buckets the query tokens fall in: (the first query position NOT
+        counted in full, the (query key << 32 | image id) keys and their shared-token counts of
+        the queries before it, every query's posting volume)."""
+        buckets = query_tokens >> OFFSET_BITS
         cuts = np.searchsorted(buckets, np.arange(BUCKETS + 1))
-        counter = _PairCounter()
+        volumes = np.zeros(queries, np.int64)
+        counter = _PairCounter(int(positions.min()), queries)
         for bucket, blobs in self._bucket_rows(np.unique(buckets).tolist()):
             lo, hi = cuts[bucket], cuts[bucket + 1]
-            query_tokens, query_keys = all_tokens[lo:hi], all_keys[lo:hi]
-            parts = [decode(blob, bucket) for blob in blobs]
-            distinct, inverse = np.unique(query_tokens, return_inverse=True)
+            bucket_tokens, bucket_keys = query_tokens[lo:hi], query_keys[lo:hi]
+            distinct, inverse = np.unique(bucket_tokens, return_inverse=True)
             held = np.zeros(len(distinct), np.int64)  # images holding each token, all segments
             found = []
-            for part in parts:
-                at = np.minimum(np.searchsorted(part.tokens, distinct), len(part.tokens) - 1)
-                hit = (
-                    part.tokens[at] == distinct
-                    if len(part.tokens)
-                    else np.zeros(len(distinct), bool)
-                )
+            for blob in blobs:
+                part = decode(blob, bucket)
+                last = len(part.tokens) - 1
+                at = np.minimum(np.searchsorted(part.tokens, distinct), max(last, 0))
+                hit = part.tokens[at] == distinct if last >= 0 else np.zeros(len(distinct), bool)
                 counts = np.where(hit, part.bounds[at + 1] - part.bounds[at], 0)
                 held += counts
-                found.append((at, counts))
+                found.append((part, at, counts))
             usable = (held > 0) & (held <= limit)
-            for part, (at, counts) in zip(parts, found, strict=True):
-                entries = np.flatnonzero(usable[inverse] & (counts[inverse] > 0))
+            volumes += np.bincount(
+                bucket_keys >> 1,
+                weights=np.where(usable, held, 0)[inverse],
+                minlength=len(volumes),
+            ).astype(np.int64)
+            for part, at, counts in found:
+                entries = np.flatnonzero(
+                    usable[inverse] & (counts[inverse] > 0) & (bucket_keys >> 1 < counter.done)
+                )
                 if not len(entries):
                     continue
                 starts = part.bounds[at[inverse[entries]]]
@@ -505,24 +556,28 @@ class PostingStore:
                     starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths
                 )
                 owners = part.image_ids[offsets + np.arange(lengths.sum())]
-                counter.add((np.repeat(query_keys[entries], lengths) << 32) | owners)
+                counter.add((np.repeat(bucket_keys[entries], lengths) << 32) | owners)
         pair_keys, shared = counter.totals()
-        return _top(query_ids, pair_keys, shared, top_k=top_k, min_shared=min_shared)
+        return counter.done, pair_keys, shared, volumes
 
 
 class _PairCounter:
-    """Counts of int64 keys (query key << 32 | image id), summed up every PAIR_BUDGET keys."""
+    """Shared-token counts per (query key << 32 | image id), summed up every PAIR_BATCH new
+    keys. Past PAIR_LIMIT counted pairs it stops counting the last queries (`done`: the first
+    query position no longer counted) and drops what it had of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: int, end: int) -> None:
+        self.first = first  # always counted in full, so that every pass finishes one query
         self.keys = np.zeros(0, np.int64)
-        self.counts = np.zeros(0, np.int64)
+        self.counts = np.zeros(0, np.int32)
         self.pending: list[np.ndarray] = []
         self.size = 0
+        self.done = end
 
     def add(self, keys: np.ndarray) -> None:
         self.pending.append(keys)
         self.size += len(keys)
-        if self.size >= PAIR_BUDGET:
+        if self.size >= PAIR_BATCH:
             self._fold()
 
     def _fold(self) -> None:
@@ -530,16 +585,33 @@ class _PairCounter:
             return
         raw = np.concatenate(self.pending)
         self.pending, self.size = [], 0
-        keys = np.concatenate([self.keys, raw])
-        weights = np.concatenate([self.counts, np.ones(len(raw), np.int64)])
-        self.keys, inverse = np.unique(keys, return_inverse=True)
-        self.counts = np.bincount(inverse, weights=weights, minlength=len(self.keys)).astype(
-            np.int64
-        )
+        raw.sort()
+        starts = np.flatnonzero(np.concatenate(([True], raw[1:] != raw[:-1])))
+        new_keys = raw[starts]
+        new_counts = np.diff(np.append(starts, len(raw))).astype(np.int32)
+        del raw
+        # Merge two sorted key lists, adding up the counts of keys in both.
+        at = np.searchsorted(self.keys, new_keys)
+        inside = at < len(self.keys)
+        same = np.zeros(len(new_keys), bool)
+        same[inside] = self.keys[at[inside]] == new_keys[inside]
+        np.add.at(self.counts, at[same], new_counts[same])
+        keys = np.concatenate([self.keys, new_keys[~same]])
+        counts = np.concatenate([self.counts, new_counts[~same]])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.counts = keys[order], counts[order]
+        del keys, counts, order
+        if len(self.keys) > PAIR_LIMIT:
+            # Keep the first queries holding about half the limit; the rest start again later.
+            per_query = np.bincount(self.keys >> 33)
+            keep = int(np.searchsorted(np.cumsum(per_query), PAIR_LIMIT // 2, side="right"))
+            self.done = max(self.first + 1, min(self.done, keep))
+            kept = (self.keys >> 33) < self.done
+            self.keys, self.counts = self.keys[kept], self.counts[kept]
 
     def totals(self) -> tuple[np.ndarray, np.ndarray]:
         self._fold()
-        return self.keys, self.counts
+        return self.keys, self.counts.astype(np.int64)
 
 
 def _top(

@@ -128,7 +128,7 @@ def test_candidates_are_the_in_memory_index_ones(engine, top_k, min_shared, max_
     assert found(store, queries, max_postings=max_postings, **kwargs) == want
 
 
-def test_small_pair_budget_gives_the_same_candidates(engine, monkeypatch) -> None:
+def test_passes_split_when_the_counts_outgrow_the_limit(engine, monkeypatch) -> None:
     rng = np.random.default_rng(5)
     lists = synthetic_tokens(rng, 800)
     ids = np.arange(1, 801)
@@ -138,8 +138,20 @@ def test_small_pair_budget_gives_the_same_candidates(engine, monkeypatch) -> Non
     queries = [(int(i), lists[i - 1], mirrored_of(rng, lists, lists[i - 1])) for i in ids[:200]]
     kwargs = {"top_k": 6, "min_shared": 8}
     want = expected(TokenIndex(lists), ids, queries, **kwargs)
-    monkeypatch.setattr(postings, "PAIR_BUDGET", 1_000)
+    passes = []
+    original = PostingStore._pass
+
+    def counted(self, *args):  # noqa: ANN001, ANN002, ANN202
+        passes.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(PostingStore, "_pass", counted)
     assert found(store, queries, **kwargs) == want
+    assert len(passes) == 1
+    monkeypatch.setattr(postings, "PAIR_BATCH", 100)
+    monkeypatch.setattr(postings, "PAIR_LIMIT", 400)
+    assert found(store, queries, **kwargs) == want
+    assert len(passes) > 5
 
 
 # --- sync: the store follows image_dedup_features ---------------------------------------------
