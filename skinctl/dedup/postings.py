@@ -127,12 +127,20 @@ def postings_by_bucket(
     if tokens.min() < 0 or tokens.max() >= 1 << TOKEN_SPACE_BITS:
         raise ValueError("descriptor tokens must lie in [0, 2**30)")
     owners = np.repeat(np.asarray(image_ids, dtype=np.int64), lengths)
-    order = np.lexsort((owners, tokens))
-    tokens, owners = tokens[order], owners[order]
+    tokens, owners = _sorted(tokens, owners)
     buckets = tokens >> OFFSET_BITS
     cuts = np.flatnonzero(np.diff(buckets)) + 1
     for lo, hi in zip(np.concatenate(([0], cuts)), np.append(cuts, len(tokens)), strict=True):
         yield int(buckets[lo]), tokens[lo:hi], owners[lo:hi]
+
+
+def _sorted(tokens: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Postings sorted by (token, image id): one sort of token << 32 | image id."""
+    if len(owners) and (owners.min() < 0 or owners.max() >= 1 << 32):
+        raise ValueError("image ids must lie in [0, 2**32)")
+    packed = (tokens.astype(np.int64) << 32) | owners.astype(np.int64)
+    packed.sort()
+    return packed >> 32, packed & 0xFFFFFFFF
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -360,8 +368,7 @@ class PostingStore:
                         continue
                     parts = [decode(bytes(row.data), bucket) for row in rows]
                     tokens = np.concatenate([np.repeat(p.tokens, np.diff(p.bounds)) for p in parts])
-                    owners = np.concatenate([p.image_ids for p in parts])
-                    order = np.lexsort((owners, tokens))
+                    tokens, owners = _sorted(tokens, np.concatenate([p.image_ids for p in parts]))
                     connection.execute(
                         delete(ImageDedupPosting).where(
                             ImageDedupPosting.method == self.method,
@@ -369,7 +376,7 @@ class PostingStore:
                             ImageDedupPosting.segment_id.in_(sources),
                         )
                     )
-                    self._write_rows(connection, target, [(bucket, tokens[order], owners[order])])
+                    self._write_rows(connection, target, [(bucket, tokens, owners)])
             with self.engine.begin() as connection:
                 connection.execute(
                     delete(ImageDedupSegment).where(ImageDedupSegment.id.in_(sources))
