@@ -8,8 +8,10 @@ ON CONFLICT DO NOTHING, so re-running is harmless. Nothing is ever deleted.
 The method (`skinctl.dedup.matcher`, recorded as `METHOD`): per-image ORB features (kept in
 `image_dedup_features`, computed from the stored bytes when missing or of an older feature
 method; the candidate tokens are derived from the stored descriptors); candidates are the
-images sharing the most descriptor tokens, plus the images within `max_distance` pHash bits
-(found with the multi-index); every candidate pair is checked geometrically.
+images sharing the most descriptor tokens (looked up in the token index kept in the database,
+`skinctl.dedup.postings`, which each pass first brings up to date), plus the images within
+`max_distance` pHash bits (found with the multi-index); every candidate pair is checked
+geometrically.
 """
 
 from __future__ import annotations

@@ -219,17 +219,25 @@ class PostingStore:
         merged = self._finish_merges()
         indexed = self._append_pending(chunk)
         rebuilt = False
-        if self.indexed_images() != self.stored_images():
+        if not self._consistent():
             self.clear()
             indexed = self._append_pending(chunk)
             rebuilt = True
-            if self.indexed_images() != self.stored_images():
+            if not self._consistent():
                 raise StorageError(
                     "The near-duplicate token index does not match the stored features.",
                     hint="Another process may be writing features; run the linking again.",
                 )
         merged += self.compact(max_segments)
         return SyncSummary(indexed, len(self.segments()), merged, rebuilt)
+
+    def _consistent(self) -> bool:
+        """Whether the live segments cover exactly the indexed images (counted under the lock,
+        so a concurrent append is seen whole or not at all)."""
+        with self.engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+            stored = sum(n for _i, n, _p in self._live(connection))
+            return self._indexed(connection) == stored
 
     def _append_pending(self, chunk: int) -> int:
         with self.engine.connect() as connection:
@@ -304,12 +312,14 @@ class PostingStore:
     def compact(self, max_segments: int = MAX_SEGMENTS) -> int:
         """Merge the smallest live segments when there are more than `max_segments`; how many
         segments were merged away."""
-        live = self.segments()
-        if len(live) <= max_segments:
+        if len(self.segments()) <= max_segments:
             return 0
-        smallest = sorted(live, key=lambda s: (s[1], s[0]))[: len(live) - max_segments // 2 + 1]
         with self.engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+            live = self._live(connection)  # again under the lock: another pass may have merged
+            if len(live) <= max_segments:
+                return 0
+            smallest = sorted(live, key=lambda s: (s[1], s[0]))[: len(live) - max_segments // 2 + 1]
             target = connection.execute(
                 insert(ImageDedupSegment)
                 .values(
@@ -338,7 +348,8 @@ class PostingStore:
             ).all()
         targets: dict[int, list[int]] = {}
         for source, target in merging:
-            targets.setdefault(int(target), []).append(int(source))
+            if target is not None:
+                targets.setdefault(int(target), []).append(int(source))
         for target, sources in targets.items():
             with self.engine.connect() as connection:
                 buckets = (
@@ -388,19 +399,20 @@ class PostingStore:
     def segments(self) -> list[tuple[int, int, int]]:
         """(id, images, postings) of the live segments (not being merged away)."""
         with self.engine.connect() as connection:
-            return [
-                (int(i), int(n), int(p))
-                for i, n, p in connection.execute(
-                    select(
-                        ImageDedupSegment.id, ImageDedupSegment.images, ImageDedupSegment.postings
-                    )
-                    .where(
-                        ImageDedupSegment.method == self.method,
-                        ImageDedupSegment.merged_into.is_(None),
-                    )
-                    .order_by(ImageDedupSegment.id)
-                ).all()
-            ]
+            return self._live(connection)
+
+    def _live(self, connection: Connection) -> list[tuple[int, int, int]]:
+        return [
+            (int(i), int(n), int(p))
+            for i, n, p in connection.execute(
+                select(ImageDedupSegment.id, ImageDedupSegment.images, ImageDedupSegment.postings)
+                .where(
+                    ImageDedupSegment.method == self.method,
+                    ImageDedupSegment.merged_into.is_(None),
+                )
+                .order_by(ImageDedupSegment.id)
+            ).all()
+        ]
 
     def stored_images(self) -> int:
         """Images the store covers (what `TokenIndex.size` would be)."""
@@ -408,14 +420,17 @@ class PostingStore:
 
     def indexed_images(self) -> int:
         with self.engine.connect() as connection:
-            return int(
-                connection.execute(
-                    select(func.count()).where(
-                        ImageDedupFeatures.method == self.method,
-                        ImageDedupFeatures.indexed_at.is_not(None),
-                    )
-                ).scalar_one()
-            )
+            return self._indexed(connection)
+
+    def _indexed(self, connection: Connection) -> int:
+        return int(
+            connection.execute(
+                select(func.count()).where(
+                    ImageDedupFeatures.method == self.method,
+                    ImageDedupFeatures.indexed_at.is_not(None),
+                )
+            ).scalar_one()
+        )
 
     def size_bytes(self) -> int:
         """Disk used by the store (both tables, their indexes and TOAST)."""

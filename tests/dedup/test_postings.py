@@ -42,7 +42,9 @@ def synthetic_tokens(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     return lists
 
 
-def mirrored_of(rng: np.random.Generator, lists: list[np.ndarray], tokens: np.ndarray) -> np.ndarray:
+def mirrored_of(
+    rng: np.random.Generator, lists: list[np.ndarray], tokens: np.ndarray
+) -> np.ndarray:
     """Mirrored query tokens: sometimes another image's tokens (a mirrored copy), else noise."""
     if rng.random() < 0.4:
         other = lists[int(rng.integers(0, len(lists)))]
@@ -50,7 +52,7 @@ def mirrored_of(rng: np.random.Generator, lists: list[np.ndarray], tokens: np.nd
     return np.unique(rng.integers(0, 1 << 30, 128)).astype(np.int32)
 
 
-def expected(index: TokenIndex, ids: np.ndarray, queries, **kwargs) -> dict:  # noqa: ANN001
+def expected(index: TokenIndex, ids: np.ndarray, queries, **kwargs) -> dict:
     position_of = {int(image_id): p for p, image_id in enumerate(ids)}
     return {
         image_id: [
@@ -63,7 +65,7 @@ def expected(index: TokenIndex, ids: np.ndarray, queries, **kwargs) -> dict:  # 
     }
 
 
-def found(store: PostingStore, queries, **kwargs) -> dict:  # noqa: ANN001
+def found(store: PostingStore, queries, **kwargs) -> dict:
     return {
         image_id: [(c.image_id, c.shared, c.mirrored) for c in chosen]
         for image_id, chosen in store.candidates(queries, **kwargs).items()
@@ -141,7 +143,7 @@ def test_passes_split_when_the_counts_outgrow_the_limit(engine, monkeypatch) -> 
     passes = []
     original = PostingStore._pass
 
-    def counted(self, *args):  # noqa: ANN001, ANN002, ANN202
+    def counted(self, *args):
         passes.append(1)
         return original(self, *args)
 
@@ -157,7 +159,7 @@ def test_passes_split_when_the_counts_outgrow_the_limit(engine, monkeypatch) -> 
 # --- sync: the store follows image_dedup_features ---------------------------------------------
 
 
-def add_feature_rows(engine, rng: np.random.Generator, n: int, method: str = METHOD) -> list[int]:  # noqa: ANN001
+def add_feature_rows(engine, rng: np.random.Generator, n: int, method: str = METHOD) -> list[int]:
     """n images with V2-like feature rows: random descriptors, some copied from earlier ones."""
     ids = []
     descriptor_sets: list[np.ndarray] = []
@@ -181,7 +183,7 @@ def add_feature_rows(engine, rng: np.random.Generator, n: int, method: str = MET
     return ids
 
 
-def in_memory(engine) -> tuple[TokenIndex, np.ndarray]:  # noqa: ANN001
+def in_memory(engine) -> tuple[TokenIndex, np.ndarray]:
     """What linking built before the store: every current-method image's tokens, in id order."""
     with engine.connect() as connection:
         rows = connection.execute(
@@ -198,7 +200,7 @@ def in_memory(engine) -> tuple[TokenIndex, np.ndarray]:  # noqa: ANN001
     return TokenIndex(lists), np.array([r.image_id for r in rows])
 
 
-def link_queries(engine, ids: list[int]) -> list:  # noqa: ANN001
+def link_queries(engine, ids: list[int]) -> list:
     with engine.connect() as connection:
         rows = connection.execute(
             select(ImageDedupFeatures.image_id, ImageDedupFeatures.descriptors).where(
@@ -286,7 +288,7 @@ def test_killed_append_leaves_nothing_and_is_redone(engine, monkeypatch) -> None
     add_feature_rows(engine, rng, 30)
     store = PostingStore(engine, METHOD)
 
-    def boom(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def boom(*_args, **_kwargs):
         raise RuntimeError("killed")
 
     monkeypatch.setattr(PostingStore, "_write_rows", boom)
