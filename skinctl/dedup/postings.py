@@ -42,7 +42,10 @@ OFFSET_MASK = (1 << OFFSET_BITS) - 1
 APPEND_CHUNK = 25_000  # images per appended segment (one transaction each)
 MAX_SEGMENTS = 8  # live segments per method before the smallest are merged
 PAIR_BATCH = 4_000_000  # (query, image) postings gathered before they are summed up
-PAIR_LIMIT = 10_000_000  # (query, image) pairs counted at once (12 bytes each)
+PAIR_LIMIT = 24_000_000  # (query, image) pairs counted at once (8 bytes each)
+COUNT_BITS = 16  # a pair's count in the low bits of its int64: pair < 2**47, count < 2**16
+COUNT_MASK = (1 << COUNT_BITS) - 1
+QUERIES_PER_LOOKUP = 1 << 14  # query positions * 2 + mirrored fit 15 bits
 _HEADER = struct.Struct("<III")  # distinct tokens, postings, smallest image id
 _LOCK = 0x5D1C_0DE5  # pg_advisory_xact_lock key: one writer of the store at a time
 
@@ -487,6 +490,21 @@ class PostingStore:
         volumes need."""
         if stored is None:
             stored = self.stored_images()
+        if len(queries) > QUERIES_PER_LOOKUP:
+            result = {}
+            for start in range(0, len(queries), QUERIES_PER_LOOKUP):
+                result.update(
+                    self.candidates(
+                        queries[start : start + QUERIES_PER_LOOKUP],
+                        top_k=top_k,
+                        min_shared=min_shared,
+                        max_postings=max_postings,
+                        stored=stored,
+                    )
+                )
+            return result
+        if any(len(q[1]) > COUNT_MASK or len(q[2]) > COUNT_MASK for q in queries):
+            raise ValueError(f"a query has more than {COUNT_MASK} tokens")
         limit = max_postings if max_postings is not None else max(64, stored // 1000)
         query_ids = np.array([q[0] for q in queries], dtype=np.int64)
         result: dict[int, list[Candidate]] = {int(i): [] for i in query_ids}
@@ -584,14 +602,14 @@ class PostingStore:
 
 
 class _PairCounter:
-    """Shared-token counts per (query key << 32 | image id), summed up every PAIR_BATCH new
-    keys. Past PAIR_LIMIT counted pairs it stops counting the last queries (`done`: the first
+    """Shared-token counts per pair (query key << 32 | image id), kept as one sorted int64
+    array of pair << COUNT_BITS | count (8 bytes a pair) and summed up every PAIR_BATCH new
+    pairs. Past PAIR_LIMIT counted pairs it stops counting the last queries (`done`: the first
     query position no longer counted) and drops what it had of them."""
 
     def __init__(self, first: int, end: int) -> None:
         self.first = first  # always counted in full, so that every pass finishes one query
-        self.keys = np.zeros(0, np.int64)
-        self.counts = np.zeros(0, np.int32)
+        self.packed = np.zeros(0, np.int64)
         self.pending: list[np.ndarray] = []
         self.size = 0
         self.done = end
@@ -609,31 +627,38 @@ class _PairCounter:
         self.pending, self.size = [], 0
         raw.sort()
         starts = np.flatnonzero(np.concatenate(([True], raw[1:] != raw[:-1])))
-        new_keys = raw[starts]
-        new_counts = np.diff(np.append(starts, len(raw))).astype(np.int32)
-        del raw
-        # Merge two sorted key lists, adding up the counts of keys in both.
-        at = np.searchsorted(self.keys, new_keys)
-        inside = at < len(self.keys)
-        same = np.zeros(len(new_keys), bool)
-        same[inside] = self.keys[at[inside]] == new_keys[inside]
-        np.add.at(self.counts, at[same], new_counts[same])
-        keys = np.concatenate([self.keys, new_keys[~same]])
-        counts = np.concatenate([self.counts, new_counts[~same]])
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.counts = keys[order], counts[order]
-        del keys, counts, order
-        if len(self.keys) > PAIR_LIMIT:
+        new = (raw[starts] << COUNT_BITS) | np.diff(np.append(starts, len(raw)))
+        del raw, starts
+        # Pairs counted already get the new counts added; the others are merged in by position
+        # (both lists are sorted), without sorting everything again.
+        at = np.searchsorted(self.packed, new & ~COUNT_MASK)
+        same = np.zeros(len(new), bool)
+        inside = at < len(self.packed)
+        same[inside] = (self.packed[at[inside]] >> COUNT_BITS) == (new[inside] >> COUNT_BITS)
+        self.packed[at[same]] += new[same] & COUNT_MASK
+        fresh, at = new[~same], at[~same]
+        del new, same, inside
+        if len(fresh):
+            merged = np.empty(len(self.packed) + len(fresh), np.int64)
+            is_fresh = np.zeros(len(merged), bool)
+            is_fresh[at + np.arange(len(fresh))] = True
+            merged[is_fresh] = fresh
+            merged[~is_fresh] = self.packed
+            self.packed = merged
+            del merged, is_fresh
+        if len(self.packed) > PAIR_LIMIT:
             # Keep the first queries holding about half the limit; the rest start again later.
-            per_query = np.bincount(self.keys >> 33)
+            position_shift = COUNT_BITS + 33
+            per_query = np.bincount(self.packed >> position_shift)
             keep = int(np.searchsorted(np.cumsum(per_query), PAIR_LIMIT // 2, side="right"))
             self.done = max(self.first + 1, min(self.done, keep))
-            kept = (self.keys >> 33) < self.done
-            self.keys, self.counts = self.keys[kept], self.counts[kept]
+            self.packed = self.packed[
+                : int(np.searchsorted(self.packed, self.done << position_shift))
+            ]
 
     def totals(self) -> tuple[np.ndarray, np.ndarray]:
         self._fold()
-        return self.keys, self.counts.astype(np.int64)
+        return self.packed >> COUNT_BITS, self.packed & COUNT_MASK
 
 
 def _top(

@@ -154,6 +154,11 @@ def test_passes_split_when_the_counts_outgrow_the_limit(engine, monkeypatch) -> 
     monkeypatch.setattr(postings, "PAIR_LIMIT", 400)
     assert found(store, queries, **kwargs) == want
     assert len(passes) > 5
+    passes.clear()
+    monkeypatch.setattr(postings, "PAIR_LIMIT", 10**9)
+    monkeypatch.setattr(postings, "QUERIES_PER_LOOKUP", 64)  # 200 queries: 4 lookups
+    assert found(store, queries, **kwargs) == want
+    assert len(passes) == 4
 
 
 # --- sync: the store follows image_dedup_features ---------------------------------------------
