@@ -27,6 +27,12 @@ on tokens held by >= 50: ORB descriptors are far from uniform); 90% of images ha
 keypoints. Batch: 30% copies of a stored image (40% of its tokens kept; half of them
 mirrored, i.e. found by the mirrored query tokens), the rest new images.
 
+`--link N`: the real `skinctl.dedup.link` instead, on N synthetic images in the database
+(rows in ml_training_images and image_dedup_features whose descriptors carry the synthetic
+tokens; already linked, not yet in the store), each pass in a fresh process: first a batch of
+new images while the store is still empty (so the pass indexes all N), then a second batch
+(the steady state). Printed: seconds and peak RSS of each pass.
+
 Wall-clock figures depend on what else runs on the machine; both paths run in the same run.
 """
 
@@ -241,6 +247,161 @@ def run_memory(batch_file: str, seed: int, images: int) -> dict:
     }
 
 
+# --- the real linking on synthetic feature rows (--link) ----------------------------------------
+
+
+def descriptors_for(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    """(n, 32) ORB-like descriptors whose four 28-bit token ranges are `values` (n, 4)."""
+    shifts = np.arange(27, -1, -1, dtype=np.int64)
+    bits = ((values[:, :, None] >> shifts) & 1).astype(np.uint8).reshape(len(values), 112)
+    head = np.packbits(bits, axis=1)  # 14 bytes
+    tail = rng.integers(0, 256, (len(values), 18), dtype=np.uint8)
+    return np.concatenate([head, tail], axis=1)
+
+
+def feature_rows(rng: np.random.Generator, first_id: int, count: int, pool=None) -> list[dict]:
+    """Feature rows (V2 layout) of images first_id...; with `pool` ((n, 128, 4) token values of
+    stored images), 30% are copies keeping 40% of a stored image's keypoints."""
+    from skinctl.dedup.features import V2, ImageFeatures, to_row
+
+    values = _draw(rng, (count, KEYPOINTS, TABLES))
+    mirror_values = _draw(rng, (count, KEYPOINTS, TABLES))
+    rows = []
+    for i in range(count):
+        own = values[i]
+        if pool is not None and rng.random() < 0.3:
+            source = pool[int(rng.integers(0, len(pool)))]
+            keep = rng.random(KEYPOINTS) < 0.4
+            own = np.where(keep[:, None], source, own)
+        points = (rng.random((KEYPOINTS, 2)) * 220).astype(np.float32)
+        features = ImageFeatures(
+            224,
+            224,
+            points,
+            descriptors_for(rng, own),
+            points,
+            descriptors_for(rng, mirror_values[i]),
+        )
+        rows.append(to_row(first_id + i, features, V2))
+    return rows
+
+
+def link_fill(url: str, seed: int, images: int) -> dict:
+    from sqlalchemy import func, insert, update
+
+    from skinctl.db.engine import make_engine
+    from skinctl.db.models import ImageDedupFeatures, TrainingImage
+
+    engine = make_engine(url)
+    rng = np.random.default_rng([seed, 7])
+    started = time.perf_counter()
+    for first in range(1, images + 1, 2_000):
+        count = min(2_000, images + 1 - first)
+        with engine.begin() as connection:
+            connection.execute(
+                insert(TrainingImage),
+                [
+                    {"id": first + i, "image_url": "memory://none", "dataset_source": "synthetic"}
+                    for i in range(count)
+                ],
+            )
+            connection.execute(insert(ImageDedupFeatures), feature_rows(rng, first, count))
+            connection.execute(
+                update(ImageDedupFeatures)
+                .where(ImageDedupFeatures.image_id >= first)
+                .values(linked_at=func.now())
+            )
+    engine.dispose()
+    return {"fill_seconds": time.perf_counter() - started}
+
+
+def link_batch(url: str, seed: int, images: int, batch: int, round_: int) -> dict:
+    """Add a batch of new images (copies of the first stored ones among them) and link it."""
+    from sqlalchemy import func, insert, select
+
+    from skinctl.db.engine import make_engine
+    from skinctl.db.models import ImageDedupFeatures, TrainingImage
+    from skinctl.dedup import link
+
+    engine = make_engine(url)
+    rng = np.random.default_rng([seed, 11, round_])
+    pool_rng = np.random.default_rng([seed, 7])  # the first stored images' values again
+    pool = _draw(pool_rng, (2_000, KEYPOINTS, TABLES))
+    with engine.connect() as connection:
+        first = int(connection.execute(select(func.max(TrainingImage.id))).scalar_one()) + 1
+    with engine.begin() as connection:
+        connection.execute(
+            insert(TrainingImage),
+            [
+                {"id": first + i, "image_url": "memory://none", "dataset_source": "synthetic"}
+                for i in range(batch)
+            ],
+        )
+        connection.execute(insert(ImageDedupFeatures), feature_rows(rng, first, batch, pool))
+    del pool
+    start_rss = RssSampler.now()
+    sampler = RssSampler()
+    started = time.perf_counter()
+    summary = link(engine, None, image_ids=list(range(first, first + batch)), workers=1)
+    seconds = time.perf_counter() - started
+    peak = sampler.stop()
+    engine.dispose()
+    return {
+        "seconds": seconds,
+        "start_rss": start_rss,
+        "vmrss_peak": peak,
+        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "queries": summary.images,
+        "stored_images": summary.stored_images,
+        "candidates": summary.candidates,
+    }
+
+
+def measure_link(server_url: str, images: int, batch: int, seed: int) -> dict:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from skinctl.db import migrate
+    from skinctl.db.engine import make_engine
+
+    name = f"skinctl_bench_link_{os.getpid()}_{images}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        filled = child(["link-fill", url, str(seed), str(images), "0"])
+        print(f"filled {images:,}: {json.dumps(filled)}", file=sys.stderr)
+        passes = []
+        for round_ in (1, 2):
+            figures = child([f"link-{round_}", url, str(seed), str(images), str(batch)])
+            print(f"link pass {round_}: {json.dumps(figures)}", file=sys.stderr)
+            passes.append(figures)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+    return {"fill": filled, "passes": passes}
+
+
+def report_link(images: int, batch: int, figures: dict) -> None:
+    mb = 1024 * 1024
+    print(f"\nlink(): {images:,} stored images (features in the database), batches of {batch:,}")
+    print(f"  fill {figures['fill']['fill_seconds']:.0f} s")
+    names = ("first pass (indexes every stored image)", "second pass (store up to date)")
+    for name, p in zip(names, figures["passes"], strict=True):
+        print(
+            f"  {name}: {p['seconds']:.1f} s, peak RSS {p['maxrss'] / mb:.0f} MB "
+            f"(VmRSS {p['vmrss_peak'] / mb:.0f} MB, {p['start_rss'] / mb:.0f} MB before), "
+            f"{p['queries']} queries against {p['stored_images']:,} images, "
+            f"{p['candidates']} candidate pairs"
+        )
+
+
 # --- orchestration -----------------------------------------------------------------------------
 
 
@@ -368,11 +529,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-memory-index", action="store_true")
+    parser.add_argument("--link", type=int, help="run the real linking at this many images")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         path, url, seed, images, batch = args.child
-        if path == "fill":
+        if path == "link-fill":
+            print(json.dumps(link_fill(url, int(seed), int(images))))
+        elif path.startswith("link-"):
+            round_ = int(path.split("-")[1])
+            print(json.dumps(link_batch(url, int(seed), int(images), int(batch), round_)))
+        elif path == "fill":
             print(json.dumps(fill(url, int(seed), int(images))))
         elif path == "batch":  # url: the file the batch goes to
             save_batch(url, batch_queries(int(seed), int(images), int(batch)))
@@ -400,16 +567,23 @@ def main() -> None:
             server_url = (
                 make_url(url).set(database="postgres").render_as_string(hide_password=False)
             )
+        results, linked = {}, {}
         try:
-            results = {
-                size: measure(
-                    server_url, scratch, size, args.batch, args.seed, not args.no_memory_index
-                )
-                for size in sizes
-            }
+            if args.link:
+                linked = measure_link(server_url, args.link, args.batch, args.seed)
+            else:
+                results = {
+                    size: measure(
+                        server_url, scratch, size, args.batch, args.seed, not args.no_memory_index
+                    )
+                    for size in sizes
+                }
         finally:
             if server is not None:
                 server.stop()
+    if args.link:
+        report_link(args.link, args.batch, linked)
+        return
     for size in sizes:
         report(size, args.batch, results[size])
 
