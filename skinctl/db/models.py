@@ -746,6 +746,45 @@ class ImageDedupFeatures(Base):
     )
     # Set once the image's candidates were all checked and recorded; NULL = still to link.
     linked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set in the transaction that wrote the image's tokens to the posting store
+    # (`skinctl.dedup.postings`, migration 0016); NULL = not indexed yet.
+    indexed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# --- migration 0016: the near-duplicate token index in the database (`dedup.postings`) -------
+
+
+class ImageDedupSegment(Base):
+    """One appended (or merged) set of images of the token posting store: how many images and
+    postings it holds. `merged_into`: the segment its postings are being moved to (then it no
+    longer counts; it is deleted once the move is done)."""
+
+    __tablename__ = "image_dedup_segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    method: Mapped[str] = mapped_column(String(32), nullable=False)
+    images: Mapped[int] = mapped_column(Integer, nullable=False)
+    postings: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class ImageDedupPosting(Base):
+    """The (token, image id) postings of one segment in one token bucket (the token's top
+    bits), encoded by `skinctl.dedup.postings.encode` (delta-coded, zlib; stored EXTERNAL, so
+    PostgreSQL does not compress it again)."""
+
+    __tablename__ = "image_dedup_postings"
+
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("image_dedup_segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    postings: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 # --- migration 0009: the model registry and API keys (`skinctl model`, `skinctl serve`) -------

@@ -8,8 +8,10 @@ ON CONFLICT DO NOTHING, so re-running is harmless. Nothing is ever deleted.
 The method (`skinctl.dedup.matcher`, recorded as `METHOD`): per-image ORB features (kept in
 `image_dedup_features`, computed from the stored bytes when missing or of an older feature
 method; the candidate tokens are derived from the stored descriptors); candidates are the
-images sharing the most descriptor tokens, plus the images within `max_distance` pHash bits
-(found with the multi-index); every candidate pair is checked geometrically.
+images sharing the most descriptor tokens (looked up in the token index kept in the database,
+`skinctl.dedup.postings`, which each pass first brings up to date), plus the images within
+`max_distance` pHash bits (found with the multi-index); every candidate pair is checked
+geometrically.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from skinctl.dedup.matcher import (
     DEFAULT_PARAMS,
     METHOD,
     MatchParams,
-    TokenIndex,
     query_tokens,
     verify,
 )
+from skinctl.dedup.postings import PostingStore
 from skinctl.errors import NotFound, StorageError, UsageError
 from skinctl.progress import ReportProgress, no_progress
 
@@ -44,6 +46,7 @@ DEFAULT_PHASH_DISTANCE = 8  # pHash neighbours within this radius are verified c
 FEATURE_SPEC = DEFAULT_METHOD.features
 FEATURE_BATCH = 256  # images decoded and written per transaction
 VERIFY_BATCH = 2_000  # candidate pairs verified and written per transaction
+QUERY_BATCH = 2_000  # images looked up per pass over the token posting store
 
 
 @dataclass(frozen=True)
@@ -327,6 +330,7 @@ def _ensure_features(  # noqa: ANN202 - (ids computed, unreadable images)
                             set_={
                                 **{c: statement.excluded[c] for c in rows[0] if c != "image_id"},
                                 "linked_at": None,
+                                "indexed_at": None,
                             },
                         )
                     )
@@ -371,37 +375,12 @@ def _candidate_pairs(
     report: ReportProgress,
 ) -> dict[tuple[int, int], bool | None]:
     """Candidate pairs (a < b) -> the orientation to try first (None: both)."""
-    # Tokens are derived from the descriptors (v2 stores none), read in chunks so only the
-    # index itself stays in memory.
-    with engine.connect() as connection:
-        stored_ids = (
-            connection.execute(
-                select(ImageDedupFeatures.image_id)
-                .where(ImageDedupFeatures.method == FEATURE_SPEC.method)
-                .order_by(ImageDedupFeatures.image_id)
-            )
-            .scalars()
-            .all()
-        )
-        token_lists = []
-        for start in range(0, len(stored_ids), 5_000):
-            chunk = stored_ids[start : start + 5_000]
-            token_lists += [
-                feature_lib.row_tokens(row.method, row.tokens, row.descriptors)
-                for row in connection.execute(
-                    select(
-                        ImageDedupFeatures.method,
-                        ImageDedupFeatures.tokens,
-                        ImageDedupFeatures.descriptors,
-                    )
-                    .where(ImageDedupFeatures.image_id.in_(chunk))
-                    .order_by(ImageDedupFeatures.image_id)
-                )
-            ]
-    ids = np.array(stored_ids, dtype=np.int64)
-    index = TokenIndex(token_lists, params.max_postings)
-    del token_lists
-    position_of = {int(image_id): position for position, image_id in enumerate(ids)}
+    # The token postings live in the database (`postings.PostingStore`): bring them up to date
+    # with the stored features, then look the queries up in batches, one pass over the store
+    # per batch, so only one bucket of postings and one batch's counts are ever in memory.
+    store = PostingStore(engine, FEATURE_SPEC.method)
+    store.sync()
+    stored = store.stored_images()
     pairs: dict[tuple[int, int], bool | None] = {}
 
     def add(a: int, b: int, mirrored: bool | None) -> None:
@@ -411,22 +390,25 @@ def _candidate_pairs(
         else:
             pairs.setdefault(pair, mirrored)
 
-    with_features = [i for i in queries if i in position_of]
-    for start in range(0, len(with_features), 1_000):
-        chunk = with_features[start : start + 1_000]
-        with engine.connect() as connection:
-            loaded = _load_features(connection, chunk)
-        for image_id in chunk:
-            upright, mirrored = query_tokens(loaded[image_id])
-            for position, _count, is_mirrored in index.candidates(
-                upright,
-                mirrored,
-                top_k=params.top_k,
-                min_shared=params.min_shared,
-                exclude=position_of[image_id],
-            ):
-                add(image_id, int(ids[position]), is_mirrored)
-        report("candidates", min(start + 1_000, len(with_features)), len(with_features))
+    for start in range(0, len(queries), QUERY_BATCH):
+        batch: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for load_start in range(start, min(start + QUERY_BATCH, len(queries)), 1_000):
+            with engine.connect() as connection:
+                loaded = _load_features(
+                    connection, queries[load_start : min(load_start + 1_000, start + QUERY_BATCH)]
+                )
+            batch += [(i, *query_tokens(loaded[i])) for i in sorted(loaded)]
+        found = store.candidates(
+            batch,
+            top_k=params.top_k,
+            min_shared=params.min_shared,
+            max_postings=params.max_postings,
+            stored=stored,
+        )
+        for image_id, chosen in found.items():
+            for candidate in chosen:
+                add(image_id, candidate.image_id, candidate.mirrored)
+        report("candidates", min(start + QUERY_BATCH, len(queries)), len(queries))
 
     # pHash neighbours: cheap, and they catch copies with few keypoints (flat images).
     hashed = [(row.id, row.phash) for row in images if row.phash is not None]
