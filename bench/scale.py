@@ -182,9 +182,15 @@ def stage(name: str, url: str, store: str, folder: str, workers: int) -> dict:
 
 
 def run_stage(name: str, url: str, store: str, folder: Path, workers: int) -> dict:
+    # the URL (and its password) goes by the environment: a command line is visible to `ps`
     result = subprocess.run(
-        [sys.executable, __file__, "--stage", name, url, store, str(folder), str(workers)],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        [sys.executable, __file__, "--stage", name, "env", store, str(folder), str(workers)],
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "SKINCTL_BENCH_URL": url,
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -299,6 +305,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage:
         name, url, store, folder, workers = args.stage
+        url = os.environ["SKINCTL_BENCH_URL"] if url == "env" else url
         print(json.dumps(stage(name, url, store, folder, int(workers))))
         return
     if args.from_log:

@@ -437,12 +437,15 @@ def fill(url: str, seed: int, images: int) -> dict:
 
 
 def child(args: list[str]) -> dict:
+    # a database URL (and its password) goes by the environment: a command line is visible
+    # to `ps`
+    urls = [a for a in args if a.startswith("postgresql")]
     output = subprocess.run(
-        [sys.executable, __file__, "--child", *args],
+        [sys.executable, __file__, "--child", *("env" if a in urls else a for a in args)],
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SKINCTL_BENCH_URL": urls[0] if urls else ""},
     )
     return json.loads(output.stdout.strip().splitlines()[-1])
 
@@ -534,6 +537,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         path, url, seed, images, batch = args.child
+        url = os.environ["SKINCTL_BENCH_URL"] if url == "env" else url
         if path == "link-fill":
             print(json.dumps(link_fill(url, int(seed), int(images))))
         elif path.startswith("link-"):

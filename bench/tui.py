@@ -254,9 +254,15 @@ def launch_minimal() -> float:
 
 
 def launch(url: str, store: Path, verifies: int) -> dict:
-    env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(ROOT)}
+    # the URL (and its password) goes by the environment: a command line is visible to `ps`
+    env = {
+        **os.environ,
+        "BENCH_T0": repr(time.time()),
+        "PYTHONPATH": str(ROOT),
+        "SKINCTL_BENCH_URL": url,
+    }
     out = subprocess.run(
-        [sys.executable, __file__, "--child", url, str(store), str(verifies)],
+        [sys.executable, __file__, "--child", "env", str(store), str(verifies)],
         env=env,
         capture_output=True,
         text=True,
@@ -314,7 +320,8 @@ def main() -> None:
         minimal_child()
         return
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        url = os.environ["SKINCTL_BENCH_URL"] if args.child[0] == "env" else args.child[0]
+        child(url, args.child[1], int(args.child[2]))
         return
 
     with tempfile.TemporaryDirectory(prefix="skinctl-bench-") as tmp:
