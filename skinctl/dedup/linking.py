@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select, tuple_, update
@@ -39,8 +39,12 @@ from skinctl.dedup.matcher import (
     verify,
 )
 from skinctl.dedup.postings import PostingStore
+from skinctl.engines import EngineKind, open_engine
 from skinctl.errors import NotFound, StorageError, UsageError
 from skinctl.progress import ReportProgress, no_progress
+
+if TYPE_CHECKING:
+    from skinctl.engines.base import ComputeEngine
 
 DEFAULT_PHASH_DISTANCE = 8  # pHash neighbours within this radius are verified candidates too
 FEATURE_SPEC = DEFAULT_METHOD.features
@@ -94,6 +98,7 @@ def link(
     workers: int | None = None,
     full: bool = True,
     report: ReportProgress = no_progress,
+    compute: ComputeEngine | None = None,
 ) -> LinkSummary:
     """Link near duplicates and record them in `image_duplicates` (idempotently).
 
@@ -102,7 +107,8 @@ def link(
     everything stored when it was linked, so that covers every pair). Images never fully
     linked (an interrupted pass) are always looked up too. `dataset` limits the lookups to one
     dataset's images; `workers` processes (default: the core count) compute features and
-    verify pairs. `report` gets the stages features, candidates and verify."""
+    verify pairs; `compute` (an ingest's engine: a Ray cluster ...) computes the features
+    instead. `report` gets the stages features, candidates and verify."""
     started = time.perf_counter()
     radius = _check_distance(max_distance)
     workers = workers or os.cpu_count() or 1
@@ -156,7 +162,9 @@ def link(
             seconds=round(time.perf_counter() - started, 3),
         )
 
-    computed_ids, unreadable = _ensure_features(engine, storage, images, workers, report)
+    computed_ids, unreadable = _ensure_features(
+        engine, storage, images, compute or open_engine(EngineKind.local, workers=workers), report
+    )
     # Images never fully linked (new, or an earlier run was interrupted) are always looked up
     # too, so linking catches up by itself.
     with engine.connect() as connection:
@@ -278,15 +286,16 @@ def _existing_pairs(connection, pairs: Iterable[tuple[int, int]]) -> set[tuple[i
 # --- features --------------------------------------------------------------------------------
 
 
-def _read_bytes(storage: Any, url: str) -> bytes:
-    return storage.get(storage.key_for(url))
-
-
 def _ensure_features(  # noqa: ANN202 - (ids computed, unreadable images)
-    engine: Engine, storage: Any, images: Sequence[Any], workers: int, report: ReportProgress
+    engine: Engine,
+    storage: Any,
+    images: Sequence[Any],
+    compute: ComputeEngine,
+    report: ReportProgress,
 ):
-    """Compute and store the features of every image that has none (or an older method's).
-    Returns (ids computed now, unreadable images with the reason)."""
+    """Compute and store the features of every image that has none (or an older method's), on
+    `compute`'s workers: each reads the images from the store itself (a Ray worker on another
+    machine too). Returns (ids computed now, unreadable images with the reason)."""
     with engine.connect() as connection:
         current = set(
             connection.execute(
@@ -298,48 +307,61 @@ def _ensure_features(  # noqa: ANN202 - (ids computed, unreadable images)
     missing = [row for row in images if row.id not in current]
     unreadable: list[UnreadableImage] = []
     computed: list[int] = []
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(missing) > FEATURE_BATCH else None
-    try:
-        for start in range(0, len(missing), FEATURE_BATCH):
-            batch = missing[start : start + FEATURE_BATCH]
-            payloads = []
-            for row in batch:
-                try:
-                    payloads.append((row.id, _read_bytes(storage, row.image_url)))
-                except (StorageError, ValueError, OSError) as error:
-                    unreadable.append(
-                        UnreadableImage(row.id, f"cannot read {row.image_url}: {error}")
-                    )
-            results = (
-                pool.map(_features_or_error, [p[1] for p in payloads], chunksize=16)
-                if pool
-                else map(_features_or_error, [p[1] for p in payloads])
+    rows: list[dict] = []
+
+    def write() -> None:
+        with engine.begin() as connection:
+            statement = insert(ImageDedupFeatures).values(rows)
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[ImageDedupFeatures.image_id],
+                    set_={
+                        **{c: statement.excluded[c] for c in rows[0] if c != "image_id"},
+                        "linked_at": None,
+                        "indexed_at": None,
+                    },
+                )
             )
-            rows = []
-            for (image_id, _data), result in zip(payloads, results, strict=True):
-                if isinstance(result, str):
-                    unreadable.append(UnreadableImage(image_id, f"cannot decode: {result}"))
-                else:
-                    rows.append(feature_lib.to_row(image_id, result, FEATURE_SPEC))
-            if rows:
-                with engine.begin() as connection:
-                    statement = insert(ImageDedupFeatures).values(rows)
-                    connection.execute(
-                        statement.on_conflict_do_update(
-                            index_elements=[ImageDedupFeatures.image_id],
-                            set_={
-                                **{c: statement.excluded[c] for c in rows[0] if c != "image_id"},
-                                "linked_at": None,
-                                "indexed_at": None,
-                            },
-                        )
-                    )
-                computed += [row["image_id"] for row in rows]
-            report("features", min(start + FEATURE_BATCH, len(missing)), len(missing))
-    finally:
-        if pool is not None:
-            pool.shutdown()
+        computed.extend(row["image_id"] for row in rows)
+        rows.clear()
+
+    results = compute.map_ordered(
+        _stored_features,
+        [row.image_url for row in missing],
+        initializer=_init_feature_worker,
+        initargs=(storage.base_url,),
+    )
+    for done, (row, result) in enumerate(zip(missing, results, strict=True), start=1):
+        if isinstance(result, str):
+            unreadable.append(UnreadableImage(row.id, result))
+        else:
+            rows.append(feature_lib.to_row(row.id, result, FEATURE_SPEC))
+        if rows and (len(rows) >= FEATURE_BATCH or done == len(missing)):
+            write()  # one transaction per batch: an interrupted pass keeps what it computed
+        if done % FEATURE_BATCH == 0 or done == len(missing):
+            report("features", done, len(missing))
     return computed, unreadable
+
+
+_feature_storage: Any = None
+
+
+def _init_feature_worker(storage_url: str) -> None:
+    """Once per worker (local pool or Ray): the image store to read from."""
+    global _feature_storage
+    from skinctl.storage import open_storage
+
+    _feature_storage = open_storage(storage_url)
+
+
+def _stored_features(url: str):  # noqa: ANN202 - ImageFeatures or why not (text)
+    """One stored image's features (runs in a worker)."""
+    try:
+        data = _feature_storage.get(_feature_storage.key_for(url))
+    except (StorageError, ValueError, OSError) as error:
+        return f"cannot read {url}: {error}"
+    result = _features_or_error(data)
+    return f"cannot decode: {result}" if isinstance(result, str) else result
 
 
 def _features_or_error(data: bytes):  # noqa: ANN202 - ImageFeatures or the error text

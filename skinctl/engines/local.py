@@ -72,14 +72,19 @@ class LocalEngine:
         try:
             yield from executor.map(function, items, chunksize=CHUNKSIZE)
         except BrokenProcessPool:
+            executor.shutdown(wait=False, cancel_futures=True)
             raise SkinctlError(
                 "A worker process died (a crash in an image decoder, or out of memory).",
                 hint="Committed batches are kept: run the same command again to resume, with "
                 "fewer --workers if memory is short.",
             ) from None
-        finally:
+        except BaseException:
             # on Ctrl-C or an error, drop the queued work instead of finishing it
             executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        # Done: wait for the pool's threads and processes to end, so that the next pool is not
+        # forked while one of them holds a lock (the fork would inherit it held).
+        executor.shutdown(wait=True)
 
     def close(self) -> None:
         pass

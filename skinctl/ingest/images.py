@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from skinctl.datasets.readers import DatasetScan
+    from skinctl.engines.base import ComputeEngine
 
 STAGE = "images"  # the progress stage of reading files; linking reports "near duplicates: ..."
 
@@ -70,20 +71,24 @@ def ingest_images(
     ) as run:
         tally.run_id = run.id
         try:
-            _load(engine, scan, options, tally, run.id, report)
-            if options.link_near_duplicates:
-                linked = link_run_images(
-                    engine,
-                    dataset=options.dataset,
-                    run_id=run.id,
-                    storage_url=options.storage_url,
-                    max_distance=options.near_duplicate_distance,
-                    workers=options.workers,
-                    report=report,
-                )
-                tally.near_duplicates, tally.near_duplicate_method = linked.pairs, linked.method
-            else:
-                tally.near_duplicate_method = DEFERRED
+            # one engine for reading the files and for the near-duplicate features
+            with options.compute_engine() as compute:
+                _load(engine, scan, options, tally, run.id, report, compute)
+                if options.link_near_duplicates:
+                    linked = link_run_images(
+                        engine,
+                        dataset=options.dataset,
+                        run_id=run.id,
+                        storage_url=options.storage_url,
+                        max_distance=options.near_duplicate_distance,
+                        workers=options.workers,
+                        report=report,
+                        compute=compute,
+                    )
+                    tally.near_duplicates = linked.pairs
+                    tally.near_duplicate_method = linked.method
+                else:
+                    tally.near_duplicate_method = DEFERRED
         finally:
             tally.stop_clock(started)
             run.counts = tally.counts()  # recorded with the run's ending, whatever it is
@@ -97,8 +102,10 @@ def _load(
     tally: IngestTally,
     run_id: int,
     report: ReportProgress,
+    compute: ComputeEngine,
 ) -> None:
-    """Read the new files and write every entry's rows (of run `run_id`), one transaction per batch."""
+    """Read the new files (on `compute`) and write every entry's rows (of run `run_id`), one
+    transaction per batch."""
     known = known_sources(engine, options.dataset)
     writer = BatchWriter(options.dataset, run_id, tally, _class_names(engine, scan, options, tally))
     total = len(scan.entries)
@@ -128,30 +135,29 @@ def _load(
 
     to_read = [entry for entry in scan.entries if entry.local_path not in known]
     stored_hashes: set[str] = set()
-    with options.compute_engine() as compute:
-        for outcome in outcomes(
-            [entry.locator for entry in to_read],
-            engine=compute,
-            storage_url=options.storage_url,
-            max_pixels=options.max_pixels,
-        ):
-            entry = to_read[outcome.index]
-            if outcome.facts is None:
-                rejection = Rejection(
-                    entry.local_path, outcome.reason or "rejected", outcome.detail or ""
-                )
-                tally.reject(rejection)
-                rejections.append(rejection)
-            else:
-                # two workers may both store the same new bytes at once: count the object once
-                if outcome.stored_new and outcome.facts.sha256 not in stored_hashes:
-                    stored_hashes.add(outcome.facts.sha256)
-                    tally.stored_objects += 1
-                batch.append(Pending(entry, outcome=outcome))
-            done += 1
-            report(STAGE, done, total)
-            if len(batch) + len(rejections) >= options.batch_size:
-                flush()
+    for outcome in outcomes(
+        [entry.locator for entry in to_read],
+        engine=compute,
+        storage_url=options.storage_url,
+        max_pixels=options.max_pixels,
+    ):
+        entry = to_read[outcome.index]
+        if outcome.facts is None:
+            rejection = Rejection(
+                entry.local_path, outcome.reason or "rejected", outcome.detail or ""
+            )
+            tally.reject(rejection)
+            rejections.append(rejection)
+        else:
+            # two workers may both store the same new bytes at once: count the object once
+            if outcome.stored_new and outcome.facts.sha256 not in stored_hashes:
+                stored_hashes.add(outcome.facts.sha256)
+                tally.stored_objects += 1
+            batch.append(Pending(entry, outcome=outcome))
+        done += 1
+        report(STAGE, done, total)
+        if len(batch) + len(rejections) >= options.batch_size:
+            flush()
     if batch or rejections:
         flush()
 

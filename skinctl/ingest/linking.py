@@ -19,6 +19,8 @@ from skinctl.progress import ReportProgress, no_progress
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from skinctl.engines.base import ComputeEngine
+
 DEFERRED = "deferred: run `skinctl dedup scan`"
 LINKED_FLAG = "near_duplicates_linked"  # set in the counts of an unfinished run once linked
 
@@ -38,8 +40,10 @@ def link_run_images(
     max_distance: int,
     workers: int,
     report: ReportProgress = no_progress,
+    compute: ComputeEngine | None = None,
 ) -> Linked:
-    """Link near duplicates of run `run_id`'s images and of unlinked images of earlier runs."""
+    """Link near duplicates of run `run_id`'s images and of unlinked images of earlier runs
+    (their features computed on `compute`, the ingest's engine, when given)."""
     with engine.connect() as connection:
         run_ids = (
             connection.execute(
@@ -64,7 +68,9 @@ def link_run_images(
         )
     if not image_ids:
         return Linked(0, None)
-    linked = _link_images(engine, storage_url, list(image_ids), max_distance, workers, report)
+    linked = _link_images(
+        engine, storage_url, list(image_ids), max_distance, workers, report, compute
+    )
     stale = [other for other in run_ids if other != run_id]
     if stale:
         with engine.begin() as connection:
@@ -85,6 +91,7 @@ def _link_images(
     max_distance: int,
     workers: int,
     report: ReportProgress,
+    compute: ComputeEngine | None,
 ) -> Linked:
     from skinctl.dedup import link
     from skinctl.storage import open_storage
@@ -99,5 +106,6 @@ def _link_images(
         max_distance=max_distance,
         workers=workers,
         report=linking_progress,
+        compute=compute,
     )
     return Linked(result.pairs, result.method)

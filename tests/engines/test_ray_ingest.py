@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import aliased
 
-from skinctl.db.models import ConditionLabel, ImageDuplicate, ImageSource, TrainingImage
+from skinctl.db.models import (
+    ConditionLabel,
+    ImageDedupFeatures,
+    ImageDuplicate,
+    ImageSource,
+    TrainingImage,
+)
 from skinctl.engines import EngineKind, open_engine
 from tests.conftest import truncate_all
 from tests.ingest.helpers import draw, encode, near_copy, write
@@ -83,7 +89,24 @@ def snapshot(engine: Engine) -> dict[str, object]:
                 .join(b, ImageDuplicate.image_id_b == b.id)
             ).all()
         }
-    return {"images": images, "sources": sources, "labels": labels, "links": links}
+        # the near-duplicate features, computed on the engine's workers
+        features = set(
+            connection.execute(
+                select(
+                    TrainingImage.image_hash,
+                    ImageDedupFeatures.method,
+                    ImageDedupFeatures.keypoints,
+                    ImageDedupFeatures.descriptors,
+                ).join(ImageDedupFeatures, ImageDedupFeatures.image_id == TrainingImage.id)
+            ).all()
+        )
+    return {
+        "images": images,
+        "sources": sources,
+        "labels": labels,
+        "links": links,
+        "features": features,
+    }
 
 
 def test_local_engine_maps_in_order_with_initializer():
@@ -118,6 +141,7 @@ def test_ray_ingest_matches_local_ingest(cli, engine, tmp_path, ray_cluster):
     assert local.exit_code != 0 and local.json()["rejected"] == 1  # the bad file, rows kept
     expected = snapshot(engine)
     assert expected["links"], "the planted near copies were linked"
+    assert len(expected["features"]) == 20  # every readable image (one is an exact copy)
 
     truncate_all(engine)
     distributed = cli(*common, "--engine", "ray", "--address", ray_cluster)
