@@ -325,6 +325,10 @@ def _ensure_features(  # noqa: ANN202 - (ids computed, unreadable images)
         computed.extend(row["image_id"] for row in rows)
         rows.clear()
 
+    if compute.name == "local" and len(missing) <= FEATURE_BATCH:
+        # a few images: here, not in a pool forked for them (forking a process that runs
+        # threads, as a test session does, can hang the child on a lock it inherited held)
+        compute = open_engine(EngineKind.local, workers=1)
     results = compute.map_ordered(
         _stored_features,
         [row.image_url for row in missing],
