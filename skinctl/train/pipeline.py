@@ -177,7 +177,6 @@ def memory_cache_limit() -> int:
         return 2 * 1024**3
 
 
-CACHE_SHARDS = 4  # files of a disk cache, each read back on its own thread
 SHUFFLE_BUFFER_BYTES = (
     512 * 1024**2
 )  # decoded images an epoch shuffles among, past the memory cache
@@ -257,40 +256,19 @@ def make_dataset(
     order = np.arange(len(urls))
     if training and place is not None:
         order = np.random.default_rng(seed).permutation(len(urls))
-
-    def part(positions: np.ndarray) -> Any:
-        """The images at `positions` of `order`, with their targets and weights."""
-        chosen = order[positions]
-        images = tf.data.Dataset.from_tensor_slices(chosen).map(
-            read_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    images = tf.data.Dataset.from_tensor_slices(order).map(
+        read_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    parts = [images]
+    if targets is not None:
+        parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(targets)[order]))
+    if weights is not None:
+        parts.append(
+            tf.data.Dataset.from_tensor_slices(np.asarray(weights, dtype=np.float32)[order])
         )
-        parts = [images]
-        if targets is not None:
-            parts.append(tf.data.Dataset.from_tensor_slices(np.asarray(targets)[chosen]))
-        if weights is not None:
-            parts.append(
-                tf.data.Dataset.from_tensor_slices(np.asarray(weights, dtype=np.float32)[chosen])
-            )
-        return tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else images.map(lambda x: (x,))
-
-    if place is None:
-        dataset = part(np.arange(len(urls)))
-        if cache:
-            dataset = dataset.cache("")
-    else:
-        # The file cache in CACHE_SHARDS files, each read back on its own thread (reading one
-        # file is one thread's work: slower than slicing pixels held in memory), mixed at random.
-        shards = [
-            part(np.arange(k, len(urls), CACHE_SHARDS)).cache(f"{place}-{k}").prefetch(64)
-            for k in range(min(CACHE_SHARDS, len(urls)))
-        ]
-        dataset = (
-            tf.data.Dataset.sample_from_datasets(shards, seed=seed, rerandomize_each_iteration=True)
-            if training
-            else tf.data.Dataset.choose_from_datasets(
-                shards, tf.data.Dataset.range(len(shards)).repeat()
-            )
-        )
+    dataset = tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else images.map(lambda x: (x,))
+    if cache:
+        dataset = dataset.cache(str(place) if place is not None else "")
     if training:
         buffer = len(urls) if place is None else shuffle_buffer(image_size)
         dataset = dataset.shuffle(
