@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import psycopg2.errors
 import pyarrow as pa
-import pyarrow.compute as _compute
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropIndex
 
@@ -53,9 +52,6 @@ from skinctl.products.readers import (
     columns,
     date_cell,
 )
-
-# Arrow makes its compute functions at import time: type checkers cannot see them.
-pc: Any = _compute
 
 CHUNK = 50_000  # rows of a file per transaction (the Python reader; Arrow's are its blocks)
 WRITERS = 2  # connections writing chunks at once
@@ -349,6 +345,7 @@ class ArrowReader:
     ) -> None:
         self.path, self.header, self.source, self.run_id = path, header, source, run_id
         self.claimed, self.report = claimed, report
+        self.product_ids = products  # for the rows the rule types in Python
         self.products = (
             pa.array(list(products), pa.string()),
             pa.array(list(products.values()), pa.int64()),
@@ -405,7 +402,7 @@ class ArrowReader:
                 (
                     self.source,
                     *typed,
-                    self._product_id(typed[1]),
+                    self.product_ids.get(typed[1]),
                     self.path.name,
                     first + i + 1,
                     self.run_id,
@@ -467,11 +464,6 @@ class ArrowReader:
             while typing:
                 batch, first, future = typing.popleft()
                 yield batch, first, future.result()
-
-    def _product_id(self, external_id: str) -> int | None:
-        ids, values = self.products
-        at = pc.index(ids, external_id).as_py()
-        return None if at < 0 else values[at].as_py()
 
 
 # What a load large against the table checks and builds once at its end instead of row by row
