@@ -86,8 +86,9 @@ class ArrowBlocks:
             except pa.ArrowInvalid as error:
                 raise InputRejected(
                     f"{self.path}: cannot read the CSV after row {self.rows}: {error}.",
-                    hint="The rows before it are loaded; fix the file (an unclosed quote?) and "
-                    "run the ingest again: what is loaded stays unchanged.",
+                    hint="The rows before it are loaded. A row longer than a parsed block "
+                    f"({BLOCK_BYTES >> 20} MB) or a stray quote stops this reader: fix the file and "
+                    "run the ingest again (what is loaded stays unchanged).",
                 ) from None
             per_row = np.zeros(batch.num_rows, np.int64)
             for column in batch.columns:

@@ -298,3 +298,30 @@ def test_a_large_load_compares_the_stored_reviews_once_its_key_index_is_back(
     # again: nothing changes
     again = ingest_reviews(engine, path).tables[0]
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
+
+
+def test_a_row_arrow_cannot_read_stops_the_file_with_the_rows_before_it_loaded(
+    engine, tmp_path, monkeypatch
+):
+    """A row longer than Arrow's parsed block: one clear error naming the file and the row it
+    stopped after; what was read before it is committed, and a fixed file loads the rest."""
+    from skinctl.errors import InputRejected
+
+    monkeypatch.setattr(review_arrow, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(review_bulk, "CHUNK", 2)
+    path = tmp_path / "reviews.csv"
+    rows = [review(i, f"a{i}") for i in range(40)]
+    long = review(40, "a40", body="Lovely " * 200)  # ~1.4 KB: more than a block
+    path.write_text(HEADER + "".join(rows) + long, encoding="utf-8")
+    with pytest.raises(InputRejected) as caught:
+        ingest_reviews(engine, path)
+    message = caught.value.message
+    assert str(path) in message and "cannot read the CSV after row" in message
+    read = int(message.split("after row ")[1].split(":")[0])
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT count(*) FROM reviews")).scalar_one()
+    assert 0 < kept <= read < 41  # what was read before the error is committed
+
+    path.write_text(HEADER + "".join(rows) + review(40, "a40"), encoding="utf-8")
+    resumed = ingest_reviews(engine, path).tables[0]
+    assert (resumed.inserted, resumed.unchanged) == (41 - kept, kept)
