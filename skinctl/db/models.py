@@ -713,7 +713,13 @@ class Review(Base):
         UniqueConstraint("source", "external_id", name="uq_reviews_source_external_id"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating"),
         Index("ix_reviews_product_id_skin_type", "product_id", "skin_type"),
-        Index("ix_reviews_product_external_id", "product_external_id"),
+        # reviews waiting for their product (`link_reviews`); migration 0017
+        Index(
+            "ix_reviews_unlinked",
+            "source",
+            "product_external_id",
+            postgresql_where=text("product_id IS NULL"),
+        ),
     )
 
 

@@ -92,12 +92,27 @@ class ArrowBlocks:
                 ) from None
             per_row = np.zeros(batch.num_rows, np.int64)
             for column in batch.columns:
-                per_row += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
+                per_row += breaks_per_row(column)
             before = self.line_breaks + np.cumsum(per_row) - per_row
             self.breaks_before.append(before)
             self.line_breaks += int(per_row.sum())
             self.rows += batch.num_rows
             yield batch
+
+
+def breaks_per_row(column: pa.Array) -> np.ndarray:
+    """The line breaks in each cell of a string column, counted in its value bytes (a scan of
+    the buffer, several times faster than Arrow's count_substring per cell)."""
+    _validity, offsets_buffer, data = column.buffers()
+    if data is None or offsets_buffer is None or not len(column):
+        return np.zeros(len(column), np.int64)
+    offsets = np.frombuffer(offsets_buffer, np.int32)[
+        column.offset : column.offset + len(column) + 1
+    ]
+    values = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+    at = np.flatnonzero(values == 10) + offsets[0]
+    rows = np.searchsorted(offsets, at, side="right") - 1
+    return np.bincount(rows, minlength=len(column)).astype(np.int64)
 
 
 def _trimmed(batch: pa.RecordBatch, column: str) -> pa.Array:

@@ -79,12 +79,15 @@ _TYPED = ", ".join("c." + c for c in COMPARED)
 
 class ClaimedKeys:
     """The review keys read so far in a run and where each was first read, as 64-bit hashes
-    in a sorted array (16 bytes a key with its place, not a set of strings). Two different keys
-    share a hash with a probability of about n^2 / 2^65 (3e-8 for a million keys in one run)."""
+    in sorted arrays (16 bytes a key with its place, not a set of strings). Two different keys
+    share a hash with a probability of about n^2 / 2^65 (3e-8 for a million keys in one run).
+
+    The arrays are runs of a log-structured merge: each chunk's new keys are one sorted run,
+    and a run is merged into the one before it once that is no more than twice its size, so a
+    key is copied O(log n) times (inserting into one sorted array copied it once per chunk)."""
 
     def __init__(self) -> None:
-        self.hashes = np.zeros(0, np.int64)
-        self.places = np.zeros(0, np.int64)  # file number << 40 | row
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, places), each sorted
         self.files: list[str] = []
 
     def claim(self, file: str, keys: list[str], rows: np.ndarray) -> dict[int, str]:
@@ -95,13 +98,13 @@ class ClaimedKeys:
         places = np.int64(self.files.index(file) << 40) | np.asarray(rows, np.int64)
         hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
         earlier = np.full(len(keys), -1, np.int64)
-        if len(self.hashes):
-            at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-            stored = self.hashes[at] == hashes
-            earlier[stored] = self.places[at[stored]]
-        # Within the chunk, the first of equal keys (in file order) claims it.
         order = np.argsort(hashes, kind="stable")
-        ordered = hashes[order]
+        ordered = hashes[order]  # sorted lookups are several times faster
+        for run_hashes, run_places in self.runs:
+            at = np.minimum(np.searchsorted(run_hashes, ordered), len(run_hashes) - 1)
+            stored = run_hashes[at] == ordered
+            earlier[order[stored]] = run_places[at[stored]]
+        # Within the chunk, the first of equal keys (in file order) claims it.
         repeat = np.concatenate(([False], ordered[1:] == ordered[:-1]))
         if repeat.any():
             run_first = order[np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))]
@@ -111,10 +114,17 @@ class ClaimedKeys:
             )
         new = np.flatnonzero(earlier < 0)
         new = new[np.argsort(hashes[new], kind="stable")]
-        at = np.searchsorted(self.hashes, hashes[new])
-        self.hashes = np.insert(self.hashes, at, hashes[new])
-        self.places = np.insert(self.places, at, places[new])
+        if len(new):
+            self._add(hashes[new], places[new])
         return {int(i): self._where(int(earlier[i])) for i in np.flatnonzero(earlier >= 0)}
+
+    def _add(self, hashes: np.ndarray, places: np.ndarray) -> None:
+        self.runs.append((hashes, places))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+            (a, a_places), (b, b_places) = self.runs[-2], self.runs.pop()
+            merged = np.concatenate([a, b])
+            order = np.argsort(merged, kind="stable")  # two sorted runs: a merge
+            self.runs[-1] = (merged[order], np.concatenate([a_places, b_places])[order])
 
     def _where(self, place: int) -> str:
         return f"{self.files[place >> 40]}, row {place & ((1 << 40) - 1)}"
@@ -503,6 +513,8 @@ def _defer(engine: Engine, source: str) -> np.ndarray:
             connection.execute(
                 text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {constraint.name}")
             )
+        # (the key's index alone, when a killed restore built it but did not make it the key)
+        connection.execute(text(f"DROP INDEX IF EXISTS {KEY.name}"))
         connection.execute(
             text(
                 "CREATE UNLOGGED TABLE IF NOT EXISTS review_pending AS SELECT "
@@ -516,30 +528,41 @@ def _defer(engine: Engine, source: str) -> np.ndarray:
 
 
 def _restore(engine: Engine) -> None:
-    """Build what is missing: the key and other indexes (two at a time, one per connection),
-    then the foreign keys. A review whose product was deleted meanwhile loses its product_id,
-    as ON DELETE SET NULL would have done."""
+    """Build what is missing: the key and other indexes (all at once, one connection each:
+    their scans of the table go together), then the foreign keys. A review whose product was
+    deleted meanwhile loses its product_id, as ON DELETE SET NULL would have done."""
     with engine.connect() as connection:
-        present = set(
+        indexes = set(
             connection.execute(
-                text(
-                    "SELECT indexname FROM pg_indexes WHERE tablename = 'reviews' UNION ALL "
-                    "SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass"
-                )
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'reviews'")
             ).scalars()
         )
-    builds: list[Any] = [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in present]
-    if KEY.name not in present:
-        builds.insert(0, AddConstraint(KEY))
+        constraints = set(
+            connection.execute(
+                text("SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass")
+            ).scalars()
+        )
+    builds: list[Any] = [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in indexes]
+    if KEY.name not in indexes:
+        # The key's index is built as a plain unique index (ALTER TABLE ADD UNIQUE would lock
+        # the table against the other builds), then becomes the constraint.
+        columns = ", ".join(column.name for column in KEY.columns)
+        builds.insert(0, text(f"CREATE UNIQUE INDEX {KEY.name} ON reviews ({columns})"))
 
     def build(statement: Any) -> None:
         with engine.begin() as connection:
             connection.execute(statement)
 
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(build, builds))
+    if builds:
+        with ThreadPoolExecutor(len(builds)) as pool:
+            list(pool.map(build, builds))
+    with engine.begin() as connection:
+        if KEY.name not in constraints:
+            connection.execute(
+                text(f"ALTER TABLE reviews ADD CONSTRAINT {KEY.name} UNIQUE USING INDEX {KEY.name}")
+            )
     for key in FOREIGN_KEYS:
-        if key.name in present:
+        if key.name in constraints:
             continue
         with engine.begin() as connection:
             if key.referred_table.name == "products":

@@ -63,7 +63,7 @@ def test_duplicates_across_chunks_are_reported_and_provenance_kept(engine, tmp_p
     assert "already read at" in first.duplicates[1].detail and "row 6" in first.duplicates[1].detail
     assert secondary_indexes(engine) == {
         "ix_reviews_product_id_skin_type",
-        "ix_reviews_product_external_id",
+        "ix_reviews_unlinked",
     }
     with engine.connect() as connection:
         stored = connection.execute(
@@ -264,6 +264,60 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
         )
 
 
+def test_a_restore_killed_after_the_key_index_makes_it_the_key_next_run(engine, tmp_path):
+    """The key's index is built as a plain unique index, then made the constraint: a run that
+    finds the index without the constraint (killed in between) makes it the key."""
+    path = tmp_path / "reviews.csv"
+    path.write_text(HEADER + review(1, "a1"), encoding="utf-8")
+    ingest_reviews(engine, path)
+    review_bulk._defer(engine, "sephora")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE UNIQUE INDEX uq_reviews_source_external_id ON reviews (source, external_id)"
+            )
+        )
+
+    path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
+    report = ingest_reviews(engine, path).tables[0]
+    assert (report.inserted, report.unchanged) == (1, 1)
+    with engine.connect() as connection:
+        kind = connection.execute(
+            text(
+                "SELECT contype FROM pg_constraint WHERE conname = 'uq_reviews_source_external_id'"
+            )
+        ).scalar_one()
+    assert kind == "u" and foreign_keys(engine) == FOREIGN_KEYS
+
+
+def test_only_reviews_waiting_for_their_product_are_in_the_link_index(engine, tmp_path):
+    from skinctl.products.ingest import ingest_products
+
+    path = tmp_path / "reviews.csv"
+    path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
+    assert ingest_reviews(engine, path).reviews_without_product == 2
+
+    def definition() -> str:
+        with engine.connect() as connection:
+            return connection.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_reviews_unlinked'")
+            ).scalar_one()
+
+    assert "WHERE (product_id IS NULL)" in definition()
+    products = tmp_path / "products.csv"
+    products.write_text(
+        "product_id,product_name,brand_name,primary_category,ingredients,price_usd\n"
+        "P1,Cream,Brand,Skincare,\"['Water']\",20\n",
+        encoding="utf-8",
+    )
+    ingest_products(engine, products, "sephora")
+    with engine.connect() as connection:
+        linked = connection.execute(
+            text("SELECT count(*) FROM reviews WHERE product_id IS NOT NULL")
+        ).scalar_one()
+    assert linked == 2
+
+
 def test_a_large_load_compares_the_stored_reviews_once_its_key_index_is_back(
     engine, tmp_path, monkeypatch
 ):
@@ -325,3 +379,36 @@ def test_a_row_arrow_cannot_read_stops_the_file_with_the_rows_before_it_loaded(
     path.write_text(HEADER + "".join(rows) + review(40, "a40"), encoding="utf-8")
     resumed = ingest_reviews(engine, path).tables[0]
     assert (resumed.inserted, resumed.unchanged) == (41 - kept, kept)
+
+
+def test_claimed_keys_find_every_earlier_read_across_merged_runs():
+    """Against a dict: keys claimed over many chunks (runs merged along the way), with
+    repeats inside a chunk and across chunks, each answered with where it was first read."""
+    import random
+
+    rng = random.Random(3)
+    claimed, first_read = review_bulk.ClaimedKeys(), {}
+    row = 0
+    for chunk in range(60):
+        keys = [f"k{rng.randrange(2_000)}" for _ in range(rng.randrange(1, 80))]
+        rows = list(range(row + 1, row + 1 + len(keys)))
+        row += len(keys)
+        file = f"f{chunk % 3}.csv"
+        expected = {}
+        for i, (key, at) in enumerate(zip(keys, rows, strict=True)):
+            if key in first_read:
+                expected[i] = first_read[key]
+            else:
+                first_read[key] = f"{file}, row {at}"
+        assert claimed.claim(file, keys, rows) == expected
+    assert len(claimed.runs) < 12  # merged: O(log n) runs, not one per chunk
+
+
+def test_line_breaks_per_cell_are_counted_in_sliced_columns_too():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = pa.array(["a\nb", "", None, "\n\r\n", "x", "y\n"])
+    for part in (column, column.slice(1), column.slice(2, 3), column.slice(0, 0)):
+        expected = pc.fill_null(pc.count_substring(part, "\n"), 0).to_pylist()
+        assert review_arrow.breaks_per_row(part).tolist() == expected
