@@ -324,7 +324,12 @@ class EmbeddedPostgres:
         last_error = ""
         for _ in range(3):  # a port picked free can be taken before the server binds it
             port = self._free_port()
-            options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+            # max_wal_size: bulk loads (a million reviews write ~1 GB of WAL) otherwise force a
+            # checkpoint every few seconds; PostgreSQL's "Populating a Database" advice.
+            options = (
+                f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+                "-c max_wal_size=4GB"
+            )
             result = self._run(
                 "pg_ctl",
                 "-D",
