@@ -479,7 +479,7 @@ class ArrowReader:
 # What a load large against the table checks and builds once at its end instead of row by row
 # (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the key
 # index (source, external_id), the other indexes besides the primary key, and the foreign keys
-# (each checked by a query per row otherwise). Meanwhile the rows whose key may be stored
+# (each checked by a query per row otherwise), with autovacuum of the table off. Meanwhile the rows whose key may be stored
 # already wait in `review_pending` and are compared once the key index is back. The load holds
 # the ingest lock; a killed load leaves this to the next run's `start_run`.
 REVIEWS = Base.metadata.tables["reviews"]
@@ -507,6 +507,9 @@ def _defer(engine: Engine, source: str) -> np.ndarray:
     """Drop what a large load builds at its end; returns the sorted hashes of the source's
     stored review keys (see `_maybe_stored`)."""
     with engine.begin() as connection:
+        # (vacuuming a table whose indexes are being rebuilt is work done twice, and it holds
+        # off the builds a second before it yields)
+        connection.execute(text("ALTER TABLE reviews SET (autovacuum_enabled = false)"))
         for index in SECONDARY_INDEXES:
             connection.execute(DropIndex(index, if_exists=True))
         for constraint in (*FOREIGN_KEYS, KEY):
@@ -542,6 +545,12 @@ def _restore(engine: Engine) -> None:
                 text("SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass")
             ).scalars()
         )
+        vacuum_off = connection.execute(
+            text(
+                "SELECT 'autovacuum_enabled=false' = ANY(coalesce(reloptions, '{}')) "
+                "FROM pg_class WHERE oid = 'reviews'::regclass"
+            )
+        ).scalar_one()
     builds: list[Any] = [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in indexes]
     if KEY.name not in indexes:
         # The key's index is built as a plain unique index (ALTER TABLE ADD UNIQUE would lock
@@ -573,6 +582,9 @@ def _restore(engine: Engine) -> None:
                     )
                 )
             connection.execute(AddConstraint(key))
+    if vacuum_off:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE reviews RESET (autovacuum_enabled)"))
 
 
 def load_review_file(

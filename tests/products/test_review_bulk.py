@@ -47,6 +47,13 @@ def foreign_keys(engine) -> set[str]:
         )
 
 
+def table_options(engine) -> list[str] | None:
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT reloptions FROM pg_class WHERE oid = 'reviews'::regclass")
+        ).scalar_one()
+
+
 FOREIGN_KEYS = {"fk_reviews_product_id_products", "fk_reviews_ingest_run_id_ingest_runs"}
 
 
@@ -249,11 +256,12 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM products WHERE external_id = 'P1'"))
     assert foreign_keys(engine) == set() and secondary_indexes(engine) == set()
+    assert table_options(engine) == ["autovacuum_enabled=false"]
 
     path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
     report = ingest_reviews(engine, path).tables[0]
     assert (report.inserted, report.unchanged) == (1, 1)
-    assert foreign_keys(engine) == FOREIGN_KEYS
+    assert foreign_keys(engine) == FOREIGN_KEYS and table_options(engine) is None
     assert len(secondary_indexes(engine)) == 2
     with engine.connect() as connection:
         assert (
