@@ -47,6 +47,19 @@ def foreign_keys(engine) -> set[str]:
         )
 
 
+def load_product_p1(engine, tmp_path) -> None:
+    """The product every `review()` is of."""
+    from skinctl.products.ingest import ingest_products
+
+    products = tmp_path / "products.csv"
+    products.write_text(
+        "product_id,product_name,brand_name,primary_category,ingredients,price_usd\n"
+        "P1,Cream,Brand,Skincare,\"['Water']\",20\n",
+        encoding="utf-8",
+    )
+    ingest_products(engine, products, "sephora")
+
+
 def table_options(engine) -> list[str] | None:
     with engine.connect() as connection:
         return connection.execute(
@@ -240,15 +253,7 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
     """A load killed while its indexes and foreign keys are deferred: the next run puts them
     back, and a review whose product was deleted meanwhile loses its product_id (as ON DELETE
     SET NULL does)."""
-    from skinctl.products.ingest import ingest_products
-
-    products = tmp_path / "products.csv"
-    products.write_text(
-        "product_id,product_name,brand_name,primary_category,ingredients,price_usd\n"
-        "P1,Cream,Brand,Skincare,\"['Water']\",20\n",
-        encoding="utf-8",
-    )
-    ingest_products(engine, products, "sephora")
+    load_product_p1(engine, tmp_path)
     path = tmp_path / "reviews.csv"
     path.write_text(HEADER + review(1, "a1"), encoding="utf-8")
     ingest_reviews(engine, path)
@@ -299,7 +304,6 @@ def test_a_restore_killed_after_the_key_index_makes_it_the_key_next_run(engine, 
 
 
 def test_only_reviews_waiting_for_their_product_are_in_the_link_index(engine, tmp_path):
-    from skinctl.products.ingest import ingest_products
 
     path = tmp_path / "reviews.csv"
     path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
@@ -312,13 +316,7 @@ def test_only_reviews_waiting_for_their_product_are_in_the_link_index(engine, tm
             ).scalar_one()
 
     assert "WHERE (product_id IS NULL)" in definition()
-    products = tmp_path / "products.csv"
-    products.write_text(
-        "product_id,product_name,brand_name,primary_category,ingredients,price_usd\n"
-        "P1,Cream,Brand,Skincare,\"['Water']\",20\n",
-        encoding="utf-8",
-    )
-    ingest_products(engine, products, "sephora")
+    load_product_p1(engine, tmp_path)
     with engine.connect() as connection:
         linked = connection.execute(
             text("SELECT count(*) FROM reviews WHERE product_id IS NOT NULL")
