@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import psycopg2.errors
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, UniqueConstraint, text
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropIndex
 
 from skinctl.db.models import Base
@@ -484,7 +484,11 @@ class ArrowReader:
 # the ingest lock; a killed load leaves this to the next run's `start_run`.
 REVIEWS = Base.metadata.tables["reviews"]
 SECONDARY_INDEXES = [i for i in REVIEWS.indexes if not i.unique]
-KEY = next(c for c in REVIEWS.constraints if c.name == "uq_reviews_source_external_id")
+KEY = next(
+    c
+    for c in REVIEWS.constraints
+    if isinstance(c, UniqueConstraint) and c.name == "uq_reviews_source_external_id"
+)
 FOREIGN_KEYS = sorted(REVIEWS.foreign_key_constraints, key=lambda fk: str(fk.name))
 # A review row's size in a file, to judge from a file's size whether its load is large.
 ROW_BYTES = 300
