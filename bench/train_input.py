@@ -34,6 +34,7 @@ from skinctl.train.pipeline import (
     augment,
     make_dataset,
     tensorflow,
+    untuned_options,
 )
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "skin_types"
@@ -138,12 +139,13 @@ def main() -> None:
                 reshuffle_each_iteration=True,
             )
             .batch(args.batch)
-            # the file cache's parallelism and prefetch (fixed: see pipeline.FILE_READERS)
+            # the file cache's parallelism, prefetch and options (see pipeline.FILE_READERS)
             .map(
                 lambda x, y: (augment(tf, tf.cast(x, tf.float32)), y),
                 num_parallel_calls=FILE_READERS,
             )
             .prefetch(FILE_PREFETCH)
+            .with_options(untuned_options(tf))
         )
         # Cached epochs, taken in turns with the baseline's, so that what else the machine
         # does at a moment weighs on both alike.

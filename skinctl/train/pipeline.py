@@ -197,10 +197,18 @@ def cache_place(
     return folder / "pixels.u8"
 
 
-# Fixed, not AUTOTUNE: tuned, this pipeline now and then ran at half speed until the tuner's next
-# round (rounds 10 ms x 2^k apart: a 6 s epoch took 10.24 s), in 3 epochs of 7 at 100,000 images.
+# Fixed, and tf.data's tuner off: tuned, this pipeline now and then ran at half speed until the
+# tuner's next round (rounds 10 ms x 2^k apart: a 6 s epoch took 10.24 s), in 2-3 epochs of 7 at
+# 100,000 images; untuned, in none.
 FILE_READERS = os.cpu_count() or 2  # batches read and augmented at once
 FILE_PREFETCH = 4  # batches ready ahead
+
+
+def untuned_options(tf: Any) -> Any:
+    """tf.data options with its tuner off (see FILE_READERS)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 class DecodedFile:
@@ -303,6 +311,7 @@ def make_dataset(
             indexes.batch(batch_size)
             .map(read_batch, num_parallel_calls=FILE_READERS)
             .prefetch(FILE_PREFETCH)
+            .with_options(untuned_options(tf))
         )
     images = tf.data.Dataset.from_tensor_slices(np.arange(len(urls))).map(
         read_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
