@@ -292,8 +292,8 @@ def make_dataset(
         extras.append(np.asarray(weights, dtype=np.float32))
     if place is not None:
         # Past the memory limit: batches of indexes (the whole set shuffled, when training),
-        # each read from the file (decoded the first time) and made float in one map, so that
-        # the tuning of its parallelism is not split between two.
+        # each read from the file (decoded the first time) and made float in one map, with
+        # fixed parallelism and the tuner off (see FILE_READERS).
         decode = tf.function(read_decode, input_signature=[tf.TensorSpec([], tf.int64)])
         decoded = DecodedFile(place, len(urls), image_size, decode)
         constants = [tf.constant(extra) for extra in extras]

@@ -108,3 +108,17 @@ def test_each_image_is_decoded_once_even_when_an_epoch_stops_early(tmp_path):
     assert sorted(reads) == sorted(urls)  # each image read and decoded once
     np.testing.assert_array_equal(pixels(on_disk), reference)
     assert len(reads) == 12
+
+
+def test_an_image_that_cannot_be_decoded_stops_the_disk_cached_epoch_with_its_reason(tmp_path):
+    import pytest
+
+    storage = LocalStorage(str(tmp_path / "images"))
+    urls = stored_urls(storage, 6)
+    key = content_key(hashlib.sha256(b"junk").hexdigest(), "png")
+    storage.put(key, b"junk")
+    reader = ByteReader(storage, cache_dir=tmp_path / "cache")
+    on_disk = make_dataset(reader, [*urls, storage.url_for(key)], 32, 4, memory_limit=0)
+    with pytest.raises(Exception):  # noqa: B017 - TensorFlow wraps it in its own error types
+        pixels(on_disk)
+    assert "Cannot decode an image (4 bytes)" in str(reader.first_error)
