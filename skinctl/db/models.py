@@ -710,14 +710,15 @@ class Review(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (
-        UniqueConstraint("source", "external_id", name="uq_reviews_source_external_id"),
+        # led by the column that tells reviews apart: sorts to build it are faster (migration 0018)
+        UniqueConstraint("external_id", "source", name="uq_reviews_source_external_id"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating"),
         Index("ix_reviews_product_id_skin_type", "product_id", "skin_type"),
         # reviews waiting for their product (`link_reviews`); migration 0017
         Index(
             "ix_reviews_unlinked",
-            "source",
             "product_external_id",
+            "source",
             postgresql_where=text("product_id IS NULL"),
         ),
     )

@@ -59,21 +59,29 @@ class ArrowBlocks:
         self.header = header
         self.rows = 0
         self.invalid = 0  # rows with another number of cells than the header (skipped)
+        self.blank = 0  # blank lines (skipped)
         self.line_breaks = 0  # inside the cells of the rows read so far
         # per block, the line breaks inside the cells of the rows before each row
         self.breaks_before: list[np.ndarray] = []
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         def skip(row: Any) -> str:
-            self.invalid += 1
+            if row.actual_columns == 1 and not (row.text or "").strip():
+                self.blank += 1
+            else:
+                self.invalid += 1
             return "skip"
 
         reader = pa_csv.open_csv(
             self.path,
             read_options=pa_csv.ReadOptions(
-                block_size=BLOCK_BYTES, column_names=self.header, skip_rows=1
+                block_size=BLOCK_BYTES, column_names=self.header, skip_rows=1, use_threads=False
             ),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
+            # (blank lines come to `skip` too: counted, a file without them and without
+            # malformed rows needs no second pass for its line numbers, see `lines_of`)
+            parse_options=pa_csv.ParseOptions(
+                newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=skip
+            ),
             convert_options=pa_csv.ConvertOptions(
                 column_types={c: pa.string() for c in self.header}, strings_can_be_null=False
             ),
@@ -142,13 +150,17 @@ def typed_block(
             pc.is_in(recommended, pa.array(["", "1.0", "0.0", "1", "0"])),
         ),
     )
-    valid_day = pc.is_valid(
-        pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
-    )  # a real calendar day
-    fast = pc.and_(
-        fast,
-        pc.or_(pc.equal(day, ""), pc.and_(pc.match_substring_regex(day, _ISO_DATE), valid_day)),
+    # a real calendar day, written as ISO; tested once per distinct value (a block holds a few
+    # hundred days)
+    days = pc.unique(day)
+    real_days = pc.filter(
+        days,
+        pc.and_(
+            pc.match_substring_regex(days, _ISO_DATE),
+            pc.is_valid(pc.strptime(days, format="%Y-%m-%d", unit="s", error_is_null=True)),
+        ),
     )
+    fast = pc.and_(fast, pc.or_(pc.equal(day, ""), pc.is_in(day, value_set=real_days)))
     fast = pc.and_(
         fast,
         pc.or_(
@@ -162,10 +174,11 @@ def typed_block(
         pc.or_(pc.equal(feedback, ""), pc.match_substring_regex(feedback, "^[0-9]+$")),
     )
     fast = pc.fill_null(fast, False)
-    keep = {name: pc.filter(values, fast) for name, values in cell.items()}
+    every = pc.all(fast).as_py()  # nearly always: then nothing is copied to leave rows out
+    keep = cell if every else {name: pc.filter(values, fast) for name, values in cell.items()}
     # The unnamed first column numbers the rows of the original file; without it (the 2023
     # extracts) the first 12 hex digits of the SHA-256 of title and text tell reviews apart.
-    index = pc.filter(_trimmed(batch, ""), fast)
+    index = _trimmed(batch, "") if every else pc.filter(_trimmed(batch, ""), fast)
     unnumbered = pc.equal(index, "")
     if pc.any(unnumbered).as_py():
         texts = pc.binary_join_element_wise(keep["review_title"], keep["review_text"], "\n")
@@ -233,14 +246,12 @@ def csv_bytes(table: pa.Table) -> bytes:
     return out.getvalue().to_pybytes()
 
 
-def file_line_breaks(path: Path) -> tuple[int, bool]:
-    """(line breaks in the file, whether it ends with one)."""
-    count, last = 0, b""
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 24):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count, last == b"\n"
+def header_lines(path: Path) -> int:
+    """The physical lines the header takes (one, unless a name holds a line break)."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        return reader.line_num
 
 
 def lines_of(
@@ -249,17 +260,16 @@ def lines_of(
     """The physical line each wanted row (numbered from 1 in file order) starts on, and the
     rows with another number of cells than the header (which Arrow skipped), with their lines.
 
-    When no row was skipped and the file's line breaks are the header's, one per row and those
-    inside cells, row n starts on line 1 + n + the breaks inside the cells of rows before it.
-    Otherwise (blank lines, malformed rows) the file is read again by Python's csv module,
-    counting rows as Arrow does."""
+    When Arrow skipped no line (no blank line, no malformed row), each row starts on a line of
+    its own after the header's and the breaks inside the cells of the rows before it: row n
+    starts on line header + n + those breaks. Otherwise the file is read again by Python's csv
+    module, counting rows as Arrow does."""
     if not wanted and not blocks.invalid:
         return {}, []
-    breaks, ends_with_break = file_line_breaks(path)
-    lines_in_file = breaks + (0 if ends_with_break else 1)
-    if blocks.invalid == 0 and lines_in_file == 1 + blocks.rows + blocks.line_breaks:
+    if blocks.invalid == 0 and blocks.blank == 0:
         before = np.concatenate(blocks.breaks_before) if blocks.breaks_before else np.zeros(0)
-        return {row: 1 + row + int(before[row - 1]) for row in wanted}, []
+        header = header_lines(path)
+        return {row: header + row + int(before[row - 1]) for row in wanted}, []
     return _lines_by_python(path, header, wanted)
 
 

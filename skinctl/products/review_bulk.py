@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import psycopg2.errors
 import pyarrow as pa
+import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, UniqueConstraint, text
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropIndex
 
@@ -55,6 +56,7 @@ from skinctl.products.readers import (
 
 CHUNK = 50_000  # rows of a file per transaction (the Python reader; Arrow's are its blocks)
 WRITERS = 2  # connections writing chunks at once
+BUILDERS = 2  # connections building the deferred indexes at once (one a core)
 
 # The review columns whose change makes a review `updated` (row-by-row ingest compares these too).
 COMPARED = (
@@ -90,14 +92,14 @@ class ClaimedKeys:
         self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes, places), each sorted
         self.files: list[str] = []
 
-    def claim(self, file: str, keys: list[str], rows: np.ndarray) -> dict[int, str]:
-        """Claim a chunk's keys (in file order, read at `rows` of `file`): {position in `keys`:
-        where it was read first ("FILE, row N")} for the keys read before (duplicates)."""
+    def claim(self, file: str, hashes: np.ndarray, rows: np.ndarray) -> dict[int, str]:
+        """Claim a chunk's keys (their `key_hashes`, in file order, read at `rows` of `file`):
+        {position in `hashes`: where it was read first ("FILE, row N")} for the keys read before
+        (duplicates)."""
         if file not in self.files:
             self.files.append(file)
         places = np.int64(self.files.index(file) << 40) | np.asarray(rows, np.int64)
-        hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
-        earlier = np.full(len(keys), -1, np.int64)
+        earlier = np.full(len(hashes), -1, np.int64)
         order = np.argsort(hashes, kind="stable")
         ordered = hashes[order]  # sorted lookups are several times faster
         for run_hashes, run_places in self.runs:
@@ -210,23 +212,23 @@ def _review(cells: list[str], at: _Layout) -> tuple:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Typed rows of a file as COPY's CSV (WRITTEN columns, then the run), and how many rows
-    of the file they stand for (reported ones included). While a load defers the key index,
-    the rows whose key may be stored already are apart (`maybe`)."""
+    """Typed rows of a file as COPY's CSV (WRITTEN columns, then the run), in pieces, and how
+    many rows of the file they stand for (reported ones included). While a load defers the key
+    index, the rows whose key may be stored already are apart (`maybe`)."""
 
-    data: bytes
+    data: tuple[bytes, ...]
     rows: int
     read: int
-    maybe: bytes = b""
+    maybe: tuple[bytes, ...] = ()
     maybe_rows: int = 0
 
 
 def _joined(chunks: list[Chunk]) -> Chunk:
     return Chunk(
-        b"".join(c.data for c in chunks),
+        tuple(piece for c in chunks for piece in c.data),
         sum(c.rows for c in chunks),
         sum(c.read for c in chunks),
-        b"".join(c.maybe for c in chunks),
+        tuple(piece for c in chunks for piece in c.maybe),
         sum(c.maybe_rows for c in chunks),
     )
 
@@ -237,12 +239,17 @@ def _csv(rows: list[tuple]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _maybe_stored(known: np.ndarray | None, keys: list[str]) -> np.ndarray:
-    """Which keys may be among `known` (sorted hashes of the keys stored before the load): a
-    hash match, decided exactly later."""
+def key_hashes(keys: list[str]) -> np.ndarray:
+    """The 64-bit hashes by which review keys are told apart in a run (Python's own hash of a
+    string: the same within one process)."""
+    return np.fromiter(map(hash, keys), np.int64, len(keys))
+
+
+def _maybe_stored(known: np.ndarray | None, hashes: np.ndarray) -> np.ndarray:
+    """Which keys (their `key_hashes`) may be among `known` (sorted hashes of the keys stored
+    before the load): a hash match, decided exactly later."""
     if known is None or not len(known):
-        return np.zeros(len(keys), bool)
-    hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
+        return np.zeros(len(hashes), bool)
     at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
     return known[at] == hashes
 
@@ -292,10 +299,9 @@ class PythonReader:
 
     def _chunk(self, batch: list[tuple[tuple, int]], read: int) -> Chunk:
         """The chunk's rows whose key is new to the run; the others are reported duplicates."""
+        hashes = key_hashes([row[1] for row, _line in batch])
         earlier = self.claimed.claim(
-            self.path.name,
-            [row[1] for row, _line in batch],
-            np.array([row[-2] for row, _line in batch], np.int64),
+            self.path.name, hashes, np.array([row[-2] for row, _line in batch], np.int64)
         )
         for i, first in earlier.items():
             row, line = batch[i]
@@ -303,10 +309,12 @@ class PythonReader:
                 RowProblem(str(self.path), line, "duplicate", f"{row[1]} already read at {first}")
             )
         rows = [row for i, (row, _line) in enumerate(batch) if i not in earlier]
-        maybe = _maybe_stored(self.known, [row[1] for row in rows]).tolist()
+        kept = np.ones(len(batch), bool)
+        kept[list(earlier)] = False
+        maybe = _maybe_stored(self.known, hashes[kept]).tolist()
         new = [row for row, stored in zip(rows, maybe, strict=True) if not stored]
         old = [row for row, stored in zip(rows, maybe, strict=True) if stored]
-        return Chunk(_csv(new), len(rows), read, _csv(old), len(old))
+        return Chunk((_csv(new),), len(rows), read, (_csv(old),), len(old))
 
     def _typed(self, cells: list[str], at: _Layout, line: int) -> tuple | None:
         """(source, external_id, *COMPARED, product_id, source_file, source_row, run), or None
@@ -385,9 +393,10 @@ class ArrowReader:
                 [answered, np.array([i for i, _typed in ruled], np.int64)]
             ).astype(np.int64)
             keys = table.column("external_id").to_pylist() + [typed[0] for _i, typed in ruled]
+            hashes = key_hashes(keys)
             order = np.argsort(positions, kind="stable")
             earlier = self.claimed.claim(
-                self.path.name, [keys[k] for k in order], positions[order] + first + 1
+                self.path.name, hashes[order], positions[order] + first + 1
             )
             duplicate = {int(order[j]) for j in earlier}
             for j, seen in earlier.items():
@@ -401,13 +410,14 @@ class ArrowReader:
                 )
             keep = np.ones(len(answered), bool)
             keep[[k for k in duplicate if k < len(answered)]] = False
-            maybe = _maybe_stored(self.known, keys[: len(answered)])
+            maybe = _maybe_stored(self.known, hashes[: len(answered)])
             n = table.num_rows
             table = (
                 table.append_column("source_file", pa.array([self.path.name] * n, pa.string()))
                 .append_column("source_row", pa.array(answered + first + 1, pa.int64()))
                 .append_column("ingest_run_id", pa.array([self.run_id] * n, pa.int64()))
             )
+            extra_kept = [len(answered) + k not in duplicate for k in range(len(ruled))]
             extra = [
                 (
                     self.source,
@@ -417,19 +427,26 @@ class ArrowReader:
                     first + i + 1,
                     self.run_id,
                 )
-                for k, (i, typed) in enumerate(ruled)
-                if len(answered) + k not in duplicate
+                for (i, typed), kept in zip(ruled, extra_kept, strict=True)
+                if kept
             ]
-            extra_maybe = _maybe_stored(self.known, [str(row[1]) for row in extra]).tolist()
+            extra_maybe = _maybe_stored(
+                self.known, hashes[len(answered) :][np.array(extra_kept, bool)]
+            ).tolist()
             new, old = keep & ~maybe, keep & maybe
             pending.append(
                 Chunk(
-                    review_arrow.csv_bytes(table.filter(pa.array(new)))
-                    + _csv([row for row, m in zip(extra, extra_maybe, strict=True) if not m]),
+                    (
+                        # (nearly always every row: then the table is written as it is)
+                        review_arrow.csv_bytes(table if new.all() else table.filter(pa.array(new))),
+                        _csv([row for row, m in zip(extra, extra_maybe, strict=True) if not m]),
+                    ),
                     int(keep.sum()) + len(extra),
                     batch.num_rows,
-                    review_arrow.csv_bytes(table.filter(pa.array(old)))
-                    + _csv([row for row, m in zip(extra, extra_maybe, strict=True) if m]),
+                    (
+                        review_arrow.csv_bytes(table.filter(pa.array(old))) if old.any() else b"",
+                        _csv([row for row, m in zip(extra, extra_maybe, strict=True) if m]),
+                    ),
                     int(old.sum()) + sum(extra_maybe),
                 )
             )
@@ -477,12 +494,15 @@ class ArrowReader:
 
 
 # What a load large against the table checks and builds once at its end instead of row by row
-# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the key
-# index (source, external_id), the other indexes besides the primary key, and the foreign keys
-# (each checked by a query per row otherwise), with autovacuum of the table off. Meanwhile the rows whose key may be stored
-# already wait in `review_pending` and are compared once the key index is back. The load holds
-# the ingest lock; a killed load leaves this to the next run's `start_run`.
+# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the
+# primary key's index (kept up row by row it cost the COPY a fifth more), the key index
+# (external_id, source), the other indexes, and the foreign keys (each checked by a query per
+# row otherwise), those of `reviews` and those to it; with autovacuum of the table off.
+# Meanwhile the rows whose key may be stored already wait in `review_pending` and are compared
+# once the key index is back. The load holds the ingest lock; a killed load leaves this to the
+# next run's `start_run`.
 REVIEWS = Base.metadata.tables["reviews"]
+PRIMARY = REVIEWS.primary_key
 SECONDARY_INDEXES = [i for i in REVIEWS.indexes if not i.unique]
 KEY = next(
     c
@@ -490,8 +510,22 @@ KEY = next(
     if isinstance(c, UniqueConstraint) and c.name == "uq_reviews_source_external_id"
 )
 FOREIGN_KEYS = sorted(REVIEWS.foreign_key_constraints, key=lambda fk: str(fk.name))
+# the foreign keys of other tables to reviews (review_sentiments'): the primary key they
+# refer to is away during the load
+REFERRERS = sorted(
+    (
+        fk
+        for table in Base.metadata.sorted_tables
+        for fk in table.foreign_key_constraints
+        if fk.referred_table is REVIEWS
+    ),
+    key=lambda fk: str(fk.name),
+)
 # A review row's size in a file, to judge from a file's size whether its load is large.
 ROW_BYTES = 300
+# Review ids a writer takes from the sequence at once during a large load (one at a time, the
+# sequence cost the COPY an eighth more); what a writer leaves unused is a gap in the ids.
+ID_CACHE = 1000
 
 
 def start_run(engine: Engine, source: str) -> dict[str, int]:
@@ -514,14 +548,20 @@ def _defer(engine: Engine, source: str) -> np.ndarray:
         # (vacuuming a table whose indexes are being rebuilt is work done twice, and it holds
         # off the builds a second before it yields)
         connection.execute(text("ALTER TABLE reviews SET (autovacuum_enabled = false)"))
+        connection.execute(text(f"ALTER SEQUENCE reviews_id_seq CACHE {ID_CACHE}"))
         for index in SECONDARY_INDEXES:
             connection.execute(DropIndex(index, if_exists=True))
-        for constraint in (*FOREIGN_KEYS, KEY):
+        for referrer in REFERRERS:
+            connection.execute(
+                text(f"ALTER TABLE {referrer.table.name} DROP CONSTRAINT IF EXISTS {referrer.name}")
+            )
+        for constraint in (*FOREIGN_KEYS, KEY, PRIMARY):
             connection.execute(
                 text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {constraint.name}")
             )
-        # (the key's index alone, when a killed restore built it but did not make it the key)
-        connection.execute(text(f"DROP INDEX IF EXISTS {KEY.name}"))
+            # (its index alone, when a killed restore built it but did not make it the key)
+            if constraint is KEY or constraint is PRIMARY:
+                connection.execute(text(f"DROP INDEX IF EXISTS {constraint.name}"))
         connection.execute(
             text(
                 "CREATE UNLOGGED TABLE IF NOT EXISTS review_pending AS SELECT "
@@ -535,9 +575,10 @@ def _defer(engine: Engine, source: str) -> np.ndarray:
 
 
 def _restore(engine: Engine) -> None:
-    """Build what is missing: the key and other indexes (all at once, one connection each:
-    their scans of the table go together), then the foreign keys. A review whose product was
-    deleted meanwhile loses its product_id, as ON DELETE SET NULL would have done."""
+    """Build what is missing: the key and other indexes (the largest first, one per core: the
+    cores stay busy to the end, where builds all at once left one core waiting for the key's),
+    then the foreign keys. A review whose product was deleted meanwhile loses its product_id,
+    as ON DELETE SET NULL would have done."""
     with engine.connect() as connection:
         indexes = set(
             connection.execute(
@@ -546,7 +587,10 @@ def _restore(engine: Engine) -> None:
         )
         constraints = set(
             connection.execute(
-                text("SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass")
+                text(
+                    "SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass "
+                    "OR confrelid = 'reviews'::regclass"
+                )
             ).scalars()
         )
         vacuum_off = connection.execute(
@@ -555,40 +599,75 @@ def _restore(engine: Engine) -> None:
                 "FROM pg_class WHERE oid = 'reviews'::regclass"
             )
         ).scalar_one()
-    builds: list[Any] = [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in indexes]
-    if KEY.name not in indexes:
-        # The key's index is built as a plain unique index (ALTER TABLE ADD UNIQUE would lock
-        # the table against the other builds), then becomes the constraint.
-        columns = ", ".join(column.name for column in KEY.columns)
-        builds.insert(0, text(f"CREATE UNIQUE INDEX {KEY.name} ON reviews ({columns})"))
+        ids_cached = connection.execute(
+            text("SELECT cache_size > 1 FROM pg_sequences WHERE sequencename = 'reviews_id_seq'")
+        ).scalar_one()
+    # The key's and the primary key's indexes are built as plain unique indexes (ALTER TABLE
+    # ADD UNIQUE would lock the table against the other builds), then become the constraints.
+    # The key's build is the longest: first.
+    builds: list[Any] = [
+        text(
+            f"CREATE UNIQUE INDEX {key.name} ON reviews "
+            f"({', '.join(column.name for column in key.columns)})"
+        )
+        for key in (KEY, PRIMARY)
+        if key.name not in indexes
+    ]
+    builds += [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in indexes]
 
     def build(statement: Any) -> None:
         with engine.begin() as connection:
+            # one process per build: the builds share the cores already
+            connection.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
             connection.execute(statement)
 
     if builds:
-        with ThreadPoolExecutor(len(builds)) as pool:
+        with ThreadPoolExecutor(min(BUILDERS, len(builds))) as pool:
             list(pool.map(build, builds))
     with engine.begin() as connection:
-        if KEY.name not in constraints:
-            connection.execute(
-                text(f"ALTER TABLE reviews ADD CONSTRAINT {KEY.name} UNIQUE USING INDEX {KEY.name}")
-            )
-    for key in FOREIGN_KEYS:
-        if key.name in constraints:
-            continue
-        with engine.begin() as connection:
-            if key.referred_table.name == "products":
+        for key, kind in ((PRIMARY, "PRIMARY KEY"), (KEY, "UNIQUE")):
+            if key.name not in constraints:
                 connection.execute(
                     text(
-                        "UPDATE reviews r SET product_id = NULL WHERE product_id IS NOT NULL "
-                        "AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = r.product_id)"
+                        f"ALTER TABLE reviews ADD CONSTRAINT {key.name} {kind} USING INDEX {key.name}"
                     )
                 )
-            connection.execute(AddConstraint(key))
-    if vacuum_off:
-        with engine.begin() as connection:
+    for key in (*FOREIGN_KEYS, *REFERRERS):
+        if key.name not in constraints:
+            _add_foreign_key(engine, key)
+    with engine.begin() as connection:
+        if vacuum_off:
             connection.execute(text("ALTER TABLE reviews RESET (autovacuum_enabled)"))
+        if ids_cached:
+            connection.execute(text("ALTER SEQUENCE reviews_id_seq CACHE 1"))
+
+
+def _add_foreign_key(engine: Engine, key: Any) -> None:
+    """Add a foreign key of or to `reviews` back. When it does not hold (rarely: a product or a
+    review was deleted while it was away), its ON DELETE is done first, as it would have been:
+    a review whose product is gone loses its product_id, a sentiment whose review is gone goes.
+    (Checked only then: it costs a scan of the table.)"""
+    with engine.begin() as connection:
+        try:
+            with connection.begin_nested():
+                connection.execute(AddConstraint(key))
+            return
+        except sqlalchemy.exc.IntegrityError:
+            if key.ondelete not in ("SET NULL", "CASCADE"):
+                raise
+        (column,) = key.columns
+        (target,) = key.elements
+        orphan = (
+            f"{column.name} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {key.referred_table.name} "
+            f"p WHERE p.{target.column.name} = t.{column.name})"
+        )
+        table = key.table.name
+        connection.execute(
+            text(f"UPDATE {table} t SET {column.name} = NULL WHERE {orphan}")
+            if key.ondelete == "SET NULL"
+            else text(f"DELETE FROM {table} t WHERE {orphan}")
+        )
+        connection.execute(AddConstraint(key))
 
 
 def load_review_file(
@@ -706,20 +785,33 @@ class _Writers:
                         self.report.updated += updated
                         self.report.unchanged += chunk.rows - inserted - updated
                         self.progress(chunk.read)
+                # The ids this connection took and did not use are dropped (a gap): given out
+                # later, they would be lower than ids given out meanwhile.
+                connection.execute(text("DISCARD SEQUENCES"))
         except BaseException as error:  # noqa: BLE001 - raised in the reading thread
             self.error = error
             self._drain()
 
 
-def _copy(connection: Connection, table: str, data: bytes) -> None:
-    """COPY `data` (CSV of WRITTEN and the run) into `table`."""
+class _Pieces:
+    """Byte strings read as one file, a whole piece a read (psycopg2's COPY sends what `read`
+    returns, of any size: no piece is copied again)."""
+
+    def __init__(self, pieces: tuple[bytes, ...]) -> None:
+        self.pieces = iter([piece for piece in pieces if piece])  # b"" would end the file
+
+    def read(self, _size: int = -1) -> bytes:
+        return next(self.pieces, b"")
+
+
+def _copy(connection: Connection, table: str, data: tuple[bytes, ...]) -> None:
+    """COPY `data` (CSV of WRITTEN and the run, in pieces) into `table`."""
     driver = connection.connection.driver_connection
     assert driver is not None  # a checked-out connection has its psycopg2 connection
     with driver.cursor() as cursor:
         cursor.copy_expert(
             f"COPY {table} ({', '.join(WRITTEN)}, ingest_run_id) FROM STDIN WITH (FORMAT csv)",
-            io.BytesIO(data),
-            size=1 << 20,
+            _Pieces(data),
         )
 
 

@@ -249,18 +249,58 @@ def test_the_fast_path_types_rows_as_the_one_rule_does():
     assert answered[1] >= 0.99 * typed[1]
 
 
+def constraints_to_reviews(engine) -> set[str]:
+    """The primary key of reviews and the foreign keys to it."""
+    with engine.connect() as connection:
+        return set(
+            connection.execute(
+                text(
+                    "SELECT conname FROM pg_constraint WHERE (conrelid = 'reviews'::regclass "
+                    "AND contype = 'p') OR confrelid = 'reviews'::regclass"
+                )
+            ).scalars()
+        )
+
+
+def id_cache(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT cache_size FROM pg_sequences WHERE sequencename = 'reviews_id_seq'")
+        ).scalar_one()
+
+
 def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_path):
-    """A load killed while its indexes and foreign keys are deferred: the next run puts them
-    back, and a review whose product was deleted meanwhile loses its product_id (as ON DELETE
-    SET NULL does)."""
+    """A load killed while its indexes and keys are deferred: the next run puts them back; a
+    review whose product was deleted meanwhile loses its product_id (as ON DELETE SET NULL
+    does), the sentiment of a review deleted meanwhile goes (as ON DELETE CASCADE does)."""
     load_product_p1(engine, tmp_path)
     path = tmp_path / "reviews.csv"
-    path.write_text(HEADER + review(1, "a1"), encoding="utf-8")
+    path.write_text(HEADER + review(1, "a1") + review(3, "a3"), encoding="utf-8")
     ingest_reviews(engine, path)
+    with engine.begin() as connection:
+        run = connection.execute(
+            text(
+                "INSERT INTO model_training_metrics (model_name, task) "
+                "VALUES ('sentiment', 'sentiment') RETURNING id"
+            )
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO review_sentiments (review_id, run_id, sentiment, p_negative, "
+                "p_neutral, p_positive) SELECT id, :run, 'positive', 0, 0, 1 FROM reviews"
+            ),
+            {"run": run},
+        )
+    assert constraints_to_reviews(engine) == {
+        "pk_reviews",
+        "fk_review_sentiments_review_id_reviews",
+    }
     review_bulk._defer(engine, "sephora")  # as a load killed in its middle leaves the table
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM products WHERE external_id = 'P1'"))
+        connection.execute(text("DELETE FROM reviews WHERE author_id = 'a3'"))
     assert foreign_keys(engine) == set() and secondary_indexes(engine) == set()
+    assert constraints_to_reviews(engine) == set() and id_cache(engine) > 1
     assert table_options(engine) == ["autovacuum_enabled=false"]
 
     path.write_text(HEADER + review(1, "a1") + review(2, "a2"), encoding="utf-8")
@@ -268,6 +308,11 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
     assert (report.inserted, report.unchanged) == (1, 1)
     assert foreign_keys(engine) == FOREIGN_KEYS and table_options(engine) is None
     assert len(secondary_indexes(engine)) == 2
+    assert constraints_to_reviews(engine) == {
+        "pk_reviews",
+        "fk_review_sentiments_review_id_reviews",
+    }
+    assert id_cache(engine) == 1
     with engine.connect() as connection:
         assert (
             connection.execute(
@@ -275,6 +320,10 @@ def test_a_killed_load_leaves_its_deferred_checks_to_the_next_run(engine, tmp_pa
             ).scalar_one()
             == 0
         )
+        sentiments = connection.execute(
+            text("SELECT r.author_id FROM review_sentiments s JOIN reviews r ON r.id = s.review_id")
+        ).scalars()
+        assert list(sentiments) == ["a1"]
 
 
 def test_a_restore_killed_after_the_key_index_makes_it_the_key_next_run(engine, tmp_path):
@@ -287,7 +336,7 @@ def test_a_restore_killed_after_the_key_index_makes_it_the_key_next_run(engine, 
     with engine.begin() as connection:
         connection.execute(
             text(
-                "CREATE UNIQUE INDEX uq_reviews_source_external_id ON reviews (source, external_id)"
+                "CREATE UNIQUE INDEX uq_reviews_source_external_id ON reviews (external_id, source)"
             )
         )
 
@@ -406,7 +455,7 @@ def test_claimed_keys_find_every_earlier_read_across_merged_runs():
                 expected[i] = first_read[key]
             else:
                 first_read[key] = f"{file}, row {at}"
-        assert claimed.claim(file, keys, rows) == expected
+        assert claimed.claim(file, review_bulk.key_hashes(keys), rows) == expected
     assert len(claimed.runs) < 12  # merged: O(log n) runs, not one per chunk
 
 
@@ -418,3 +467,51 @@ def test_line_breaks_per_cell_are_counted_in_sliced_columns_too():
     for part in (column, column.slice(1), column.slice(2, 3), column.slice(0, 0)):
         expected = pc.fill_null(pc.count_substring(part, "\n"), 0).to_pylist()
         assert review_arrow.breaks_per_row(part).tolist() == expected
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+@pytest.mark.parametrize("shape", ["plain", "blank lines", "malformed row", "broken header"])
+def test_reported_rows_name_the_physical_line_they_start_on(engine, tmp_path, ending, shape):
+    """The Arrow reader numbers reported rows by arithmetic when it skipped no line, else by a
+    second pass: either way the line is the one Python's csv module counts."""
+    rows = [
+        review(1, "a1", body='"Lovely,\nreally"'),  # a line break inside a cell
+        review(2, "a2", rating="9"),  # bad_rating
+        review(3, "a3", body='"One\n\ntwo"'),
+        review(4, "a4", body=""),  # no text
+        review(1, "a1", body='"Lovely,\nreally"'),  # a duplicate of the first
+    ]
+    header = HEADER
+    if shape == "blank lines":
+        rows.insert(2, "\n")
+        rows.append("\n")
+    elif shape == "malformed row":
+        rows.insert(3, "5,a5,5\n")
+    elif shape == "broken header":  # a column name holding a line break
+        header = HEADER.replace("product_id\n", 'product_id,"more\nnotes"\n')
+        rows = [row.replace("P1\n", "P1,\n") for row in rows]
+    text_ = (header + "".join(rows)).replace("\n", ending)
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(text_.encode())
+    report = ingest_reviews(engine, path).tables[0]
+
+    import csv as csv_module
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv_module.reader(handle)
+        next(reader)
+        starts, previous = {}, reader.line_num
+        for cells in reader:
+            if cells and len(cells) > 1:
+                starts[cells[1]] = previous + 1
+            previous = reader.line_num
+    reported = {(p.line, p.reason) for p in report.problems + report.duplicates}
+    expected = {
+        (starts["a2"], "bad_rating"),
+        (starts["a4"], "empty_text"),
+        (starts["a1"], "duplicate"),  # the line of the last row of a1: the duplicate
+    }
+    if shape == "malformed row":
+        expected.add((starts["a5"], "column_count"))
+    assert reported == expected
+    assert report.inserted == 2  # a1 and a3
