@@ -478,6 +478,29 @@ def _bool_cell(value: str | None, column: str) -> bool | None:
     return number == 1.0
 
 
+# What the reviews table holds (its VARCHAR lengths, its INTEGER count): a cell beyond is a
+# reported row, not a failed load.
+REVIEW_LENGTHS = {
+    "author_id": 64,
+    "skin_type": 20,
+    "skin_tone": 30,
+    "eye_color": 30,
+    "hair_color": 30,
+}
+MAX_COUNT = 2**31 - 1
+
+
+def _checked_review(record: ReviewRecord) -> ReviewRecord:
+    for column, length in REVIEW_LENGTHS.items():
+        value = getattr(record, column)
+        if value is not None and len(value) > length:
+            raise BadRow("too_long", f"{column}={value[:80]!r} is longer than {length} characters")
+    count = record.total_feedback_count
+    if count is not None and not 0 <= count <= MAX_COUNT:
+        raise BadRow("bad_number", f"total_feedback_count={count} is outside 0..{MAX_COUNT}")
+    return record
+
+
 def _sephora_review(row: dict[str, str]) -> ReviewRecord:
     product = text_cell(row["product_id"])
     author = text_cell(row["author_id"])
@@ -499,22 +522,24 @@ def _sephora_review(row: dict[str, str]) -> ReviewRecord:
     if index is None:
         # Files without that column (the 2023 extracts): the text tells two reviews apart.
         index = hashlib.sha256(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:12]
-    return ReviewRecord(
-        source="sephora",
-        external_id=f"{product}:{author}:{submitted or ''}:{index}",
-        product_external_id=product,
-        author_id=author,
-        rating=rating,
-        is_recommended=_bool_cell(row.get("is_recommended"), "is_recommended"),
-        helpfulness=float_cell(row.get("helpfulness"), "helpfulness"),
-        total_feedback_count=int_cell(row.get("total_feedback_count"), "total_feedback_count"),
-        skin_type=(text_cell(row.get("skin_type")) or "").lower() or None,
-        skin_tone=text_cell(row.get("skin_tone")),
-        eye_color=text_cell(row.get("eye_color")),
-        hair_color=text_cell(row.get("hair_color")),
-        title=title,
-        review_text=body,
-        submitted_on=submitted,
+    return _checked_review(
+        ReviewRecord(
+            source="sephora",
+            external_id=f"{product}:{author}:{submitted or ''}:{index}",
+            product_external_id=product,
+            author_id=author,
+            rating=rating,
+            is_recommended=_bool_cell(row.get("is_recommended"), "is_recommended"),
+            helpfulness=float_cell(row.get("helpfulness"), "helpfulness"),
+            total_feedback_count=int_cell(row.get("total_feedback_count"), "total_feedback_count"),
+            skin_type=(text_cell(row.get("skin_type")) or "").lower() or None,
+            skin_tone=text_cell(row.get("skin_tone")),
+            eye_color=text_cell(row.get("eye_color")),
+            hair_color=text_cell(row.get("hair_color")),
+            title=title,
+            review_text=body,
+            submitted_on=submitted,
+        )
     )
 
 

@@ -21,9 +21,7 @@ the next ones; memory stays flat (a few chunks, and 16 bytes per review key of t
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import queue
 import threading
 from collections import deque
@@ -45,6 +43,7 @@ from skinctl.products import review_arrow
 from skinctl.products.readers import (
     _WORD,
     REVIEW_COLUMNS,
+    REVIEW_LENGTHS,
     BadRow,
     CsvCells,
     RowProblem,
@@ -149,6 +148,14 @@ class _Layout:
         self.hair_color, self.index = at("hair_color"), at("")
 
 
+# (the _Layout attribute of each column whose length is limited)
+_LIMITED = (
+    ("author", "author_id"),
+    ("skin_type", "skin_type"),
+    ("skin_tone", "skin_tone"),
+    ("eye_color", "eye_color"),
+    ("hair_color", "hair_color"),
+)
 _RATINGS = {"": None, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
 _FLAGS = {"": None, "1.0": True, "0.0": False, "1": True, "0": False}
 
@@ -179,7 +186,11 @@ def _fast_review(cells: list[str], at: _Layout, dates: dict[str, str]) -> tuple 
         helpfulness = float(helpful) if helpful else None
     except ValueError:
         return None
-    if feedback and not (feedback.isascii() and feedback.isdigit()):
+    if feedback and not (feedback.isascii() and feedback.isdigit() and len(feedback) <= 9):
+        return None
+    if any(
+        len(cell(getattr(at, attribute))) > REVIEW_LENGTHS[column] for attribute, column in _LIMITED
+    ):
         return None
     index = cell(at.index) or hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()[:12]
     day = dates[submitted] if submitted else None
@@ -212,7 +223,7 @@ def _review(cells: list[str], at: _Layout) -> tuple:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Typed rows of a file as COPY's CSV (WRITTEN columns, then the run), in pieces, and how
+    """Typed rows of a file as COPY's binary rows (WRITTEN columns, then the run), in pieces, and how
     many rows of the file they stand for (reported ones included). While a load defers the key
     index, the rows whose key may be stored already are apart (`maybe`)."""
 
@@ -233,10 +244,9 @@ def _joined(chunks: list[Chunk]) -> Chunk:
     )
 
 
-def _csv(rows: list[tuple]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode()
+def _encoded(rows: list[tuple]) -> bytes:
+    """Rows typed in Python as COPY's binary rows (`review_arrow.copy_rows`)."""
+    return review_arrow.copy_rows(review_arrow.table_of(rows)) if rows else b""
 
 
 def key_hashes(keys: list[str]) -> np.ndarray:
@@ -314,7 +324,7 @@ class PythonReader:
         maybe = _maybe_stored(self.known, hashes[kept]).tolist()
         new = [row for row, stored in zip(rows, maybe, strict=True) if not stored]
         old = [row for row, stored in zip(rows, maybe, strict=True) if stored]
-        return Chunk((_csv(new),), len(rows), read, (_csv(old),), len(old))
+        return Chunk((_encoded(new),), len(rows), read, (_encoded(old),), len(old))
 
     def _typed(self, cells: list[str], at: _Layout, line: int) -> tuple | None:
         """(source, external_id, *COMPARED, product_id, source_file, source_row, run), or None
@@ -414,8 +424,8 @@ class ArrowReader:
             n = table.num_rows
             table = (
                 table.append_column("source_file", pa.array([self.path.name] * n, pa.string()))
-                .append_column("source_row", pa.array(answered + first + 1, pa.int64()))
-                .append_column("ingest_run_id", pa.array([self.run_id] * n, pa.int64()))
+                .append_column("source_row", pa.array(answered + first + 1, pa.int32()))
+                .append_column("ingest_run_id", pa.array([self.run_id] * n, pa.int32()))
             )
             extra_kept = [len(answered) + k not in duplicate for k in range(len(ruled))]
             extra = [
@@ -438,14 +448,14 @@ class ArrowReader:
                 Chunk(
                     (
                         # (nearly always every row: then the table is written as it is)
-                        review_arrow.csv_bytes(table if new.all() else table.filter(pa.array(new))),
-                        _csv([row for row, m in zip(extra, extra_maybe, strict=True) if not m]),
+                        review_arrow.copy_rows(table if new.all() else table.filter(pa.array(new))),
+                        _encoded([row for row, m in zip(extra, extra_maybe, strict=True) if not m]),
                     ),
                     int(keep.sum()) + len(extra),
                     batch.num_rows,
                     (
-                        review_arrow.csv_bytes(table.filter(pa.array(old))) if old.any() else b"",
-                        _csv([row for row, m in zip(extra, extra_maybe, strict=True) if m]),
+                        review_arrow.copy_rows(table.filter(pa.array(old))) if old.any() else b"",
+                        _encoded([row for row, m in zip(extra, extra_maybe, strict=True) if m]),
                     ),
                     int(old.sum()) + sum(extra_maybe),
                 )
@@ -494,15 +504,14 @@ class ArrowReader:
 
 
 # What a load large against the table checks and builds once at its end instead of row by row
-# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the
-# primary key's index (kept up row by row it cost the COPY a fifth more), the key index
-# (external_id, source), the other indexes, and the foreign keys (each checked by a query per
-# row otherwise), those of `reviews` and those to it; with autovacuum of the table off.
-# Meanwhile the rows whose key may be stored already wait in `review_pending` and are compared
-# once the key index is back. The load holds the ingest lock; a killed load leaves this to the
-# next run's `start_run`.
+# (PostgreSQL's advice for populating a table, "Populating a Database" in its manual): the key
+# index (external_id, source), the other indexes besides the primary key, and the foreign keys
+# (each checked by a query per row otherwise), with autovacuum of the table off. (The primary
+# key stays: kept up, it costs the COPY about what building it costs the end, and the COPY runs
+# beside Python's reading, the end alone.) Meanwhile the rows whose key may be stored already
+# wait in `review_pending` and are compared once the key index is back. The load holds the
+# ingest lock; a killed load leaves this to the next run's `start_run`.
 REVIEWS = Base.metadata.tables["reviews"]
-PRIMARY = REVIEWS.primary_key
 SECONDARY_INDEXES = [i for i in REVIEWS.indexes if not i.unique]
 KEY = next(
     c
@@ -510,17 +519,6 @@ KEY = next(
     if isinstance(c, UniqueConstraint) and c.name == "uq_reviews_source_external_id"
 )
 FOREIGN_KEYS = sorted(REVIEWS.foreign_key_constraints, key=lambda fk: str(fk.name))
-# the foreign keys of other tables to reviews (review_sentiments'): the primary key they
-# refer to is away during the load
-REFERRERS = sorted(
-    (
-        fk
-        for table in Base.metadata.sorted_tables
-        for fk in table.foreign_key_constraints
-        if fk.referred_table is REVIEWS
-    ),
-    key=lambda fk: str(fk.name),
-)
 # A review row's size in a file, to judge from a file's size whether its load is large.
 ROW_BYTES = 300
 # Review ids a writer takes from the sequence at once during a large load (one at a time, the
@@ -551,17 +549,12 @@ def _defer(engine: Engine, source: str) -> np.ndarray:
         connection.execute(text(f"ALTER SEQUENCE reviews_id_seq CACHE {ID_CACHE}"))
         for index in SECONDARY_INDEXES:
             connection.execute(DropIndex(index, if_exists=True))
-        for referrer in REFERRERS:
-            connection.execute(
-                text(f"ALTER TABLE {referrer.table.name} DROP CONSTRAINT IF EXISTS {referrer.name}")
-            )
-        for constraint in (*FOREIGN_KEYS, KEY, PRIMARY):
+        for constraint in (*FOREIGN_KEYS, KEY):
             connection.execute(
                 text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {constraint.name}")
             )
-            # (its index alone, when a killed restore built it but did not make it the key)
-            if constraint is KEY or constraint is PRIMARY:
-                connection.execute(text(f"DROP INDEX IF EXISTS {constraint.name}"))
+        # (the key's index alone, when a killed restore built it but did not make it the key)
+        connection.execute(text(f"DROP INDEX IF EXISTS {KEY.name}"))
         connection.execute(
             text(
                 "CREATE UNLOGGED TABLE IF NOT EXISTS review_pending AS SELECT "
@@ -587,10 +580,7 @@ def _restore(engine: Engine) -> None:
         )
         constraints = set(
             connection.execute(
-                text(
-                    "SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass "
-                    "OR confrelid = 'reviews'::regclass"
-                )
+                text("SELECT conname FROM pg_constraint WHERE conrelid = 'reviews'::regclass")
             ).scalars()
         )
         vacuum_off = connection.execute(
@@ -602,18 +592,13 @@ def _restore(engine: Engine) -> None:
         ids_cached = connection.execute(
             text("SELECT cache_size > 1 FROM pg_sequences WHERE sequencename = 'reviews_id_seq'")
         ).scalar_one()
-    # The key's and the primary key's indexes are built as plain unique indexes (ALTER TABLE
-    # ADD UNIQUE would lock the table against the other builds), then become the constraints.
-    # The key's build is the longest: first.
-    builds: list[Any] = [
-        text(
-            f"CREATE UNIQUE INDEX {key.name} ON reviews "
-            f"({', '.join(column.name for column in key.columns)})"
-        )
-        for key in (KEY, PRIMARY)
-        if key.name not in indexes
-    ]
-    builds += [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in indexes]
+    builds: list[Any] = [CreateIndex(i) for i in SECONDARY_INDEXES if i.name not in indexes]
+    if KEY.name not in indexes:
+        # The key's index is built as a plain unique index (ALTER TABLE ADD UNIQUE would lock
+        # the table against the other builds), then becomes the constraint. Its build is the
+        # longest: first.
+        columns = ", ".join(column.name for column in KEY.columns)
+        builds.insert(0, text(f"CREATE UNIQUE INDEX {KEY.name} ON reviews ({columns})"))
 
     def build(statement: Any) -> None:
         with engine.begin() as connection:
@@ -625,14 +610,11 @@ def _restore(engine: Engine) -> None:
         with ThreadPoolExecutor(min(BUILDERS, len(builds))) as pool:
             list(pool.map(build, builds))
     with engine.begin() as connection:
-        for key, kind in ((PRIMARY, "PRIMARY KEY"), (KEY, "UNIQUE")):
-            if key.name not in constraints:
-                connection.execute(
-                    text(
-                        f"ALTER TABLE reviews ADD CONSTRAINT {key.name} {kind} USING INDEX {key.name}"
-                    )
-                )
-    for key in (*FOREIGN_KEYS, *REFERRERS):
+        if KEY.name not in constraints:
+            connection.execute(
+                text(f"ALTER TABLE reviews ADD CONSTRAINT {KEY.name} UNIQUE USING INDEX {KEY.name}")
+            )
+    for key in FOREIGN_KEYS:
         if key.name not in constraints:
             _add_foreign_key(engine, key)
     with engine.begin() as connection:
@@ -643,29 +625,22 @@ def _restore(engine: Engine) -> None:
 
 
 def _add_foreign_key(engine: Engine, key: Any) -> None:
-    """Add a foreign key of or to `reviews` back. When it does not hold (rarely: a product or a
-    review was deleted while it was away), its ON DELETE is done first, as it would have been:
-    a review whose product is gone loses its product_id, a sentiment whose review is gone goes.
-    (Checked only then: it costs a scan of the table.)"""
+    """Add a foreign key of `reviews` back. When it does not hold (rarely: a product was deleted
+    while it was away), its ON DELETE is done first, as it would have been: a review whose
+    product is gone loses its product_id. (Checked only then: it costs a scan of the table.)"""
     with engine.begin() as connection:
         try:
             with connection.begin_nested():
                 connection.execute(AddConstraint(key))
             return
         except sqlalchemy.exc.IntegrityError:
-            if key.ondelete not in ("SET NULL", "CASCADE"):
+            if key.referred_table.name != "products":
                 raise
-        (column,) = key.columns
-        (target,) = key.elements
-        orphan = (
-            f"{column.name} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {key.referred_table.name} "
-            f"p WHERE p.{target.column.name} = t.{column.name})"
-        )
-        table = key.table.name
         connection.execute(
-            text(f"UPDATE {table} t SET {column.name} = NULL WHERE {orphan}")
-            if key.ondelete == "SET NULL"
-            else text(f"DELETE FROM {table} t WHERE {orphan}")
+            text(
+                "UPDATE reviews r SET product_id = NULL WHERE product_id IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = r.product_id)"
+            )
         )
         connection.execute(AddConstraint(key))
 
@@ -805,13 +780,13 @@ class _Pieces:
 
 
 def _copy(connection: Connection, table: str, data: tuple[bytes, ...]) -> None:
-    """COPY `data` (CSV of WRITTEN and the run, in pieces) into `table`."""
+    """COPY `data` (binary rows of WRITTEN and the run, in pieces) into `table`."""
     driver = connection.connection.driver_connection
     assert driver is not None  # a checked-out connection has its psycopg2 connection
     with driver.cursor() as cursor:
         cursor.copy_expert(
-            f"COPY {table} ({', '.join(WRITTEN)}, ingest_run_id) FROM STDIN WITH (FORMAT csv)",
-            _Pieces(data),
+            f"COPY {table} ({', '.join(WRITTEN)}, ingest_run_id) FROM STDIN WITH (FORMAT binary)",
+            _Pieces((review_arrow.COPY_HEADER, *data, review_arrow.COPY_TRAILER)),
         )
 
 
