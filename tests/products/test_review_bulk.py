@@ -518,3 +518,42 @@ def test_reported_rows_name_the_physical_line_they_start_on(engine, tmp_path, en
         expected.add((starts["a5"], "column_count"))
     assert reported == expected
     assert report.inserted == 2  # a1 and a3
+
+
+def test_binary_rows_are_the_columns_a_load_writes():
+    """The binary COPY takes the columns in WRITTEN order with the table's own types: the
+    schema says so, and the file header is the one the encoder writes."""
+    from pgpq import ArrowToPostgresBinaryEncoder
+
+    from skinctl.db.models import Review
+
+    assert tuple(review_arrow.SCHEMA.names) == (*review_bulk.WRITTEN, "ingest_run_id")
+    assert ArrowToPostgresBinaryEncoder(review_arrow.SCHEMA).write_header() == (
+        review_arrow.COPY_HEADER
+    )
+    for column, length in readers.REVIEW_LENGTHS.items():
+        assert Review.__table__.c[column].type.length == length  # type: ignore[attr-defined]
+
+
+def test_cells_beyond_their_column_are_reported_rows(engine, tmp_path):
+    """A cell longer than its column, or a count beyond INTEGER, is a reported row with its
+    line (the rest loads), whichever reader reads the file."""
+    long_author = "x" * 65
+    rows = [
+        review(1, "a1"),
+        review(2, long_author),
+        review(3, "a3").replace(",0,2023", ",99999999999,2023"),  # total_feedback_count
+        review(4, "a4").replace(",oily,", ",very very oily indeed skin,"),  # skin_type > 20
+        review(5, "a5"),
+    ]
+    for preamble in ("", "Exported 2023-03-21\n"):  # Arrow, then the Python reader
+        path = tmp_path / f"reviews{len(preamble)}.csv"
+        path.write_text(preamble + HEADER + "".join(rows), encoding="utf-8")
+        report = ingest_reviews(engine, path).tables[0]
+        first = 2 + (1 if preamble else 0)
+        assert {(p.line, p.reason) for p in report.problems} == {
+            (first + 1, "too_long"),
+            (first + 2, "bad_number"),
+            (first + 3, "too_long"),
+        }
+        assert report.rejected == 3
