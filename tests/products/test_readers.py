@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from skinctl.products.readers import (
     ReadRow,
     RowProblem,
@@ -113,3 +115,20 @@ def test_reviews_index_column_quoted_newline_and_bad_rows(files):
     assert rows[0].record.is_recommended is True and rows[0].record.skin_type == "oily"
     assert rows[1].line == 4  # the quoted line break moved it one line down
     assert {(p.line, p.reason) for p in problems} == {(7, "bad_rating"), (8, "bad_date")}
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 1 << 20])
+def test_the_encoding_is_found_whatever_block_splits_a_character(tmp_path, monkeypatch, block):
+    """UTF-8 is checked a block at a time: a character of 2, 3 or 4 bytes across two blocks is
+    still UTF-8; cp1252, or a file ending inside a character, is not."""
+    from skinctl.products import readers
+
+    monkeypatch.setattr(readers, "ENCODING_BLOCK", block)
+    text = "author_id,review_text\na1,Très bien € 😀 ok\na2,Naïve\n"
+    utf8, windows, cut = tmp_path / "utf8.csv", tmp_path / "cp1252.csv", tmp_path / "cut.csv"
+    utf8.write_bytes(text.encode("utf-8"))
+    windows.write_bytes(text.replace("😀 ", "").encode("cp1252"))
+    cut.write_bytes(text.encode("utf-8")[: text.encode("utf-8").index("😀".encode()) + 2])
+    assert readers._encoding_of(utf8) == "utf-8-sig"
+    assert readers._encoding_of(windows) == "cp1252"
+    assert readers._encoding_of(cut) == "cp1252"
