@@ -603,7 +603,8 @@ def _restore(engine: Engine) -> None:
     def build(statement: Any) -> None:
         with engine.begin() as connection:
             # one process per build: the builds share the cores already
-            connection.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
+            workers = 1 if statement is builds[0] else 0
+            connection.execute(text(f"SET LOCAL max_parallel_maintenance_workers = {workers}"))
             connection.execute(statement)
 
     if builds:
