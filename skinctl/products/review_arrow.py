@@ -130,6 +130,11 @@ def _trimmed(batch: pa.RecordBatch, column: str) -> pa.Array:
     return pc.utf8_trim_whitespace(batch.column(column))
 
 
+def repeated(value: Any, n: int, kind: pa.DataType) -> pa.Array:
+    """`n` copies of `value` (taken by Arrow, not listed by Python)."""
+    return pc.take(pa.array([value], kind), pa.array(np.zeros(n, np.int32)))
+
+
 def _null_if_blank(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
@@ -184,15 +189,18 @@ def typed_block(
     keep = cell if every else {name: pc.filter(values, fast) for name, values in cell.items()}
     # The unnamed first column numbers the rows of the original file; without it (the 2023
     # extracts) the first 12 hex digits of the SHA-256 of title and text tell reviews apart.
-    index = _trimmed(batch, "") if every else pc.filter(_trimmed(batch, ""), fast)
-    unnumbered = pc.equal(index, "")
-    if pc.any(unnumbered).as_py():
+    numbered = "" in batch.schema.names
+    index = _trimmed(batch, "") if numbered else None
+    if index is not None and not every:
+        index = pc.filter(index, fast)
+    unnumbered = pc.equal(index, "") if index is not None else None
+    if unnumbered is None or pc.any(unnumbered).as_py():
         texts = pc.binary_join_element_wise(keep["review_title"], keep["review_text"], "\n")
         hashes = pa.array(
             [hashlib.sha256(text).hexdigest()[:12] for text in texts.cast(pa.binary()).to_pylist()],
             pa.string(),
         )
-        index = pc.if_else(unnumbered, hashes, index)
+        index = hashes if unnumbered is None else pc.if_else(unnumbered, hashes, index)
     n = len(keep["product_id"])
     external_id = pc.binary_join_element_wise(
         keep["product_id"], keep["author_id"], keep["submission_time"], index, ":"
@@ -201,7 +209,7 @@ def typed_block(
     product_id = pc.take(values, pc.index_in(keep["product_id"], value_set=ids))
     table = pa.table(
         {
-            "source": pa.array([source] * n, pa.string()),
+            "source": repeated(source, n, pa.string()),
             "external_id": external_id,
             "product_external_id": keep["product_id"],
             "author_id": keep["author_id"],

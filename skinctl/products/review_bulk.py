@@ -423,9 +423,11 @@ class ArrowReader:
             maybe = _maybe_stored(self.known, hashes[: len(answered)])
             n = table.num_rows
             table = (
-                table.append_column("source_file", pa.array([self.path.name] * n, pa.string()))
+                table.append_column(
+                    "source_file", review_arrow.repeated(self.path.name, n, pa.string())
+                )
                 .append_column("source_row", pa.array(answered + first + 1, pa.int32()))
-                .append_column("ingest_run_id", pa.array([self.run_id] * n, pa.int32()))
+                .append_column("ingest_run_id", review_arrow.repeated(self.run_id, n, pa.int32()))
             )
             extra_kept = [len(answered) + k not in duplicate for k in range(len(ruled))]
             extra = [
@@ -519,6 +521,7 @@ KEY = next(
     if isinstance(c, UniqueConstraint) and c.name == "uq_reviews_source_external_id"
 )
 FOREIGN_KEYS = sorted(REVIEWS.foreign_key_constraints, key=lambda fk: str(fk.name))
+UNLINKED = "ix_reviews_unlinked"  # reviews waiting for their product
 # A review row's size in a file, to judge from a file's size whether its load is large.
 ROW_BYTES = 300
 # Review ids a writer takes from the sequence at once during a large load (one at a time, the
@@ -539,16 +542,19 @@ def start_run(engine: Engine, source: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in products}
 
 
-def _defer(engine: Engine, source: str) -> np.ndarray:
+def _defer(engine: Engine, source: str, products_loaded: bool = False) -> np.ndarray:
     """Drop what a large load builds at its end; returns the sorted hashes of the source's
-    stored review keys (see `_maybe_stored`)."""
+    stored review keys (see `_maybe_stored`). With the source's products loaded, the index of
+    reviews waiting for their product stays: nearly no review of the load enters it, and its
+    build would scan the whole table for them."""
     with engine.begin() as connection:
         # (vacuuming a table whose indexes are being rebuilt is work done twice, and it holds
         # off the builds a second before it yields)
         connection.execute(text("ALTER TABLE reviews SET (autovacuum_enabled = false)"))
         connection.execute(text(f"ALTER SEQUENCE reviews_id_seq CACHE {ID_CACHE}"))
         for index in SECONDARY_INDEXES:
-            connection.execute(DropIndex(index, if_exists=True))
+            if not (products_loaded and index.name == UNLINKED):
+                connection.execute(DropIndex(index, if_exists=True))
         for constraint in (*FOREIGN_KEYS, KEY):
             connection.execute(
                 text(f"ALTER TABLE reviews DROP CONSTRAINT IF EXISTS {constraint.name}")
@@ -673,7 +679,7 @@ def load_review_file(
         ).scalar_one()
     deferred = estimate > existing
     if deferred:
-        reader.known = _defer(engine, source)
+        reader.known = _defer(engine, source, products_loaded=bool(products))
     try:
         with _Writers(engine, report, progress, deferred) as writers:
             for chunk in reader.chunks():

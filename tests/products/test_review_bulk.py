@@ -387,7 +387,9 @@ def test_a_large_load_compares_the_stored_reviews_once_its_key_index_is_back(
     monkeypatch.setattr(review_bulk, "ROW_BYTES", 1)  # every load is large against the table
     deferred = []
     real_defer = review_bulk._defer
-    monkeypatch.setattr(review_bulk, "_defer", lambda *a: deferred.append(1) or real_defer(*a))
+    monkeypatch.setattr(
+        review_bulk, "_defer", lambda *a, **k: deferred.append(1) or real_defer(*a, **k)
+    )
     rows = [review(1, "a1"), review(2, "a2", rating="2")] + [review(i, f"a{i}") for i in (3, 4)]
     path.write_text(HEADER + "".join(rows) + review(3, "a3"), encoding="utf-8")
 
@@ -557,3 +559,27 @@ def test_cells_beyond_their_column_are_reported_rows(engine, tmp_path):
             (first + 3, "too_long"),
         }
         assert report.rejected == 3
+
+
+def test_a_large_load_of_known_products_keeps_the_link_index_up(engine, tmp_path, monkeypatch):
+    """With the source's products loaded, a large load leaves the index of reviews waiting for
+    their product in place (few enter it) and drops the others; a review of an unknown product
+    still waits in it."""
+    load_product_p1(engine, tmp_path)
+    monkeypatch.setattr(review_bulk, "ROW_BYTES", 1)  # every load is large against the table
+    during: list[set[str]] = []
+    real_defer = review_bulk._defer
+
+    def defer(*args, **kwargs):
+        known = real_defer(*args, **kwargs)
+        during.append(secondary_indexes(engine))
+        return known
+
+    monkeypatch.setattr(review_bulk, "_defer", defer)
+    path = tmp_path / "reviews.csv"
+    unknown = review(2, "a2").replace(",P1\n", ",P9\n")
+    path.write_text(HEADER + review(1, "a1") + unknown, encoding="utf-8")
+    result = ingest_reviews(engine, path)
+    assert during == [{"ix_reviews_unlinked"}]
+    assert result.reviews_without_product == 1
+    assert len(secondary_indexes(engine)) == 2 and foreign_keys(engine) == FOREIGN_KEYS
