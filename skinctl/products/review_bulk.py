@@ -397,7 +397,7 @@ class ArrowReader:
         blocks = review_arrow.ArrowBlocks(self.path, self.header)
         reported: list[tuple[int, str, str]] = []  # (row, reason, detail)
         pending: list[Chunk] = []  # blocks, joined into a chunk of about CHUNK rows
-        for batch, first, (table, fast) in self._typed_blocks(blocks):
+        for batch, first, (table, fast, table_hashes) in self._typed_blocks(blocks):
             answered = np.flatnonzero(fast.to_numpy(zero_copy_only=False))
             others = np.flatnonzero(~fast.to_numpy(zero_copy_only=False))
             ruled: list[tuple[int, tuple]] = []
@@ -414,8 +414,7 @@ class ArrowReader:
             positions = np.concatenate(
                 [answered, np.array([i for i, _typed in ruled], np.int64)]
             ).astype(np.int64)
-            keys = table.column("external_id").to_pylist() + [typed[0] for _i, typed in ruled]
-            hashes = key_hashes(keys)
+            hashes = np.concatenate([table_hashes, key_hashes([typed[0] for _i, typed in ruled])])
             order = np.argsort(positions, kind="stable")
             earlier = self.claimed.claim(
                 self.path.name, hashes[order], positions[order] + first + 1
@@ -423,12 +422,13 @@ class ArrowReader:
             duplicate = {int(order[j]) for j in earlier}
             for j, seen in earlier.items():
                 k = int(order[j])
+                key = (
+                    table.column("external_id")[k].as_py()
+                    if k < len(answered)
+                    else ruled[k - len(answered)][1][0]
+                )
                 reported.append(
-                    (
-                        first + int(positions[k]) + 1,
-                        "duplicate",
-                        f"{keys[k]} already read at {seen}",
-                    )
+                    (first + int(positions[k]) + 1, "duplicate", f"{key} already read at {seen}")
                 )
             keep = np.ones(len(answered), bool)
             keep[[k for k in duplicate if k < len(answered)]] = False
@@ -495,26 +495,25 @@ class ArrowReader:
 
     def _typed_blocks(
         self, blocks: review_arrow.ArrowBlocks
-    ) -> Iterator[tuple[Any, int, tuple[Any, Any]]]:
-        """(block, rows before it, `typed_block` of it) in file order; two blocks are typed at
-        once on two threads (Arrow's compute functions let go of the GIL)."""
+    ) -> Iterator[tuple[Any, int, tuple[Any, Any, np.ndarray]]]:
+        """(block, rows before it, its `_typed`) in file order; two blocks are typed at once on
+        two threads (Arrow's compute functions let go of the GIL)."""
         typing: deque[tuple[Any, int, Future]] = deque()
         with ThreadPoolExecutor(2) as pool:
             for batch in blocks:
                 first = blocks.rows - batch.num_rows
-                typing.append(
-                    (
-                        batch,
-                        first,
-                        pool.submit(review_arrow.typed_block, batch, self.source, self.products),
-                    )
-                )
+                typing.append((batch, first, pool.submit(self._typed, batch)))
                 if len(typing) > 2:
                     batch, first, future = typing.popleft()
                     yield batch, first, future.result()
             while typing:
                 batch, first, future = typing.popleft()
                 yield batch, first, future.result()
+
+    def _typed(self, batch: Any) -> tuple[Any, Any, np.ndarray]:
+        """`review_arrow.typed_block` of a block, and the `key_hashes` of its rows."""
+        table, fast = review_arrow.typed_block(batch, self.source, self.products)
+        return table, fast, key_hashes(table.column("external_id").to_pylist())
 
 
 # What a load large against the table checks and builds once at its end instead of row by row
