@@ -328,8 +328,8 @@ def lines_of(
         return {}, []
     if blocks.invalid == 0 and blocks.blank == 0:
         before = np.concatenate(blocks.breaks_before) if blocks.breaks_before else np.zeros(0)
-        header = header_lines(path)
-        return {row: header + row + int(before[row - 1]) for row in wanted}, []
+        lines = header_lines(path)
+        return {row: lines + row + int(before[row - 1]) for row in wanted}, []
     return _lines_by_python(path, header, wanted)
 
 
