@@ -765,25 +765,32 @@ class _Writers:
     def _run(self) -> None:
         try:
             with self.engine.connect() as connection:
-                while (chunk := self.queue.get()) is not None:
-                    if self.error is not None:
-                        continue
-                    # its own transaction: COPY runs on the driver's cursor, which SQLAlchemy
-                    # does not see begin one
-                    with connection.begin():
-                        inserted, updated = _write_chunk(connection, chunk, self.deferred)
-                    with self.lock:
-                        self.report.total += chunk.read
-                        self.report.inserted += inserted
-                        self.report.updated += updated
-                        self.report.unchanged += chunk.rows - inserted - updated
-                        self.progress(chunk.read)
+                try:
+                    self._write(connection)
+                except BaseException:
+                    connection.invalidate()  # closed, not pooled: with it go the ids it took
+                    raise
                 # The ids this connection took and did not use are dropped (a gap): given out
                 # later, they would be lower than ids given out meanwhile.
                 connection.execute(text("DISCARD SEQUENCES"))
         except BaseException as error:  # noqa: BLE001 - raised in the reading thread
             self.error = error
             self._drain()
+
+    def _write(self, connection: Connection) -> None:
+        while (chunk := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            # its own transaction: COPY runs on the driver's cursor, which SQLAlchemy does not
+            # see begin one
+            with connection.begin():
+                inserted, updated = _write_chunk(connection, chunk, self.deferred)
+            with self.lock:
+                self.report.total += chunk.read
+                self.report.inserted += inserted
+                self.report.updated += updated
+                self.report.unchanged += chunk.rows - inserted - updated
+                self.progress(chunk.read)
 
 
 class _Pieces:
