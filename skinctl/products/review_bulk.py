@@ -158,16 +158,10 @@ class _Layout:
         self.feedback, self.skin_type = at("total_feedback_count"), at("skin_type")
         self.skin_tone, self.eye_color = at("skin_tone"), at("eye_color")
         self.hair_color, self.index = at("hair_color"), at("")
+        # (where each column whose length the table limits is, with its limit)
+        self.limited = [(at(column), length) for column, length in REVIEW_LENGTHS.items()]
 
 
-# (the _Layout attribute of each column whose length is limited)
-_LIMITED = (
-    ("author", "author_id"),
-    ("skin_type", "skin_type"),
-    ("skin_tone", "skin_tone"),
-    ("eye_color", "eye_color"),
-    ("hair_color", "hair_color"),
-)
 _RATINGS = {"": None, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
 _FLAGS = {"": None, "1.0": True, "0.0": False, "1": True, "0": False}
 
@@ -200,9 +194,7 @@ def _fast_review(cells: list[str], at: _Layout, dates: dict[str, str]) -> tuple 
         return None
     if feedback and not (feedback.isascii() and feedback.isdigit() and len(feedback) <= 9):
         return None
-    if any(
-        len(cell(getattr(at, attribute))) > REVIEW_LENGTHS[column] for attribute, column in _LIMITED
-    ):
+    if any(len(cell(position)) > length for position, length in at.limited):
         return None
     index = cell(at.index) or hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()[:12]
     day = dates[submitted] if submitted else None
@@ -235,9 +227,9 @@ def _review(cells: list[str], at: _Layout) -> tuple:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Typed rows of a file as COPY's binary rows (WRITTEN columns, then the run), in pieces, and how
-    many rows of the file they stand for (reported ones included). While a load defers the key
-    index, the rows whose key may be stored already are apart (`maybe`)."""
+    """Typed rows of a file as COPY's binary rows (WRITTEN columns, then the run), in pieces,
+    and how many rows of the file they stand for (reported ones included). While a load defers
+    the key index, the rows whose key may be stored already are apart (`maybe`)."""
 
     data: tuple[bytes, ...]
     rows: int
@@ -619,7 +611,8 @@ def _restore(engine: Engine) -> None:
 
     def build(statement: Any) -> None:
         with engine.begin() as connection:
-            # one process per build: the builds share the cores already
+            # the builds share the cores already: one process each, but for the key's (the
+            # longest), which takes a parallel worker once a core is free
             workers = 1 if statement is builds[0] else 0
             connection.execute(text(f"SET LOCAL max_parallel_maintenance_workers = {workers}"))
             connection.execute(statement)

@@ -35,16 +35,15 @@ def secondary_indexes(engine) -> set[str]:
         return {n for n in names if n.startswith("ix_")}
 
 
-def foreign_keys(engine) -> set[str]:
+def constraint_names(engine, where: str) -> set[str]:
     with engine.connect() as connection:
         return set(
-            connection.execute(
-                text(
-                    "SELECT conname FROM pg_constraint "
-                    "WHERE conrelid = 'reviews'::regclass AND contype = 'f'"
-                )
-            ).scalars()
+            connection.execute(text(f"SELECT conname FROM pg_constraint WHERE {where}")).scalars()
         )
+
+
+def foreign_keys(engine) -> set[str]:
+    return constraint_names(engine, "conrelid = 'reviews'::regclass AND contype = 'f'")
 
 
 def load_product_p1(engine, tmp_path) -> None:
@@ -253,15 +252,10 @@ def test_the_fast_path_types_rows_as_the_one_rule_does():
 
 def constraints_to_reviews(engine) -> set[str]:
     """The primary key of reviews and the foreign keys to it."""
-    with engine.connect() as connection:
-        return set(
-            connection.execute(
-                text(
-                    "SELECT conname FROM pg_constraint WHERE (conrelid = 'reviews'::regclass "
-                    "AND contype = 'p') OR confrelid = 'reviews'::regclass"
-                )
-            ).scalars()
-        )
+    return constraint_names(
+        engine,
+        "(conrelid = 'reviews'::regclass AND contype = 'p') OR confrelid = 'reviews'::regclass",
+    )
 
 
 def id_cache(engine) -> int:
